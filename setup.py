@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="slowmask",
+    version="0.1.0",
+    description="Masked self-supervised pretraining of video and image transformers (MaskFeat, MAE) in the PySlowFast tradition.",
+    packages=find_packages(include=["slowmask", "slowmask.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "pytorchvideo>=0.1.5",
+        "av>=11",
+        "decord>=0.6",
+        "fvcore>=0.1.5",
+        "iopath>=0.1.9",
+        "simplejson",
+        "numpy",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)

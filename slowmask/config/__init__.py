@@ -1,0 +1,13 @@
+"""Configuration: PySlowFast-style YACS defaults, loading with early, clear checks."""
+
+from .defaults import get_defaults
+from .loading import ConfigError, load_config
+
+
+def get_cfg():
+    """The default configuration (mutable); merge a file or a list into it, or use
+    `load_config` to do both with every check."""
+    return get_defaults()
+
+
+__all__ = ["ConfigError", "get_cfg", "load_config"]

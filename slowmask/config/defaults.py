@@ -1,0 +1,431 @@
+"""Every configuration key slowmask knows, with its default and one comment.
+
+Key names and meanings follow PySlowFast's wherever the concept is the same, so that
+its MViTv2 and masked-SSL yaml files load unchanged. A yaml file only overrides these.
+"""
+
+from fvcore.common.config import CfgNode
+
+_C = CfgNode()
+
+# Name of the task, kept for PySlowFast compatibility ("ssl" for pretraining, "" otherwise).
+_C.TASK = ""
+# Number of GPUs per machine (0 runs on the CPU).
+_C.NUM_GPUS = 1
+# Number of machines in the job.
+_C.NUM_SHARDS = 1
+# Index of this machine in the job.
+_C.SHARD_ID = 0
+# Directory for checkpoints, logs and results.
+_C.OUTPUT_DIR = "."
+# Seed of every random generator (data order, masks, augmentation, initialization).
+_C.RNG_SEED = 1
+# Log a training line every this many iterations.
+_C.LOG_PERIOD = 10
+# Log the model's parameter count at start.
+_C.LOG_MODEL_INFO = True
+# Backend of torch.distributed ("nccl" on GPUs, "gloo" on CPUs).
+_C.DIST_BACKEND = "nccl"
+
+# ---------------------------------------------------------------------------- #
+# Training
+# ---------------------------------------------------------------------------- #
+_C.TRAIN = CfgNode()
+# Run training.
+_C.TRAIN.ENABLE = True
+# Registered name of the training dataset (DATASET_REGISTRY).
+_C.TRAIN.DATASET = "kinetics"
+# Total mini-batch size over all processes.
+_C.TRAIN.BATCH_SIZE = 64
+# Evaluate every this many epochs.
+_C.TRAIN.EVAL_PERIOD = 10
+# Write a checkpoint every this many epochs.
+_C.TRAIN.CHECKPOINT_PERIOD = 10
+# Resume from the newest checkpoint in OUTPUT_DIR/checkpoints when there is one.
+_C.TRAIN.AUTO_RESUME = True
+# Checkpoint whose weights initialize the model (ignored once the run has its own).
+_C.TRAIN.CHECKPOINT_FILE_PATH = ""
+# Format of CHECKPOINT_FILE_PATH; only "pytorch" is supported.
+_C.TRAIN.CHECKPOINT_TYPE = "pytorch"
+# Inflate 2-D weights into 3-D when loading CHECKPOINT_FILE_PATH.
+_C.TRAIN.CHECKPOINT_INFLATE = False
+# Start from epoch 0 after loading CHECKPOINT_FILE_PATH, dropping its optimizer state.
+_C.TRAIN.CHECKPOINT_EPOCH_RESET = False
+# Name prefixes removed from the keys of CHECKPOINT_FILE_PATH before loading.
+_C.TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN = ()
+# Load CHECKPOINT_FILE_PATH as an initialization (weights only).
+_C.TRAIN.CHECKPOINT_IN_INIT = False
+# Run the forward pass under autocast (mixed precision) on GPUs.
+_C.TRAIN.MIXED_PRECISION = False
+# Stop when the loss exceeds this factor times its recent mean (0 disables).
+_C.TRAIN.KILL_LOSS_EXPLOSION_FACTOR = 0.0
+
+# ---------------------------------------------------------------------------- #
+# Augmentation and masking
+# ---------------------------------------------------------------------------- #
+_C.AUG = CfgNode()
+# Enable the augmentation pipeline (RandAugment, random erasing, masks in the loader).
+_C.AUG.ENABLE = False
+# Number of clips cut from one decoded video (repeated sampling); batch grows by this factor.
+_C.AUG.NUM_SAMPLE = 1
+# Colour jitter strength when RandAugment is off (None disables).
+_C.AUG.COLOR_JITTER = 0.4
+# RandAugment policy string ("" disables).
+_C.AUG.AA_TYPE = "rand-m9-mstd0.5-inc1"
+# Interpolation used by the augmentations.
+_C.AUG.INTERPOLATION = "bicubic"
+# Probability of random erasing.
+_C.AUG.RE_PROB = 0.25
+# Random erasing fill ("pixel", "rand" or "const").
+_C.AUG.RE_MODE = "pixel"
+# Number of erased rectangles.
+_C.AUG.RE_COUNT = 1
+# Leave the first of the repeated samples unerased.
+_C.AUG.RE_SPLIT = False
+# Draw the mask in the loader worker (PySlowFast flag; slowmask always does when masking).
+_C.AUG.GEN_MASK_LOADER = False
+# Registered mask generator ("cube", ...); "" derives it from MASK_TUBE / MASK_FRAMES.
+_C.AUG.MASK_TYPE = ""
+# PySlowFast flag: tube masks instead of cube masks.
+_C.AUG.MASK_TUBE = False
+# PySlowFast flag: frame masks instead of cube masks.
+_C.AUG.MASK_FRAMES = False
+# Size (t, h, w) of the mask grid on which masks are drawn.
+_C.AUG.MASK_WINDOW_SIZE = [8, 7, 7]
+# Fraction of mask-grid units that are masked.
+_C.AUG.MASK_RATIO = 0.0
+# Largest block (in mask units) a block/cube mask may add at once (None: no limit).
+_C.AUG.MAX_MASK_PATCHES_PER_BLOCK = None
+
+# ---------------------------------------------------------------------------- #
+# MixUp / CutMix
+# ---------------------------------------------------------------------------- #
+_C.MIXUP = CfgNode()
+# Enable mixup / cutmix.
+_C.MIXUP.ENABLE = False
+# Mixup's Beta distribution parameter.
+_C.MIXUP.ALPHA = 0.8
+# Cutmix's Beta distribution parameter.
+_C.MIXUP.CUTMIX_ALPHA = 1.0
+# Probability of applying mixup or cutmix to a batch.
+_C.MIXUP.PROB = 1.0
+# Probability of cutmix instead of mixup when both are on.
+_C.MIXUP.SWITCH_PROB = 0.5
+# Label smoothing applied with mixup.
+_C.MIXUP.LABEL_SMOOTH_VALUE = 0.1
+
+# ---------------------------------------------------------------------------- #
+# Testing
+# ---------------------------------------------------------------------------- #
+_C.TEST = CfgNode()
+# Run testing.
+_C.TEST.ENABLE = True
+# Registered name of the test dataset.
+_C.TEST.DATASET = "kinetics"
+# Total mini-batch size over all processes.
+_C.TEST.BATCH_SIZE = 8
+# Checkpoint to test.
+_C.TEST.CHECKPOINT_FILE_PATH = ""
+# Temporal clips per video.
+_C.TEST.NUM_ENSEMBLE_VIEWS = 10
+# Spatial crops per clip.
+_C.TEST.NUM_SPATIAL_CROPS = 3
+# Format of TEST.CHECKPOINT_FILE_PATH; only "pytorch" is supported.
+_C.TEST.CHECKPOINT_TYPE = "pytorch"
+# Where to save the per-video scores ("" does not save).
+_C.TEST.SAVE_RESULTS_PATH = ""
+# PySlowFast's list of temporal clip counts to test with (accepted, unused).
+_C.TEST.NUM_TEMPORAL_CLIPS = []
+
+# ---------------------------------------------------------------------------- #
+# Batch norm (MViT has none; kept so PySlowFast files load)
+# ---------------------------------------------------------------------------- #
+_C.BN = CfgNode()
+# Recompute batch-norm statistics before evaluation.
+_C.BN.USE_PRECISE_STATS = False
+# Batches used for precise statistics.
+_C.BN.NUM_BATCHES_PRECISE = 200
+# Weight decay of batch-norm parameters.
+_C.BN.WEIGHT_DECAY = 0.0
+# Batch-norm type.
+_C.BN.NORM_TYPE = "batchnorm"
+# Splits of sub-batch norm.
+_C.BN.NUM_SPLITS = 1
+# Devices synchronised by naive sync batch norm.
+_C.BN.NUM_SYNC_DEVICES = 1
+# Synchronise batch norm across all machines.
+_C.BN.GLOBAL_SYNC = False
+
+# ---------------------------------------------------------------------------- #
+# Model
+# ---------------------------------------------------------------------------- #
+_C.MODEL = CfgNode()
+# Architecture family ("mvit", "maskmvit"); informative, MODEL_NAME picks the class.
+_C.MODEL.ARCH = "mvit"
+# Registered model name (MODEL_REGISTRY): "MaskMViT" pretrains, "MViT" classifies.
+_C.MODEL.MODEL_NAME = "MViT"
+# Number of classes of the classifier.
+_C.MODEL.NUM_CLASSES = 400
+# Loss ("cross_entropy", "soft_cross_entropy"; "mse" / PySlowFast's "multi_mse" for pretraining).
+_C.MODEL.LOSS_FUNC = "cross_entropy"
+# Dropout before the classifier's projection.
+_C.MODEL.DROPOUT_RATE = 0.5
+# Standard deviation of the classifier's initial weights.
+_C.MODEL.FC_INIT_STD = 0.01
+# Activation of the classifier's output at test time.
+_C.MODEL.HEAD_ACT = "softmax"
+# Recompute each block's activations in the backward pass to save memory.
+_C.MODEL.ACT_CHECKPOINT = False
+# Train only the final projection (gradient stops before it).
+_C.MODEL.DETACH_FINAL_FC = False
+# Run the model through torch.compile.
+_C.MODEL.COMPILE = False
+
+# ---------------------------------------------------------------------------- #
+# MViTv2 (ViT is MViT without pooling)
+# ---------------------------------------------------------------------------- #
+_C.MVIT = CfgNode()
+# Pooling operator in attention ("conv", "conv_unshared", "max", "avg").
+_C.MVIT.MODE = "conv"
+# Pool before the q/k/v projection instead of after.
+_C.MVIT.POOL_FIRST = False
+# Prepend a class token.
+_C.MVIT.CLS_EMBED_ON = True
+# Kernel (t, h, w) of the patch embedding.
+_C.MVIT.PATCH_KERNEL = [3, 7, 7]
+# Stride (t, h, w) of the patch embedding.
+_C.MVIT.PATCH_STRIDE = [2, 4, 4]
+# Padding (t, h, w) of the patch embedding ([1, 3, 3] keeps the grid at input / stride for a 3x7x7 kernel).
+_C.MVIT.PATCH_PADDING = [1, 3, 3]
+# Use a 2-D patch embedding (images).
+_C.MVIT.PATCH_2D = False
+# Width of the first stage.
+_C.MVIT.EMBED_DIM = 96
+# Heads of the first stage.
+_C.MVIT.NUM_HEADS = 1
+# Hidden width of the MLP relative to its input.
+_C.MVIT.MLP_RATIO = 4.0
+# Bias in the q/k/v projection.
+_C.MVIT.QKV_BIAS = True
+# Largest stochastic depth rate (linear over blocks).
+_C.MVIT.DROPPATH_RATE = 0.1
+# Initial value of layer scale (0 disables).
+_C.MVIT.LAYER_SCALE_INIT_VALUE = 0.0
+# Number of blocks.
+_C.MVIT.DEPTH = 16
+# Normalization layer; only "layernorm".
+_C.MVIT.NORM = "layernorm"
+# Width multipliers, [[block index, factor], ...].
+_C.MVIT.DIM_MUL = []
+# Head-count multipliers, [[block index, factor], ...].
+_C.MVIT.HEAD_MUL = []
+# Key/value pooling strides, [[block index, s_t, s_h, s_w], ...].
+_C.MVIT.POOL_KV_STRIDE = []
+# Key/value pooling stride of block 0, divided by the query strides later on (overrides POOL_KV_STRIDE).
+_C.MVIT.POOL_KV_STRIDE_ADAPTIVE = None
+# Query pooling strides, [[block index, s_t, s_h, s_w], ...].
+_C.MVIT.POOL_Q_STRIDE = []
+# Pooling kernel for q, k and v (None: stride + 1 where the stride is above 1).
+_C.MVIT.POOL_KVQ_KERNEL = None
+# Exempt position embeddings and the class token from weight decay.
+_C.MVIT.ZERO_DECAY_POS_CLS = True
+# Normalize the tokens after the patch embedding.
+_C.MVIT.NORM_STEM = False
+# Separate spatial and temporal absolute position embeddings.
+_C.MVIT.SEP_POS_EMBED = False
+# Dropout after the position embedding.
+_C.MVIT.DROPOUT_RATE = 0.0
+# Add absolute position embeddings.
+_C.MVIT.USE_ABS_POS = True
+# Decomposed relative position bias over height and width.
+_C.MVIT.REL_POS_SPATIAL = False
+# Decomposed relative position bias over time.
+_C.MVIT.REL_POS_TEMPORAL = False
+# Initialise relative position tables with zeros.
+_C.MVIT.REL_POS_ZERO_INIT = False
+# Add the pooled query to the attention output (MViTv2's residual pooling).
+_C.MVIT.RESIDUAL_POOLING = False
+# Change the width in the attention's q/k/v projection instead of the MLP.
+_C.MVIT.DIM_MUL_IN_ATT = False
+# Separate q, k and v projections instead of one qkv layer.
+_C.MVIT.SEPARATE_QKV = False
+# Scale of the classifier head's initial weights.
+_C.MVIT.HEAD_INIT_SCALE = 1.0
+# Classify the mean of the patch tokens instead of the class token.
+_C.MVIT.USE_MEAN_POOLING = False
+# Fixed sine-cosine absolute position embeddings.
+_C.MVIT.USE_FIXED_SINCOS_POS = False
+# Reversible MViT (not supported; must stay off).
+_C.MVIT.REV = CfgNode()
+# Enable reversible blocks (not supported).
+_C.MVIT.REV.ENABLE = False
+# Reversible path fusion (accepted, unused).
+_C.MVIT.REV.RESPATH_FUSE = "concat"
+# Reversible buffered layers (accepted, unused).
+_C.MVIT.REV.BUFFER_LAYERS = []
+# Reversible residual path operator (accepted, unused).
+_C.MVIT.REV.RES_PATH = "conv"
+# Reversible pre-pooling fusion (accepted, unused).
+_C.MVIT.REV.PRE_Q_FUSION = "avg"
+
+# ---------------------------------------------------------------------------- #
+# Masked pretraining
+# ---------------------------------------------------------------------------- #
+_C.MASK = CfgNode()
+# Masked pretraining is on.
+_C.MASK.ENABLE = False
+# PySlowFast flag: MAE (sparse encoder and decoder).
+_C.MASK.MAE_ON = False
+# PySlowFast flag: MAE's uniform random mask.
+_C.MASK.MAE_RND_MASK = False
+# Random masking per frame in MAE.
+_C.MASK.PER_FRAME_MASKING = False
+# Pixel targets only on temporally strided frames.
+_C.MASK.TIME_STRIDE_LOSS = True
+# Normalize each pixel-target patch to zero mean and unit variance.
+_C.MASK.NORM_PRED_PIXEL = True
+# Rescale block output projections by depth at initialisation.
+_C.MASK.SCALE_INIT_BY_DEPTH = False
+# Width of the MAE decoder.
+_C.MASK.DECODER_EMBED_DIM = 512
+# Separate spatial/temporal position embeddings in the decoder.
+_C.MASK.DECODER_SEP_POS_EMBED = False
+# Key/value pooling kernel in the decoder.
+_C.MASK.DEC_KV_KERNEL = []
+# Key/value pooling stride in the decoder.
+_C.MASK.DEC_KV_STRIDE = []
+# Block indices whose outputs feed the prediction head (the prediction grid).
+_C.MASK.PRETRAIN_DEPTH = [15]
+# Prediction head type ("separate": norm + linear per depth).
+_C.MASK.HEAD_TYPE = "separate"
+# Depth of the MAE decoder.
+_C.MASK.DECODER_DEPTH = 0
+# PySlowFast flag: regress HOG instead of pixels.
+_C.MASK.PRED_HOG = False
+# Registered target ("hog", ...); "" derives it from PRED_HOG.
+_C.MASK.TARGET = ""
+# HOG from the temporally centred frame of each token (False: the token's first frame, as PySlowFast).
+_C.MASK.HOG_CENTER_FRAME = True
+
+# ---------------------------------------------------------------------------- #
+# Data
+# ---------------------------------------------------------------------------- #
+_C.DATA = CfgNode()
+# Directory holding train.csv, val.csv and test.csv.
+_C.DATA.PATH_TO_DATA_DIR = ""
+# Separator between path and label in the csv files (space and comma are both read).
+_C.DATA.PATH_LABEL_SEPARATOR = " "
+# Prefix joined to every video path in the csv files.
+_C.DATA.PATH_PREFIX = ""
+# Frames per clip.
+_C.DATA.NUM_FRAMES = 8
+# Distance between sampled frames, at TARGET_FPS.
+_C.DATA.SAMPLING_RATE = 8
+# Mean of the raw pixels (0-1 scale) per RGB channel.
+_C.DATA.MEAN = [0.45, 0.45, 0.45]
+# Standard deviation of the raw pixels per RGB channel.
+_C.DATA.STD = [0.225, 0.225, 0.225]
+# Channels of the input pathway(s).
+_C.DATA.INPUT_CHANNEL_NUM = [3, 3]
+# Short-side range of the scale jitter when the relative jitter below is empty.
+_C.DATA.TRAIN_JITTER_SCALES = [256, 320]
+# Area range (fraction of the frame) of the random-resized crop.
+_C.DATA.TRAIN_JITTER_SCALES_RELATIVE = []
+# Aspect-ratio range of the random-resized crop.
+_C.DATA.TRAIN_JITTER_ASPECT_RELATIVE = []
+# Sample frames with a stride-length uniform offset (accepted; sampling is always uniform in the window).
+_C.DATA.USE_OFFSET_SAMPLING = False
+# Crop size for training.
+_C.DATA.TRAIN_CROP_SIZE = 224
+# Crop size for testing.
+_C.DATA.TEST_CROP_SIZE = 256
+# Frame rate the sampling rate refers to; videos at other rates are resampled.
+_C.DATA.TARGET_FPS = 30
+# Decoder ("pyav" or "decord"; PySlowFast's "torchvision" reads with PyAV).
+_C.DATA.DECODING_BACKEND = "pyav"
+# Short side the frames are resized to while decoding (0 keeps the native size).
+_C.DATA.DECODING_SHORT_SIZE = 256
+# Sample the jitter scale as the inverse of a uniform draw.
+_C.DATA.INV_UNIFORM_SAMPLE = False
+# Random horizontal flip in training.
+_C.DATA.RANDOM_FLIP = True
+# Multi-label classification (mAP).
+_C.DATA.MULTI_LABEL = False
+# How views are combined at test time ("sum" or "max").
+_C.DATA.ENSEMBLE_METHOD = "sum"
+# Feed BGR instead of RGB.
+_C.DATA.REVERSE_INPUT_CHANNEL = False
+# Clips cut in time from one decoded video (PySlowFast; slowmask uses AUG.NUM_SAMPLE).
+_C.DATA.TRAIN_CROP_NUM_TEMPORAL = 1
+# Spatial crops of one clip (PySlowFast; slowmask uses AUG.NUM_SAMPLE).
+_C.DATA.TRAIN_CROP_NUM_SPATIAL = 1
+
+# ---------------------------------------------------------------------------- #
+# Optimizer and schedule
+# ---------------------------------------------------------------------------- #
+_C.SOLVER = CfgNode()
+# Peak learning rate (multiplied by NUM_SHARDS when BASE_LR_SCALE_NUM_SHARDS).
+_C.SOLVER.BASE_LR = 0.1
+# Learning-rate policy ("cosine" or "constant").
+_C.SOLVER.LR_POLICY = "cosine"
+# Learning rate at the end of the cosine.
+_C.SOLVER.COSINE_END_LR = 0.0
+# Cosine runs over the epochs after warm-up rather than all epochs.
+_C.SOLVER.COSINE_AFTER_WARMUP = False
+# Number of epochs.
+_C.SOLVER.MAX_EPOCH = 300
+# SGD momentum.
+_C.SOLVER.MOMENTUM = 0.9
+# SGD dampening.
+_C.SOLVER.DAMPENING = 0.0
+# SGD Nesterov momentum.
+_C.SOLVER.NESTEROV = True
+# Weight decay.
+_C.SOLVER.WEIGHT_DECAY = 1e-4
+# Warm-up length in epochs (linear from WARMUP_START_LR).
+_C.SOLVER.WARMUP_EPOCHS = 0.0
+# Learning rate at the start of warm-up.
+_C.SOLVER.WARMUP_START_LR = 0.01
+# Warm-up start as a fraction of BASE_LR (PySlowFast; unused when WARMUP_START_LR is set).
+_C.SOLVER.WARMUP_FACTOR = 0.1
+# Optimizer ("sgd", "adam", "adamw").
+_C.SOLVER.OPTIMIZING_METHOD = "sgd"
+# Multiply BASE_LR, WARMUP_START_LR and COSINE_END_LR by NUM_SHARDS.
+_C.SOLVER.BASE_LR_SCALE_NUM_SHARDS = False
+# No weight decay on one-dimensional parameters (norms, biases) and relative position tables.
+_C.SOLVER.ZERO_WD_1D_PARAM = False
+# Clip each gradient element to this absolute value (None disables).
+_C.SOLVER.CLIP_GRAD_VAL = None
+# Clip the gradient's global L2 norm to this value (None disables).
+_C.SOLVER.CLIP_GRAD_L2NORM = None
+# Layer-wise learning-rate decay (1.0 disables).
+_C.SOLVER.LAYER_DECAY = 1.0
+# Adam betas.
+_C.SOLVER.BETAS = (0.9, 0.999)
+
+# ---------------------------------------------------------------------------- #
+# Data loader
+# ---------------------------------------------------------------------------- #
+_C.DATA_LOADER = CfgNode()
+# Loader worker processes per training process.
+_C.DATA_LOADER.NUM_WORKERS = 8
+# Pin host memory for faster copies to the GPU.
+_C.DATA_LOADER.PIN_MEMORY = True
+# Let the decoder use several threads.
+_C.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE = False
+# Other videos tried when one cannot be read, before the item fails.
+_C.DATA_LOADER.NUM_RETRIES = 10
+
+# ---------------------------------------------------------------------------- #
+# TensorBoard
+# ---------------------------------------------------------------------------- #
+_C.TENSORBOARD = CfgNode()
+# Write TensorBoard scalars.
+_C.TENSORBOARD.ENABLE = False
+# TensorBoard directory ("" means OUTPUT_DIR/runs).
+_C.TENSORBOARD.LOG_DIR = ""
+
+
+def get_defaults() -> CfgNode:
+    """A fresh, mutable copy of the defaults."""
+    return _C.clone()

@@ -1,0 +1,83 @@
+"""The training loop: epochs of `step(batch)` calls, with hooks around them.
+
+Schedules, checkpoints, logging and evaluation are hooks (see hooks.py); the loop
+only keeps the position (epoch, iteration) and the timings that hooks read.
+"""
+
+import time
+from typing import Any, Callable, Dict, Iterable, List
+
+
+class Hook:
+    """Called by TrainLoop; override the moments you need. `loop` is the TrainLoop."""
+
+    def before_train(self, loop: "TrainLoop") -> None:
+        pass
+
+    def before_epoch(self, loop: "TrainLoop") -> None:
+        pass
+
+    def before_step(self, loop: "TrainLoop") -> None:
+        pass
+
+    def after_step(self, loop: "TrainLoop") -> None:
+        pass
+
+    def after_epoch(self, loop: "TrainLoop") -> None:
+        pass
+
+    def after_train(self, loop: "TrainLoop") -> None:
+        pass
+
+
+class TrainLoop:
+    """Runs epochs [start_epoch, max_epoch) of `step` over `loader`.
+
+    Attributes read by hooks: epoch (0-based), iteration (within the epoch),
+    iters_per_epoch, max_epoch, metrics (of the last step), data_time and
+    step_time (seconds, last iteration).
+    """
+
+    def __init__(
+        self,
+        step: Callable[[Dict[str, Any]], Dict[str, float]],
+        loader: Iterable,
+        hooks: List[Hook],
+        max_epoch: int,
+    ) -> None:
+        self.step = step
+        self.loader = loader
+        self.hooks = hooks
+        self.max_epoch = max_epoch
+        self.iters_per_epoch = len(loader)
+        self.epoch = self.iteration = 0
+        self.metrics: Dict[str, float] = {}
+        self.data_time = self.step_time = 0.0
+
+    def _call(self, moment: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, moment)(self)
+
+    def run(self, start_epoch: int = 0) -> None:
+        self._call("before_train")
+        for self.epoch in range(start_epoch, self.max_epoch):
+            self._call("before_epoch")
+            self._run_epoch()
+            self._call("after_epoch")
+        self._call("after_train")
+
+    def _run_epoch(self) -> None:
+        tick = time.perf_counter()
+        for self.iteration, batch in enumerate(self.loader):
+            self.data_time = time.perf_counter() - tick
+            self._call("before_step")
+            try:
+                self.metrics = self.step(batch)
+            except FloatingPointError as error:
+                raise FloatingPointError(
+                    f"{error} at epoch {self.epoch + 1}, iteration {self.iteration + 1}; "
+                    "the checkpoints written so far are intact"
+                ) from error
+            self.step_time = time.perf_counter() - tick - self.data_time
+            self._call("after_step")
+            tick = time.perf_counter()

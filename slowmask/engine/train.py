@@ -1,0 +1,94 @@
+"""Set up and run training from a configuration: the only engine code that reads cfg."""
+
+import logging
+import random
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from fvcore.common.config import CfgNode
+from torch import nn
+
+from slowmask.data import build_loader, set_epoch
+from slowmask.models import build_model
+from slowmask.utils.logging import setup_logging
+
+from . import checkpoint
+from .hooks import DataEpoch, LRSchedule, MetricsLog, PeriodicCheckpoint
+from .launch import select_device
+from .loop import TrainLoop
+from .optim import build_optimizer
+from .schedule import build_lr_schedule
+from .step import TrainStep, masked_prediction_objective
+
+logger = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the main process's generators (weight initialization, loader order)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def mixed_precision(cfg: CfgNode, device: torch.device) -> Tuple[Optional[torch.dtype], Optional[torch.amp.GradScaler]]:
+    """Autocast dtype and gradient scaler: fp16 with a scaler on GPUs, bf16 on CPUs."""
+    if not cfg.TRAIN.MIXED_PRECISION:
+        return None, None
+    if device.type == "cuda":
+        return torch.float16, torch.amp.GradScaler("cuda")
+    return torch.bfloat16, None
+
+
+def start_epoch(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> int:
+    """Resume from this run's newest checkpoint (TRAIN.AUTO_RESUME), else initialize
+    from TRAIN.CHECKPOINT_FILE_PATH when given; returns the first epoch to run."""
+    own = checkpoint.last_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
+    if own is not None:
+        return checkpoint.resume(own, model, optimizer, scaler) + 1
+    path = cfg.TRAIN.CHECKPOINT_FILE_PATH
+    if not path:
+        return 0
+    if cfg.TRAIN.CHECKPOINT_EPOCH_RESET:
+        checkpoint.resume(path, model)
+        return 0
+    return checkpoint.resume(path, model, optimizer, scaler) + 1
+
+
+def _objective(cfg: CfgNode):
+    if not cfg.MASK.ENABLE:
+        raise NotImplementedError(
+            "supervised training (MASK.ENABLE False) is not available yet; "
+            "slowmask trains masked pretraining models (MASK.ENABLE True)"
+        )
+    return masked_prediction_objective
+
+
+def train(cfg: CfgNode) -> None:
+    """Build model, data, optimizer and hooks from `cfg` and run the training loop."""
+    setup_logging(cfg.OUTPUT_DIR)
+    logger.info("config:\n%s", cfg.dump())
+    objective = _objective(cfg)
+    seed_everything(cfg.RNG_SEED)
+    device = select_device(cfg)
+    model = build_model(cfg).to(device)
+    logger.info("model %s: %s parameters", cfg.MODEL.MODEL_NAME, f"{sum(p.numel() for p in model.parameters()):,}")
+    optimizer = build_optimizer(cfg, model)
+    autocast_dtype, scaler = mixed_precision(cfg, device)
+    first_epoch = start_epoch(cfg, model, optimizer, scaler)
+    loader = build_loader(cfg, "train")
+    step = TrainStep(
+        model, optimizer, objective, device,
+        clip_grad_l2norm=cfg.SOLVER.CLIP_GRAD_L2NORM,
+        clip_grad_val=cfg.SOLVER.CLIP_GRAD_VAL,
+        autocast_dtype=autocast_dtype,
+        scaler=scaler,
+    )
+    hooks = [
+        DataEpoch(lambda epoch: set_epoch(loader, epoch)),
+        LRSchedule(optimizer, build_lr_schedule(cfg)),
+        MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD),
+        PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler),
+    ]
+    logger.info("training epochs %d..%d, %d iterations each", first_epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
+    TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH).run(first_epoch)

@@ -1,0 +1,53 @@
+"""Run logs: a human line per log period in OUTPUT_DIR/stdout.log and on the console,
+and the same figures as one JSON object per line in OUTPUT_DIR/json_stats.log."""
+
+import logging
+import os
+import sys
+from typing import Any, Dict
+
+import simplejson
+from iopath.common.file_io import g_pathmgr
+
+JSON_STATS_FILE = "json_stats.log"
+STDOUT_FILE = "stdout.log"
+_FORMAT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
+
+logger = logging.getLogger(__name__)
+
+
+def setup_logging(output_dir: str, is_main_process: bool = True) -> None:
+    """Send slowmask's log records to the console and to OUTPUT_DIR/stdout.log.
+    Processes other than the main one only log warnings and errors."""
+    root = logging.getLogger("slowmask")
+    root.setLevel(logging.INFO if is_main_process else logging.WARNING)
+    root.propagate = False
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter(_FORMAT, datefmt="%m/%d %H:%M:%S"))
+    root.addHandler(console)
+    if is_main_process:
+        g_pathmgr.mkdirs(output_dir)
+        stream = g_pathmgr.open(os.path.join(output_dir, STDOUT_FILE), "a", buffering=1)
+        to_file = logging.StreamHandler(stream)
+        to_file.setFormatter(logging.Formatter(_FORMAT))
+        root.addHandler(to_file)
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def write_json_stats(output_dir: str, stats: Dict[str, Any]) -> None:
+    """Append `stats` as one JSON line to OUTPUT_DIR/json_stats.log."""
+    line = simplejson.dumps({k: _rounded(v) for k, v in stats.items()}, sort_keys=False)
+    with g_pathmgr.open(os.path.join(output_dir, JSON_STATS_FILE), "a") as f:
+        f.write(line + "\n")
+
+
+def read_json_stats(output_dir: str) -> list:
+    """All JSON objects of OUTPUT_DIR/json_stats.log, in order."""
+    with g_pathmgr.open(os.path.join(output_dir, JSON_STATS_FILE), "r") as f:
+        return [simplejson.loads(line) for line in f if line.strip()]

@@ -1,0 +1,105 @@
+import glob
+import os
+
+import pytest
+
+from slowmask.config import ConfigError, get_cfg, load_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+S_PT = os.path.join(REPO, "configs", "k400_MViT_S_MaskFeat_PT.yaml")
+ALL_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True))
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=os.path.basename)
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.is_frozen()
+
+
+def test_defaults_load_and_are_mutable():
+    cfg = get_cfg()
+    cfg.DATA.NUM_FRAMES = 4
+    assert load_config().DATA.NUM_FRAMES == 8
+
+
+def test_file_then_overrides(tmp_path):
+    path = write(tmp_path, "a.yaml", "DATA:\n  NUM_FRAMES: 4\nSOLVER:\n  BASE_LR: 1\n")
+    cfg = load_config(path, ["DATA.SAMPLING_RATE", "2", "SOLVER.COSINE_END_LR", "1e-6"])
+    assert cfg.DATA.NUM_FRAMES == 4 and cfg.DATA.SAMPLING_RATE == 2
+    assert cfg.SOLVER.BASE_LR == 1.0 and isinstance(cfg.SOLVER.BASE_LR, float)
+    assert cfg.SOLVER.COSINE_END_LR == 1e-6
+
+
+def test_base_inheritance(tmp_path):
+    write(tmp_path, "base.yaml", "DATA:\n  NUM_FRAMES: 4\n  SAMPLING_RATE: 2\n")
+    child = write(tmp_path, "child.yaml", "_BASE_: base.yaml\nDATA:\n  SAMPLING_RATE: 3\n")
+    cfg = load_config(child)
+    assert (cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE) == (4, 3)
+
+
+def test_unknown_key_in_file_names_key_and_suggestion(tmp_path):
+    path = write(tmp_path, "bad.yaml", "DATA:\n  NUM_FRAME: 4\n")
+    with pytest.raises(ConfigError, match=r"DATA\.NUM_FRAME .*bad\.yaml.*did you mean DATA\.NUM_FRAMES"):
+        load_config(path)
+
+
+def test_key_in_wrong_section_suggests_the_right_one():
+    with pytest.raises(ConfigError, match=r"TRAIN\.NUM_FRAMES.*did you mean DATA\.NUM_FRAMES"):
+        load_config(None, ["TRAIN.NUM_FRAMES", "4"])
+
+
+def test_wrong_type_names_key_expected_and_given():
+    with pytest.raises(ConfigError, match=r"DATA\.NUM_FRAMES .*expects int.*got str 'many'"):
+        load_config(None, ["DATA.NUM_FRAMES", "many"])
+
+
+def test_section_given_a_value():
+    with pytest.raises(ConfigError, match="DATA .*section"):
+        load_config(None, ["DATA", "3"])
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="config file not found: .*nowhere.yaml"):
+        load_config("nowhere.yaml")
+
+
+def test_odd_overrides():
+    with pytest.raises(ConfigError, match="KEY VALUE pairs"):
+        load_config(None, ["DATA.NUM_FRAMES"])
+
+
+def test_crop_not_divisible_by_patch_stride():
+    with pytest.raises(ConfigError, match=r"TRAIN_CROP_SIZE.*MVIT\.PATCH_STRIDE"):
+        load_config(S_PT, ["DATA.TRAIN_CROP_SIZE", "226"])
+
+
+def test_prediction_depth_past_last_block():
+    with pytest.raises(ConfigError, match=r"MASK\.PRETRAIN_DEPTH \[16\].*MVIT\.DEPTH - 1 = 15"):
+        load_config(S_PT, ["MASK.PRETRAIN_DEPTH", "[16]"])
+
+
+@pytest.mark.parametrize("ratio", ["0.0", "1.0", "1.5"])
+def test_mask_ratio_outside_open_interval(ratio):
+    with pytest.raises(ConfigError, match="AUG.MASK_RATIO must lie in"):
+        load_config(S_PT, ["AUG.MASK_RATIO", ratio])
+
+
+def test_mask_window_must_divide_prediction_grid():
+    with pytest.raises(ConfigError, match=r"AUG\.MASK_WINDOW_SIZE \[8, 5, 5\].*prediction grid \[8, 14, 14\]"):
+        load_config(S_PT, ["AUG.MASK_WINDOW_SIZE", "[8, 5, 5]"])
+
+
+def test_unsupported_choice():
+    with pytest.raises(ConfigError, match="DATA.DECODING_BACKEND is 'opencv'; supported"):
+        load_config(None, ["DATA.DECODING_BACKEND", "opencv"])
+
+
+def test_features_not_built_yet_fail_instead_of_being_ignored():
+    with pytest.raises(ConfigError, match=r"not available yet: MIXUP\.ENABLE"):
+        load_config(S_PT, ["MIXUP.ENABLE", "True"])

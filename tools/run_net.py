@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""The one entry point: pretraining (and, as they arrive, fine-tuning and testing).
+
+    python tools/run_net.py --cfg configs/k400_MViT_L_MaskFeat_PT.yaml [KEY VALUE ...]
+"""
+
+import argparse
+import sys
+
+from slowmask.config import ConfigError, load_config
+from slowmask.engine.launch import launch
+from slowmask.engine.train import train
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config file")
+    parser.add_argument("--init_method", default="tcp://localhost:9999", help="torch.distributed rendezvous address")
+    parser.add_argument("--num_shards", type=int, default=None, help="number of machines (overrides NUM_SHARDS)")
+    parser.add_argument("--shard_id", type=int, default=None, help="index of this machine (overrides SHARD_ID)")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides (also accepted without --opts)")
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace):
+    opts = list(args.overrides) + list(args.opts)
+    if args.num_shards is not None:
+        opts += ["NUM_SHARDS", str(args.num_shards)]
+    if args.shard_id is not None:
+        opts += ["SHARD_ID", str(args.shard_id)]
+    return load_config(args.cfg_file, opts)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as error:
+        sys.stderr.write(f"config error: {error}\n")
+        return 2
+    if cfg.TEST.ENABLE:
+        sys.stderr.write("config error: testing (TEST.ENABLE True) is not available yet; set TEST.ENABLE False\n")
+        return 2
+    if cfg.TRAIN.ENABLE:
+        launch(cfg, train)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
