@@ -1,0 +1,44 @@
+"""Batching dataset items, with repeated samples flattened into the batch."""
+
+from typing import List
+
+import torch
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def collate_clips(items: List[dict]) -> dict:
+    """Items (see kinetics.Kinetics) -> one batch dict.
+
+    An item with a list of NUM_SAMPLE clips gives NUM_SAMPLE rows; its label, index and
+    meta are repeated for each. With B rows in all:
+
+        clip   float32 (B, 3, T, H, W)
+        mask   bool (B, t, h, w), when the items have masks
+        label  int64 (B,)
+        index  int64 (B,)
+        meta   list of B dicts
+    """
+    clips, masks, labels, indices, metas = [], [], [], [], []
+    with_mask = "mask" in items[0]
+    for item in items:
+        if ("mask" in item) != with_mask:
+            raise ValueError("cannot batch items with and without a mask")
+        item_clips = _as_list(item["clip"])
+        clips.extend(item_clips)
+        if with_mask:
+            masks.extend(_as_list(item["mask"]))
+        labels.extend([item["label"]] * len(item_clips))
+        indices.extend([item["index"]] * len(item_clips))
+        metas.extend([item["meta"]] * len(item_clips))
+    batch = {
+        "clip": torch.stack(clips),
+        "label": torch.as_tensor(labels, dtype=torch.long),
+        "index": torch.as_tensor(indices, dtype=torch.long),
+        "meta": metas,
+    }
+    if with_mask:
+        batch["mask"] = torch.stack(masks).bool()
+    return batch

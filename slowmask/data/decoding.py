@@ -1,0 +1,125 @@
+"""The decoder interface: a `Video` that returns uint8 frames by index.
+
+Two backends implement it, each in its own file and imported only when chosen:
+PyAV (`pyav_video.py`) and decord (`decord_video.py`). Frame index `i` means the
+frame shown at time `i / fps` from the start of the stream.
+"""
+
+import importlib
+import logging
+from abc import ABC, abstractmethod
+from typing import Sequence, Tuple, Union
+
+import torch
+from iopath.common.file_io import g_pathmgr
+
+logger = logging.getLogger(__name__)
+
+# Backend name -> (module in this package, Video class), imported only when used.
+BACKENDS = {"pyav": (".pyav_video", "PyAVVideo"), "decord": (".decord_video", "DecordVideo")}
+# PySlowFast's names that slowmask reads with another backend.
+BACKEND_ALIASES = {"torchvision": "pyav"}
+_aliases_logged = set()
+
+Indices = Union[Sequence[int], torch.Tensor]
+
+
+class DecodeError(RuntimeError):
+    """A video that exists but cannot be read: corrupt, truncated, no video stream."""
+
+
+class Video(ABC):
+    """An opened video; use it as a context manager so the file is always closed.
+
+    `get_frames(indices)` returns uint8 frames of shape (T, H, W, 3), RGB, one per
+    requested index, in the order requested (repeats allowed). Indices past the
+    last frame that really exists give the last frame, so a clip always has T frames
+    even when the video is shorter than the window or its header overstates its length.
+    """
+
+    @property
+    @abstractmethod
+    def fps(self) -> float:
+        """Native frame rate (average rate for a variable-rate stream)."""
+
+    @property
+    @abstractmethod
+    def num_frames(self) -> int:
+        """Number of frames, as the container reports it (an estimate, at least 1)."""
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds, from `num_frames` and `fps`."""
+        return self.num_frames / self.fps
+
+    @abstractmethod
+    def get_frames(self, indices: Indices) -> torch.Tensor:
+        """uint8 (T, H, W, 3) frames at the given native-rate indices."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the file; the video cannot be read afterwards."""
+
+    def __enter__(self) -> "Video":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def resolve_backend(name: str) -> str:
+    """The backend that reads videos for a DATA.DECODING_BACKEND value."""
+    if name in BACKEND_ALIASES:
+        if name not in _aliases_logged:
+            _aliases_logged.add(name)
+            logger.info("decoding backend %r is read with %r", name, BACKEND_ALIASES[name])
+        return BACKEND_ALIASES[name]
+    if name not in BACKENDS:
+        valid = ", ".join(map(repr, [*BACKENDS, *BACKEND_ALIASES]))
+        raise ValueError(f"unknown decoding backend {name!r}; valid: {valid}")
+    return name
+
+
+def resized_shape(height: int, width: int, short_side: int) -> Tuple[int, int]:
+    """(height, width) with the short side brought down to `short_side`, aspect kept.
+
+    Frames are only ever shrunk at decode time (0 or a larger `short_side` keeps the
+    native size); sizes are rounded to even numbers, as pixel formats with chroma
+    subsampling require.
+    """
+    short = min(height, width)
+    if short_side <= 0 or short <= short_side:
+        return height, width
+    scale = short_side / short
+
+    def _even(x: float) -> int:
+        return max(2, int(round(x / 2)) * 2)
+
+    if height <= width:
+        return short_side, _even(width * scale)
+    return _even(height * scale), short_side
+
+
+def clamp_indices(indices: Indices) -> torch.Tensor:
+    """Indices as a LongTensor (T,), negative ones raised to 0."""
+    return torch.as_tensor(indices, dtype=torch.long).reshape(-1).clamp(min=0)
+
+
+def open_video(path: str, backend: str = "pyav", short_side: int = 0, num_threads: int = 1) -> Video:
+    """Open `path` (local or any iopath path) with the named backend.
+
+    Args:
+        path: the video file.
+        backend: "pyav" or "decord" ("torchvision" is read with PyAV).
+        short_side: frames are decoded with their short side shrunk to this (0: native).
+        num_threads: decoder threads (0: as many as the decoder likes).
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        DecodeError: the file cannot be opened as a video.
+    """
+    backend = resolve_backend(backend)
+    if not g_pathmgr.exists(path):
+        raise FileNotFoundError(f"video not found: {path}")
+    module_name, class_name = BACKENDS[backend]
+    video_class = getattr(importlib.import_module(module_name, __package__), class_name)
+    return video_class(g_pathmgr.get_local_path(path), short_side=short_side, num_threads=num_threads)

@@ -1,0 +1,188 @@
+"""Kinetics-style video dataset: a list of (path, label), decoded, sampled, cropped."""
+
+import logging
+import os
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from fvcore.common.config import CfgNode
+
+from .build import (
+    build_clip_sampler,
+    build_clip_transform,
+    build_item_mask_generator,
+    build_video_opener,
+    check_split,
+)
+from . import decoding
+from .decoding import DecodeError, Video
+from .registry import DATASET_REGISTRY
+from .sampling import ClipSampler
+from .seeding import item_generator
+from .transforms import ClipTransform
+from .video_list import read_video_list
+
+logger = logging.getLogger(__name__)
+
+MaskGenerator = Callable[[torch.Generator], torch.Tensor]
+VideoOpener = Callable[[str], Video]
+
+
+@DATASET_REGISTRY.register()
+class Kinetics(torch.utils.data.Dataset):
+    """Clips from a list of (path, label) videos; any "path label" CSV will do.
+
+    An item decodes its video once and cuts `num_samples` clips from it (repeated
+    sampling), each with its own window, crop, flip and mask. Item `index` is view
+    `index % views_per_video` of video `index // views_per_video`, where a video has
+    `sampler.num_views * transform.num_views` views (1 in training, the temporal x
+    spatial test views otherwise). An item is a dict:
+
+        clip   float32 (3, T, S, S), normalized; a list of num_samples clips when > 1
+        mask   bool (t, h, w), True = masked, one per clip (only with a mask generator)
+        label  int
+        index  int, the item actually returned (another one when its video was unreadable)
+        meta   {"path", "skipped" (paths that failed for this item), "video_index",
+                "temporal_index", "spatial_index", "frame_indices" (one list per clip)}
+
+    All randomness comes from a generator seeded from (seed, epoch, index): call
+    `set_epoch` at each epoch. An unreadable video is logged, recorded in `skipped`
+    (per process; `meta["skipped"]` travels with the batch) and replaced by another
+    video, at most `num_retries` times.
+
+    Args:
+        videos: (path, label) pairs.
+        sampler: chooses the frame indices of a clip (see sampling.py).
+        transform: uint8 frames (T, H, W, 3) -> clip (see transforms.py).
+        open_video: path -> opened Video (see decoding.py), e.g. a functools.partial of
+            `decoding.open_video` with a backend and decode size.
+        mask_generator: generator -> bool mask (t, h, w), or None for no mask.
+        num_samples: clips cut from each decoded video.
+        seed: base seed of the per-item generators.
+        num_retries: other videos tried when one cannot be read.
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[Tuple[str, int]],
+        sampler: ClipSampler,
+        transform: ClipTransform,
+        open_video: VideoOpener = decoding.open_video,
+        mask_generator: Optional[MaskGenerator] = None,
+        num_samples: int = 1,
+        seed: int = 0,
+        num_retries: int = 10,
+    ) -> None:
+        if not videos:
+            raise ValueError("Kinetics needs at least one video")
+        if num_samples < 1 or num_retries < 0:
+            raise ValueError(f"need num_samples >= 1 and num_retries >= 0, got {num_samples}, {num_retries}")
+        self.videos = list(videos)
+        self.sampler = sampler
+        self.transform = transform
+        self.open_video = open_video
+        self.mask_generator = mask_generator
+        self.num_samples = num_samples
+        self.seed = seed
+        self.num_retries = num_retries
+        self.epoch = 0
+        self.skipped: List[str] = []
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, split: str) -> "Kinetics":
+        """The dataset of DATA.PATH_TO_DATA_DIR/{split}.csv, split "train", "val" or "test"."""
+        check_split(split)
+        list_path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv")
+        return cls(
+            read_video_list(list_path, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR),
+            sampler=build_clip_sampler(cfg, split),
+            transform=build_clip_transform(cfg, split),
+            open_video=build_video_opener(cfg),
+            mask_generator=build_item_mask_generator(cfg),
+            num_samples=cfg.AUG.NUM_SAMPLE if split == "train" else 1,
+            seed=cfg.RNG_SEED,
+            num_retries=cfg.DATA_LOADER.NUM_RETRIES,
+        )
+
+    @property
+    def views_per_video(self) -> int:
+        return self.sampler.num_views * self.transform.num_views
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.views_per_video
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed: items of another epoch get other windows, crops and masks."""
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} outside [0, {len(self)})")
+        generator = item_generator(self.seed, self.epoch, index)
+        failed: List[str] = []
+        current = index
+        for _ in range(self.num_retries + 1):
+            path = self.videos[current // self.views_per_video][0]
+            try:
+                frames, frame_indices = self._decode(path, self._views(current)[0], generator)
+            except (DecodeError, OSError) as e:
+                logger.warning("skipping unreadable video %s (%s: %s)", path, type(e).__name__, e)
+                failed.append(path)
+                self.skipped.append(path)
+                current = self._replacement(current, generator)
+                continue
+            return self._item(current, frames, frame_indices, generator, failed)
+        raise RuntimeError(
+            f"item {index}: no readable video in {len(failed)} attempts "
+            f"(DATA_LOADER.NUM_RETRIES = {self.num_retries}); failed: {', '.join(dict.fromkeys(failed))}"
+        )
+
+    def _views(self, index: int) -> Tuple[int, int]:
+        """(temporal, spatial) view of an item."""
+        view = index % self.views_per_video
+        return view // self.transform.num_views, view % self.transform.num_views
+
+    def _decode(
+        self, path: str, temporal_index: int, generator: torch.Generator
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """Decode `path` once: num_samples uint8 (T, H, W, 3) clips and their frame indices."""
+        with self.open_video(path) as video:
+            clip_indices = [
+                self.sampler(video.num_frames, video.fps, generator, temporal_index) for _ in range(self.num_samples)
+            ]
+            frames = video.get_frames(torch.cat(clip_indices))
+        return list(frames.split([len(i) for i in clip_indices])), clip_indices
+
+    def _replacement(self, index: int, generator: torch.Generator) -> int:
+        """The same view of another video, drawn at random."""
+        views, num_videos = self.views_per_video, len(self.videos)
+        video = index // views
+        if num_videos > 1:
+            other = int(torch.randint(0, num_videos - 1, (), generator=generator))
+            video = other + (other >= video)
+        return video * views + index % views
+
+    def _item(
+        self,
+        index: int,
+        frames: List[torch.Tensor],
+        frame_indices: List[torch.Tensor],
+        generator: torch.Generator,
+        failed: List[str],
+    ) -> dict:
+        temporal_index, spatial_index = self._views(index)
+        clips = [self.transform(clip_frames, generator, spatial_index) for clip_frames in frames]
+        path, label = self.videos[index // self.views_per_video]
+        meta = {
+            "path": path,
+            "skipped": failed,
+            "video_index": index // self.views_per_video,
+            "temporal_index": temporal_index,
+            "spatial_index": spatial_index,
+            "frame_indices": [i.tolist() for i in frame_indices],
+        }
+        item = {"clip": clips[0] if self.num_samples == 1 else clips, "label": label, "index": index, "meta": meta}
+        if self.mask_generator is not None:
+            masks = [self.mask_generator(generator) for _ in clips]
+            item["mask"] = masks[0] if self.num_samples == 1 else masks
+        return item

@@ -1,0 +1,98 @@
+"""Building datasets and data loaders from the config."""
+
+import logging
+from typing import Iterator, Optional
+
+import torch
+import torch.distributed as dist
+from fvcore.common.config import CfgNode
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from .build import check_split
+from .collate import collate_clips
+from .registry import DATASET_REGISTRY
+
+logger = logging.getLogger(__name__)
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A random order of all indices, fixed by (seed, epoch): `set_epoch` reshuffles,
+    and a resumed run gets the same order back (single-process training)."""
+
+    def __init__(self, dataset_size: int, seed: int = 0) -> None:
+        self.dataset_size = dataset_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.dataset_size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.dataset_size, generator=generator).tolist())
+
+
+def _dataset_class(name: str) -> type:
+    """The registered class called `name`; case is ignored ("kinetics" finds Kinetics)."""
+    matches = [cls for key, cls in DATASET_REGISTRY if key.lower() == name.lower()]
+    if not matches:
+        known = ", ".join(sorted(key for key, _ in DATASET_REGISTRY))
+        raise KeyError(f"no dataset {name!r} is registered; registered: {known}")
+    return matches[0]
+
+
+def build_dataset(cfg: CfgNode, split: str) -> Dataset:
+    """The dataset TRAIN.DATASET (split "train") or TEST.DATASET ("val", "test") names."""
+    check_split(split)
+    name = cfg.TRAIN.DATASET if split == "train" else cfg.TEST.DATASET
+    return _dataset_class(name).from_config(cfg, split)
+
+
+def processes(cfg: CfgNode) -> int:
+    """Training processes in the job: max(1, NUM_GPUS) per machine times NUM_SHARDS."""
+    return max(1, cfg.NUM_GPUS) * cfg.NUM_SHARDS
+
+
+def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) -> DataLoader:
+    """A DataLoader over `dataset` (built from cfg when None) for this process.
+
+    The batch holds TRAIN.BATCH_SIZE (train) or TEST.BATCH_SIZE (val, test) divided by
+    the number of processes videos; with AUG.NUM_SAMPLE > 1 each video gives that many
+    rows (see collate_clips). Training shuffles (a DistributedSampler when
+    torch.distributed is initialized, else EpochShuffleSampler seeded with RNG_SEED)
+    and drops the last partial batch. Call `set_epoch(loader, epoch)` every epoch.
+    """
+    check_split(split)
+    dataset = build_dataset(cfg, split) if dataset is None else dataset
+    is_train = split == "train"
+    total = cfg.TRAIN.BATCH_SIZE if is_train else cfg.TEST.BATCH_SIZE
+    batch_size = max(1, total // processes(cfg))
+    if dist.is_available() and dist.is_initialized():
+        sampler = DistributedSampler(dataset, shuffle=is_train, seed=cfg.RNG_SEED, drop_last=is_train)
+    elif is_train:
+        sampler = EpochShuffleSampler(len(dataset), seed=cfg.RNG_SEED)
+    else:
+        sampler = None
+    logger.info("%s loader: %d items, %d per batch in this process", split, len(dataset), batch_size)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=cfg.DATA_LOADER.NUM_WORKERS,
+        pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
+        drop_last=is_train,
+        collate_fn=collate_clips,
+    )
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Tell the loader's sampler and dataset the epoch: a new shuffle and new random
+    windows, crops and masks, reproducible from (RNG_SEED, epoch). Workers are started
+    afresh each epoch (no persistent workers), so they see the new epoch."""
+    for part in (loader.sampler, loader.dataset):
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)

@@ -1,0 +1,126 @@
+"""Synthetic videos of moving shapes, for demos and tests.
+
+Four classes, so there is something to learn: a circle or a square, moving
+horizontally or vertically (bouncing off the borders), with random colours, size,
+start and speed drawn from a seeded generator.
+"""
+
+import logging
+import os
+from typing import Dict, List, Optional, Tuple
+
+import av
+import numpy as np
+from iopath.common.file_io import g_pathmgr
+
+logger = logging.getLogger(__name__)
+
+# (shape, motion) of each class; the label is the position in this tuple.
+CLASSES = (("circle", "horizontal"), ("circle", "vertical"), ("square", "horizontal"), ("square", "vertical"))
+# Container format of each file extension (a file object carries no name to guess from).
+CONTAINER_FORMATS = {".mp4": "mp4", ".avi": "avi", ".mkv": "matroska"}
+# Encoders in order of preference.
+ENCODERS = ("libx264", "mpeg4")
+
+
+def pick_encoder() -> str:
+    """The first encoder of ENCODERS that this FFmpeg build has."""
+    for name in ENCODERS:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except (av.FFmpegError, ValueError):
+            continue
+    raise RuntimeError(f"none of the encoders {ENCODERS} is available in this PyAV build")
+
+
+def _bounce(start: float, velocity: float, low: float, high: float, num_frames: int) -> np.ndarray:
+    """(T,) positions moving at `velocity` per frame, reflected at `low` and `high`."""
+    span = high - low
+    travelled = (start - low + velocity * np.arange(num_frames)) % (2 * span)
+    return low + np.where(travelled > span, 2 * span - travelled, travelled)
+
+
+def render_moving_shape(
+    shape: str, motion: str, rng: np.random.Generator, num_frames: int = 48, height: int = 64, width: int = 80
+) -> np.ndarray:
+    """uint8 frames (T, H, W, 3) of one `shape` ("circle", "square") moving along
+    `motion` ("horizontal", "vertical") on a plain background."""
+    radius = rng.uniform(0.12, 0.2) * min(height, width)
+    centre_y = np.full(num_frames, rng.uniform(radius, height - radius))
+    centre_x = np.full(num_frames, rng.uniform(radius, width - radius))
+    speed = rng.uniform(1.5, 3.0) * rng.choice([-1.0, 1.0])
+    if motion == "horizontal":
+        centre_x = _bounce(centre_x[0], speed, radius, width - radius, num_frames)
+    else:
+        centre_y = _bounce(centre_y[0], speed, radius, height - radius, num_frames)
+    dy = np.arange(height)[None, :, None] - centre_y[:, None, None]  # (T, H, 1)
+    dx = np.arange(width)[None, None, :] - centre_x[:, None, None]  # (T, 1, W)
+    if shape == "circle":
+        inside = dy**2 + dx**2 <= radius**2
+    else:
+        inside = (np.abs(dy) <= radius) & (np.abs(dx) <= radius)
+    background = rng.integers(0, 90, size=3, dtype=np.uint8)
+    colour = rng.integers(140, 256, size=3, dtype=np.uint8)
+    return np.where(inside[..., None], colour, background).astype(np.uint8)
+
+
+def write_video(
+    path: str,
+    frames: np.ndarray,
+    fps: int = 30,
+    codec: Optional[str] = None,
+    gop: int = 16,
+    options: Optional[Dict[str, str]] = None,
+) -> None:
+    """Encode uint8 frames (T, H, W, 3) to `path` (.mp4, .avi or .mkv; H and W even).
+
+    A keyframe every `gop` frames, so that readers really seek; `options` go to the
+    encoder (e.g. {"bf": "0"} for no B-frames, which AVI cannot time).
+    """
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in CONTAINER_FORMATS:
+        raise ValueError(f"cannot write {path}: extension must be one of {', '.join(CONTAINER_FORMATS)}")
+    _, height, width, _ = frames.shape
+    with g_pathmgr.open(path, "wb") as f, av.open(f, "w", format=CONTAINER_FORMATS[extension]) as container:
+        stream = container.add_stream(codec or pick_encoder(), rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"g": str(gop), **(options or {})}
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def write_demo_dataset(
+    out_dir: str,
+    videos_per_class: int = 8,
+    num_frames: int = 48,
+    height: int = 64,
+    width: int = 80,
+    fps: int = 30,
+    seed: int = 0,
+) -> Dict[str, List[Tuple[str, int]]]:
+    """Write videos of every class and train.csv / val.csv / test.csv into `out_dir`.
+
+    Training gets `videos_per_class` videos of each class, validation and test a
+    quarter of that (at least one). CSV rows are "absolute_path label".
+    Returns {split: [(path, label)]}.
+    """
+    rng = np.random.default_rng(seed)
+    codec = pick_encoder()
+    out_dir = os.path.abspath(out_dir)
+    counts = {"train": videos_per_class, "val": max(1, videos_per_class // 4), "test": max(1, videos_per_class // 4)}
+    splits: Dict[str, List[Tuple[str, int]]] = {}
+    for split, count in counts.items():
+        g_pathmgr.mkdirs(os.path.join(out_dir, "videos", split))
+        rows = []
+        for label, (shape, motion) in enumerate(CLASSES):
+            for number in range(count):
+                path = os.path.join(out_dir, "videos", split, f"{shape}_{motion}_{number:03d}.mp4")
+                write_video(path, render_moving_shape(shape, motion, rng, num_frames, height, width), fps, codec)
+                rows.append((path, label))
+        with g_pathmgr.open(os.path.join(out_dir, f"{split}.csv"), "w") as f:
+            f.writelines(f"{path} {label}\n" for path, label in rows)
+        splits[split] = rows
+    logger.info("wrote %d videos (%s) to %s", sum(map(len, splits.values())), codec, out_dir)
+    return splits

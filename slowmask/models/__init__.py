@@ -1,0 +1,35 @@
+"""Models: MViTv2 / ViT classifiers and masked-pretraining compositions (MaskFeat).
+
+`build_model(cfg)` builds the model MODEL.MODEL_NAME names from MODEL_REGISTRY;
+the modules themselves take plain arguments and can be built without a config.
+"""
+
+from .attention import MultiScaleAttention
+from .block import BlockOptions, MultiScaleBlock
+from .build import build_model, trunk_args
+from .heads import SeparatePredictionHead, TransformerBasicHead
+from .layout import BlockLayout, mvit_layout
+from .losses import LOSS_REGISTRY, build_loss
+from .maskfeat import MaskFeatEncoder
+from .mvit import MViT, MViTTrunk
+from .pretrainer import MaskedPretrainer
+from .registry import MODEL_REGISTRY
+
+__all__ = [
+    "BlockLayout",
+    "BlockOptions",
+    "LOSS_REGISTRY",
+    "MODEL_REGISTRY",
+    "MViT",
+    "MViTTrunk",
+    "MaskFeatEncoder",
+    "MaskedPretrainer",
+    "MultiScaleAttention",
+    "MultiScaleBlock",
+    "SeparatePredictionHead",
+    "TransformerBasicHead",
+    "build_loss",
+    "build_model",
+    "mvit_layout",
+    "trunk_args",
+]

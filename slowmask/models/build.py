@@ -1,0 +1,160 @@
+"""Models from the configuration. The builders here are the only code of
+slowmask.models that reads `cfg`; every module takes plain arguments.
+
+Registered builders (MODEL.MODEL_NAME): "MViT" (classifier; ViT is MViT without
+pooling) and "MaskMViT" (MaskFeat pretraining, PySlowFast's name).
+"""
+
+import logging
+import math
+from typing import Any, Dict, Tuple
+
+from fvcore.common.config import CfgNode
+from torch import nn
+
+from . import mvit
+from .block import BlockOptions
+from .geometry import Grid, query_strides, token_grid
+from .heads import SeparatePredictionHead
+from .layout import mvit_layout
+from .losses import build_loss
+from .maskfeat import MaskFeatEncoder
+from .pretrainer import MaskedPretrainer
+from .registry import MODEL_REGISTRY
+
+logger = logging.getLogger(__name__)
+
+PYSLOWFAST_HOG_PREFIX = "hogs."
+
+
+def build_model(cfg: CfgNode) -> nn.Module:
+    """The model MODEL.MODEL_NAME names, built by its registered builder (on the CPU,
+    or on the current default device, e.g. inside `with torch.device("meta")`)."""
+    name = cfg.MODEL.MODEL_NAME
+    if name not in MODEL_REGISTRY:
+        known = ", ".join(sorted(k for k, _ in MODEL_REGISTRY))
+        raise ValueError(f"MODEL.MODEL_NAME {name!r} is not a registered model; known: {known}")
+    model = MODEL_REGISTRY.get(name)(cfg)
+    logger.info("built %s with %d parameters", name, sum(p.numel() for p in model.parameters()))
+    return model
+
+
+def _patch_geometry(cfg: CfgNode) -> Tuple[Grid, Grid, Grid]:
+    """(kernel, stride, padding) of the patch embedding as (t, h, w)."""
+    sizes = (cfg.MVIT.PATCH_KERNEL, cfg.MVIT.PATCH_STRIDE, cfg.MVIT.PATCH_PADDING)
+    if cfg.MVIT.PATCH_2D:
+        return tuple((pad,) + tuple(s) for s, pad in zip(sizes, (1, 1, 0)))
+    return tuple(tuple(s) for s in sizes)
+
+
+def _input_size(cfg: CfgNode) -> Grid:
+    return (cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+
+
+def _check_supported(cfg: CfgNode) -> None:
+    if cfg.MVIT.NORM != "layernorm":
+        raise ValueError(f'MVIT.NORM {cfg.MVIT.NORM!r} is not supported; use "layernorm"')
+    if cfg.MVIT.REV.ENABLE:
+        raise ValueError("MVIT.REV.ENABLE: reversible MViT is not supported; set it to False")
+
+
+def trunk_args(cfg: CfgNode) -> Dict[str, Any]:
+    """MViTTrunk's arguments (layout included) from the MVIT.*, DATA.* and MODEL.* keys."""
+    _check_supported(cfg)
+    kernel, stride, padding = _patch_geometry(cfg)
+    mv = cfg.MVIT
+    layout = mvit_layout(
+        embed_dim=mv.EMBED_DIM,
+        num_heads=mv.NUM_HEADS,
+        depth=mv.DEPTH,
+        input_grid=token_grid(_input_size(cfg), kernel, stride, padding),
+        dim_mul=mv.DIM_MUL,
+        head_mul=mv.HEAD_MUL,
+        pool_q_stride=mv.POOL_Q_STRIDE,
+        pool_kv_stride=mv.POOL_KV_STRIDE,
+        pool_kv_stride_adaptive=mv.POOL_KV_STRIDE_ADAPTIVE,
+        pool_kvq_kernel=mv.POOL_KVQ_KERNEL,
+        drop_path_rate=mv.DROPPATH_RATE,
+        dim_mul_in_att=mv.DIM_MUL_IN_ATT,
+    )
+    options = BlockOptions(
+        mlp_ratio=mv.MLP_RATIO,
+        qkv_bias=mv.QKV_BIAS,
+        drop_rate=mv.DROPOUT_RATE,
+        layer_scale_init_value=mv.LAYER_SCALE_INIT_VALUE,
+        mode=mv.MODE,
+        pool_first=mv.POOL_FIRST,
+        rel_pos_spatial=mv.REL_POS_SPATIAL,
+        rel_pos_temporal=mv.REL_POS_TEMPORAL,
+        rel_pos_zero_init=mv.REL_POS_ZERO_INIT,
+        residual_pooling=mv.RESIDUAL_POOLING,
+        dim_mul_in_att=mv.DIM_MUL_IN_ATT,
+        separate_qkv=mv.SEPARATE_QKV,
+    )
+    return dict(
+        layout=layout,
+        options=options,
+        input_size=_input_size(cfg),
+        patch_kernel=tuple(mv.PATCH_KERNEL),
+        patch_stride=tuple(mv.PATCH_STRIDE),
+        patch_padding=tuple(mv.PATCH_PADDING),
+        patch_2d=mv.PATCH_2D,
+        in_chans=cfg.DATA.INPUT_CHANNEL_NUM[0],
+        cls_embed_on=mv.CLS_EMBED_ON,
+        use_abs_pos=mv.USE_ABS_POS,
+        sep_pos_embed=mv.SEP_POS_EMBED,
+        fixed_sincos_pos=mv.USE_FIXED_SINCOS_POS,
+        norm_stem=mv.NORM_STEM,
+        act_checkpoint=cfg.MODEL.ACT_CHECKPOINT,
+    )
+
+
+def token_pixels(cfg: CfgNode, depth: int) -> Grid:
+    """Input (frames, height, width) one token covers after block `depth`: the patch
+    stride times the query strides of blocks 0..depth."""
+    _, stride, _ = _patch_geometry(cfg)
+    q_strides = query_strides(cfg.MVIT.POOL_Q_STRIDE, depth + 1)
+    return tuple(size * math.prod(q[axis] for q in q_strides) for axis, size in enumerate(stride))
+
+
+@MODEL_REGISTRY.register()
+def MViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the config string
+    """MViTv2 / ViT classifier: model(x (B, 3, T, H, W)) -> (B, MODEL.NUM_CLASSES) logits."""
+    return mvit.MViT(
+        num_classes=cfg.MODEL.NUM_CLASSES,
+        head_dropout=cfg.MODEL.DROPOUT_RATE,
+        use_mean_pooling=cfg.MVIT.USE_MEAN_POOLING,
+        head_init_scale=cfg.MVIT.HEAD_INIT_SCALE,
+        detach_final_fc=cfg.MODEL.DETACH_FINAL_FC,
+        **trunk_args(cfg),
+    )
+
+
+@MODEL_REGISTRY.register()
+def MaskMViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the config string
+    """MaskFeat: dense MViT encoder with mask token + separate linear head + target
+    (MASK.TARGET / PRED_HOG) + MODEL.LOSS_FUNC; model(x, mask) -> {"pred", "target", "loss"}."""
+    if cfg.MASK.MAE_ON:
+        raise ValueError("MASK.MAE_ON selects MAE, which MaskMViT does not build; set MASK.MAE_ON False")
+    if cfg.MASK.HEAD_TYPE != "separate":
+        raise ValueError(f'MASK.HEAD_TYPE {cfg.MASK.HEAD_TYPE!r} is not supported; use "separate"')
+    # Imported here: slowmask.targets imports slowmask.models.geometry, so a module-level
+    # import would be circular.
+    from slowmask.targets import build_target
+
+    encoder = MaskFeatEncoder(pretrain_depth=cfg.MASK.PRETRAIN_DEPTH, **trunk_args(cfg))
+    target = build_target(cfg)
+    # The target knows its width for a token's pixels (HOG: 3 * 9 * (ph/8) * (pw/8)).
+    dims_out = [target.dim(token_pixels(cfg, depth)) for depth in encoder.pretrain_depth]
+    head = SeparatePredictionHead(encoder.out_dims, dims_out)
+    model = MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
+    model.register_load_state_dict_pre_hook(_drop_pyslowfast_hog_filters)
+    return model
+
+
+def _drop_pyslowfast_hog_filters(module: nn.Module, state_dict: Dict[str, Any], prefix: str, *_: Any) -> None:
+    """PySlowFast's MaskMViT saved its fixed HOG gradient filters as buffers
+    (`hogs.0.weight_x`, `hogs.0.weight_y`); slowmask's target owns them, so they are
+    dropped when such a checkpoint is loaded."""
+    for key in [k for k in state_dict if k.startswith(prefix + PYSLOWFAST_HOG_PREFIX)]:
+        del state_dict[key]

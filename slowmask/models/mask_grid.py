@@ -1,0 +1,30 @@
+"""Moving masks between grids: a mask drawn on the coarse mask grid is upsampled
+(nearest) to the token grid (where mask tokens go) and to the prediction grid (which
+tokens are predicted). See DESIGN.md, "Grids"."""
+
+from typing import Sequence
+
+from torch import Tensor
+
+from .geometry import divides
+
+
+def upsample_mask(mask: Tensor, grid: Sequence[int]) -> Tensor:
+    """(B, t, h, w) bool mask (True = masked) -> (B, T, H, W) bool on `grid`.
+
+    Every mask unit covers a (T/t, H/h, W/w) block of the finer grid; `grid` must be a
+    whole multiple of the mask grid.
+    """
+    if mask.ndim != 4:
+        raise ValueError(f"expected a mask (B, t, h, w), got shape {tuple(mask.shape)}")
+    mask_grid = tuple(mask.shape[1:])
+    if not divides(mask_grid, grid):
+        raise ValueError(
+            f"mask grid {mask_grid} (AUG.MASK_WINDOW_SIZE) must divide the grid {tuple(grid)} "
+            "it is upsampled to"
+        )
+    mask = mask.bool()
+    for axis, (small, big) in enumerate(zip(mask_grid, grid), start=1):
+        if big != small:
+            mask = mask.repeat_interleave(big // small, dim=axis)
+    return mask

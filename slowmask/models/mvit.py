@@ -1,0 +1,226 @@
+"""MViTv2 (Li et al. 2022) for video and images; ViT is its case without pooling.
+
+`MViTTrunk` is what every MViT-based model shares: patch embedding, class token,
+absolute position embeddings and the blocks. `MViT` adds the final norm and the
+classifier head. Parameter names are PySlowFast's, so its checkpoints load as they are.
+"""
+
+import logging
+from typing import Any, Collection, List, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .attention import LayerNorm6
+from .block import BlockOptions, MultiScaleBlock
+from .geometry import Grid, token_grid
+from .heads import TransformerBasicHead
+from .layout import BlockLayout
+from .patch_embed import PatchEmbed
+from .position import resize_pos_embed, sincos_3d
+from .weight_init import INIT_STD, init_weights
+
+logger = logging.getLogger(__name__)
+
+
+def _as_3d(sizes: Sequence[int], pad_value: int, patch_2d: bool) -> Tuple[int, int, int]:
+    """A 2-D patch's (h, w) sizes as (t, h, w), the time axis untouched."""
+    return tuple(([pad_value] if patch_2d else []) + [int(s) for s in sizes])
+
+
+class MViTTrunk(nn.Module):
+    """Patch embedding + class token + position embedding + MultiScaleBlocks.
+
+    Args:
+        layout: one BlockLayout per block (see `layout.mvit_layout`).
+        input_size: (T, H, W) of the clips the position embeddings are sized for;
+            other sizes work, the absolute embeddings are interpolated.
+        patch_kernel, patch_stride, patch_padding: (t, h, w), or (h, w) with `patch_2d`.
+        options: arguments shared by every block.
+        cls_embed_on: prepend a class token (`cls_token`).
+        use_abs_pos: learned absolute position embedding: `pos_embed` (1, [1+]N, D),
+            or with `sep_pos_embed` `pos_embed_spatial` (1, h*w, D),
+            `pos_embed_temporal` (1, t, D) and `pos_embed_class` (1, 1, D).
+        fixed_sincos_pos: `pos_embed` holds a frozen 3-D sine-cosine table instead.
+        norm_stem: LayerNorm (`norm_stem`) after the position embedding.
+        act_checkpoint: recompute each block in the backward pass (saves memory).
+    """
+
+    def __init__(
+        self,
+        layout: Sequence[BlockLayout],
+        *,
+        input_size: Sequence[int],
+        patch_kernel: Sequence[int],
+        patch_stride: Sequence[int],
+        patch_padding: Sequence[int],
+        patch_2d: bool = False,
+        in_chans: int = 3,
+        options: BlockOptions = BlockOptions(),
+        cls_embed_on: bool = True,
+        use_abs_pos: bool = True,
+        sep_pos_embed: bool = False,
+        fixed_sincos_pos: bool = False,
+        norm_stem: bool = False,
+        act_checkpoint: bool = False,
+    ) -> None:
+        super().__init__()
+        if not layout:
+            raise ValueError("an MViT needs at least one block")
+        embed_dim = layout[0].dim
+        self.num_prefix = 1 if cls_embed_on else 0
+        self.act_checkpoint = act_checkpoint
+        self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_kernel, patch_stride, patch_padding, patch_2d)
+        self.patch_grid = token_grid(
+            input_size,
+            _as_3d(patch_kernel, 1, patch_2d),
+            _as_3d(patch_stride, 1, patch_2d),
+            _as_3d(patch_padding, 0, patch_2d),
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if cls_embed_on else None
+        if self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=INIT_STD)
+        self._init_pos_embed(embed_dim, use_abs_pos, sep_pos_embed, fixed_sincos_pos)
+        self.pos_drop = nn.Dropout(options.drop_rate) if options.drop_rate > 0.0 else nn.Identity()
+        self.norm_stem = LayerNorm6(embed_dim) if norm_stem else None
+        self.blocks = nn.ModuleList(
+            MultiScaleBlock(
+                spec.dim,
+                spec.dim_out,
+                spec.num_heads,
+                spec.input_size,
+                kernel_q=spec.kernel_q,
+                kernel_kv=spec.kernel_kv,
+                stride_q=spec.stride_q,
+                stride_kv=spec.stride_kv,
+                drop_path=spec.drop_path,
+                has_cls_embed=cls_embed_on,
+                options=options,
+            )
+            for spec in layout
+        )
+        self.apply(init_weights)
+
+    def _init_pos_embed(self, dim: int, use_abs_pos: bool, separate: bool, fixed_sincos: bool) -> None:
+        self.use_abs_pos, self.sep_pos_embed = use_abs_pos, separate
+        if fixed_sincos and (separate or not use_abs_pos):
+            raise ValueError("fixed sine-cosine positions need use_abs_pos on and sep_pos_embed off")
+        if not use_abs_pos:
+            return
+        t, h, w = self.patch_grid
+        if separate:
+            self.pos_embed_spatial = nn.Parameter(torch.zeros(1, h * w, dim))
+            self.pos_embed_temporal = nn.Parameter(torch.zeros(1, t, dim))
+            self.pos_embed_class = nn.Parameter(torch.zeros(1, 1, dim)) if self.num_prefix else None
+            tables = [self.pos_embed_spatial, self.pos_embed_temporal, self.pos_embed_class]
+        else:
+            self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix + t * h * w, dim))
+            tables = [self.pos_embed]
+        for table in tables:
+            if table is not None:
+                nn.init.trunc_normal_(table, std=INIT_STD)
+        if fixed_sincos:
+            self.pos_embed.requires_grad_(False)
+            with torch.no_grad():
+                self.pos_embed.zero_()
+                self.pos_embed[0, self.num_prefix :].copy_(sincos_3d(dim, self.patch_grid))
+
+    @property
+    def embed_dim(self) -> int:
+        return self.blocks[0].dim
+
+    def _abs_pos_embed(self, grid: Grid) -> Tensor:
+        """(1, [1+]t*h*w, D) position embedding for a token grid."""
+        p = self.num_prefix
+        if self.sep_pos_embed:
+            t, h, w = self.patch_grid
+            spatial = self.pos_embed_spatial.repeat(1, t, 1)
+            temporal = self.pos_embed_temporal.repeat_interleave(h * w, dim=1)
+            grid_pos, prefix_pos = spatial + temporal, self.pos_embed_class
+        else:
+            grid_pos, prefix_pos = self.pos_embed[:, p:], self.pos_embed[:, :p]
+        grid_pos = resize_pos_embed(grid_pos, self.patch_grid, grid)
+        return grid_pos if prefix_pos is None else torch.cat((prefix_pos, grid_pos), dim=1)
+
+    def add_cls_and_pos(self, tokens: Tensor, grid: Grid) -> Tensor:
+        """(B, N, D) patch tokens -> (B, [1+]N, D) with class token and positions."""
+        if self.cls_token is not None:
+            tokens = torch.cat((self.cls_token.expand(tokens.shape[0], -1, -1), tokens), dim=1)
+        if self.use_abs_pos:
+            tokens = tokens + self._abs_pos_embed(grid)
+        tokens = self.pos_drop(tokens)
+        return tokens if self.norm_stem is None else self.norm_stem(tokens)
+
+    def forward_blocks(
+        self, x: Tensor, grid: Grid, taps: Collection[int] = ()
+    ) -> Tuple[Tensor, Grid, List[Tuple[Tensor, Grid]]]:
+        """Run the blocks on (B, [1+]N, D) tokens of `grid`.
+
+        Returns the last block's tokens and grid, and the (tokens, grid) after each
+        block whose index is in `taps`, in block order.
+        """
+        tapped = []
+        for index, block in enumerate(self.blocks):
+            if self.act_checkpoint and self.training and torch.is_grad_enabled():
+                x, grid = checkpoint(block, x, grid, use_reentrant=False)
+            else:
+                x, grid = block(x, grid)
+            if index in taps:
+                tapped.append((x, grid))
+        return x, grid, tapped
+
+
+class MViT(MViTTrunk):
+    """MViTv2 / ViT classifier: (B, 3, T, H, W) clip -> (B, num_classes) logits.
+
+    Args:
+        num_classes: classifier outputs.
+        head_dropout: dropout before `head.projection`.
+        use_mean_pooling: classify the mean of the grid tokens (then `norm`); otherwise
+            the normalized class token, or the mean of normalized tokens without one.
+        head_init_scale: factor on the head's initial weights (MVIT.HEAD_INIT_SCALE).
+        detach_final_fc: train only the head's projection.
+        trunk_args: MViTTrunk's arguments.
+    """
+
+    def __init__(
+        self,
+        layout: Sequence[BlockLayout],
+        *,
+        num_classes: int,
+        head_dropout: float = 0.0,
+        use_mean_pooling: bool = False,
+        head_init_scale: float = 1.0,
+        detach_final_fc: bool = False,
+        **trunk_args: Any,
+    ) -> None:
+        super().__init__(layout, **trunk_args)
+        dim = layout[-1].dim_out
+        self.use_mean_pooling = use_mean_pooling
+        self.norm = LayerNorm6(dim)
+        self.head = TransformerBasicHead(dim, num_classes, head_dropout, detach_final_fc)
+        with torch.no_grad():
+            self.head.projection.weight.mul_(head_init_scale)
+            self.head.projection.bias.mul_(head_init_scale)
+        logger.debug("MViT with %d blocks, token grid %s", len(layout), self.patch_grid)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(B, 3, T, H, W) -> (B, [1+]N, D) tokens after the last block (before `norm`,
+        which forward_head applies in PySlowFast's order)."""
+        tokens, grid = self.patch_embed(x)
+        out, _, _ = self.forward_blocks(self.add_cls_and_pos(tokens, grid), grid)
+        return out
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, [1+]N, D) tokens -> (B, num_classes) logits, or (B, D) with pre_logits."""
+        if self.use_mean_pooling:
+            pooled = self.norm(x[:, self.num_prefix :].mean(dim=1))
+        elif self.num_prefix:
+            pooled = self.norm(x[:, 0])
+        else:
+            pooled = self.norm(x).mean(dim=1)
+        return pooled if pre_logits else self.head(pooled)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))

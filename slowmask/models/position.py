@@ -1,0 +1,54 @@
+"""Absolute position embeddings of MViT/ViT: fixed sine-cosine tables and resizing of
+learned tables to another token grid."""
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .geometry import Grid
+
+SINCOS_BASE = 10000.0
+
+
+def sincos_1d(dim: int, positions: Tensor) -> Tensor:
+    """(N,) positions -> (N, dim): [sin(p * w_i), cos(p * w_i)], w_i = base^(-i / (dim/2))."""
+    if dim % 2:
+        raise ValueError(f"a sine-cosine embedding needs an even width, got {dim}")
+    omega = torch.arange(dim // 2, dtype=torch.float64) / (dim / 2)
+    omega = 1.0 / SINCOS_BASE**omega
+    angles = positions.to(torch.float64)[:, None] * omega[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+
+
+def sincos_3d(dim: int, grid: Grid) -> Tensor:
+    """(t*h*w, dim) fixed embedding in (t, h, w) order.
+
+    A quarter of the width encodes time, the rest space; the spatial part is the
+    w-coordinate's embedding followed by the h-coordinate's (PySlowFast's layout).
+    """
+    if dim % 4 or (dim // 4 * 3) % 4:
+        raise ValueError(f"a 3-D sine-cosine embedding needs a width divisible by 16, got {dim}")
+    t, h, w = grid
+    dim_t, dim_s = dim // 4, dim // 4 * 3
+    tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
+    return torch.cat(
+        [
+            sincos_1d(dim_t, tt.flatten()),
+            sincos_1d(dim_s // 2, ww.flatten()),
+            sincos_1d(dim_s // 2, hh.flatten()),
+        ],
+        dim=1,
+    )
+
+
+def resize_pos_embed(pos_embed: Tensor, from_grid: Sequence[int], to_grid: Sequence[int]) -> Tensor:
+    """(1, t*h*w, D) table for `from_grid` -> (1, t'*h'*w', D) by trilinear interpolation."""
+    if tuple(from_grid) == tuple(to_grid):
+        return pos_embed
+    dim = pos_embed.shape[-1]
+    volume = pos_embed.reshape(1, *from_grid, dim).permute(0, 4, 1, 2, 3)
+    volume = F.interpolate(volume, size=tuple(to_grid), mode="trilinear", align_corners=False)
+    return volume.reshape(1, dim, math.prod(to_grid)).transpose(1, 2)

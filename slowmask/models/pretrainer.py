@@ -1,0 +1,107 @@
+"""Masked pretraining as a composition: encoder + prediction head + target + loss.
+
+MaskFeat is a dense encoder with a mask token, a linear head, the HOG target and a
+masked MSE; other methods swap the parts, not this file.
+"""
+
+from typing import Any, Callable, Dict, List, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .geometry import Grid
+from .mask_grid import upsample_mask
+
+ENCODER_PREFIX = "encoder."
+
+
+class MaskedPretrainer(nn.Module):
+    """model(x, mask) -> {"pred", "target", "loss"}: regress a target of the masked tokens.
+
+    Args:
+        encoder: `encoder(x, mask)` -> (features [(B, N_i, D_i)], grids [(t_i, h_i, w_i)]),
+            one entry per prediction depth, tokens in (t, h, w) order.
+        head: `head(features)` -> [(B, N_i, C_i)] predictions for every token.
+        target: `target(x, grid)` -> (B, t*h*w, C) float32, without parameters or
+            persistent buffers (it is not part of the checkpoint).
+        loss: `loss(pred, target)` on the masked rows -> scalar.
+
+    The state dict holds the encoder's parameters without a prefix and the head's
+    under `pred_head.`: PySlowFast's flat MaskMViT names (cls_token, blocks.0...,
+    mask_token, pred_head.projections.0.weight), so checkpoints move both ways.
+    Attribute names (and named_parameters) keep the `encoder.` prefix.
+    """
+
+    def __init__(
+        self, encoder: nn.Module, head: nn.Module, target: nn.Module, loss: Callable[[Tensor, Tensor], Tensor]
+    ) -> None:
+        super().__init__()
+        if len(target.state_dict()) > 0:
+            raise ValueError(
+                "the target must not have parameters or persistent buffers (register buffers "
+                f"with persistent=False); it has {list(target.state_dict())}"
+            )
+        self.encoder = encoder
+        self.pred_head = head
+        self.target = target
+        self.loss_fn = loss
+        self.register_state_dict_post_hook(_flatten_encoder_keys)
+        self.register_load_state_dict_pre_hook(_nest_encoder_keys)
+
+    def _masked_target(self, x: Tensor, grid: Grid, selected: Tensor) -> Tensor:
+        """(N_masked, C) float32 target rows, computed without gradient or autocast."""
+        with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
+            return self.target(x.detach().float(), grid).float()[selected]
+
+    def forward(self, x: Tensor, mask: Tensor) -> Dict[str, Any]:
+        """Predict the target of the masked tokens.
+
+        Args:
+            x: (B, 3, T, H, W) normalized clip.
+            mask: (B, t, h, w) bool on the mask grid, True = masked.
+        Returns:
+            "pred", "target": (N_masked, C), rows in (batch, t, h, w) order of the
+                prediction grid (lists of these, one per depth, when the encoder
+                predicts at several depths);
+            "loss": scalar, the sum over depths of `loss(pred, target)`.
+        """
+        features, grids = self.encoder(x, mask)
+        predictions = self.pred_head(features)
+        preds: List[Tensor] = []
+        targets: List[Tensor] = []
+        loss = x.new_zeros((), dtype=torch.float32)
+        for prediction, grid in zip(predictions, grids):
+            selected = upsample_mask(mask, grid).flatten(1)  # (B, t*h*w)
+            pred, target = prediction[selected], self._masked_target(x, grid, selected)
+            loss = loss + self.loss_fn(pred.float(), target)
+            preds.append(pred)
+            targets.append(target)
+        if len(preds) == 1:
+            return {"pred": preds[0], "target": targets[0], "loss": loss}
+        return {"pred": preds, "target": targets, "loss": loss}
+
+
+def _flatten_encoder_keys(
+    module: MaskedPretrainer, state_dict: Dict[str, Tensor], prefix: str, local_metadata: Mapping
+) -> None:
+    """state_dict() hook: `<prefix>encoder.X` -> `<prefix>X` (order kept)."""
+    nested = prefix + ENCODER_PREFIX
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        value = state_dict.pop(key)
+        state_dict[prefix + key[len(nested) :] if key.startswith(nested) else key] = value
+
+
+def _nest_encoder_keys(
+    module: MaskedPretrainer,
+    state_dict: Dict[str, Tensor],
+    prefix: str,
+    local_metadata: Mapping,
+    strict: bool,
+    missing_keys: List[str],
+    unexpected_keys: List[str],
+    error_msgs: List[str],
+) -> None:
+    """load_state_dict() hook: flat encoder names `<prefix>X` -> `<prefix>encoder.X`."""
+    own = {prefix + name for name in module.encoder.state_dict(keep_vars=True)}
+    for key in [k for k in state_dict if k in own]:
+        state_dict[prefix + ENCODER_PREFIX + key[len(prefix) :]] = state_dict.pop(key)

@@ -1,0 +1,85 @@
+"""MViTv2's decomposed relative position bias (Li et al. 2022, sec. 4.1).
+
+The bias between a query at (t, h, w) and a key at (t', h', w') is
+q . (R_t[t - t'] + R_h[h - h'] + R_w[w - w']): three small tables instead of one per
+3-D offset. It is built here as an additive (B, heads, Nq, Nk) term for the attention
+logits, so that it can enter `scaled_dot_product_attention` as `attn_mask`; the class
+token's row and column get zero bias, as in PySlowFast.
+"""
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .geometry import Grid
+
+
+def table_length(q_size: int, k_size: int) -> int:
+    """Entries of a table covering every offset between q_size queries and k_size keys."""
+    return 2 * max(q_size, k_size) - 1
+
+
+def resize_table(table: Tensor, length: int) -> Tensor:
+    """(L, C) -> (length, C) by linear interpolation over L (a different input grid)."""
+    if table.shape[0] == length:
+        return table
+    resized = F.interpolate(table.t().unsqueeze(0), size=length, mode="linear")
+    return resized.squeeze(0).t()
+
+
+def relative_index(q_size: int, k_size: int, device: torch.device) -> Tensor:
+    """(q_size, k_size) long indices into a table of `table_length(q_size, k_size)`.
+
+    When queries and keys are pooled differently, both positions are first scaled to
+    the finer grid, so that a coarse token sits where it covers the fine grid.
+    """
+    q_ratio = max(k_size / q_size, 1.0)
+    k_ratio = max(q_size / k_size, 1.0)
+    q_pos = torch.arange(q_size, device=device)[:, None] * q_ratio
+    k_pos = torch.arange(k_size, device=device)[None, :] * k_ratio
+    return (q_pos - k_pos + (k_size - 1) * k_ratio).long()
+
+
+def _lookup(table: Tensor, q_size: int, k_size: int, dtype: torch.dtype) -> Tensor:
+    """(q_size, k_size, C): the table row for every query/key offset."""
+    table = resize_table(table, table_length(q_size, k_size)).to(dtype)
+    return table[relative_index(q_size, k_size, table.device)]
+
+
+def decomposed_bias(
+    q: Tensor,
+    q_grid: Grid,
+    k_grid: Grid,
+    rel_pos_h: Optional[Tensor] = None,
+    rel_pos_w: Optional[Tensor] = None,
+    rel_pos_t: Optional[Tensor] = None,
+    num_prefix: int = 1,
+) -> Tensor:
+    """Additive attention bias from decomposed relative positions.
+
+    Args:
+        q: (B, heads, Nq, C) queries (unscaled), Nq = num_prefix + qt*qh*qw.
+        q_grid, k_grid: (t, h, w) grids of the queries and the keys.
+        rel_pos_h, rel_pos_w: (Lh, C), (Lw, C) spatial tables, both or neither.
+        rel_pos_t: (Lt, C) temporal table, or None.
+        num_prefix: class tokens in front of the grid tokens (zero bias).
+    Returns:
+        (B, heads, Nq, Nk) in q's dtype, Nk = num_prefix + kt*kh*kw.
+    """
+    batch, heads, _, channels = q.shape
+    qt, qh, qw = q_grid
+    kt, kh, kw = k_grid
+    r_q = q[:, :, num_prefix:].reshape(batch, heads, qt, qh, qw, channels)
+    bias = r_q.new_zeros(())
+    if rel_pos_h is not None and rel_pos_w is not None:
+        rel_h = torch.einsum("bnthwc,hkc->bnthwk", r_q, _lookup(rel_pos_h, qh, kh, q.dtype))
+        rel_w = torch.einsum("bnthwc,wkc->bnthwk", r_q, _lookup(rel_pos_w, qw, kw, q.dtype))
+        bias = bias + rel_h[..., None, :, None] + rel_w[..., None, None, :]
+    if rel_pos_t is not None:
+        rel_t = torch.einsum("bnthwc,tkc->bnthwk", r_q, _lookup(rel_pos_t, qt, kt, q.dtype))
+        bias = bias + rel_t[..., :, None, None]
+    bias = bias.expand(batch, heads, qt, qh, qw, kt, kh, kw)
+    bias = bias.reshape(batch, heads, qt * qh * qw, kt * kh * kw)
+    return F.pad(bias, (num_prefix, 0, num_prefix, 0))

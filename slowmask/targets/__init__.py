@@ -1,0 +1,41 @@
+"""Pretraining targets (TARGET registry): what the model regresses for masked tokens."""
+
+from fvcore.common.config import CfgNode
+from torch import nn
+
+from .hog import HOGTarget, hog
+from .prediction_grid import prediction_stride
+from .registry import TARGET_REGISTRY
+
+
+def target_name(cfg: CfgNode) -> str:
+    """MASK.TARGET, or the name PySlowFast's MASK.PRED_HOG implies when it is ""."""
+    if cfg.MASK.TARGET:
+        return cfg.MASK.TARGET
+    if cfg.MASK.PRED_HOG:
+        return "hog"
+    raise ValueError(
+        "MASK.TARGET is '' and MASK.PRED_HOG is False, which asks for pixel targets; pixel "
+        f"targets are not built yet: set MASK.TARGET to one of {_registered()} or MASK.PRED_HOG True"
+    )
+
+
+def build_target(cfg: CfgNode) -> nn.Module:
+    """The target module MASK.TARGET (or MASK.PRED_HOG) names, built from the config."""
+    name = target_name(cfg)
+    if name not in TARGET_REGISTRY:
+        raise ValueError(f"MASK.TARGET {name!r} is not a registered target; registered: {_registered()}")
+    return TARGET_REGISTRY.get(name).from_config(cfg)
+
+
+def target_dim(cfg: CfgNode) -> int:
+    """Length of one token's target vector, to size the prediction head (HOG:
+    3 * nbins * (ph / 8) * (pw / 8) for a ph x pw pixel prediction token)."""
+    return build_target(cfg).dim(prediction_stride(cfg))
+
+
+def _registered() -> str:
+    return ", ".join(repr(name) for name, _ in sorted(TARGET_REGISTRY))
+
+
+__all__ = ["HOGTarget", "TARGET_REGISTRY", "build_target", "hog", "target_dim", "target_name"]

@@ -1,0 +1,14 @@
+"""Fixtures shared by all test folders."""
+
+import pytest
+
+from slowmask.data.synthetic import write_demo_dataset
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory) -> str:
+    """A demo dataset written once per session: moving shapes of 4 classes, 48 frames
+    of 64 x 80 at 30 fps; train.csv (16 videos), val.csv and test.csv (4 each)."""
+    out_dir = tmp_path_factory.mktemp("demo_data")
+    write_demo_dataset(str(out_dir), videos_per_class=4)
+    return str(out_dir)

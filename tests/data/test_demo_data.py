@@ -1,0 +1,37 @@
+import os
+import runpy
+import sys
+
+import numpy as np
+
+from slowmask.data import open_video, read_video_list
+from slowmask.data.synthetic import CLASSES, render_moving_shape
+
+TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "make_demo_data.py")
+
+
+def test_tool_writes_decodable_videos_and_csvs(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["make_demo_data.py", str(tmp_path), "--videos-per-class", "2"])
+    runpy.run_path(TOOL, run_name="__main__")
+    for split, per_class in (("train", 2), ("val", 1), ("test", 1)):
+        videos = read_video_list(str(tmp_path / f"{split}.csv"))
+        assert sorted(label for _, label in videos) == sorted(list(range(len(CLASSES))) * per_class)
+    with open_video(videos[0][0]) as video:
+        assert (video.num_frames, video.fps) == (48, 30.0)
+        assert video.get_frames([0, 47]).shape == (2, 64, 80, 3)
+
+
+def _centroids(frames: np.ndarray) -> np.ndarray:
+    """(T, 2) centre (y, x) of the bright shape in each frame (background is darker)."""
+    inside = frames.astype(int).sum(axis=-1) > 345
+    ys, xs = np.mgrid[: frames.shape[1], : frames.shape[2]]
+    return np.stack([(ys * inside).sum((1, 2)), (xs * inside).sum((1, 2))], 1) / inside.sum((1, 2))[:, None]
+
+
+def test_shapes_move_along_their_axis():
+    rng = np.random.default_rng(0)
+    for shape in ("circle", "square"):
+        horizontal = _centroids(render_moving_shape(shape, "horizontal", rng))
+        vertical = _centroids(render_moving_shape(shape, "vertical", rng))
+        assert np.ptp(horizontal[:, 0]) < 0.5 < 5 < np.ptp(horizontal[:, 1])
+        assert np.ptp(vertical[:, 1]) < 0.5 < 5 < np.ptp(vertical[:, 0])

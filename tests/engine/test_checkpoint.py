@@ -1,0 +1,81 @@
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from slowmask.engine import checkpoint
+
+
+def model_and_optimizer(seed):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2))
+    return model, torch.optim.AdamW(model.parameters(), lr=0.1)
+
+
+def test_naming_and_last_checkpoint(tmp_path):
+    out = str(tmp_path)
+    assert checkpoint.last_checkpoint(out) is None
+    model, optimizer = model_and_optimizer(0)
+    for epoch in (0, 1, 9):
+        checkpoint.save_checkpoint(checkpoint.checkpoint_path(out, epoch + 1), model, optimizer, epoch, "cfg: 1")
+    assert checkpoint.last_checkpoint(out).endswith("checkpoints/checkpoint_epoch_00010.pyth")
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == [
+        "checkpoint_epoch_00001.pyth", "checkpoint_epoch_00002.pyth", "checkpoint_epoch_00010.pyth"
+    ]
+
+
+def test_keys_are_pyslowfast_and_weights_only_loadable(tmp_path):
+    model, optimizer = model_and_optimizer(0)
+    path = str(tmp_path / "c.pyth")
+    checkpoint.save_checkpoint(path, model, optimizer, 4, "A: 1\n", scaler=torch.amp.GradScaler("cpu"))
+    state = torch.load(path, weights_only=True)
+    assert set(state) == {"model_state", "optimizer_state", "epoch", "cfg", "scaler_state"}
+    assert state["epoch"] == 4 and state["cfg"] == "A: 1\n"
+
+
+def test_overwrite_is_atomic_and_leaves_no_temporary(tmp_path):
+    model, optimizer = model_and_optimizer(0)
+    path = str(tmp_path / "c.pyth")
+    checkpoint.save_checkpoint(path, model, optimizer, 0, "")
+    checkpoint.save_checkpoint(path, model, optimizer, 1, "")
+    assert os.listdir(tmp_path) == ["c.pyth"]
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+
+
+def test_round_trip_then_next_step_is_equal(tmp_path):
+    def train_step(model, optimizer):
+        x = torch.arange(6.0).view(2, 3)
+        loss = model(x).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    model, optimizer = model_and_optimizer(0)
+    train_step(model, optimizer)
+    path = str(tmp_path / "c.pyth")
+    checkpoint.save_checkpoint(path, model, optimizer, 0, "")
+    fresh_model, fresh_optimizer = model_and_optimizer(1)
+    assert checkpoint.resume(path, fresh_model, fresh_optimizer) == 0
+    train_step(model, optimizer)
+    train_step(fresh_model, fresh_optimizer)
+    for a, b in zip(model.state_dict().values(), fresh_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_missing_corrupt_and_foreign_files(tmp_path):
+    model, _ = model_and_optimizer(0)
+    with pytest.raises(checkpoint.CheckpointError, match="checkpoint not found: .*none.pyth"):
+        checkpoint.resume(str(tmp_path / "none.pyth"), model)
+    corrupt = tmp_path / "corrupt.pyth"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt.pyth is not a readable PyTorch checkpoint"):
+        checkpoint.resume(str(corrupt), model)
+    foreign = str(tmp_path / "foreign.pyth")
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(checkpoint.CheckpointError, match="has no 'model_state'"):
+        checkpoint.resume(foreign, model)
+    other = str(tmp_path / "other.pyth")
+    checkpoint.save_checkpoint(other, nn.Linear(2, 2), None, 0, "")
+    with pytest.raises(checkpoint.CheckpointError, match="does not fit this model"):
+        checkpoint.resume(other, model)

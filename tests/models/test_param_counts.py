@@ -1,0 +1,70 @@
+"""Full-size recipes build PySlowFast's networks exactly: parameter counts and names.
+
+The yaml files under configs/ repeat the model keys of PySlowFast's
+configs/masked_ssl/k400_MVITv2_{S,L}_16x4_{MaskFeat_PT,FT}.yaml. Built on the meta
+device, so even MViTv2-L takes a fraction of a second.
+"""
+
+import os
+
+import pytest
+import torch
+
+from slowmask.config import load_config
+from slowmask.models import build_model
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "configs")
+
+
+def _build(name: str) -> torch.nn.Module:
+    cfg = load_config(os.path.join(CONFIGS, name + ".yaml"))
+    with torch.device("meta"):
+        return build_model(cfg)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("mvitv2_s_16x4_maskfeat_pt", 36_253_356),
+        ("mvitv2_l_16x4_maskfeat_pt", 217_247_580),
+        ("mvitv2_s_16x4_ft", 36_475_120),
+        ("mvitv2_l_16x4_ft", 217_578_064),
+    ],
+)
+def test_parameter_count_matches_pyslowfast(name, expected):
+    model = _build(name)
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_pretraining_state_dict_has_pyslowfast_names():
+    state = _build("mvitv2_s_16x4_maskfeat_pt").state_dict()
+    shapes = {
+        "patch_embed.proj.weight": (96, 3, 3, 7, 7),
+        "cls_token": (1, 1, 96),
+        "mask_token": (1, 1, 96),
+        "blocks.0.attn.qkv.weight": (288, 96),
+        "blocks.0.attn.rel_pos_h": (111, 96),
+        "blocks.0.attn.rel_pos_w": (111, 96),
+        "blocks.0.attn.rel_pos_t": (15, 96),
+        "blocks.1.attn.pool_q.weight": (96, 1, 3, 3, 3),
+        "blocks.1.attn.norm_q.weight": (96,),
+        "blocks.1.attn.pool_k.weight": (96, 1, 3, 3, 3),
+        "blocks.0.proj.weight": (192, 96),
+        "blocks.1.attn.rel_pos_h": (55, 96),
+        "blocks.15.mlp.fc2.weight": (768, 3072),
+        "pred_head.transforms.0.0.weight": (768,),
+        "pred_head.projections.0.weight": (108, 768),
+    }
+    for key, shape in shapes.items():
+        assert tuple(state[key].shape) == shape, key
+    assert "norm.weight" not in state and "head.projection.weight" not in state
+    assert not [k for k in state if k.startswith(("encoder.", "target.", "loss_fn."))]
+    assert not [k for k in state if "pos_embed" in k]  # USE_ABS_POS False
+
+
+def test_classifier_state_dict_has_pyslowfast_names():
+    state = _build("mvitv2_s_16x4_ft").state_dict()
+    assert tuple(state["head.projection.weight"].shape) == (400, 768)
+    assert tuple(state["norm.weight"].shape) == (768,)
+    assert tuple(state["blocks.14.attn.pool_q.weight"].shape) == (96, 1, 3, 3, 3)
+    assert "mask_token" not in state and not [k for k in state if k.startswith("pred_head")]

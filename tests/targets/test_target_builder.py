@@ -1,0 +1,50 @@
+import pytest
+
+from slowmask.config import get_cfg
+from slowmask.targets import HOGTarget, build_target, target_dim
+
+
+def _pretrain_cfg():
+    cfg = get_cfg()
+    cfg.MVIT.PATCH_KERNEL, cfg.MVIT.PATCH_STRIDE, cfg.MVIT.PATCH_PADDING = [3, 7, 7], [2, 4, 4], [1, 3, 3]
+    cfg.MVIT.DEPTH, cfg.MASK.PRETRAIN_DEPTH = 16, [15]
+    return cfg
+
+
+def test_pred_hog_builds_hog():
+    cfg = _pretrain_cfg()
+    cfg.MASK.PRED_HOG = True
+    assert isinstance(build_target(cfg), HOGTarget)
+    cfg.MASK.PRED_HOG, cfg.MASK.TARGET = False, "hog"
+    assert isinstance(build_target(cfg), HOGTarget)
+
+
+def test_pixel_targets_not_built_yet():
+    with pytest.raises(ValueError, match="MASK.PRED_HOG is False.*pixel targets are not built yet.*'hog'"):
+        build_target(_pretrain_cfg())
+
+
+def test_unknown_target_lists_registered():
+    cfg = _pretrain_cfg()
+    cfg.MASK.TARGET = "sift"
+    with pytest.raises(ValueError, match="MASK.TARGET 'sift' is not a registered target; registered: 'hog'"):
+        build_target(cfg)
+
+
+def test_target_dim_mvitv2_s():
+    cfg = _pretrain_cfg()
+    cfg.MASK.PRED_HOG = True
+    cfg.MVIT.POOL_Q_STRIDE = [[1, 1, 2, 2], [3, 1, 2, 2]]  # 56 x 56 tokens -> 14 x 14 predictions
+    assert target_dim(cfg) == 108
+    cfg.MASK.PRETRAIN_DEPTH = [2]  # before the second pooling: 8 x 8 pixels per prediction
+    assert target_dim(cfg) == 27
+
+
+def test_target_dim_vit():
+    cfg = _pretrain_cfg()
+    cfg.MASK.PRED_HOG = True
+    cfg.MVIT.PATCH_KERNEL, cfg.MVIT.PATCH_STRIDE, cfg.MVIT.PATCH_PADDING = [2, 16, 16], [2, 16, 16], [0, 0, 0]
+    assert target_dim(cfg) == 108
+    cfg.MVIT.PATCH_2D = True
+    cfg.MVIT.PATCH_KERNEL, cfg.MVIT.PATCH_STRIDE, cfg.MVIT.PATCH_PADDING = [16, 16], [16, 16], [0, 0]
+    assert target_dim(cfg) == 108

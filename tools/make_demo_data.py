@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Write a tiny video dataset of moving shapes (4 classes) with train/val/test.csv.
+
+    python tools/make_demo_data.py OUT_DIR [--videos-per-class N]
+
+Then train on it with DATA.PATH_TO_DATA_DIR OUT_DIR.
+"""
+
+import argparse
+import logging
+from typing import List, Optional
+
+from slowmask.data.synthetic import write_demo_dataset
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir", help="directory for the videos and the csv files")
+    parser.add_argument("--videos-per-class", type=int, default=8, help="training videos per class (default 8)")
+    parser.add_argument("--num-frames", type=int, default=48, help="frames per video (default 48)")
+    parser.add_argument("--height", type=int, default=64, help="frame height, even (default 64)")
+    parser.add_argument("--width", type=int, default=80, help="frame width, even (default 80)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shapes, colours and speeds")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    write_demo_dataset(
+        args.out_dir,
+        videos_per_class=args.videos_per_class,
+        num_frames=args.num_frames,
+        height=args.height,
+        width=args.width,
+        seed=args.seed,
+    )
+
+
+if __name__ == "__main__":
+    main()
