@@ -96,6 +96,15 @@ def check_masking(cfg: CfgNode) -> None:
             )
 
 
+def check_schedule(cfg: CfgNode) -> None:
+    solver = cfg.SOLVER
+    if solver.MAX_EPOCH < 1 or not 0 <= solver.WARMUP_EPOCHS < solver.MAX_EPOCH:
+        raise ConfigError(
+            f"SOLVER.WARMUP_EPOCHS ({solver.WARMUP_EPOCHS}) must lie in [0, SOLVER.MAX_EPOCH = "
+            f"{solver.MAX_EPOCH}), and SOLVER.MAX_EPOCH must be at least 1"
+        )
+
+
 def check_available_features(cfg: CfgNode) -> None:
     """Keys whose features are not built yet fail here instead of being ignored."""
     unavailable = {
@@ -103,12 +112,13 @@ def check_available_features(cfg: CfgNode) -> None:
         "AUG.RE_PROB (random erasing)": cfg.AUG.ENABLE and cfg.AUG.RE_PROB > 0,
         "MIXUP.ENABLE (mixup / cutmix)": cfg.MIXUP.ENABLE,
         "MASK.MAE_ON (MAE's sparse encoder)": cfg.MASK.MAE_ON,
+        "DATA.REVERSE_INPUT_CHANNEL (BGR input)": cfg.DATA.REVERSE_INPUT_CHANNEL,
     }
     wanted = [name for name, on in unavailable.items() if on]
     if wanted:
         raise ConfigError(
             f"not available yet: {', '.join(wanted)}; switch them off (AUG.AA_TYPE \"\", "
-            "AUG.RE_PROB 0.0, MIXUP.ENABLE False, MASK.MAE_ON False)"
+            "AUG.RE_PROB 0.0, MIXUP.ENABLE False, MASK.MAE_ON False, DATA.REVERSE_INPUT_CHANNEL False)"
         )
 
 
@@ -117,5 +127,6 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_batch,
     check_patch_geometry,
     check_masking,
+    check_schedule,
     check_available_features,
 ]

@@ -1,4 +1,4 @@
-from fvcore.common.registry import Registry
+from slowmask.utils.registry import Registry
 
 DATASET_REGISTRY = Registry("DATASET")
 DATASET_REGISTRY.__doc__ = """Datasets, by the name TRAIN.DATASET / TEST.DATASET gives.

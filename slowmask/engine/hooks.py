@@ -89,6 +89,7 @@ class MetricsLog(Hook):
         self.meters = Meters()
         self.iterations_done = 0
         self.seconds_done = 0.0
+        self.epoch_losses: list = []
 
     def before_epoch(self, loop: TrainLoop) -> None:
         self.meters = Meters()
@@ -117,8 +118,18 @@ class MetricsLog(Hook):
         stats = {"_type": "train_epoch", "epoch": f"{loop.epoch + 1}/{loop.max_epoch}"}
         stats.update(self.meters.means())
         stats["epoch_time"] = self.meters.meters["step_time"].total + self.meters.meters["data_time"].total
+        self.epoch_losses.append(stats.get("loss", float("nan")))
         logger.info(self._human_line(stats))
         write_json_stats(self.output_dir, stats)
+
+    def after_train(self, loop: TrainLoop) -> None:
+        if not self.epoch_losses:
+            return
+        logger.info(
+            "finished %d epoch(s) in %s; mean loss of the first epoch run %.5g, of the last %.5g",
+            len(self.epoch_losses), format_eta(self.seconds_done),
+            self.epoch_losses[0], self.epoch_losses[-1],
+        )
 
     def _remaining_seconds(self, loop: TrainLoop) -> float:
         remaining = (loop.max_epoch - loop.epoch) * loop.iters_per_epoch - loop.iteration - 1

@@ -74,11 +74,13 @@ def train(cfg: CfgNode) -> None:
     model = build_model(cfg).to(device)
     logger.info("model %s: %s parameters", cfg.MODEL.MODEL_NAME, f"{sum(p.numel() for p in model.parameters()):,}")
     optimizer = build_optimizer(cfg, model)
+    # Compiled module shares the parameters; checkpoints keep using the plain model.
+    step_model = torch.compile(model) if cfg.MODEL.COMPILE else model
     autocast_dtype, scaler = mixed_precision(cfg, device)
     first_epoch = start_epoch(cfg, model, optimizer, scaler)
     loader = build_loader(cfg, "train")
     step = TrainStep(
-        model, optimizer, objective, device,
+        step_model, optimizer, objective, device,
         clip_grad_l2norm=cfg.SOLVER.CLIP_GRAD_L2NORM,
         clip_grad_val=cfg.SOLVER.CLIP_GRAD_VAL,
         autocast_dtype=autocast_dtype,

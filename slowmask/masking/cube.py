@@ -149,6 +149,6 @@ def _masked_in_boxes(mask: Tensor, boxes: Boxes) -> Tensor:
     return total
 
 
-MASK_REGISTRY._do_register("cube", CubeMaskGenerator)
+MASK_REGISTRY.register(CubeMaskGenerator, name="cube")
 # The image case: cube masking on a grid with t = 1.
-MASK_REGISTRY._do_register("block", CubeMaskGenerator)
+MASK_REGISTRY.register(CubeMaskGenerator, name="block")

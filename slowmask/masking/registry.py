@@ -1,4 +1,4 @@
-from fvcore.common.registry import Registry
+from slowmask.utils.registry import Registry
 
 MASK_REGISTRY = Registry("MASK")
 MASK_REGISTRY.__doc__ = """Mask generators, by the name AUG.MASK_TYPE gives.

@@ -1,4 +1,4 @@
-from fvcore.common.registry import Registry
+from slowmask.utils.registry import Registry
 
 MODEL_REGISTRY = Registry("MODEL")
 MODEL_REGISTRY.__doc__ = """Models, by the name MODEL.MODEL_NAME gives.

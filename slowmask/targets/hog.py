@@ -67,6 +67,7 @@ def hog(images: Tensor, nbins: int = 9, cell_size: int = 8) -> Tensor:
         return F.normalize(hist.view(n, channels, nbins, cells_h, cells_w), p=2, dim=2)
 
 
+@TARGET_REGISTRY.register(name="hog")
 class HOGTarget(nn.Module):
     """HOG of each prediction token's patch on one frame: the "hog" target.
 
@@ -146,6 +147,3 @@ class HOGTarget(nn.Module):
         cells = cells.view(batch, t, channels, self.nbins, h, cy, w, cx)
         return cells.permute(0, 1, 4, 6, 2, 3, 5, 7).reshape(batch, t * h * w, -1)
 
-
-# fvcore registers under __name__; the config string is the short name.
-TARGET_REGISTRY._do_register("hog", HOGTarget)

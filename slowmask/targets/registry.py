@@ -1,4 +1,4 @@
-from fvcore.common.registry import Registry
+from slowmask.utils.registry import Registry
 
 TARGET_REGISTRY = Registry("TARGET")
 TARGET_REGISTRY.__doc__ = """Pretraining targets, by the name MASK.TARGET gives.

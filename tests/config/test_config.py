@@ -103,3 +103,8 @@ def test_unsupported_choice():
 def test_features_not_built_yet_fail_instead_of_being_ignored():
     with pytest.raises(ConfigError, match=r"not available yet: MIXUP\.ENABLE"):
         load_config(S_PT, ["MIXUP.ENABLE", "True"])
+
+
+def test_warmup_longer_than_training():
+    with pytest.raises(ConfigError, match=r"SOLVER.WARMUP_EPOCHS \(10.0\) must lie in \[0, SOLVER.MAX_EPOCH = 5\)"):
+        load_config(S_PT, ["SOLVER.MAX_EPOCH", "5"])
