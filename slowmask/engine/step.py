@@ -16,7 +16,9 @@ Objective = Callable[[nn.Module, Dict[str, Any]], Tuple[torch.Tensor, Dict[str, 
 def masked_prediction_objective(model: nn.Module, batch: Dict[str, Any]):
     """Masked pretraining: the model predicts the targets of the masked tokens."""
     out = model(batch["clip"], batch["mask"])
-    return out["loss"], {"masked_tokens": float(out["pred"].shape[0])}
+    # One prediction tensor, or a list of them when the model predicts at several depths.
+    preds = out["pred"] if isinstance(out["pred"], list) else [out["pred"]]
+    return out["loss"], {"masked_tokens": float(sum(p.shape[0] for p in preds))}
 
 
 def to_device(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:

@@ -79,6 +79,11 @@ def train(cfg: CfgNode) -> None:
     autocast_dtype, scaler = mixed_precision(cfg, device)
     first_epoch = start_epoch(cfg, model, optimizer, scaler)
     loader = build_loader(cfg, "train")
+    if len(loader) == 0:
+        raise ValueError(
+            f"the train split has {len(loader.dataset)} items, fewer than one batch of "
+            f"{loader.batch_size}; lower TRAIN.BATCH_SIZE or add data"
+        )
     step = TrainStep(
         step_model, optimizer, objective, device,
         clip_grad_l2norm=cfg.SOLVER.CLIP_GRAD_L2NORM,

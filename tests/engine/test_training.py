@@ -88,3 +88,8 @@ def test_non_finite_loss_stops_with_the_iteration_named(demo_data_dir, tmp_path)
     loop = TrainLoop(exploding_step, [0, 1], hooks=[], max_epoch=1)
     with pytest.raises(FloatingPointError, match="the loss is nan at epoch 1, iteration 1"):
         loop.run()
+
+
+def test_fewer_items_than_a_batch_is_a_clear_error(demo_data_dir, tmp_path):
+    with pytest.raises(ValueError, match="fewer than one batch of 64; lower TRAIN.BATCH_SIZE"):
+        train(demo_cfg(demo_data_dir, tmp_path, "TRAIN.BATCH_SIZE", "64"))
