@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         sys.stderr.write("config error: testing (TEST.ENABLE True) is not available yet; set TEST.ENABLE False\n")
         return 2
     if cfg.TRAIN.ENABLE:
-        launch(cfg, train)
+        launch(cfg, train, args.init_method)
     return 0
 
 

@@ -1,31 +1,83 @@
-"""Starting the job's processes: one process per GPU per machine, or one on the CPU."""
+"""Starting the job's processes, in one of three ways:
+
+- one process (NUM_GPUS <= 1 and NUM_SHARDS 1): the job runs here;
+- PySlowFast style: max(1, NUM_GPUS) processes spawned on each of NUM_SHARDS
+  machines, this one being SHARD_ID, meeting at `--init_method tcp://host:port`;
+- torchrun: the processes exist already (RANK, LOCAL_RANK, WORLD_SIZE are set) and
+  meet through the environment (env://).
+"""
 
 import logging
 from typing import Callable
 
 import torch
+import torch.multiprocessing as mp
 from fvcore.common.config import CfgNode
+
+from .distributed import (
+    Place,
+    join_process_group,
+    leave_process_group,
+    started_by_torchrun,
+    torchrun_place,
+)
 
 logger = logging.getLogger(__name__)
 
+Job = Callable[[CfgNode], None]
+
+# Seconds a process waits for the others at the rendezvous.
+RENDEZVOUS_TIMEOUT_S = 300.0
+
+
+def processes_per_machine(cfg: CfgNode) -> int:
+    return max(1, cfg.NUM_GPUS)
+
 
 def world_size(cfg: CfgNode) -> int:
-    return max(1, cfg.NUM_GPUS) * cfg.NUM_SHARDS
+    return processes_per_machine(cfg) * cfg.NUM_SHARDS
 
 
-def launch(cfg: CfgNode, job: Callable[[CfgNode], None]) -> None:
-    """Run `job(cfg)` in every process of the job. Today: a single process."""
-    if world_size(cfg) > 1:
-        raise NotImplementedError(
-            f"NUM_GPUS={cfg.NUM_GPUS} x NUM_SHARDS={cfg.NUM_SHARDS} asks for "
-            f"{world_size(cfg)} processes; multi-process (DDP) launch is not available yet. "
-            "Run with NUM_GPUS 1 (one GPU) or NUM_GPUS 0 (CPU) and NUM_SHARDS 1."
-        )
-    job(cfg)
+def backend(cfg: CfgNode) -> str:
+    """DIST_BACKEND on GPUs; gloo on CPUs, where NCCL cannot run."""
+    return cfg.DIST_BACKEND if cfg.NUM_GPUS > 0 else "gloo"
+
+
+def launch(cfg: CfgNode, job: Job, init_method: str = "tcp://localhost:9999") -> None:
+    """Run `job(cfg)` in every process of the job."""
+    if started_by_torchrun():
+        place = torchrun_place()
+        if place.world_size != world_size(cfg):
+            raise ValueError(
+                f"torchrun started WORLD_SIZE={place.world_size} processes but the config asks for "
+                f"max(1, NUM_GPUS={cfg.NUM_GPUS}) x NUM_SHARDS={cfg.NUM_SHARDS} = {world_size(cfg)}; "
+                "make them agree (batch size and learning-rate scaling depend on them)"
+            )
+        _run(place, job, cfg, "env://")
+    elif world_size(cfg) == 1:
+        job(cfg)
+    else:
+        mp.spawn(_spawned, args=(job, cfg, init_method), nprocs=processes_per_machine(cfg), join=True)
+
+
+def _spawned(local_rank: int, job: Job, cfg: CfgNode, init_method: str) -> None:
+    per_machine = processes_per_machine(cfg)
+    place = Place(cfg.SHARD_ID * per_machine + local_rank, local_rank, world_size(cfg))
+    _run(place, job, cfg, init_method)
+
+
+def _run(place: Place, job: Job, cfg: CfgNode, init_method: str) -> None:
+    if cfg.NUM_GPUS > 0 and torch.cuda.is_available():
+        torch.cuda.set_device(place.local_rank)
+    join_process_group(backend(cfg), init_method, place, RENDEZVOUS_TIMEOUT_S)
+    try:
+        job(cfg)
+    finally:
+        leave_process_group()
 
 
 def select_device(cfg: CfgNode) -> torch.device:
-    """cuda when NUM_GPUS > 0 (and a GPU is visible), else cpu."""
+    """The GPU of this process when NUM_GPUS > 0 (and one is visible), else the CPU."""
     if cfg.NUM_GPUS == 0:
         return torch.device("cpu")
     if not torch.cuda.is_available():

@@ -14,9 +14,11 @@ from slowmask.models import build_model
 from slowmask.utils.logging import setup_logging
 
 from . import checkpoint
+from .distributed import is_distributed, is_main_process
 from .hooks import DataEpoch, LRSchedule, MetricsLog, PeriodicCheckpoint
 from .launch import select_device
 from .loop import TrainLoop
+from .monitoring import build_monitoring_hooks
 from .optim import build_optimizer
 from .schedule import build_lr_schedule
 from .step import TrainStep, masked_prediction_objective
@@ -55,6 +57,15 @@ def start_epoch(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> int:
     return checkpoint.resume(path, model, optimizer, scaler) + 1
 
 
+def _wrapped_for_training(cfg: CfgNode, model: nn.Module, device: torch.device) -> nn.Module:
+    """The module the step calls: DDP across processes, compiled when MODEL.COMPILE.
+    Both share `model`'s parameters, so checkpoints keep using the plain model."""
+    if is_distributed():
+        device_ids = [device.index] if device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return torch.compile(model) if cfg.MODEL.COMPILE else model
+
+
 def _objective(cfg: CfgNode):
     if not cfg.MASK.ENABLE:
         raise NotImplementedError(
@@ -66,7 +77,7 @@ def _objective(cfg: CfgNode):
 
 def train(cfg: CfgNode) -> None:
     """Build model, data, optimizer and hooks from `cfg` and run the training loop."""
-    setup_logging(cfg.OUTPUT_DIR)
+    setup_logging(cfg.OUTPUT_DIR, is_main_process())
     logger.info("config:\n%s", cfg.dump())
     objective = _objective(cfg)
     seed_everything(cfg.RNG_SEED)
@@ -74,8 +85,7 @@ def train(cfg: CfgNode) -> None:
     model = build_model(cfg).to(device)
     logger.info("model %s: %s parameters", cfg.MODEL.MODEL_NAME, f"{sum(p.numel() for p in model.parameters()):,}")
     optimizer = build_optimizer(cfg, model)
-    # Compiled module shares the parameters; checkpoints keep using the plain model.
-    step_model = torch.compile(model) if cfg.MODEL.COMPILE else model
+    step_model = _wrapped_for_training(cfg, model, device)
     autocast_dtype, scaler = mixed_precision(cfg, device)
     first_epoch = start_epoch(cfg, model, optimizer, scaler)
     loader = build_loader(cfg, "train")
@@ -94,8 +104,12 @@ def train(cfg: CfgNode) -> None:
     hooks = [
         DataEpoch(lambda epoch: set_epoch(loader, epoch)),
         LRSchedule(optimizer, build_lr_schedule(cfg)),
-        MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD),
-        PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler),
     ]
+    if is_main_process():  # one process writes the logs and checkpoints of the job
+        hooks += [
+            MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD),
+            PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler),
+        ]
+        hooks += build_monitoring_hooks(cfg)
     logger.info("training epochs %d..%d, %d iterations each", first_epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
     TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH).run(first_epoch)

@@ -33,11 +33,6 @@ def test_config_errors_exit_2_with_message(capsys, opts, message):
     assert pytest.importorskip("re").search(message, capsys.readouterr().err)
 
 
-def test_multi_process_launch_is_refused_clearly(tmp_path):
-    with pytest.raises(NotImplementedError, match="NUM_GPUS=2 x NUM_SHARDS=1 .*not available yet"):
-        run_net.main(["--cfg", DEMO_CFG, "NUM_GPUS", "2", "OUTPUT_DIR", str(tmp_path)])
-
-
 def test_missing_config_file_from_the_command_line():
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "tools", "run_net.py"), "--cfg", "missing.yaml"],
