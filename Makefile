@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_DATA := demo_data
 DEMO_OUT := output/demo
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean bench
 
 install: $(VENV)/.installed
 
@@ -19,15 +19,29 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 $(DEMO_DATA)/train.csv: $(VENV)/.installed
-	$(PY) tools/make_demo_data.py $(DEMO_DATA)
+	$(PY) tools/make_demo_data.py $(DEMO_DATA) --videos-per-class 16
 
 demo: $(DEMO_DATA)/train.csv
 	rm -rf $(DEMO_OUT)/pretrain
 	$(PY) tools/run_net.py --cfg configs/demo/MViT_tiny_MaskFeat_PT.yaml \
 		DATA.PATH_TO_DATA_DIR $(DEMO_DATA) OUTPUT_DIR $(DEMO_OUT)/pretrain
+	rm -rf $(DEMO_OUT)/finetune
+	$(PY) tools/run_net.py --cfg configs/demo/MViT_tiny_FT.yaml \
+		DATA.PATH_TO_DATA_DIR $(DEMO_DATA) OUTPUT_DIR $(DEMO_OUT)/finetune \
+		TRAIN.CHECKPOINT_FILE_PATH $(DEMO_OUT)/pretrain/checkpoints/checkpoint_epoch_00020.pyth
+	$(PY) tools/visualize.py --cfg configs/demo/MViT_tiny_MaskFeat_PT.yaml \
+		DATA.PATH_TO_DATA_DIR $(DEMO_DATA) OUTPUT_DIR $(DEMO_OUT)/pretrain
+	$(PY) tools/plot.py $(DEMO_OUT)/pretrain
+	$(PY) tools/plot.py $(DEMO_OUT)/finetune
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
 clean:
 	rm -rf $(DEMO_DATA) $(DEMO_OUT)
+
+# Loader, HOG target and MaskMViT-S training step, each beside its baseline (CPU; a few
+# minutes on 2 cores; the benchmark's videos are written once into output/bench_videos).
+bench: $(VENV)/.installed
+	$(PY) tools/benchmark.py --cfg configs/k400_MViT_S_MaskFeat_PT.yaml \
+		--video-dir output/bench_videos --json output/bench/benchmark.json

@@ -15,7 +15,8 @@ setup(
         "fvcore>=0.1.5",
         "iopath>=0.1.9",
         "simplejson",
+        "tqdm",
         "numpy",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7"], "tensorboard": ["tensorboard"]},
 )

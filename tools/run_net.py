@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The one entry point: pretraining (and, as they arrive, fine-tuning and testing).
+"""The one entry point: pretraining, fine-tuning (TRAIN.ENABLE) and multi-view testing
+(TEST.ENABLE; after training, of the checkpoint it wrote).
 
     python tools/run_net.py --cfg configs/k400_MViT_L_MaskFeat_PT.yaml [KEY VALUE ...]
 """
@@ -9,6 +10,7 @@ import sys
 
 from slowmask.config import ConfigError, load_config
 from slowmask.engine.launch import launch
+from slowmask.engine.testing import run_test
 from slowmask.engine.train import train
 
 
@@ -39,11 +41,10 @@ def main(argv=None) -> int:
     except ConfigError as error:
         sys.stderr.write(f"config error: {error}\n")
         return 2
-    if cfg.TEST.ENABLE:
-        sys.stderr.write("config error: testing (TEST.ENABLE True) is not available yet; set TEST.ENABLE False\n")
-        return 2
     if cfg.TRAIN.ENABLE:
         launch(cfg, train, args.init_method)
+    if cfg.TEST.ENABLE:
+        launch(cfg, run_test, args.init_method)
     return 0
 
 

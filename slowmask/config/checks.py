@@ -7,9 +7,11 @@ from typing import Callable, List
 
 from fvcore.common.config import CfgNode
 
+from slowmask.data.augment import ERASE_VALUES, parse_rand_augment
 from slowmask.models.geometry import block_grids, divides, token_grid
 
 from .loading import ConfigError
+from .unused_keys import unsupported_switches_on
 
 SUPPORTED_BACKENDS = ("pyav", "decord", "torchvision")
 SUPPORTED_OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -31,7 +33,6 @@ def check_choices(cfg: CfgNode) -> None:
         "DATA.DECODING_BACKEND": (cfg.DATA.DECODING_BACKEND, SUPPORTED_BACKENDS),
         "SOLVER.OPTIMIZING_METHOD": (cfg.SOLVER.OPTIMIZING_METHOD, SUPPORTED_OPTIMIZERS),
         "SOLVER.LR_POLICY": (cfg.SOLVER.LR_POLICY, SUPPORTED_LR_POLICIES),
-        "TRAIN.CHECKPOINT_TYPE": (cfg.TRAIN.CHECKPOINT_TYPE, ("pytorch",)),
         "MVIT.NORM": (cfg.MVIT.NORM, ("layernorm",)),
         "MVIT.REV.ENABLE": (cfg.MVIT.REV.ENABLE, (False,)),
     }
@@ -57,6 +58,12 @@ def check_patch_geometry(cfg: CfgNode) -> None:
     if cfg.MVIT.PATCH_2D and cfg.DATA.NUM_FRAMES != 1:
         raise ConfigError(f"MVIT.PATCH_2D needs DATA.NUM_FRAMES 1, got {cfg.DATA.NUM_FRAMES}")
     if cfg.MVIT.PATCH_2D:
+        size, stride = size[1:], list(stride)[-2:]
+        if not divides(stride, size):
+            raise ConfigError(
+                f"the image DATA.TRAIN_CROP_SIZE^2 = {size} is not divided evenly by the 2-D "
+                f"MVIT.PATCH_STRIDE {stride}"
+            )
         return
     grid = token_grid(size, cfg.MVIT.PATCH_KERNEL, stride, cfg.MVIT.PATCH_PADDING)
     expected = tuple(s // st for s, st in zip(size, stride))
@@ -80,7 +87,7 @@ def check_masking(cfg: CfgNode) -> None:
         )
     if not 0.0 < cfg.AUG.MASK_RATIO < 1.0:
         raise ConfigError(f"AUG.MASK_RATIO must lie in (0, 1), got {cfg.AUG.MASK_RATIO}")
-    if cfg.MVIT.PATCH_2D:
+    if cfg.MVIT.PATCH_2D:  # images: the mask builder puts the mask on the token grid when t != 1
         return
     size = _input_size(cfg)
     tokens = token_grid(size, cfg.MVIT.PATCH_KERNEL, cfg.MVIT.PATCH_STRIDE, cfg.MVIT.PATCH_PADDING)
@@ -105,20 +112,57 @@ def check_schedule(cfg: CfgNode) -> None:
         )
 
 
+def check_finetuning(cfg: CfgNode) -> None:
+    """RandAugment string, random erasing, mixup, layer decay and test views."""
+    if cfg.AUG.ENABLE and cfg.AUG.AA_TYPE:
+        try:
+            parse_rand_augment(cfg.AUG.AA_TYPE)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    if cfg.AUG.ENABLE and cfg.AUG.RE_PROB > 0 and cfg.AUG.RE_MODE not in ERASE_VALUES:
+        raise ConfigError(f"AUG.RE_MODE is {cfg.AUG.RE_MODE!r}; supported: {', '.join(map(repr, ERASE_VALUES))}")
+    if cfg.MIXUP.ENABLE and cfg.MIXUP.ALPHA <= 0 and cfg.MIXUP.CUTMIX_ALPHA <= 0:
+        raise ConfigError("MIXUP.ENABLE needs MIXUP.ALPHA > 0 (mixup) or MIXUP.CUTMIX_ALPHA > 0 (cutmix)")
+    if not 0.0 < cfg.SOLVER.LAYER_DECAY <= 1.0:
+        raise ConfigError(f"SOLVER.LAYER_DECAY must lie in (0, 1], got {cfg.SOLVER.LAYER_DECAY}")
+    if cfg.TEST.NUM_ENSEMBLE_VIEWS < 1 or cfg.TEST.NUM_SPATIAL_CROPS < 1:
+        raise ConfigError(
+            f"TEST.NUM_ENSEMBLE_VIEWS ({cfg.TEST.NUM_ENSEMBLE_VIEWS}) and TEST.NUM_SPATIAL_CROPS "
+            f"({cfg.TEST.NUM_SPATIAL_CROPS}) must be at least 1"
+        )
+
+
 def check_available_features(cfg: CfgNode) -> None:
     """Keys whose features are not built yet fail here instead of being ignored."""
     unavailable = {
-        "AUG.AA_TYPE (RandAugment)": cfg.AUG.ENABLE and bool(cfg.AUG.AA_TYPE),
-        "AUG.RE_PROB (random erasing)": cfg.AUG.ENABLE and cfg.AUG.RE_PROB > 0,
-        "MIXUP.ENABLE (mixup / cutmix)": cfg.MIXUP.ENABLE,
-        "MASK.MAE_ON (MAE's sparse encoder)": cfg.MASK.MAE_ON,
+        "AUG.RE_SPLIT (an unerased first sample)": cfg.AUG.ENABLE and cfg.AUG.RE_SPLIT,
         "DATA.REVERSE_INPUT_CHANNEL (BGR input)": cfg.DATA.REVERSE_INPUT_CHANNEL,
     }
     wanted = [name for name, on in unavailable.items() if on]
     if wanted:
         raise ConfigError(
-            f"not available yet: {', '.join(wanted)}; switch them off (AUG.AA_TYPE \"\", "
-            "AUG.RE_PROB 0.0, MIXUP.ENABLE False, MASK.MAE_ON False, DATA.REVERSE_INPUT_CHANNEL False)"
+            f"not available yet: {', '.join(wanted)}; switch them off (AUG.RE_SPLIT False, "
+            "DATA.REVERSE_INPUT_CHANNEL False)"
+        )
+
+
+def check_pyslowfast_features(cfg: CfgNode) -> None:
+    """PySlowFast features slowmask does not build fail here rather than being ignored:
+    Caffe2 checkpoints and the switches of unused_keys.UNSUPPORTED_SWITCHES."""
+    for key in ("TRAIN.CHECKPOINT_TYPE", "TEST.CHECKPOINT_TYPE"):
+        value = cfg.TRAIN.CHECKPOINT_TYPE if key.startswith("TRAIN") else cfg.TEST.CHECKPOINT_TYPE
+        if value == "caffe2":
+            raise ConfigError(
+                f'{key} "caffe2": Caffe2 checkpoints are out of scope for slowmask; load it in '
+                f'PySlowFast, save it there as a PyTorch .pyth checkpoint and set {key} "pytorch"'
+            )
+        if value != "pytorch":
+            raise ConfigError(f'{key} is {value!r}; supported: "pytorch"')
+    switched_on = unsupported_switches_on(cfg)
+    if switched_on:
+        raise ConfigError(
+            "these PySlowFast features are not built in slowmask and would change the model or the "
+            f"training: {', '.join(switched_on)}"
         )
 
 
@@ -128,5 +172,7 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_patch_geometry,
     check_masking,
     check_schedule,
+    check_finetuning,
     check_available_features,
+    check_pyslowfast_features,
 ]

@@ -6,6 +6,8 @@ its MViTv2 and masked-SSL yaml files load unchanged. A yaml file only overrides 
 
 from fvcore.common.config import CfgNode
 
+from .unused_keys import add_unused_keys
+
 _C = CfgNode()
 
 # Name of the task, kept for PySlowFast compatibility ("ssl" for pretraining, "" otherwise).
@@ -47,13 +49,13 @@ _C.TRAIN.AUTO_RESUME = True
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
 # Format of CHECKPOINT_FILE_PATH; only "pytorch" is supported.
 _C.TRAIN.CHECKPOINT_TYPE = "pytorch"
-# Inflate 2-D weights into 3-D when loading CHECKPOINT_FILE_PATH.
+# PySlowFast's inflation switch (accepted; 2-D kernels and tables are always fitted to the model when initializing).
 _C.TRAIN.CHECKPOINT_INFLATE = False
-# Start from epoch 0 after loading CHECKPOINT_FILE_PATH, dropping its optimizer state.
+# Initialize from CHECKPOINT_FILE_PATH (weights only; pretraining heads dropped, geometry fitted) and start at epoch 0.
 _C.TRAIN.CHECKPOINT_EPOCH_RESET = False
 # Name prefixes removed from the keys of CHECKPOINT_FILE_PATH before loading.
 _C.TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN = ()
-# Load CHECKPOINT_FILE_PATH as an initialization (weights only).
+# Initialize from CHECKPOINT_FILE_PATH (weights only, fitted to the model, epoch 0), as CHECKPOINT_EPOCH_RESET.
 _C.TRAIN.CHECKPOINT_IN_INIT = False
 # Run the forward pass under autocast (mixed precision) on GPUs.
 _C.TRAIN.MIXED_PRECISION = False
@@ -84,7 +86,7 @@ _C.AUG.RE_COUNT = 1
 _C.AUG.RE_SPLIT = False
 # Draw the mask in the loader worker (PySlowFast flag; slowmask always does when masking).
 _C.AUG.GEN_MASK_LOADER = False
-# Registered mask generator ("cube", ...); "" derives it from MASK_TUBE / MASK_FRAMES.
+# Mask generator ("cube", "block", "tube", "frame", "random"); "" derives it from the flags below and MASK.MAE_RND_MASK.
 _C.AUG.MASK_TYPE = ""
 # PySlowFast flag: tube masks instead of cube masks.
 _C.AUG.MASK_TUBE = False
@@ -162,11 +164,11 @@ _C.BN.GLOBAL_SYNC = False
 _C.MODEL = CfgNode()
 # Architecture family ("mvit", "maskmvit"); informative, MODEL_NAME picks the class.
 _C.MODEL.ARCH = "mvit"
-# Registered model name (MODEL_REGISTRY): "MaskMViT" pretrains, "MViT" classifies.
+# Registered model name (MODEL_REGISTRY): "MaskMViT" (dense) and "MAE" (sparse) pretrain, "MViT" classifies.
 _C.MODEL.MODEL_NAME = "MViT"
 # Number of classes of the classifier.
 _C.MODEL.NUM_CLASSES = 400
-# Loss ("cross_entropy", "soft_cross_entropy"; "mse" / PySlowFast's "multi_mse" for pretraining).
+# Loss ("cross_entropy", "soft_cross_entropy"; "mse" / PySlowFast's "multi_mse" or "l1" for pretraining).
 _C.MODEL.LOSS_FUNC = "cross_entropy"
 # Dropout before the classifier's projection.
 _C.MODEL.DROPOUT_RATE = 0.5
@@ -178,6 +180,8 @@ _C.MODEL.HEAD_ACT = "softmax"
 _C.MODEL.ACT_CHECKPOINT = False
 # Train only the final projection (gradient stops before it).
 _C.MODEL.DETACH_FINAL_FC = False
+# Linear probing (MAE's protocol): frozen encoder in eval mode, BatchNorm without affine before the head, head trained.
+_C.MODEL.LINEAR_PROBE = False
 # Run the model through torch.compile.
 _C.MODEL.COMPILE = False
 
@@ -296,13 +300,13 @@ _C.MASK.DEC_KV_KERNEL = []
 _C.MASK.DEC_KV_STRIDE = []
 # Block indices whose outputs feed the prediction head (the prediction grid).
 _C.MASK.PRETRAIN_DEPTH = [15]
-# Prediction head type ("separate": norm + linear per depth).
+# Prediction head type ("separate": norm + linear per depth; "separate_xformer": MAE's decoder blocks + norm + linear).
 _C.MASK.HEAD_TYPE = "separate"
 # Depth of the MAE decoder.
 _C.MASK.DECODER_DEPTH = 0
 # PySlowFast flag: regress HOG instead of pixels.
 _C.MASK.PRED_HOG = False
-# Registered target ("hog", ...); "" derives it from PRED_HOG.
+# Registered target ("hog", "pixel"); "" derives it from PRED_HOG ("pixel" when False).
 _C.MASK.TARGET = ""
 # HOG from the temporally centred frame of each token (False: the token's first frame, as PySlowFast).
 _C.MASK.HOG_CENTER_FRAME = True
@@ -317,6 +321,8 @@ _C.DATA.PATH_TO_DATA_DIR = ""
 _C.DATA.PATH_LABEL_SEPARATOR = " "
 # Prefix joined to every video path in the csv files.
 _C.DATA.PATH_PREFIX = ""
+# Modules (names, or .py file paths) imported before the dataset lookup, so datasets they register can be chosen.
+_C.DATA.CUSTOM_MODULES = []
 # Frames per clip.
 _C.DATA.NUM_FRAMES = 8
 # Distance between sampled frames, at TARGET_FPS.
@@ -420,10 +426,13 @@ _C.DATA_LOADER.NUM_RETRIES = 10
 # TensorBoard
 # ---------------------------------------------------------------------------- #
 _C.TENSORBOARD = CfgNode()
-# Write TensorBoard scalars.
+# Write TensorBoard scalars (the optional tensorboard package must be installed).
 _C.TENSORBOARD.ENABLE = False
 # TensorBoard directory ("" means OUTPUT_DIR/runs).
 _C.TENSORBOARD.LOG_DIR = ""
+
+# PySlowFast's keys of features slowmask does not build: accepted, reported, unused.
+add_unused_keys(_C)
 
 
 def get_defaults() -> CfgNode:

@@ -4,31 +4,49 @@
 parts (decoders, samplers, transforms, datasets) take plain arguments and work alone.
 """
 
-from .build import build_clip_sampler, build_clip_transform, build_video_opener
+from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
+from .build import build_batch_mixer, build_clip_sampler, build_clip_transform, build_video_opener
 from .collate import collate_clips
 from .decoding import DecodeError, Video, open_video
+from .frame_folder import FrameFolder, FrameListVideo, read_frame_list
+from .image_folder import ImageAsVideo, ImageFolder, list_image_folder, open_image
 from .kinetics import Kinetics
 from .loader import EpochShuffleSampler, build_dataset, build_loader, set_epoch
+from .mixup import MixupCutmix
+from .pytorchvideo_dataset import PyTorchVideoDataset
 from .registry import DATASET_REGISTRY
 from .sampling import CenterClipSampler, ClipSampler, RandomClipSampler, UniformClipSampler
 from .seeding import item_generator
 from .transforms import EvalTransform, RandomResizedBox, ShortSideJitterBox, TrainTransform
 from .video_list import read_video_list
+from .video_dataset import VideoDataset
+from .video_folder import VideoFolder, list_video_files
 
 __all__ = [
     "DATASET_REGISTRY",
     "CenterClipSampler",
+    "ClipErasing",
+    "ClipRandAugment",
     "ClipSampler",
     "DecodeError",
     "EpochShuffleSampler",
     "EvalTransform",
+    "FrameFolder",
+    "FrameListVideo",
+    "ImageAsVideo",
+    "ImageFolder",
     "Kinetics",
+    "MixupCutmix",
+    "PyTorchVideoDataset",
     "RandomClipSampler",
     "RandomResizedBox",
     "ShortSideJitterBox",
     "TrainTransform",
     "UniformClipSampler",
     "Video",
+    "VideoDataset",
+    "VideoFolder",
+    "build_batch_mixer",
     "build_clip_sampler",
     "build_clip_transform",
     "build_dataset",
@@ -36,7 +54,12 @@ __all__ = [
     "build_video_opener",
     "collate_clips",
     "item_generator",
+    "list_image_folder",
+    "list_video_files",
+    "open_image",
     "open_video",
+    "parse_rand_augment",
+    "read_frame_list",
     "read_video_list",
     "set_epoch",
 ]

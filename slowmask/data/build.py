@@ -7,12 +7,14 @@ TEST.NUM_SPATIAL_CROPS crops (PySlowFast's test views).
 
 import functools
 import logging
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from fvcore.common.config import CfgNode
 
+from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
 from .decoding import Video, open_video, resolve_backend
+from .mixup import MixupCutmix
 from .sampling import CenterClipSampler, ClipSampler, RandomClipSampler, UniformClipSampler
 from .transforms import ClipTransform, EvalTransform, RandomResizedBox, ShortSideJitterBox, TrainTransform
 
@@ -53,7 +55,35 @@ def build_clip_transform(cfg: CfgNode, split: str) -> ClipTransform:
     else:
         min_size, max_size = data.TRAIN_JITTER_SCALES
         box_sampler = ShortSideJitterBox(min_size, max_size, data.TRAIN_CROP_SIZE, data.INV_UNIFORM_SAMPLE)
-    return TrainTransform(data.TRAIN_CROP_SIZE, box_sampler, data.MEAN, data.STD, random_flip=data.RANDOM_FLIP)
+    rand_augment, erasing = build_clip_augmentations(cfg)
+    return TrainTransform(
+        data.TRAIN_CROP_SIZE, box_sampler, data.MEAN, data.STD, random_flip=data.RANDOM_FLIP,
+        rand_augment=rand_augment, erasing=erasing,
+    )
+
+
+def build_clip_augmentations(cfg: CfgNode) -> Tuple[Optional[ClipRandAugment], Optional[ClipErasing]]:
+    """With AUG.ENABLE: RandAugment from AUG.AA_TYPE (e.g. "rand-m7-n4-mstd0.5-inc1";
+    "" for none), filled with the mean colour, and random erasing with AUG.RE_PROB,
+    RE_MODE, RE_COUNT (RE_PROB 0 for none)."""
+    aug = cfg.AUG
+    if not aug.ENABLE:
+        return None, None
+    fill = [255.0 * m for m in cfg.DATA.MEAN]
+    rand_augment = ClipRandAugment(parse_rand_augment(aug.AA_TYPE), aug.INTERPOLATION, fill) if aug.AA_TYPE else None
+    erasing = ClipErasing(aug.RE_PROB, aug.RE_MODE, aug.RE_COUNT) if aug.RE_PROB > 0 else None
+    return rand_augment, erasing
+
+
+def build_batch_mixer(cfg: CfgNode) -> Optional[MixupCutmix]:
+    """Mixup / CutMix with label smoothing (MIXUP.*) for a classifier's training batches,
+    or None when MIXUP.ENABLE is off."""
+    mix = cfg.MIXUP
+    if not mix.ENABLE:
+        return None
+    return MixupCutmix(
+        cfg.MODEL.NUM_CLASSES, mix.ALPHA, mix.CUTMIX_ALPHA, mix.PROB, mix.SWITCH_PROB, mix.LABEL_SMOOTH_VALUE
+    )
 
 
 def build_video_opener(cfg: CfgNode) -> Callable[[str], Video]:
@@ -74,3 +104,19 @@ def build_item_mask_generator(cfg: CfgNode) -> Optional[Callable[[torch.Generato
     from slowmask.masking import build_mask_generator
 
     return build_mask_generator(cfg)
+
+
+def build_clip_dataset_parts(cfg: CfgNode, split: str) -> Dict[str, Any]:
+    """The keyword arguments of a Kinetics-style dataset other than its list of videos:
+    sampler, transform, video opener, mask generator, AUG.NUM_SAMPLE (training only),
+    RNG_SEED and DATA_LOADER.NUM_RETRIES."""
+    check_split(split)
+    return dict(
+        sampler=build_clip_sampler(cfg, split),
+        transform=build_clip_transform(cfg, split),
+        open_video=build_video_opener(cfg),
+        mask_generator=build_item_mask_generator(cfg),
+        num_samples=cfg.AUG.NUM_SAMPLE if split == "train" else 1,
+        seed=cfg.RNG_SEED,
+        num_retries=cfg.DATA_LOADER.NUM_RETRIES,
+    )

@@ -9,6 +9,24 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _labels(labels: list) -> torch.Tensor:
+    """Class indices as int64 (B,); multi-hot label vectors stacked as float (B, num_classes)."""
+    if isinstance(labels[0], torch.Tensor):
+        return torch.stack(labels).float()
+    return torch.as_tensor(labels, dtype=torch.long)
+
+
+def _stack(tensors: List[torch.Tensor]) -> torch.Tensor:
+    """torch.stack; in a loader worker, straight into shared memory, which the batch
+    would otherwise be copied to on its way to the main process."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.stack(tensors)
+    first = tensors[0]
+    storage = first._typed_storage()._new_shared(len(tensors) * first.numel(), device=first.device)
+    out = first.new(storage).resize_(len(tensors), *first.shape)
+    return torch.stack(tensors, out=out)
+
+
 def collate_clips(items: List[dict]) -> dict:
     """Items (see kinetics.Kinetics) -> one batch dict.
 
@@ -17,7 +35,7 @@ def collate_clips(items: List[dict]) -> dict:
 
         clip   float32 (B, 3, T, H, W)
         mask   bool (B, t, h, w), when the items have masks
-        label  int64 (B,)
+        label  int64 (B,); float (B, num_classes) for multi-hot labels (multi-label data)
         index  int64 (B,)
         meta   list of B dicts
     """
@@ -34,8 +52,8 @@ def collate_clips(items: List[dict]) -> dict:
         indices.extend([item["index"]] * len(item_clips))
         metas.extend([item["meta"]] * len(item_clips))
     batch = {
-        "clip": torch.stack(clips),
-        "label": torch.as_tensor(labels, dtype=torch.long),
+        "clip": _stack(clips),
+        "label": _labels(labels),
         "index": torch.as_tensor(indices, dtype=torch.long),
         "meta": metas,
     }

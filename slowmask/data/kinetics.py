@@ -7,13 +7,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from fvcore.common.config import CfgNode
 
-from .build import (
-    build_clip_sampler,
-    build_clip_transform,
-    build_item_mask_generator,
-    build_video_opener,
-    check_split,
-)
+from .build import build_clip_dataset_parts, check_split
 from . import decoding
 from .decoding import DecodeError, Video
 from .registry import DATASET_REGISTRY
@@ -93,16 +87,8 @@ class Kinetics(torch.utils.data.Dataset):
         """The dataset of DATA.PATH_TO_DATA_DIR/{split}.csv, split "train", "val" or "test"."""
         check_split(split)
         list_path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv")
-        return cls(
-            read_video_list(list_path, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR),
-            sampler=build_clip_sampler(cfg, split),
-            transform=build_clip_transform(cfg, split),
-            open_video=build_video_opener(cfg),
-            mask_generator=build_item_mask_generator(cfg),
-            num_samples=cfg.AUG.NUM_SAMPLE if split == "train" else 1,
-            seed=cfg.RNG_SEED,
-            num_retries=cfg.DATA_LOADER.NUM_RETRIES,
-        )
+        videos = read_video_list(list_path, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR)
+        return cls(videos, **build_clip_dataset_parts(cfg, split))
 
     @property
     def views_per_video(self) -> int:

@@ -6,10 +6,11 @@ from typing import Iterator, Optional
 import torch
 import torch.distributed as dist
 from fvcore.common.config import CfgNode
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
 
 from .build import check_split
 from .collate import collate_clips
+from .custom_modules import import_custom_modules
 from .registry import DATASET_REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -41,13 +42,20 @@ def _dataset_class(name: str) -> type:
     matches = [cls for key, cls in DATASET_REGISTRY if key.lower() == name.lower()]
     if not matches:
         known = ", ".join(sorted(key for key, _ in DATASET_REGISTRY))
-        raise KeyError(f"no dataset {name!r} is registered; registered: {known}")
+        raise KeyError(
+            f"no dataset {name!r} is registered; registered: {known}. To add your own, decorate its "
+            "class with @DATASET_REGISTRY.register() (from slowmask.data import DATASET_REGISTRY; "
+            "slowmask.data.VideoDataset is a base class) and name its module or .py file in "
+            "DATA.CUSTOM_MODULES"
+        )
     return matches[0]
 
 
 def build_dataset(cfg: CfgNode, split: str) -> Dataset:
-    """The dataset TRAIN.DATASET (split "train") or TEST.DATASET ("val", "test") names."""
+    """The dataset TRAIN.DATASET (split "train") or TEST.DATASET ("val", "test") names,
+    after importing DATA.CUSTOM_MODULES (where user datasets register themselves)."""
     check_split(split)
+    import_custom_modules(cfg.DATA.CUSTOM_MODULES)
     name = cfg.TRAIN.DATASET if split == "train" else cfg.TEST.DATASET
     return _dataset_class(name).from_config(cfg, split)
 
@@ -64,14 +72,17 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
     the number of processes videos; with AUG.NUM_SAMPLE > 1 each video gives that many
     rows (see collate_clips). Training shuffles (a DistributedSampler when
     torch.distributed is initialized, else EpochShuffleSampler seeded with RNG_SEED)
-    and drops the last partial batch. Call `set_epoch(loader, epoch)` every epoch.
+    and drops the last partial batch; an IterableDataset orders and shards itself.
+    Call `set_epoch(loader, epoch)` every epoch.
     """
     check_split(split)
     dataset = build_dataset(cfg, split) if dataset is None else dataset
     is_train = split == "train"
     total = cfg.TRAIN.BATCH_SIZE if is_train else cfg.TEST.BATCH_SIZE
     batch_size = max(1, total // processes(cfg))
-    if dist.is_available() and dist.is_initialized():
+    if isinstance(dataset, IterableDataset):
+        sampler = None  # it orders and shards its items itself (e.g. PyTorchVideoDataset)
+    elif dist.is_available() and dist.is_initialized():
         sampler = DistributedSampler(dataset, shuffle=is_train, seed=cfg.RNG_SEED, drop_last=is_train)
     elif is_train:
         sampler = EpochShuffleSampler(len(dataset), seed=cfg.RNG_SEED)

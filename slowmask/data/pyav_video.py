@@ -1,7 +1,8 @@
-"""PyAV backend: seek to the keyframe before the window, decode up to its last frame."""
+"""PyAV backend: seek to the keyframe before each window, decode up to its last frame."""
 
+import bisect
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import av
 import numpy as np
@@ -14,6 +15,10 @@ logger = logging.getLogger(__name__)
 # swscale filter for the decode-time resize (it widens with the scale factor, so
 # shrinking is antialiased).
 RESIZE_INTERPOLATION = "BILINEAR"
+# Index timestamps are decode times, which precede presentation times by the codec's
+# reorder delay (a few frames with B-frames): a keyframe closer than this before the
+# next requested index is not sought to, lest the seek land after that index.
+REORDER_MARGIN = 8
 
 
 class PyAVVideo(Video):
@@ -23,7 +28,9 @@ class PyAVVideo(Video):
     the first frame's timestamp. Index `i` gets the frame within half a position of
     `i`, or else the last frame before it: for a variable-rate stream, the frame on
     screen at time `i / fps`. Only the stretch from the keyframe before the first
-    requested index to the last requested frame is decoded.
+    requested index to the last requested frame is decoded; when the container's index
+    shows a keyframe between two requested indices (clips far apart in a long video),
+    the reader seeks to it instead of decoding the gap.
 
     Args:
         path: a local file.
@@ -34,6 +41,7 @@ class PyAVVideo(Video):
     def __init__(self, path: str, short_side: int = 0, num_threads: int = 1) -> None:
         self.path = path
         self._short_side = short_side
+        self._keyframes: Optional[List[float]] = None
         try:
             self._container = av.open(path)
         except av.FFmpegError as e:
@@ -107,17 +115,43 @@ class PyAVVideo(Video):
         order = clamp_indices(indices).tolist()
         if not order:
             raise ValueError("get_frames needs at least one index")
-        wanted = sorted(set(order))
+        picked: Dict[int, np.ndarray] = {}
         try:
-            picked = self._scan(wanted, from_start=False)
-            if picked is None:
-                # The seek landed after the window (imprecise index) or past the end.
-                picked = self._scan(wanted, from_start=True)
+            for run in self._runs(sorted(set(order))):
+                found = self._scan(run, from_start=False)
+                if found is None:
+                    # The seek landed after the window (imprecise index) or past the end.
+                    found = self._scan(run, from_start=True)
+                if found is None:
+                    raise DecodeError(f"no frame could be decoded from {self.path}")
+                picked.update(found)
         except av.FFmpegError as e:
             raise DecodeError(f"cannot decode {self.path}: {e}") from e
-        if picked is None:
-            raise DecodeError(f"no frame could be decoded from {self.path}")
         return torch.from_numpy(np.stack([picked[i] for i in order]))
+
+    def _runs(self, wanted: List[int]) -> Iterator[List[int]]:
+        """The sorted indices `wanted` cut where a keyframe lies between two of them:
+        each run is decoded in one pass from the keyframe before its first index."""
+        keyframes = self._keyframe_positions()
+        run = [wanted[0]]
+        for index in wanted[1:]:
+            # A keyframe in (previous, index - margin]: seeking there skips the frames between.
+            if bisect.bisect_right(keyframes, index - REORDER_MARGIN) > bisect.bisect_right(keyframes, run[-1]):
+                yield run
+                run = []
+            run.append(index)
+        yield run
+
+    def _keyframe_positions(self) -> List[float]:
+        """Sorted frame positions of the keyframes in the container's index; empty for a
+        container without one (or a PyAV without `index_entries`): then every request
+        is decoded in one pass, as from a single window."""
+        if self._keyframes is None:
+            entries = getattr(self._stream, "index_entries", ())
+            self._keyframes = sorted(
+                (entry.timestamp - self._start) * self._time_base * self._fps for entry in entries if entry.is_keyframe
+            )
+        return self._keyframes
 
     def _scan(self, wanted: List[int], from_start: bool) -> Optional[Dict[int, np.ndarray]]:
         """RGB arrays for the sorted indices `wanted`, or None when the pass found no

@@ -1,16 +1,21 @@
-"""Synthetic videos of moving shapes, for demos and tests.
+"""Synthetic videos of moving shapes, for demos and tests, and of a panning texture,
+for benchmarks.
 
 Four classes, so there is something to learn: a circle or a square, moving
 horizontally or vertically (bouncing off the borders), with random colours, size,
-start and speed drawn from a seeded generator.
+start and speed drawn from a seeded generator. The panning texture has detail at every
+scale, so that it costs a decoder about what camera footage of the same size costs.
 """
 
+import itertools
 import logging
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import av
 import numpy as np
+import torch
+import torch.nn.functional as F
 from iopath.common.file_io import g_pathmgr
 
 logger = logging.getLogger(__name__)
@@ -65,15 +70,32 @@ def render_moving_shape(
     return np.where(inside[..., None], colour, background).astype(np.uint8)
 
 
+def render_panning_texture(
+    rng: np.random.Generator, num_frames: int, height: int, width: int, fps: int = 30
+) -> Iterator[np.ndarray]:
+    """uint8 frames (H, W, 3), one at a time, of a camera panning over a textured
+    canvas twice the frame's size, bouncing off its borders (about a frame height per
+    second). Smooth colour blobs plus pixel noise: detail at every scale."""
+    blobs = torch.from_numpy(rng.uniform(0, 255, size=(1, 3, height // 16 + 1, width // 16 + 1)).astype(np.float32))
+    canvas = F.interpolate(blobs, size=(2 * height, 2 * width), mode="bicubic", align_corners=False)
+    canvas = canvas[0].permute(1, 2, 0).numpy() + rng.normal(0, 12, size=(2 * height, 2 * width, 3))
+    canvas = canvas.clip(0, 255).astype(np.uint8)
+    tops = _bounce(0.0, height / fps, 0.0, float(height), num_frames).astype(int)
+    lefts = _bounce(0.0, 1.3 * height / fps, 0.0, float(width), num_frames).astype(int)
+    for top, left in zip(tops, lefts):
+        yield canvas[top : top + height, left : left + width]
+
+
 def write_video(
     path: str,
-    frames: np.ndarray,
+    frames: Union[np.ndarray, Iterable[np.ndarray]],
     fps: int = 30,
     codec: Optional[str] = None,
     gop: int = 16,
     options: Optional[Dict[str, str]] = None,
 ) -> None:
-    """Encode uint8 frames (T, H, W, 3) to `path` (.mp4, .avi or .mkv; H and W even).
+    """Encode uint8 frames (T, H, W, 3), or an iterable of (H, W, 3) frames, to `path`
+    (.mp4, .avi or .mkv; H and W even).
 
     A keyframe every `gop` frames, so that readers really seek; `options` go to the
     encoder (e.g. {"bf": "0"} for no B-frames, which AVI cannot time).
@@ -81,14 +103,38 @@ def write_video(
     extension = os.path.splitext(path)[1].lower()
     if extension not in CONTAINER_FORMATS:
         raise ValueError(f"cannot write {path}: extension must be one of {', '.join(CONTAINER_FORMATS)}")
-    _, height, width, _ = frames.shape
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"cannot write {path}: no frames")
+    height, width, _ = first.shape
     with g_pathmgr.open(path, "wb") as f, av.open(f, "w", format=CONTAINER_FORMATS[extension]) as container:
         stream = container.add_stream(codec or pick_encoder(), rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"g": str(gop), **(options or {})}
-        for image in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        for image in itertools.chain([first], frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
         container.mux(stream.encode())
+
+
+def write_panning_video(
+    path: str, seconds: float, height: int = 320, width: int = 426, fps: int = 30, gop: int = 250, seed: int = 0
+) -> str:
+    """Write a `seconds`-long panning-texture video (see render_panning_texture) to
+    `path`, unless it exists; returns `path`. H.264 when available, a keyframe every
+    `gop` frames (250: libx264's default, which re-encoded Kinetics files carry) and no
+    scene-cut keyframes, so that seeking costs what it costs on such files."""
+    if g_pathmgr.exists(path):
+        return path
+    num_frames = int(round(seconds * fps))
+    codec = pick_encoder()
+    options = {"preset": "veryfast", "sc_threshold": "0"} if codec == "libx264" else {}
+    partial = f"{path}.partial{os.path.splitext(path)[1]}"
+    frames = render_panning_texture(np.random.default_rng(seed), num_frames, height, width, fps)
+    write_video(partial, frames, fps, codec, gop=gop, options=options)
+    g_pathmgr.mv(partial, path)
+    logger.info("wrote %s (%d frames, %dx%d, %s)", path, num_frames, width, height, codec)
+    return path
 
 
 def write_demo_dataset(

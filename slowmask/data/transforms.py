@@ -21,6 +21,8 @@ import torchvision.transforms.v2.functional as F
 # A crop in input pixels: (top, left, height, width).
 Box = Tuple[int, int, int, int]
 BoxSampler = Callable[[int, int, torch.Generator], Box]
+# (T, 3, S, S) clip, generator -> clip: RandAugment (uint8) or random erasing (float).
+ClipAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
@@ -95,16 +97,43 @@ def view_box(height: int, width: int, short_side: int, crop_size: int, position:
     return across, along, side, side
 
 
+def to_normalized_float(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (T, 3, S, S) -> float32 (T, 3, S, S), (clip / 255 - mean) / std per channel.
+
+    The uint8 clip is read once into a new (3, T, S, S) tensor, normalized in place and
+    returned as its (T, 3, S, S) view, so that the final (3, T, S, S) clip costs no
+    further copy: one allocation instead of four, which matters in the loader's workers.
+    """
+    frames, channels, height, width = clip.shape
+    out = torch.empty((channels, frames, height, width), dtype=torch.float32, device=clip.device)
+    out.copy_(clip.transpose(0, 1))
+    std_t = torch.tensor(std, dtype=torch.float32, device=clip.device).view(channels, 1, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=clip.device).view(channels, 1, 1, 1)
+    out.mul_(1.0 / (255.0 * std_t)).sub_(mean_t / std_t)
+    return out.transpose(0, 1)
+
+
 class ClipTransform:
     """Base: crop the box chosen by `box`, resize to `crop_size`, flip when `flip`
-    says so, scale to [0, 1] and normalize with `mean` / `std` (per RGB channel)."""
+    says so, [RandAugment the uint8 frames], scale to [0, 1], normalize with `mean` /
+    `std` (per RGB channel) [and erase boxes]; the optional `rand_augment` and `erasing`
+    (see augment.py) act on (T, 3, S, S) with the same choice for every frame."""
 
     num_views = 1
 
-    def __init__(self, crop_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self,
+        crop_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        rand_augment: Optional[ClipAugment] = None,
+        erasing: Optional[ClipAugment] = None,
+    ) -> None:
         self.crop_size = crop_size
         self.mean = list(mean)
         self.std = list(std)
+        self.rand_augment = rand_augment
+        self.erasing = erasing
 
     def box(self, height: int, width: int, generator: torch.Generator, spatial_index: int) -> Box:
         raise NotImplementedError
@@ -123,13 +152,18 @@ class ClipTransform:
         clip = F.resized_crop(clip, top, left, box_h, box_w, [self.crop_size, self.crop_size], antialias=True)
         if self.flip(generator):
             clip = F.horizontal_flip(clip)
-        clip = F.normalize(F.to_dtype(clip, torch.float32, scale=True), self.mean, self.std)
-        return clip.permute(1, 0, 2, 3).contiguous()  # (3, T, S, S)
+        if self.rand_augment is not None:
+            clip = self.rand_augment(clip, generator)
+        clip = to_normalized_float(clip, self.mean, self.std)
+        if self.erasing is not None:
+            clip = self.erasing(clip, generator)
+        return clip.permute(1, 0, 2, 3).contiguous()  # (3, T, S, S); no copy unless erased
 
 
 class TrainTransform(ClipTransform):
-    """Training: a box from `box_sampler` (RandomResizedBox or ShortSideJitterBox) and a
-    horizontal flip with probability 0.5 when `random_flip`."""
+    """Training: a box from `box_sampler` (RandomResizedBox or ShortSideJitterBox), a
+    horizontal flip with probability 0.5 when `random_flip`, and the optional
+    `rand_augment` and `erasing` of fine-tuning."""
 
     def __init__(
         self,
@@ -138,8 +172,10 @@ class TrainTransform(ClipTransform):
         mean: Sequence[float],
         std: Sequence[float],
         random_flip: bool = True,
+        rand_augment: Optional[ClipAugment] = None,
+        erasing: Optional[ClipAugment] = None,
     ) -> None:
-        super().__init__(crop_size, mean, std)
+        super().__init__(crop_size, mean, std, rand_augment, erasing)
         self.box_sampler = box_sampler
         self.random_flip = random_flip
 

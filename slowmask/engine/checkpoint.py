@@ -17,10 +17,20 @@ import torch
 from iopath.common.file_io import g_pathmgr
 from torch import nn
 
+from .state_diff import state_diff
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
+BEST_NAME = "checkpoint_best.pyth"
 _NAME = re.compile(r"^checkpoint_epoch_(\d{5})\.pyth$")
+
+
+# PySlowFast's Caffe2 model-zoo checkpoints are pickled .pkl files of numpy blobs.
+CAFFE2_HINT = (
+    " (a .pkl file is likely a Caffe2 checkpoint: Caffe2 checkpoints are out of scope for slowmask; "
+    "convert it to a PyTorch .pyth with PySlowFast first)"
+)
 
 
 class CheckpointError(RuntimeError):
@@ -36,6 +46,11 @@ def checkpoint_path(output_dir: str, epoch: int) -> str:
     return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}.pyth")
 
 
+def best_checkpoint_path(output_dir: str) -> str:
+    """Path of the checkpoint with the best validation result so far (not resumed from)."""
+    return os.path.join(checkpoint_dir(output_dir), BEST_NAME)
+
+
 def last_checkpoint(output_dir: str) -> Optional[str]:
     """The newest checkpoint in OUTPUT_DIR/checkpoints, or None."""
     folder = checkpoint_dir(output_dir)
@@ -45,7 +60,7 @@ def last_checkpoint(output_dir: str) -> Optional[str]:
     return os.path.join(folder, names[-1]) if names else None
 
 
-def _unwrapped(model: nn.Module) -> nn.Module:
+def unwrapped(model: nn.Module) -> nn.Module:
     """The model inside a DistributedDataParallel wrapper, so names carry no `module.`."""
     return model.module if hasattr(model, "module") else model
 
@@ -61,7 +76,7 @@ def save_checkpoint(
     """Write a checkpoint atomically (temporary file, then rename)."""
     state: Dict[str, Any] = {
         "epoch": epoch,
-        "model_state": _unwrapped(model).state_dict(),
+        "model_state": unwrapped(model).state_dict(),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "cfg": cfg_yaml,
     }
@@ -95,7 +110,8 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
         with g_pathmgr.open(path, "rb") as f:
             state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
     except Exception as error:  # any failure to unpickle means the same thing to the user
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
+        hint = CAFFE2_HINT if path.endswith(".pkl") else ""
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint{hint}: {error}") from error
     if not isinstance(state, dict) or "model_state" not in state:
         raise CheckpointError(f"{path} is not a checkpoint: it has no 'model_state'")
     return state
@@ -109,10 +125,16 @@ def resume(
 ) -> int:
     """Load model, optimizer and scaler states from `path`; returns the epoch it ended."""
     state = read_checkpoint(path)
+    model = unwrapped(model)
     try:
-        _unwrapped(model).load_state_dict(state["model_state"], strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(f"{path} does not fit this model: {error}") from error
+        model.load_state_dict(state["model_state"], strict=True)
+    except RuntimeError:
+        # The raw error has a line per key; the diff groups them by module.
+        diff = state_diff(state["model_state"], model.state_dict())
+        raise CheckpointError(
+            f"{path} does not fit this model:\n{diff.summary()}\nTo initialize a model from another "
+            "run's weights (fine-tuning), set TRAIN.CHECKPOINT_EPOCH_RESET True"
+        ) from None
     if optimizer is not None and state.get("optimizer_state") is not None:
         optimizer.load_state_dict(state["optimizer_state"])
     if scaler is not None and state.get("scaler_state") is not None:

@@ -1,9 +1,11 @@
 """Hooks of the training loop: learning-rate schedule, data epoch, checkpoints, logs."""
 
 import logging
-from typing import Any, Callable, Optional
+import os
+from typing import Any, Callable, Dict, Optional
 
 import torch
+from iopath.common.file_io import g_pathmgr
 from torch import nn
 
 from slowmask.utils.logging import write_json_stats
@@ -81,7 +83,8 @@ class PeriodicCheckpoint(Hook):
 
 class MetricsLog(Hook):
     """Every `period` iterations, a human line (epoch, iter, loss, lr, times, ETA,
-    memory) and the same figures as a JSON line; an epoch summary after each epoch."""
+    memory) and the same figures as a JSON line; an epoch summary after each epoch;
+    a run summary at the end (time, losses, best epoch, checkpoints, skipped videos)."""
 
     def __init__(self, output_dir: str, period: int) -> None:
         self.output_dir = output_dir
@@ -90,11 +93,16 @@ class MetricsLog(Hook):
         self.iterations_done = 0
         self.seconds_done = 0.0
         self.epoch_losses: list = []
+        self.first_epoch = 0
+        self.skipped: Dict[str, None] = {}  # unreadable videos, in the order met
 
     def before_epoch(self, loop: TrainLoop) -> None:
         self.meters = Meters()
+        if not self.epoch_losses:
+            self.first_epoch = loop.epoch
 
     def after_step(self, loop: TrainLoop) -> None:
+        self._collect_skipped(loop.batch)
         metrics = {k: v for k, v in loop.metrics.items() if k != "lr"}
         self.meters.add({**metrics, "data_time": loop.data_time, "step_time": loop.step_time})
         self.iterations_done += 1
@@ -125,11 +133,28 @@ class MetricsLog(Hook):
     def after_train(self, loop: TrainLoop) -> None:
         if not self.epoch_losses:
             return
+        best = min(range(len(self.epoch_losses)), key=lambda i: self.epoch_losses[i])
         logger.info(
-            "finished %d epoch(s) in %s; mean loss of the first epoch run %.5g, of the last %.5g",
+            "finished %d epoch(s) in %s; mean loss of the first epoch run %.5g, of the last %.5g, "
+            "lowest %.5g (epoch %d)",
             len(self.epoch_losses), format_eta(self.seconds_done),
-            self.epoch_losses[0], self.epoch_losses[-1],
+            self.epoch_losses[0], self.epoch_losses[-1], self.epoch_losses[best], self.first_epoch + best + 1,
         )
+        folder = checkpoint.checkpoint_dir(self.output_dir)
+        names = sorted(g_pathmgr.ls(folder)) if g_pathmgr.exists(folder) else []
+        written = [os.path.join(folder, name) for name in names if name.endswith(".pyth")]
+        logger.info("checkpoints: %s", ", ".join(written) if written else "none")
+        if self.skipped:
+            logger.warning("skipped %d unreadable video(s): %s", len(self.skipped), ", ".join(self.skipped))
+        else:
+            logger.info("skipped videos: none")
+
+    def _collect_skipped(self, batch: Any) -> None:
+        """Remember the unreadable videos a batch's items replaced (meta["skipped"])."""
+        metas = batch.get("meta", []) if isinstance(batch, dict) else []
+        for meta in metas:
+            for path in meta.get("skipped", []) if isinstance(meta, dict) else []:
+                self.skipped.setdefault(path, None)
 
     def _remaining_seconds(self, loop: TrainLoop) -> float:
         remaining = (loop.max_epoch - loop.epoch) * loop.iters_per_epoch - loop.iteration - 1

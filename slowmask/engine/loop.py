@@ -34,8 +34,8 @@ class TrainLoop:
     """Runs epochs [start_epoch, max_epoch) of `step` over `loader`.
 
     Attributes read by hooks: epoch (0-based), iteration (within the epoch),
-    iters_per_epoch, max_epoch, metrics (of the last step), data_time and
-    step_time (seconds, last iteration).
+    iters_per_epoch, max_epoch, metrics (of the last step), batch (the last one),
+    data_time and step_time (seconds, last iteration).
     """
 
     def __init__(
@@ -52,6 +52,7 @@ class TrainLoop:
         self.iters_per_epoch = len(loader)
         self.epoch = self.iteration = 0
         self.metrics: Dict[str, float] = {}
+        self.batch: Any = None
         self.data_time = self.step_time = 0.0
 
     def _call(self, moment: str) -> None:
@@ -70,6 +71,7 @@ class TrainLoop:
         tick = time.perf_counter()
         for self.iteration, batch in enumerate(self.loader):
             self.data_time = time.perf_counter() - tick
+            self.batch = batch
             self._call("before_step")
             try:
                 self.metrics = self.step(batch)

@@ -21,6 +21,47 @@ def masked_prediction_objective(model: nn.Module, batch: Dict[str, Any]):
     return out["loss"], {"masked_tokens": float(sum(p.shape[0] for p in preds))}
 
 
+def check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    """Clear error for a label outside [0, num_classes) (the CSV and MODEL.NUM_CLASSES disagree)."""
+    if labels.numel() == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"a label ({high if high >= num_classes else low}) lies outside [0, MODEL.NUM_CLASSES = "
+            f"{num_classes}): the dataset's labels and the classifier's head disagree"
+        )
+
+
+# (clip (B, 3, T, H, W), labels (B,)) -> (clip, soft targets (B, K)): mixup / cutmix.
+BatchMixer = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
+
+
+class ClassificationObjective:
+    """Supervised training: `loss(model(clip), target)`, the target being the labels or,
+    with a `mixer` (mixup / cutmix / label smoothing), the mixed soft targets."""
+
+    def __init__(
+        self,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        num_classes: int,
+        mixer: Optional[BatchMixer] = None,
+    ) -> None:
+        self.loss = loss
+        self.num_classes = num_classes
+        self.mixer = mixer
+
+    def __call__(self, model: nn.Module, batch: Dict[str, Any]) -> Tuple[torch.Tensor, Dict[str, float]]:
+        clip, labels = batch["clip"], batch["label"]
+        check_labels(labels, self.num_classes)
+        target = labels
+        if self.mixer is not None:
+            clip, target = self.mixer(clip, labels)
+        logits = model(clip)
+        top1_err = 100.0 * float((logits.argmax(dim=1) != labels).float().mean())
+        return self.loss(logits, target), {"top1_err": top1_err}
+
+
 def to_device(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
     """Move the batch's tensors to `device` (non-blocking from pinned memory)."""
     return {

@@ -2,15 +2,15 @@
 
 import logging
 import random
-from typing import Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 from fvcore.common.config import CfgNode
 from torch import nn
 
-from slowmask.data import build_loader, set_epoch
-from slowmask.models import build_model
+from slowmask.data import build_batch_mixer, build_loader, set_epoch
+from slowmask.models import build_loss, build_model
 from slowmask.utils.logging import setup_logging
 
 from . import checkpoint
@@ -21,7 +21,9 @@ from .loop import TrainLoop
 from .monitoring import build_monitoring_hooks
 from .optim import build_optimizer
 from .schedule import build_lr_schedule
-from .step import TrainStep, masked_prediction_objective
+from .pretrained import load_pretrained
+from .step import ClassificationObjective, Objective, TrainStep, masked_prediction_objective
+from .validation import build_validation_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +53,8 @@ def start_epoch(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> int:
     path = cfg.TRAIN.CHECKPOINT_FILE_PATH
     if not path:
         return 0
-    if cfg.TRAIN.CHECKPOINT_EPOCH_RESET:
-        checkpoint.resume(path, model)
+    if cfg.TRAIN.CHECKPOINT_EPOCH_RESET or cfg.TRAIN.CHECKPOINT_IN_INIT:
+        load_pretrained(path, model, cfg.TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN)
         return 0
     return checkpoint.resume(path, model, optimizer, scaler) + 1
 
@@ -66,13 +68,19 @@ def _wrapped_for_training(cfg: CfgNode, model: nn.Module, device: torch.device) 
     return torch.compile(model) if cfg.MODEL.COMPILE else model
 
 
-def _objective(cfg: CfgNode):
-    if not cfg.MASK.ENABLE:
-        raise NotImplementedError(
-            "supervised training (MASK.ENABLE False) is not available yet; "
-            "slowmask trains masked pretraining models (MASK.ENABLE True)"
-        )
-    return masked_prediction_objective
+def _classification_objective(cfg: CfgNode) -> Objective:
+    return ClassificationObjective(build_loss(cfg.MODEL.LOSS_FUNC), cfg.MODEL.NUM_CLASSES, build_batch_mixer(cfg))
+
+
+# MASK.ENABLE -> builder of the training objective: masked pretraining or classification.
+OBJECTIVES: Dict[bool, Callable[[CfgNode], Objective]] = {
+    True: lambda cfg: masked_prediction_objective,
+    False: _classification_objective,
+}
+
+
+def _objective(cfg: CfgNode) -> Objective:
+    return OBJECTIVES[bool(cfg.MASK.ENABLE)](cfg)
 
 
 def train(cfg: CfgNode) -> None:
@@ -111,5 +119,6 @@ def train(cfg: CfgNode) -> None:
             PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler),
         ]
         hooks += build_monitoring_hooks(cfg)
+        hooks += build_validation_hooks(cfg, model, optimizer, device, scaler)
     logger.info("training epochs %d..%d, %d iterations each", first_epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
     TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH).run(first_epoch)

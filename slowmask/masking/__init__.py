@@ -1,6 +1,7 @@
 """Mask generators (MASK registry): bool (t, h, w) masks on the mask grid, True = masked."""
 
 import inspect
+import logging
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -8,7 +9,12 @@ from fvcore.common.config import CfgNode
 from torch import Tensor
 
 from .cube import CubeMaskGenerator
+from .frame import FrameMaskGenerator
+from .random import RandomMaskGenerator
 from .registry import MASK_REGISTRY
+from .tube import TubeMaskGenerator
+
+logger = logging.getLogger(__name__)
 
 MaskGenerator = Callable[[torch.Generator], Tensor]
 
@@ -47,10 +53,28 @@ def build_mask_generator(cfg: CfgNode) -> Optional[MaskGenerator]:
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"AUG.MASK_RATIO must lie in (0, 1) when MASK.ENABLE is True, got {ratio}")
     grid = tuple(cfg.AUG.MASK_WINDOW_SIZE)
+    if source.endswith("MASK.MAE_RND_MASK True"):
+        grid = _token_grid(cfg)
+        logger.info("MASK.MAE_RND_MASK: random masks of single tokens, on the token grid %s", grid)
+    elif cfg.MVIT.PATCH_2D and grid[:1] != (1,):
+        # PySlowFast's image path ignores AUG.MASK_WINDOW_SIZE (its default is a video grid)
+        # and masks the token grid; its image yaml files keep that default.
+        grid = _token_grid(cfg)
+        logger.info("images (MVIT.PATCH_2D) with AUG.MASK_WINDOW_SIZE t != 1: masks on the token grid %s", grid)
     if len(grid) != 3 or not all(isinstance(size, int) and size > 0 for size in grid):
         raise ValueError(f"AUG.MASK_WINDOW_SIZE must be three positive integers (t, h, w), got {list(grid)}")
     cls = MASK_REGISTRY.get(name)
     return cls(grid=grid, mask_ratio=ratio, **_optional_kwargs(cls, cfg))
+
+
+def _token_grid(cfg: CfgNode) -> Tuple[int, int, int]:
+    """The patch embedding's token grid: input (T, H, W) over MVIT.PATCH_STRIDE (one frame
+    per token with MVIT.PATCH_2D). PySlowFast masks this grid, whatever AUG.MASK_WINDOW_SIZE
+    says, with MASK.MAE_RND_MASK and for images, so its yaml files mask the same here."""
+    stride = list(cfg.MVIT.PATCH_STRIDE)
+    stride = [1] + stride[-2:] if cfg.MVIT.PATCH_2D else stride
+    size = (cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+    return tuple(length // step for length, step in zip(size, stride))
 
 
 def _optional_kwargs(cls: type, cfg: CfgNode) -> Dict[str, object]:
@@ -59,4 +83,13 @@ def _optional_kwargs(cls: type, cfg: CfgNode) -> Dict[str, object]:
     return {keyword: value for keyword, value in values.items() if keyword in accepted and value is not None}
 
 
-__all__ = ["CubeMaskGenerator", "MASK_REGISTRY", "MaskGenerator", "build_mask_generator", "mask_type"]
+__all__ = [
+    "CubeMaskGenerator",
+    "FrameMaskGenerator",
+    "MASK_REGISTRY",
+    "MaskGenerator",
+    "RandomMaskGenerator",
+    "TubeMaskGenerator",
+    "build_mask_generator",
+    "mask_type",
+]

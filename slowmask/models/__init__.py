@@ -1,4 +1,5 @@
-"""Models: MViTv2 / ViT classifiers and masked-pretraining compositions (MaskFeat).
+"""Models: MViTv2 / ViT classifiers and masked-pretraining compositions (MaskFeat,
+SimMIM, MAE, VideoMAE).
 
 `build_model(cfg)` builds the model MODEL.MODEL_NAME names from MODEL_REGISTRY;
 the modules themselves take plain arguments and can be built without a config.
@@ -7,9 +8,11 @@ the modules themselves take plain arguments and can be built without a config.
 from .attention import MultiScaleAttention
 from .block import BlockOptions, MultiScaleBlock
 from .build import build_model, trunk_args
+from .decoder_head import DecoderPredictionHead
 from .heads import SeparatePredictionHead, TransformerBasicHead
 from .layout import BlockLayout, mvit_layout
 from .losses import LOSS_REGISTRY, build_loss
+from .mae import MAEEncoder
 from .maskfeat import MaskFeatEncoder
 from .mvit import MViT, MViTTrunk
 from .pretrainer import MaskedPretrainer
@@ -18,7 +21,9 @@ from .registry import MODEL_REGISTRY
 __all__ = [
     "BlockLayout",
     "BlockOptions",
+    "DecoderPredictionHead",
     "LOSS_REGISTRY",
+    "MAEEncoder",
     "MODEL_REGISTRY",
     "MViT",
     "MViTTrunk",

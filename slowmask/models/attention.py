@@ -7,7 +7,7 @@ pooling (the pooled query is added to the output).
 """
 
 from functools import partial
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .geometry import Grid
 from .pooling import make_pool, pool_tokens
-from .relative_position import decomposed_bias, table_length
+from .relative_position import decomposed_bias, decomposed_terms, key_indicators, table_length
 
 # MViT's norm: LayerNorm with PySlowFast's epsilon.
 LayerNorm6 = partial(nn.LayerNorm, eps=1e-6)
@@ -36,8 +36,9 @@ class MultiScaleAttention(nn.Module):
         mode: "conv" (depthwise conv per head), "conv_unshared" (with pool_first),
             "max" or "avg".
         pool_first: pool the input before projecting q, k, v.
-        use_sdpa: attend with `scaled_dot_product_attention` (relative positions as an
-            additive mask); False uses the explicit matmul-softmax-matmul path.
+        use_sdpa: attend with `scaled_dot_product_attention` (relative positions as
+            extra query and key channels); False uses the explicit
+            matmul-softmax-matmul path with the full additive bias.
     """
 
     def __init__(
@@ -140,25 +141,40 @@ class MultiScaleAttention(nn.Module):
             q, k, v = qkv.unbind(0)
         return self._pool_qkv(q, k, v, grid)
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor]) -> Tensor:
-        """softmax(q k^T * scale + bias) v, each (B, heads, N, head_dim)."""
-        if self.use_sdpa:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+    @property
+    def has_rel_pos(self) -> bool:
+        return self.rel_pos_h is not None or self.rel_pos_t is not None
+
+    def _attend_plain(self, q: Tensor, k: Tensor, v: Tensor, q_grid: Grid, k_grid: Grid) -> Tensor:
+        """softmax(q k^T * scale + bias) v, each (B, heads, N, head_dim), the bias built
+        in full (the reference path)."""
         logits = (q * self.scale) @ k.transpose(-2, -1)
-        if bias is not None:
-            logits = logits + bias
+        if self.has_rel_pos:
+            tables = (self.rel_pos_h, self.rel_pos_w, self.rel_pos_t)
+            logits = logits + decomposed_bias(q, q_grid, k_grid, *tables, self.num_prefix)
         return logits.softmax(dim=-1) @ v
+
+    def _attend_sdpa(self, q: Tensor, k: Tensor, v: Tensor, q_grid: Grid, k_grid: Grid) -> Tensor:
+        """The same through `scaled_dot_product_attention`, the relative-position bias
+        factored into extra query and key channels (relative_position.py): no mask, so
+        the fused kernel runs forward and backward. The query terms are divided by the
+        scale that SDPA multiplies every logit by."""
+        if self.has_rel_pos:
+            tables = (self.rel_pos_h, self.rel_pos_w, self.rel_pos_t)
+            terms = decomposed_terms(q, q_grid, k_grid, *tables, self.num_prefix)
+            keys = key_indicators(
+                k_grid, self.rel_pos_t is not None, self.rel_pos_h is not None, self.num_prefix, k.dtype, k.device
+            )
+            q = torch.cat((q, terms / self.scale), dim=-1)
+            k = torch.cat((k, keys.expand(*k.shape[:2], -1, -1)), dim=-1)
+        return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
 
     def forward(self, x: Tensor, grid: Grid) -> Tuple[Tensor, Grid]:
         """(B, N, dim) tokens on `grid` -> (B, N_q, dim_out) tokens on the pooled query grid."""
         batch = x.shape[0]
         q, k, v, q_grid, k_grid = self._project_and_pool(x, grid)
-        bias = None
-        if self.rel_pos_h is not None or self.rel_pos_t is not None:
-            bias = decomposed_bias(
-                q, q_grid, k_grid, self.rel_pos_h, self.rel_pos_w, self.rel_pos_t, self.num_prefix
-            )
-        out = self._attend(q, k, v, bias)
+        attend = self._attend_sdpa if self.use_sdpa else self._attend_plain
+        out = attend(q, k, v, q_grid, k_grid)
         if self.residual_pooling:
             p = self.num_prefix
             out = torch.cat((out[:, :, :p], out[:, :, p:] + q[:, :, p:]), dim=2)

@@ -2,7 +2,9 @@
 slowmask.models that reads `cfg`; every module takes plain arguments.
 
 Registered builders (MODEL.MODEL_NAME): "MViT" (classifier; ViT is MViT without
-pooling) and "MaskMViT" (MaskFeat pretraining, PySlowFast's name).
+pooling), "MaskMViT" (dense encoder with mask token: MaskFeat, SimMIM; PySlowFast's
+name, which with MASK.MAE_ON builds "MAE") and "MAE" (sparse encoder + decoder: MAE,
+VideoMAE). Methods differ by the parts the config picks (mask, target, loss).
 """
 
 import logging
@@ -14,10 +16,12 @@ from torch import nn
 
 from . import mvit
 from .block import BlockOptions
+from .decoder_head import DecoderPredictionHead
 from .geometry import Grid, query_strides, token_grid
 from .heads import SeparatePredictionHead
 from .layout import mvit_layout
 from .losses import build_loss
+from .mae import MAEEncoder
 from .maskfeat import MaskFeatEncoder
 from .pretrainer import MaskedPretrainer
 from .registry import MODEL_REGISTRY
@@ -126,6 +130,7 @@ def MViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the 
         use_mean_pooling=cfg.MVIT.USE_MEAN_POOLING,
         head_init_scale=cfg.MVIT.HEAD_INIT_SCALE,
         detach_final_fc=cfg.MODEL.DETACH_FINAL_FC,
+        linear_probe=cfg.MODEL.LINEAR_PROBE,
         **trunk_args(cfg),
     )
 
@@ -135,7 +140,8 @@ def MaskMViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is 
     """MaskFeat: dense MViT encoder with mask token + separate linear head + target
     (MASK.TARGET / PRED_HOG) + MODEL.LOSS_FUNC; model(x, mask) -> {"pred", "target", "loss"}."""
     if cfg.MASK.MAE_ON:
-        raise ValueError("MASK.MAE_ON selects MAE, which MaskMViT does not build; set MASK.MAE_ON False")
+        # PySlowFast's MaskMViT with MASK.MAE_ON is MAE: the flag picks the composition.
+        return MAE(cfg)
     if cfg.MASK.HEAD_TYPE != "separate":
         raise ValueError(f'MASK.HEAD_TYPE {cfg.MASK.HEAD_TYPE!r} is not supported; use "separate"')
     # Imported here: slowmask.targets imports slowmask.models.geometry, so a module-level
@@ -150,6 +156,48 @@ def MaskMViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is 
     model = MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
     model.register_load_state_dict_pre_hook(_drop_pyslowfast_hog_filters)
     return model
+
+
+@MODEL_REGISTRY.register()
+def MAE(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the config string
+    """MAE / VideoMAE: sparse ViT encoder (visible tokens only) + transformer decoder
+    (MASK.DECODER_DEPTH / DECODER_EMBED_DIM / DECODER_SEP_POS_EMBED) + target (MASK.TARGET,
+    pixels by default) + MODEL.LOSS_FUNC; model(x, mask) -> {"pred", "target", "loss"}."""
+    _check_mae_supported(cfg)
+    from slowmask.targets import build_target
+
+    args = trunk_args(cfg)
+    depth = cfg.MASK.PRETRAIN_DEPTH[0]
+    args["layout"] = args["layout"][: depth + 1]
+    encoder = MAEEncoder(
+        decoder_dim=cfg.MASK.DECODER_EMBED_DIM, decoder_sep_pos_embed=cfg.MASK.DECODER_SEP_POS_EMBED, **args
+    )
+    target = build_target(cfg)
+    head = DecoderPredictionHead(
+        cfg.MASK.DECODER_EMBED_DIM,
+        target.dim(token_pixels(cfg, depth)),
+        depth=cfg.MASK.DECODER_DEPTH,
+        dim=cfg.MASK.DECODER_EMBED_DIM,
+        has_cls_embed=cfg.MVIT.CLS_EMBED_ON,
+        options=BlockOptions(mlp_ratio=cfg.MVIT.MLP_RATIO, qkv_bias=cfg.MVIT.QKV_BIAS, drop_rate=cfg.MVIT.DROPOUT_RATE),
+    )
+    return MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
+
+
+def _check_mae_supported(cfg: CfgNode) -> None:
+    """The MAE keys this builder does not build fail here, naming the key."""
+    unsupported = {
+        'MASK.HEAD_TYPE must be "separate_xformer" (the transformer decoder)': cfg.MASK.HEAD_TYPE
+        != "separate_xformer",
+        "MASK.PRETRAIN_DEPTH must name one block": len(cfg.MASK.PRETRAIN_DEPTH) != 1,
+        "MASK.PER_FRAME_MASKING is not supported (use AUG.MASK_TYPE)": cfg.MASK.PER_FRAME_MASKING,
+        "MASK.DEC_KV_KERNEL / DEC_KV_STRIDE (decoder pooling) are not supported": bool(
+            cfg.MASK.DEC_KV_KERNEL or cfg.MASK.DEC_KV_STRIDE
+        ),
+    }
+    wrong = [message for message, bad in unsupported.items() if bad]
+    if wrong:
+        raise ValueError("MAE: " + "; ".join(wrong))
 
 
 def _drop_pyslowfast_hog_filters(module: nn.Module, state_dict: Dict[str, Any], prefix: str, *_: Any) -> None:

@@ -9,22 +9,33 @@ from .weight_init import init_weights
 
 
 class TransformerBasicHead(nn.Module):
-    """(B, dim_in) pooled features -> (B, num_classes) logits: dropout, `projection`.
+    """(B, dim_in) pooled features -> (B, num_classes) logits: [`bn`,] dropout, `projection`.
 
     Args:
         detach_final_fc: stop the gradient before the projection (MODEL.DETACH_FINAL_FC).
+        input_norm: a BatchNorm without affine parameters (`bn`) first, as MAE's linear
+            probe (He et al. 2022, appendix A.2): it rescales features whose magnitudes
+            differ across pretraining methods, and is still a linear classifier.
     """
 
     def __init__(
-        self, dim_in: int, num_classes: int, dropout_rate: float = 0.0, detach_final_fc: bool = False
+        self,
+        dim_in: int,
+        num_classes: int,
+        dropout_rate: float = 0.0,
+        detach_final_fc: bool = False,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
+        self.bn = nn.BatchNorm1d(dim_in, affine=False, eps=1e-6) if input_norm else None
         self.dropout = nn.Dropout(dropout_rate) if dropout_rate > 0.0 else nn.Identity()
         self.projection = nn.Linear(dim_in, num_classes, bias=True)
         self.detach_final_fc = detach_final_fc
         self.apply(init_weights)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.bn is not None:
+            x = self.bn(x)
         x = self.dropout(x)
         if self.detach_final_fc:
             x = x.detach()

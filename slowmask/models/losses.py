@@ -1,4 +1,4 @@
-"""Pretraining losses, by the name MODEL.LOSS_FUNC gives."""
+"""Losses, by the name MODEL.LOSS_FUNC gives: pretraining (MSE) and classification."""
 
 from typing import Callable
 
@@ -7,8 +7,9 @@ from fvcore.common.registry import Registry
 from torch import Tensor
 
 LOSS_REGISTRY = Registry("LOSS")
-LOSS_REGISTRY.__doc__ = """Pretraining losses: a registered function is called as
-`loss(pred, target)` with (N_masked, C) rows of predictions and targets, -> scalar."""
+LOSS_REGISTRY.__doc__ = """Losses: a registered function is called as `loss(pred, target)`
+-> scalar; for pretraining with (N_masked, C) rows of predictions and targets, for
+classification with (B, K) logits and (B,) class indices or (B, K) class probabilities."""
 
 
 @LOSS_REGISTRY.register()
@@ -24,9 +25,29 @@ def multi_mse(pred: Tensor, target: Tensor) -> Tensor:
     return mse(pred, target)
 
 
+@LOSS_REGISTRY.register()
+def l1(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean absolute error over the given (masked) rows and all their channels: SimMIM's
+    loss on raw pixels (Xie et al., 2022, Sec. 3.4)."""
+    return F.l1_loss(pred, target)
+
+
+@LOSS_REGISTRY.register()
+def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean cross entropy of (B, K) logits against (B,) labels or (B, K) soft targets
+    (mixup / cutmix / label smoothing)."""
+    return F.cross_entropy(logits.float(), target)
+
+
+@LOSS_REGISTRY.register()
+def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """PySlowFast's name for the cross entropy with soft targets (the same function)."""
+    return cross_entropy(logits, target)
+
+
 def build_loss(name: str) -> Callable[[Tensor, Tensor], Tensor]:
     """The registered loss `name`; a clear error names the known ones."""
     if name not in LOSS_REGISTRY:
         known = ", ".join(sorted(k for k, _ in LOSS_REGISTRY))
-        raise ValueError(f"MODEL.LOSS_FUNC {name!r} is not a pretraining loss; known: {known}")
+        raise ValueError(f"MODEL.LOSS_FUNC {name!r} is not a registered loss; known: {known}")
     return LOSS_REGISTRY.get(name)

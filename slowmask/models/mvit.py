@@ -181,6 +181,9 @@ class MViT(MViTTrunk):
             the normalized class token, or the mean of normalized tokens without one.
         head_init_scale: factor on the head's initial weights (MVIT.HEAD_INIT_SCALE).
         detach_final_fc: train only the head's projection.
+        linear_probe: MAE's linear probing: a BatchNorm without affine (`head.bn`) before
+            the projection; every parameter outside `head` frozen, and kept in eval mode
+            (no dropout, no drop path) whatever `train()` says.
         trunk_args: MViTTrunk's arguments.
     """
 
@@ -193,17 +196,30 @@ class MViT(MViTTrunk):
         use_mean_pooling: bool = False,
         head_init_scale: float = 1.0,
         detach_final_fc: bool = False,
+        linear_probe: bool = False,
         **trunk_args: Any,
     ) -> None:
         super().__init__(layout, **trunk_args)
         dim = layout[-1].dim_out
         self.use_mean_pooling = use_mean_pooling
         self.norm = LayerNorm6(dim)
-        self.head = TransformerBasicHead(dim, num_classes, head_dropout, detach_final_fc)
+        self.head = TransformerBasicHead(dim, num_classes, head_dropout, detach_final_fc, input_norm=linear_probe)
         with torch.no_grad():
             self.head.projection.weight.mul_(head_init_scale)
             self.head.projection.bias.mul_(head_init_scale)
+        self.linear_probe = linear_probe
+        if linear_probe:
+            for name, param in self.named_parameters():
+                param.requires_grad_(name.startswith("head."))
         logger.debug("MViT with %d blocks, token grid %s", len(layout), self.patch_grid)
+
+    def train(self, mode: bool = True) -> "MViT":
+        """As nn.Module.train; under linear probing everything but the head stays in eval mode."""
+        super().train(mode)
+        if self.linear_probe:
+            for name, child in self.named_children():
+                child.train(mode and name == "head")
+        return self
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, 3, T, H, W) -> (B, [1+]N, D) tokens after the last block (before `norm`,
@@ -223,4 +239,6 @@ class MViT(MViTTrunk):
         return pooled if pre_logits else self.head(pooled)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.linear_probe):
+            pooled = self.forward_head(self.forward_features(x), pre_logits=True)
+        return self.head(pooled)

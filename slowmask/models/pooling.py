@@ -64,8 +64,10 @@ def pool_tokens(
     batch, heads, _, channels = x.shape
     t, h, w = grid
     prefix, tokens = x[:, :, :num_prefix], x[:, :, num_prefix:]
-    tokens = tokens.reshape(batch * heads, t, h, w, channels).permute(0, 4, 1, 2, 3).contiguous()
-    tokens = pool(tokens)
+    # Channels-last: the tokens' own layout, and several times faster than the
+    # channels-first one for a depthwise convolution's backward pass on the CPU.
+    tokens = tokens.reshape(batch * heads, t, h, w, channels).permute(0, 4, 1, 2, 3)
+    tokens = pool(tokens.contiguous(memory_format=torch.channels_last_3d))
     new_grid = tuple(int(s) for s in tokens.shape[2:])
     tokens = tokens.reshape(batch, heads, channels, -1).transpose(2, 3)
     x = torch.cat((prefix, tokens), dim=2)

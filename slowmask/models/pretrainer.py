@@ -19,9 +19,11 @@ class MaskedPretrainer(nn.Module):
     """model(x, mask) -> {"pred", "target", "loss"}: regress a target of the masked tokens.
 
     Args:
-        encoder: `encoder(x, mask)` -> (features [(B, N_i, D_i)], grids [(t_i, h_i, w_i)]),
-            one entry per prediction depth, tokens in (t, h, w) order.
-        head: `head(features)` -> [(B, N_i, C_i)] predictions for every token.
+        encoder: `encoder(x, mask)` -> (features, grids [(t_i, h_i, w_i)]), one entry per
+            prediction depth; features are what the head takes (MaskFeat: (B, N_i, D_i)
+            grid tokens; MAE: the decoder's input sequence).
+        head: `head(features)` -> [(B, N_i, C_i)] predictions for every token of each
+            grid, N_i = t_i*h_i*w_i in (t, h, w) order.
         target: `target(x, grid)` -> (B, t*h*w, C) float32, without parameters or
             persistent buffers (it is not part of the checkpoint).
         loss: `loss(pred, target)` on the masked rows -> scalar.

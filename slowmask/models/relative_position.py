@@ -2,9 +2,16 @@
 
 The bias between a query at (t, h, w) and a key at (t', h', w') is
 q . (R_t[t - t'] + R_h[h - h'] + R_w[w - w']): three small tables instead of one per
-3-D offset. It is built here as an additive (B, heads, Nq, Nk) term for the attention
-logits, so that it can enter `scaled_dot_product_attention` as `attn_mask`; the class
-token's row and column get zero bias, as in PySlowFast.
+3-D offset; the class token's row and column get zero bias, as in PySlowFast. Two
+exact forms:
+
+- `decomposed_bias`: the additive (B, heads, Nq, Nk) term for the attention logits.
+- `decomposed_terms` and `key_indicators`: the bias factored as a product. For each
+  query, its kt + kh + kw dot products with the table rows (one per key time, row,
+  column); for each key, a 0/1 indicator of its time, row and column. Appended to the
+  queries and keys, they add exactly the bias to q . k, so attention needs no mask at
+  all, and `scaled_dot_product_attention` keeps its fused kernel in training (a mask
+  that needs a gradient sends it to the unfused math path).
 """
 
 from typing import Optional
@@ -83,3 +90,49 @@ def decomposed_bias(
     bias = bias.expand(batch, heads, qt, qh, qw, kt, kh, kw)
     bias = bias.reshape(batch, heads, qt * qh * qw, kt * kh * kw)
     return F.pad(bias, (num_prefix, 0, num_prefix, 0))
+
+
+def decomposed_terms(
+    q: Tensor,
+    q_grid: Grid,
+    k_grid: Grid,
+    rel_pos_h: Optional[Tensor] = None,
+    rel_pos_w: Optional[Tensor] = None,
+    rel_pos_t: Optional[Tensor] = None,
+    num_prefix: int = 1,
+) -> Tensor:
+    """Query side of the factored bias: (B, heads, Nq, R), R = [kt] + [kh + kw].
+
+    Column j of the temporal part is q . R_t[t - j] for a query at time t (likewise
+    rows and columns of the spatial parts); the class token's terms are zero. With
+    `key_indicators`, terms @ indicators^T equals `decomposed_bias`.
+    """
+    batch, heads, _, channels = q.shape
+    qt, qh, qw = q_grid
+    kt, kh, kw = k_grid
+    r_q = q[:, :, num_prefix:].reshape(batch, heads, qt, qh, qw, channels)
+    parts = []
+    if rel_pos_t is not None:
+        parts.append(torch.einsum("bnthwc,tkc->bnthwk", r_q, _lookup(rel_pos_t, qt, kt, q.dtype)))
+    if rel_pos_h is not None and rel_pos_w is not None:
+        parts.append(torch.einsum("bnthwc,hkc->bnthwk", r_q, _lookup(rel_pos_h, qh, kh, q.dtype)))
+        parts.append(torch.einsum("bnthwc,wkc->bnthwk", r_q, _lookup(rel_pos_w, qw, kw, q.dtype)))
+    terms = torch.cat(parts, dim=-1).reshape(batch, heads, qt * qh * qw, -1)
+    return F.pad(terms, (0, 0, num_prefix, 0))
+
+
+def key_indicators(
+    k_grid: Grid, temporal: bool, spatial: bool, num_prefix: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """Key side of the factored bias: (Nk, R) 0/1, the one-hot time [and row, column]
+    of each key, in the column order of `decomposed_terms`; zero for the class token."""
+    kt, kh, kw = k_grid
+    t, h, w = torch.meshgrid(
+        *(torch.arange(size, device=device) for size in k_grid), indexing="ij"
+    )
+    parts = []
+    if temporal:
+        parts.append(F.one_hot(t.reshape(-1), kt))
+    if spatial:
+        parts += [F.one_hot(h.reshape(-1), kh), F.one_hot(w.reshape(-1), kw)]
+    return F.pad(torch.cat(parts, dim=-1).to(dtype), (0, 0, num_prefix, 0))

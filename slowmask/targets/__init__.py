@@ -4,20 +4,17 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from .hog import HOGTarget, hog
+from .pixel import PixelTarget, normalize_patches, patchify, unpatchify
 from .prediction_grid import prediction_stride
 from .registry import TARGET_REGISTRY
 
 
 def target_name(cfg: CfgNode) -> str:
-    """MASK.TARGET, or the name PySlowFast's MASK.PRED_HOG implies when it is ""."""
+    """MASK.TARGET, or when it is "" the name PySlowFast's MASK.PRED_HOG implies: "hog"
+    when True, "pixel" when False."""
     if cfg.MASK.TARGET:
         return cfg.MASK.TARGET
-    if cfg.MASK.PRED_HOG:
-        return "hog"
-    raise ValueError(
-        "MASK.TARGET is '' and MASK.PRED_HOG is False, which asks for pixel targets; pixel "
-        f"targets are not built yet: set MASK.TARGET to one of {_registered()} or MASK.PRED_HOG True"
-    )
+    return "hog" if cfg.MASK.PRED_HOG else "pixel"
 
 
 def build_target(cfg: CfgNode) -> nn.Module:
@@ -38,4 +35,15 @@ def _registered() -> str:
     return ", ".join(repr(name) for name, _ in sorted(TARGET_REGISTRY))
 
 
-__all__ = ["HOGTarget", "TARGET_REGISTRY", "build_target", "hog", "target_dim", "target_name"]
+__all__ = [
+    "HOGTarget",
+    "PixelTarget",
+    "TARGET_REGISTRY",
+    "build_target",
+    "hog",
+    "normalize_patches",
+    "patchify",
+    "target_dim",
+    "target_name",
+    "unpatchify",
+]

@@ -101,8 +101,8 @@ def test_unsupported_choice():
 
 
 def test_features_not_built_yet_fail_instead_of_being_ignored():
-    with pytest.raises(ConfigError, match=r"not available yet: MIXUP\.ENABLE"):
-        load_config(S_PT, ["MIXUP.ENABLE", "True"])
+    with pytest.raises(ConfigError, match=r"not available yet: AUG\.RE_SPLIT"):
+        load_config(S_PT, ["AUG.RE_SPLIT", "True"])
 
 
 def test_warmup_longer_than_training():

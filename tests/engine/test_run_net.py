@@ -25,7 +25,6 @@ def test_overrides_with_and_without_opts():
     "opts, message",
     [
         (["DATA.NUM_FRAME", "8"], "unknown config key DATA.NUM_FRAME .*did you mean DATA.NUM_FRAMES"),
-        (["TEST.ENABLE", "True"], "TEST.ENABLE True"),
     ],
 )
 def test_config_errors_exit_2_with_message(capsys, opts, message):

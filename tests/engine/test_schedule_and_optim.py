@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from slowmask.config import load_config
+from slowmask.config import ConfigError, load_config
 from slowmask.engine.optim import build_optimizer, param_groups
 from slowmask.engine.schedule import build_lr_schedule
 
@@ -61,9 +61,43 @@ def test_no_weight_decay_groups():
     assert groups[0.05] == ["cls_token", "fc.weight", "mask_token", "rel_pos_h"]
 
 
-def test_build_adamw_and_unavailable_layer_decay():
+def test_build_adamw():
     cfg = load_config(None, ["SOLVER.OPTIMIZING_METHOD", "adamw", "SOLVER.ZERO_WD_1D_PARAM", "True"])
     assert isinstance(build_optimizer(cfg, Tiny()), torch.optim.AdamW)
-    cfg = load_config(None, ["SOLVER.LAYER_DECAY", "0.75"])
-    with pytest.raises(NotImplementedError, match="SOLVER.LAYER_DECAY"):
-        build_optimizer(cfg, Tiny())
+
+
+class Blocks(nn.Module):
+    """Names of an MViT with 3 blocks: stem, blocks.0-2, final norm and head."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch_embed = nn.Linear(2, 4)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 4))
+        self.blocks = nn.ModuleList(nn.Linear(4, 4) for _ in range(3))
+        self.norm = nn.LayerNorm(4)
+        self.head = nn.Linear(4, 2)
+
+
+def test_layer_decay_gives_each_block_its_learning_rate():
+    from slowmask.engine.hooks import LRSchedule
+    from slowmask.engine.loop import TrainLoop
+
+    cfg = load_config(None, ["SOLVER.OPTIMIZING_METHOD", "adamw", "SOLVER.LAYER_DECAY", "0.5", "MVIT.DEPTH", "3",
+                             "SOLVER.ZERO_WD_1D_PARAM", "True"])
+    model = Blocks()
+    optimizer = build_optimizer(cfg, model)
+    loop = TrainLoop(lambda batch: {}, [0], hooks=[], max_epoch=1)
+    LRSchedule(optimizer, lambda epoch: 0.8).before_step(loop)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    expected = {
+        "patch_embed.weight": 0.8 * 0.5**4, "cls_token": 0.8 * 0.5**4,
+        "blocks.0.weight": 0.8 * 0.5**3, "blocks.1.bias": 0.8 * 0.5**2, "blocks.2.weight": 0.8 * 0.5,
+        "norm.weight": 0.8, "head.weight": 0.8,
+    }
+    named = dict(model.named_parameters())
+    for name, lr in expected.items():
+        assert lr_of[id(named[name])] == pytest.approx(lr), name
+    decay_of = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decay_of[id(named["blocks.1.bias"])] == 0.0 and decay_of[id(named["blocks.1.weight"])] == cfg.SOLVER.WEIGHT_DECAY
+    with pytest.raises(ConfigError, match=r"SOLVER.LAYER_DECAY must lie in \(0, 1\]"):
+        load_config(None, ["SOLVER.LAYER_DECAY", "1.5"])

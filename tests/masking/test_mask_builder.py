@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from slowmask.config import get_cfg
-from slowmask.masking import CubeMaskGenerator, build_mask_generator
+from slowmask.masking import (
+    CubeMaskGenerator,
+    FrameMaskGenerator,
+    RandomMaskGenerator,
+    TubeMaskGenerator,
+    build_mask_generator,
+)
 
 
 def _cfg(**aug):
@@ -44,17 +50,39 @@ def test_bad_window():
 
 
 @pytest.mark.parametrize(
-    "aug, mask, name, source",
+    "aug, mask, cls",
     [
-        ({"MASK_TUBE": True}, {}, "tube", "AUG.MASK_TUBE"),
-        ({"MASK_FRAMES": True}, {}, "frame", "AUG.MASK_FRAMES"),
-        ({}, {"MAE_RND_MASK": True}, "random", "MASK.MAE_RND_MASK"),
-        ({"MASK_TYPE": "spiral"}, {}, "spiral", "AUG.MASK_TYPE"),
+        ({"MASK_TUBE": True}, {}, TubeMaskGenerator),
+        ({"MASK_FRAMES": True}, {}, FrameMaskGenerator),
+        ({}, {"MAE_RND_MASK": True}, RandomMaskGenerator),
+        ({"MASK_TYPE": "tube", "MASK_FRAMES": True}, {}, TubeMaskGenerator),
     ],
 )
-def test_unregistered_names(aug, mask, name, source):
+def test_pyslowfast_flags_select_generators(aug, mask, cls):
     cfg = _cfg(**aug)
     for key, value in mask.items():
         cfg.MASK[key] = value
-    with pytest.raises(ValueError, match=rf"'{name}' \(from .*{source}.*registered: 'block', 'cube'"):
-        build_mask_generator(cfg)
+    assert isinstance(build_mask_generator(cfg), cls)
+
+
+def test_unregistered_name():
+    with pytest.raises(ValueError, match=r"'spiral' \(from AUG.MASK_TYPE\).*registered: 'block', 'cube', 'frame'"):
+        build_mask_generator(_cfg(MASK_TYPE="spiral"))
+
+
+@pytest.mark.parametrize("patch_2d, frames, expected", [(False, 16, (8, 14, 14)), (True, 1, (1, 14, 14))])
+def test_mae_rnd_mask_masks_single_tokens_as_pyslowfast(patch_2d, frames, expected):
+    cfg = _cfg(MASK_RATIO=0.9)  # AUG.MASK_WINDOW_SIZE stays PySlowFast's default [8, 7, 7]
+    cfg.MASK.MAE_RND_MASK = True
+    cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE = frames, 224
+    cfg.MVIT.PATCH_2D = patch_2d
+    cfg.MVIT.PATCH_STRIDE = [16, 16] if patch_2d else [2, 16, 16]
+    generator = build_mask_generator(cfg)
+    assert isinstance(generator, RandomMaskGenerator) and generator.grid == expected
+
+
+def test_image_with_pyslowfast_video_window_masks_the_token_grid():
+    cfg = _cfg(MASK_TYPE="block")  # AUG.MASK_WINDOW_SIZE stays [8, 7, 7], as in PySlowFast's image yaml
+    cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE = 1, 224
+    cfg.MVIT.PATCH_2D, cfg.MVIT.PATCH_STRIDE = True, [16, 16]
+    assert build_mask_generator(cfg).grid == (1, 14, 14)

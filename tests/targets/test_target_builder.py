@@ -1,7 +1,7 @@
 import pytest
 
 from slowmask.config import get_cfg
-from slowmask.targets import HOGTarget, build_target, target_dim
+from slowmask.targets import HOGTarget, PixelTarget, build_target, target_dim
 
 
 def _pretrain_cfg():
@@ -19,15 +19,18 @@ def test_pred_hog_builds_hog():
     assert isinstance(build_target(cfg), HOGTarget)
 
 
-def test_pixel_targets_not_built_yet():
-    with pytest.raises(ValueError, match="MASK.PRED_HOG is False.*pixel targets are not built yet.*'hog'"):
-        build_target(_pretrain_cfg())
+def test_pred_hog_false_builds_pixels():
+    cfg = _pretrain_cfg()
+    cfg.MASK.NORM_PRED_PIXEL, cfg.MASK.TIME_STRIDE_LOSS = False, False
+    target = build_target(cfg)
+    assert isinstance(target, PixelTarget) and not target.normalize and not target.time_stride
+    assert target_dim(cfg) == 2 * 4 * 4 * 3  # a 2x4x4 token of the unpooled grid
 
 
 def test_unknown_target_lists_registered():
     cfg = _pretrain_cfg()
     cfg.MASK.TARGET = "sift"
-    with pytest.raises(ValueError, match="MASK.TARGET 'sift' is not a registered target; registered: 'hog'"):
+    with pytest.raises(ValueError, match="MASK.TARGET 'sift' is not a registered target; registered: 'hog', 'pixel'"):
         build_target(cfg)
 
 

@@ -1,0 +1,89 @@
+"""What to draw for a prediction, by target name (PAINTER registry).
+
+A masked-prediction model regresses a target per prediction token (HOG for MaskFeat,
+pixels for MAE); a painter turns such rows, target or predicted alike, back into
+pictures of the frames they describe, so the two can be shown side by side.
+"""
+
+from typing import List, Sequence, Tuple
+
+import numpy as np
+from torch import Tensor, nn
+
+from slowmask.utils.registry import Registry
+
+from slowmask.targets.pixel import RGB_CHANNELS, unpatchify
+
+from .hog_glyphs import channel_mean_cells, hog_glyphs, token_rows_to_cells
+
+# Standard deviations of a standardized pixel value at either end of the drawn range.
+PIXEL_SIGMAS = 2.0
+
+PAINTER_REGISTRY = Registry("PAINTER")
+PAINTER_REGISTRY.__doc__ = """Painters of target rows, registered under the target's name (MASK.TARGET).
+
+A registered class is built as `cls(target)` from the target module and has:
+    frame_indices(t, num_frames) -> [int]: the clip frame each prediction-grid temporal
+        index describes (the one shown beside its pictures);
+    paint(rows, grid, frame_size, scale) -> uint8 (t, H * scale, W * scale, 3): pictures of
+        rows (t*h*w, D) on the prediction grid (t, h, w), for frames of frame_size (H, W).
+"""
+
+
+@PAINTER_REGISTRY.register(name="hog")
+class HOGPainter:
+    """HOG rows as oriented-gradient glyphs, one per 8 x 8 cell (see hog_glyphs.py), the
+    mean over the RGB channels' histograms."""
+
+    def __init__(self, target: nn.Module) -> None:
+        self.target = target
+
+    def frame_indices(self, t: int, num_frames: int) -> List[int]:
+        return list(range(num_frames))[self.target.frames(t, num_frames)]
+
+    def paint(self, rows: Tensor, grid: Sequence[int], frame_size: Tuple[int, int], scale: int) -> np.ndarray:
+        t, h, w = grid
+        height, width = frame_size
+        cells_per_token = (height // h // self.target.cell_size) * (width // w // self.target.cell_size)
+        channels = rows.shape[-1] // (cells_per_token * self.target.nbins)
+        pictures = []
+        for frame_rows in rows.reshape(t, h * w, -1):
+            cells = token_rows_to_cells(frame_rows, (h, w), channels, self.target.nbins)
+            pictures.append(hog_glyphs(channel_mean_cells(cells), cell_pixels=self.target.cell_size * scale))
+        return np.stack(pictures)
+
+
+@PAINTER_REGISTRY.register(name="pixel")
+class PixelPainter:
+    """Pixel rows (MAE, SimMIM; see targets/pixel.py) put back into frames: the first frame
+    of each token's temporal patch. Values are drawn as standardized: 0 is mid-grey and
+    +-PIXEL_SIGMAS the ends of the range, which shows per-patch normalized targets (MAE) and
+    mean/std-normalized clips (SimMIM) alike; the colours of a normalized patch are its
+    own, relative to its mean."""
+
+    def __init__(self, target: nn.Module) -> None:
+        self.target = target
+
+    def frame_indices(self, t: int, num_frames: int) -> List[int]:
+        return list(range(0, num_frames, num_frames // t))[:t]
+
+    def paint(self, rows: Tensor, grid: Sequence[int], frame_size: Tuple[int, int], scale: int) -> np.ndarray:
+        _, h, w = grid
+        height, width = frame_size
+        patch_h, patch_w = height // h, width // w
+        patch_t = rows.shape[-1] // (patch_h * patch_w * RGB_CHANNELS)
+        clip = unpatchify(rows[None].float().cpu(), (patch_t, patch_h, patch_w), grid)[0, :, ::patch_t]  # (3, t, H, W)
+        shown = (clip / (2 * PIXEL_SIGMAS) + 0.5).clamp(0, 1).mul(255).round().byte()
+        pictures = shown.permute(1, 2, 3, 0).numpy()
+        return pictures.repeat(scale, axis=1).repeat(scale, axis=2)
+
+
+def build_painter(target_name: str, target: nn.Module):
+    """The painter registered for `target_name`, built for the `target` module."""
+    if target_name not in PAINTER_REGISTRY:
+        registered = ", ".join(repr(name) for name, _ in sorted(PAINTER_REGISTRY))
+        raise ValueError(
+            f"no painter is registered for the target {target_name!r} (registered: {registered}); "
+            "register one in slowmask.visualization.PAINTER_REGISTRY to draw its predictions"
+        )
+    return PAINTER_REGISTRY.get(target_name)(target)

@@ -1,0 +1,101 @@
+"""The progress bar (terminal only), TensorBoard scalars, and the run summary."""
+
+import importlib.util
+import io
+import logging
+
+import pytest
+
+from slowmask.config import get_cfg
+from slowmask.engine import checkpoint
+from slowmask.engine.hooks import MetricsLog
+from slowmask.engine.loop import TrainLoop
+from slowmask.engine.monitoring import build_monitoring_hooks
+from slowmask.engine.progress import ProgressBar
+from slowmask.engine.tensorboard import TensorBoardScalars, summary_writer
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def run_loop(hooks, batches=None, epochs=2):
+    batches = batches or [{"meta": [{"skipped": []}]}] * 3
+    TrainLoop(lambda batch: {"loss": 0.5, "lr": 0.01}, batches, hooks, epochs).run()
+
+
+def test_a_terminal_gets_a_bar_with_epoch_iteration_loss_and_lr(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the bar is as wide as the terminal
+    stream = Terminal()
+    run_loop([ProgressBar(stream)])
+    shown = stream.getvalue()
+    assert "epoch 2/2" in shown and "iter=3/3" in shown and "loss=0.5" in shown and "lr=0.01" in shown
+    assert "6/6" in shown and "it/s" in shown
+
+
+def test_no_bar_when_not_on_a_terminal():
+    stream = io.StringIO()
+    run_loop([ProgressBar(stream)])
+    assert stream.getvalue() == ""
+
+
+def test_the_summary_names_checkpoints_best_epoch_and_skipped_videos(tmp_path, caplog):
+    path = checkpoint.checkpoint_path(str(tmp_path), 2)
+    tmp_path.joinpath("checkpoints").mkdir()
+    tmp_path.joinpath("checkpoints", "checkpoint_epoch_00002.pyth").write_bytes(b"")
+    batches = [{"meta": [{"skipped": ["bad.mp4"]}, {"skipped": []}]}, {"meta": [{"skipped": ["bad.mp4", "worse.mp4"]}]}]
+    with caplog.at_level(logging.INFO, logger="slowmask"):
+        run_loop([MetricsLog(str(tmp_path), period=1)], batches)
+    text = caplog.text
+    assert "finished 2 epoch(s)" in text and "lowest 0.5 (epoch 1)" in text
+    assert f"checkpoints: {path}" in text
+    assert "skipped 2 unreadable video(s): bad.mp4, worse.mp4" in text
+
+
+class RecordingWriter:
+    def __init__(self):
+        self.scalars, self.closed = [], False
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_tensorboard_scalars_per_step_and_per_epoch():
+    writer = RecordingWriter()
+    run_loop([TensorBoardScalars(writer)])
+    assert ("train/loss", 0.5, 6) in writer.scalars and ("train_epoch/loss", 0.5, 2) in writer.scalars
+    assert writer.closed
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard is installed")
+def test_tensorboard_enabled_without_the_package_says_what_to_install(tmp_path):
+    with pytest.raises(ImportError, match="pip install tensorboard"):
+        summary_writer(str(tmp_path))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard is not installed")
+def test_tensorboard_writer_writes_event_files(tmp_path):
+    writer = summary_writer(str(tmp_path))
+    writer.add_scalar("train/loss", 1.0, 1)
+    writer.close()
+    assert any(name.startswith("events.out.tfevents") for name in (p.name for p in tmp_path.iterdir()))
+
+
+def test_monitoring_hooks_from_the_config(tmp_path):
+    cfg = get_cfg()
+    cfg.OUTPUT_DIR = str(tmp_path)
+    assert [type(hook) for hook in build_monitoring_hooks(cfg)] == [ProgressBar]
+    cfg.TENSORBOARD.ENABLE = True
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(ImportError, match="TENSORBOARD.ENABLE is True but the tensorboard package is not installed"):
+            build_monitoring_hooks(cfg)
+    else:
+        assert [type(hook) for hook in build_monitoring_hooks(cfg)] == [ProgressBar, TensorBoardScalars]
+        assert (tmp_path / "runs").is_dir()

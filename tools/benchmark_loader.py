@@ -1,0 +1,156 @@
+"""The loader part of `tools/benchmark.py`: clips per second of the training loader on
+real-resolution videos, each figure beside a baseline measured in the same run.
+
+    python tools/benchmark.py --cfg CONFIG --what loader
+
+Videos: panning-texture H.264 files (slowmask.data.synthetic.write_panning_video) of
+10 seconds and of 5 minutes, written once into a cache folder. Rows:
+
+- repeated sampling: AUG.NUM_SAMPLE clips cut from one decode against one clip per decode;
+- seeking: the loader against decoding the whole video, then sampling (the naive way);
+- long video: a clip of a 5-minute video against a clip of a 10-second one (seek works
+  when this stays near 1);
+- both backends (PyAV, decord), each with its own NUM_SAMPLE = 1 baseline.
+"""
+
+import gc
+import multiprocessing
+import os
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+from fvcore.common.config import CfgNode
+
+from slowmask.data import Video, build_dataset, build_loader
+from slowmask.data.synthetic import write_panning_video
+from slowmask.utils.timing import Timing, peak_resident_bytes
+
+
+class DecodeAllVideo(Video):
+    """The naive reader, as a baseline: every frame from the start is decoded and
+    converted, then the requested ones are picked."""
+
+    def __init__(self, video: Video) -> None:
+        self.video = video
+
+    @property
+    def fps(self) -> float:
+        return self.video.fps
+
+    @property
+    def num_frames(self) -> int:
+        return self.video.num_frames
+
+    def get_frames(self, indices) -> torch.Tensor:
+        everything = self.video.get_frames(range(self.video.num_frames))
+        index = torch.as_tensor(indices, dtype=torch.long).clamp(0, everything.shape[0] - 1)
+        return everything[index]
+
+    def close(self) -> None:
+        self.video.close()
+
+
+def decode_all_opener(open_video: Callable[[str], Video]) -> Callable[[str], Video]:
+    """An opener like `open_video` whose videos decode everything (DecodeAllVideo)."""
+
+    def _open(path: str) -> Video:
+        return DecodeAllVideo(open_video(path))
+
+    return _open
+
+
+def write_videos(video_dir: str, height: int, width: int, long_seconds: float) -> Dict[str, str]:
+    """The benchmark's videos in `video_dir` (written on first use): {"short": a
+    10-second video, "long": a `long_seconds` one}, both height x width at 30 fps."""
+    os.makedirs(video_dir, exist_ok=True)
+    lengths = {"short": 10.0, "long": long_seconds}
+    paths = {key: os.path.join(video_dir, f"pan_{seconds:g}s_{height}x{width}.mp4") for key, seconds in lengths.items()}
+    return {key: write_panning_video(paths[key], lengths[key], height, width) for key in lengths}
+
+
+def _loader_cfg(cfg: CfgNode, list_dir: str, backend: str, num_sample: int, workers: int) -> CfgNode:
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_PREFIX = list_dir, ""
+    cfg.DATA.DECODING_BACKEND = backend
+    cfg.AUG.NUM_SAMPLE = num_sample
+    cfg.DATA_LOADER.NUM_WORKERS = workers
+    cfg.TRAIN.BATCH_SIZE, cfg.NUM_GPUS, cfg.NUM_SHARDS = 1, 0, 1
+    cfg.freeze()
+    return cfg
+
+
+def clips_timing(
+    cfg: CfgNode,
+    video: str,
+    work_dir: str,
+    backend: str = "pyav",
+    num_sample: int = 1,
+    workers: int = 1,
+    items: int = 4,
+    warmup: int = 1,
+    repeats: int = 3,
+    decode_all: bool = False,
+) -> Timing:
+    """Seconds per clip out of the training loader (one video per batch), per repeat of
+    `items` batches; peak_bytes is the workers' peak resident memory."""
+    list_dir = os.path.join(work_dir, f"list_{os.path.basename(video)}")
+    os.makedirs(list_dir, exist_ok=True)
+    with open(os.path.join(list_dir, "train.csv"), "w") as f:
+        f.writelines(f"{video} 0\n" for _ in range(warmup + repeats * items))
+    cfg = _loader_cfg(cfg, list_dir, backend, num_sample, workers)
+    dataset = build_dataset(cfg, "train")
+    if decode_all:
+        dataset.open_video = decode_all_opener(dataset.open_video)
+    loader = build_loader(cfg, "train", dataset)
+    batches = iter(loader)
+    for _ in range(warmup):
+        next(batches)
+    timing = Timing()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        clips = sum(next(batches)["clip"].shape[0] for _ in range(items))
+        timing.add((time.perf_counter() - start) / clips, None)
+    peaks = [peak_resident_bytes(child.pid) for child in multiprocessing.active_children()]
+    timing.peak_bytes = max((p for p in peaks if p is not None), default=None)
+    del batches, loader
+    gc.collect()
+    return timing
+
+
+def loader_rows(
+    cfg: CfgNode,
+    row: Callable[..., dict],
+    video_dir: str,
+    height: int = 320,
+    width: int = 426,
+    long_seconds: float = 300.0,
+    workers: int = 1,
+    items: int = 4,
+    repeats: int = 3,
+    backends: Optional[List[str]] = None,
+) -> List[dict]:
+    """The loader rows of the benchmark table; `row(...)` makes one (see benchmark.py)."""
+    videos = write_videos(video_dir, height, width, long_seconds)
+    data = cfg.DATA
+    clip = f"{data.NUM_FRAMES}x{data.SAMPLING_RATE} at {data.TRAIN_CROP_SIZE}, {workers} worker(s)"
+
+    def timing(**kwargs) -> Timing:
+        options = {"video": videos["short"], "workers": workers, "items": items, "repeats": repeats, **kwargs}
+        return clips_timing(cfg, work_dir=video_dir, **options)
+
+    one = timing(num_sample=1)
+    rows = [
+        row("loader", f"pyav, NUM_SAMPLE=4 ({clip})", timing(num_sample=4), "NUM_SAMPLE=1", one,
+            per_clip=True, target=2.5),
+        row("loader", f"pyav, seek ({clip})", one, "decode whole video, then sample",
+            timing(num_sample=1, decode_all=True), per_clip=True),
+        row("loader", f"pyav, 5-min video, NUM_SAMPLE=1 ({clip})", timing(num_sample=1, video=videos["long"]),
+            "10-s video", one, per_clip=True, cost_limit=2.0),
+    ]
+    for backend in backends or ["decord"]:
+        single = timing(backend=backend, num_sample=1)
+        rows.append(row("loader", f"{backend}, NUM_SAMPLE=4 ({clip})", timing(backend=backend, num_sample=4),
+                        "NUM_SAMPLE=1", single, per_clip=True))
+    return rows

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Encoder features of a list of videos or images, as .npy files:
+
+    python tools/extract_features.py --cfg CONFIG --checkpoint CK --videos list.txt --out DIR \
+        [--per-token] [--batch-size 8] [KEY VALUE ...]
+
+list.txt has one path per line (a "path label" list such as train.csv works too).
+Each input gives one clip: a video's central window (DATA.NUM_FRAMES frames
+DATA.SAMPLING_RATE apart) and central DATA.TRAIN_CROP_SIZE crop; an image repeated over
+the frames. Written into DIR: features.npy (one pooled row per input, list order),
+index.csv (row, path), failed.txt, and per input pooled/<key>.npy (tokens/<key>.npy with
+--per-token). A second run encodes only the inputs not done yet.
+"""
+
+import argparse
+import logging
+import sys
+
+import torch
+
+from slowmask.config import ConfigError, load_config
+from slowmask.data import EvalTransform, build_clip_sampler, build_video_opener, read_video_list
+from slowmask.engine import checkpoint
+from slowmask.engine.launch import select_device
+from slowmask.features import FeatureStore, MediaClips
+from slowmask.features.extract import extract_features
+from slowmask.models import build_model
+from slowmask.utils.logging import setup_logging
+
+logger = logging.getLogger("slowmask.tools.extract_features")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config of the model")
+    parser.add_argument("--checkpoint", required=True, help="weights of the model (a slowmask/PySlowFast checkpoint)")
+    parser.add_argument("--videos", required=True, help="list of videos / images, one path per line")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--per-token", action="store_true", help="also write every grid token's features")
+    parser.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass")
+    args, args.overrides = parser.parse_known_args(argv)  # the rest: KEY VALUE config overrides
+    return args
+
+
+def media_dataset(cfg, list_path: str) -> MediaClips:
+    crop = cfg.DATA.TRAIN_CROP_SIZE  # the model's input size
+    return MediaClips(
+        [path for path, _ in read_video_list(list_path, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR)],
+        open_video=build_video_opener(cfg),
+        sampler=build_clip_sampler(cfg, "val"),
+        transform=EvalTransform(crop, crop, cfg.DATA.MEAN, cfg.DATA.STD),
+        num_frames=cfg.DATA.NUM_FRAMES,
+    )
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.cfg_file, list(args.overrides))
+    except ConfigError as error:
+        sys.stderr.write(f"config error: {error}\n")
+        return 2
+    setup_logging(args.out)
+    model = build_model(cfg)
+    try:
+        checkpoint.resume(args.checkpoint, model)
+        dataset = media_dataset(cfg, args.videos)
+    except (checkpoint.CheckpointError, FileNotFoundError, ValueError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    try:
+        with torch.inference_mode():
+            report = extract_features(
+                model, dataset, FeatureStore(args.out, args.per_token), select_device(cfg),
+                batch_size=args.batch_size, num_workers=cfg.DATA_LOADER.NUM_WORKERS,
+            )
+    except TypeError as error:  # a model that cannot give features (see encoder_tokens)
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    logger.info("encoded %d inputs now, %d earlier; %d rows in %s/features.npy; %d failed (failed.txt)",
+                report.extracted, report.skipped, report.rows, args.out, len(report.failed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

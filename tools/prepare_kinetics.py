@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Turn downloaded Kinetics videos (or any folder-per-class tree) into trainable lists:
+
+    python tools/prepare_kinetics.py --videos DIR --annotations train.csv validate.csv [test.csv] --out DIR
+    python tools/prepare_kinetics.py --videos DIR --folders --out DIR
+
+With --annotations, the official CSVs (label,youtube_id,time_start,time_end,split) are
+matched to files named <youtube_id>_<start:06d>_<end:06d>.<ext> (or <youtube_id>.<ext>)
+anywhere under --videos. With --folders, --videos is DIR/<class>/<video> (all training) or
+DIR/<split>/<class>/<video>. --short-side 320 re-encodes every video into OUT/videos with
+that short side (PyAV, --jobs processes). Writes OUT/train.csv, val.csv, test.csv,
+classids.json, missing.txt and unreadable.txt; a second run skips the videos already done.
+Then train with DATA.PATH_TO_DATA_DIR OUT.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from slowmask.prepare import entries_from_annotations, entries_from_folders, prepare_dataset
+
+logger = logging.getLogger("slowmask.tools.prepare_kinetics")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", required=True, help="folder of the downloaded videos")
+    layout = parser.add_mutually_exclusive_group(required=True)
+    layout.add_argument("--annotations", nargs="+", help="official Kinetics CSV files")
+    layout.add_argument("--folders", action="store_true", help="folder-per-class layout")
+    parser.add_argument("--out", required=True, help="folder for the lists (and re-encoded videos)")
+    parser.add_argument("--short-side", type=int, default=0, help="re-encode to this short side (0: keep the files)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(name)s: %(message)s")
+    try:
+        if args.folders:
+            entries = entries_from_folders(args.videos)
+        else:
+            entries = entries_from_annotations(args.annotations, args.videos)
+    except (FileNotFoundError, ValueError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    report = prepare_dataset(entries, args.out, short_side=args.short_side, jobs=args.jobs)
+    logger.info(
+        "%d classes; lists: %s; %d videos processed now, %d done earlier; %d missing (missing.txt), "
+        "%d unreadable (unreadable.txt)",
+        len(report.classes), ", ".join(report.lists.values()) or "none", report.processed, report.reused,
+        len(report.missing), len(report.unreadable),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Pictures of what a masked-pretraining model learns, for a few clips of a split:
+
+    python tools/visualize.py --cfg CONFIG [--split val] [--num-clips 4] [--out DIR] [KEY VALUE ...]
+
+Per clip, into --out (default OUTPUT_DIR/vis): clip_NN_<video>.png, a grid with one row
+per prediction-grid temporal index (the frame, the mask over it, the target of every
+token, the model's prediction for the masked tokens), and clip_NN_<video>.gif / .mp4,
+the clip with the mask. The model is TRAIN.CHECKPOINT_FILE_PATH, or else the newest
+checkpoint of OUTPUT_DIR. Clips are the central window and crop (at DATA.TRAIN_CROP_SIZE,
+the model's input size) of videos spread over the split's list, masks drawn as in training.
+"""
+
+import argparse
+import logging
+import os
+import sys
+from typing import Tuple
+
+import numpy as np
+import torch
+
+from slowmask.config import ConfigError, load_config
+from slowmask.data import build_dataset
+from slowmask.engine import checkpoint
+from slowmask.models import build_model
+from slowmask.targets import build_target, target_name
+from slowmask.targets.prediction_grid import prediction_stride
+from slowmask.utils.logging import setup_logging
+from slowmask.visualization import (
+    build_painter,
+    masked_animation,
+    predict_clip,
+    prediction_figure,
+    save_animation,
+    save_png,
+    to_uint8_frames,
+)
+
+logger = logging.getLogger("slowmask.tools.visualize")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config of the model")
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="list of videos to draw from")
+    parser.add_argument("--num-clips", type=int, default=4, help="clips to draw")
+    parser.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/vis)")
+    parser.add_argument("--scale", type=int, default=4, help="pictures are this many times the crop size")
+    parser.add_argument("--formats", nargs="*", default=["gif", "mp4"], choices=("gif", "mp4"),
+                        help="animations of the masked clip to write")
+    args, args.overrides = parser.parse_known_args(argv)  # the rest: KEY VALUE config overrides
+    return args
+
+
+def model_checkpoint(cfg) -> str:
+    """TRAIN.CHECKPOINT_FILE_PATH, or the newest checkpoint in OUTPUT_DIR."""
+    path = cfg.TRAIN.CHECKPOINT_FILE_PATH or checkpoint.last_checkpoint(cfg.OUTPUT_DIR)
+    if not path:
+        raise checkpoint.CheckpointError(
+            f"no model to draw: TRAIN.CHECKPOINT_FILE_PATH is empty and {checkpoint.checkpoint_dir(cfg.OUTPUT_DIR)} "
+            "holds no checkpoint; train first or pass TRAIN.CHECKPOINT_FILE_PATH"
+        )
+    return path
+
+
+def visualization_config(cfg):
+    """Evaluation clips at the model's input size: DATA.TEST_CROP_SIZE = DATA.TRAIN_CROP_SIZE."""
+    if not cfg.MASK.ENABLE:
+        raise ConfigError("tools/visualize.py draws masked-prediction models: MASK.ENABLE must be True")
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.DATA.TEST_CROP_SIZE = cfg.DATA.TRAIN_CROP_SIZE
+    cfg.freeze()
+    return cfg
+
+
+def prediction_grid(cfg) -> Tuple[int, int, int]:
+    size = (cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+    return tuple(s // stride for s, stride in zip(size, prediction_stride(cfg)))
+
+
+def draw(cfg, args: argparse.Namespace) -> None:
+    out_dir = args.out or os.path.join(cfg.OUTPUT_DIR, "vis")
+    model = build_model(cfg)
+    checkpoint.resume(model_checkpoint(cfg), model)
+    target = build_target(cfg)
+    painter = build_painter(target_name(cfg), target)
+    dataset = build_dataset(cfg, args.split)
+    grid = prediction_grid(cfg)
+    count = min(args.num_clips, len(dataset))
+    for number, index in enumerate(np.linspace(0, len(dataset) - 1, count).round().astype(int)):
+        item = dataset[int(index)]
+        frames = to_uint8_frames(item["clip"], cfg.DATA.MEAN, cfg.DATA.STD)
+        prediction = predict_clip(model, target, item["clip"], item["mask"], grid)
+        stem = os.path.join(out_dir, f"clip_{number:02d}_{os.path.splitext(os.path.basename(item['meta']['path']))[0]}")
+        save_png(prediction_figure(frames, prediction, painter, grid, args.scale), stem + ".png")
+        for extension in args.formats:
+            save_animation(masked_animation(frames, item["mask"], args.scale), f"{stem}.{extension}")
+        logger.info("wrote %s.png (loss %.4g on this clip)", stem, prediction.loss)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = visualization_config(load_config(args.cfg_file, list(args.overrides)))
+    except ConfigError as error:
+        sys.stderr.write(f"config error: {error}\n")
+        return 2
+    setup_logging(cfg.OUTPUT_DIR)
+    torch.manual_seed(cfg.RNG_SEED)
+    try:
+        draw(cfg, args)
+    except checkpoint.CheckpointError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
