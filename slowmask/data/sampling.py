@@ -12,12 +12,13 @@ repeats its last frame. `num_views` is how many temporal views a video gives (te
 time); `clip_index` picks one of them and the other samplers ignore it.
 """
 
+import abc
 import math
 
 import torch
 
 
-class ClipSampler:
+class ClipSampler(abc.ABC):
     """Base: the clip geometry; subclasses choose the window start.
 
     Args:
@@ -46,9 +47,9 @@ class ClipSampler:
         """Window length in native frames (first to last sampled frame, inclusive)."""
         return (self.num_frames - 1) * self.stride(video_fps) + 1
 
+    @abc.abstractmethod
     def start(self, delta: float, generator: torch.Generator, clip_index: int) -> float:
         """First frame of the window, in [0, delta] (delta = frames to spare)."""
-        raise NotImplementedError
 
     def __call__(
         self, video_frames: int, video_fps: float, generator: torch.Generator, clip_index: int = 0

@@ -12,6 +12,7 @@ come from the `torch.Generator` passed in, so a clip is reproducible from its se
 `num_views` is the number of spatial views (test time); `spatial_index` picks one.
 """
 
+import abc
 import math
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -113,7 +114,7 @@ def to_normalized_float(clip: torch.Tensor, mean: Sequence[float], std: Sequence
     return out.transpose(0, 1)
 
 
-class ClipTransform:
+class ClipTransform(abc.ABC):
     """Base: crop the box chosen by `box`, resize to `crop_size`, flip when `flip`
     says so, [RandAugment the uint8 frames], scale to [0, 1], normalize with `mean` /
     `std` (per RGB channel) [and erase boxes]; the optional `rand_augment` and `erasing`
@@ -135,8 +136,9 @@ class ClipTransform:
         self.rand_augment = rand_augment
         self.erasing = erasing
 
+    @abc.abstractmethod
     def box(self, height: int, width: int, generator: torch.Generator, spatial_index: int) -> Box:
-        raise NotImplementedError
+        """The (top, left, height, width) region of the frame this view crops."""
 
     def flip(self, generator: torch.Generator) -> bool:
         return False
