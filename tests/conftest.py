@@ -1,5 +1,7 @@
 """Fixtures shared by all test folders."""
 
+import logging
+
 import pytest
 
 from slowmask.data.synthetic import write_demo_dataset
@@ -12,3 +14,11 @@ def demo_data_dir(tmp_path_factory) -> str:
     out_dir = tmp_path_factory.mktemp("demo_data")
     write_demo_dataset(str(out_dir), videos_per_class=4)
     return str(out_dir)
+
+
+@pytest.fixture(autouse=True)
+def slowmask_logs_reach_caplog():
+    """A run's set-up (setup_logging) stops slowmask's records at its own handlers;
+    tests read them through pytest's caplog, which listens at the root logger."""
+    logging.getLogger("slowmask").propagate = True
+    yield

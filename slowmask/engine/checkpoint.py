@@ -11,7 +11,7 @@ import io
 import logging
 import os
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from iopath.common.file_io import g_pathmgr
@@ -51,13 +51,18 @@ def best_checkpoint_path(output_dir: str) -> str:
     return os.path.join(checkpoint_dir(output_dir), BEST_NAME)
 
 
-def last_checkpoint(output_dir: str) -> Optional[str]:
-    """The newest checkpoint in OUTPUT_DIR/checkpoints, or None."""
+def epoch_checkpoints(output_dir: str) -> List[str]:
+    """The checkpoint_epoch_XXXXX.pyth files in OUTPUT_DIR/checkpoints, oldest first."""
     folder = checkpoint_dir(output_dir)
     if not g_pathmgr.exists(folder):
-        return None
-    names = sorted(name for name in g_pathmgr.ls(folder) if _NAME.match(name))
-    return os.path.join(folder, names[-1]) if names else None
+        return []
+    return [os.path.join(folder, name) for name in sorted(g_pathmgr.ls(folder)) if _NAME.match(name)]
+
+
+def last_checkpoint(output_dir: str) -> Optional[str]:
+    """The newest checkpoint in OUTPUT_DIR/checkpoints, or None."""
+    paths = epoch_checkpoints(output_dir)
+    return paths[-1] if paths else None
 
 
 def unwrapped(model: nn.Module) -> nn.Module:
@@ -124,7 +129,35 @@ def resume(
     scaler: Optional[Any] = None,
 ) -> int:
     """Load model, optimizer and scaler states from `path`; returns the epoch it ended."""
-    state = read_checkpoint(path)
+    return _load_states(path, read_checkpoint(path), model, optimizer, scaler)
+
+
+def resume_newest(
+    output_dir: str,
+    model: nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scaler: Optional[Any] = None,
+) -> Optional[int]:
+    """Resume from the newest readable checkpoint of the run in `output_dir`; returns the
+    epoch it ended, or None when there is none. A newest file that cannot be read (copied
+    half-way, truncated by a full disk) is skipped with a warning for the one before it."""
+    for path in reversed(epoch_checkpoints(output_dir)):
+        try:
+            state = read_checkpoint(path)
+        except CheckpointError as error:
+            logger.warning("skipping unreadable checkpoint, trying the previous one: %s", error)
+            continue
+        return _load_states(path, state, model, optimizer, scaler)
+    return None
+
+
+def _load_states(
+    path: str,
+    state: Dict[str, Any],
+    model: nn.Module,
+    optimizer: Optional[torch.optim.Optimizer],
+    scaler: Optional[Any],
+) -> int:
     model = unwrapped(model)
     try:
         model.load_state_dict(state["model_state"], strict=True)

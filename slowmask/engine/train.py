@@ -47,9 +47,9 @@ def mixed_precision(cfg: CfgNode, device: torch.device) -> Tuple[Optional[torch.
 def start_epoch(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> int:
     """Resume from this run's newest checkpoint (TRAIN.AUTO_RESUME), else initialize
     from TRAIN.CHECKPOINT_FILE_PATH when given; returns the first epoch to run."""
-    own = checkpoint.last_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
+    own = checkpoint.resume_newest(cfg.OUTPUT_DIR, model, optimizer, scaler) if cfg.TRAIN.AUTO_RESUME else None
     if own is not None:
-        return checkpoint.resume(own, model, optimizer, scaler) + 1
+        return own + 1
     path = cfg.TRAIN.CHECKPOINT_FILE_PATH
     if not path:
         return 0

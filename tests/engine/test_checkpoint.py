@@ -79,3 +79,20 @@ def test_missing_corrupt_and_foreign_files(tmp_path):
     checkpoint.save_checkpoint(other, nn.Linear(2, 2), None, 0, "")
     with pytest.raises(checkpoint.CheckpointError, match="does not fit this model"):
         checkpoint.resume(other, model)
+
+
+def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+    out = str(tmp_path)
+    model, optimizer = model_and_optimizer(0)
+    checkpoint.save_checkpoint(checkpoint.checkpoint_path(out, 1), model, optimizer, 0, "")
+    newest = checkpoint.checkpoint_path(out, 2)
+    checkpoint.save_checkpoint(newest, model, optimizer, 1, "")
+    with open(newest, "r+b") as f:
+        f.truncate(100)
+    fresh_model, fresh_optimizer = model_and_optimizer(1)
+    with caplog.at_level("WARNING"):
+        assert checkpoint.resume_newest(out, fresh_model, fresh_optimizer) == 0
+    assert "skipping unreadable checkpoint" in caplog.text and "checkpoint_epoch_00002.pyth" in caplog.text
+    for a, b in zip(model.state_dict().values(), fresh_model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert checkpoint.resume_newest(str(tmp_path / "elsewhere"), fresh_model) is None
