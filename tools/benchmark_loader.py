@@ -10,21 +10,24 @@ Videos: panning-texture H.264 files (slowmask.data.synthetic.write_panning_video
 - seeking: the loader against decoding the whole video, then sampling (the naive way);
 - long video: a clip of a 5-minute video against a clip of a 10-second one (seek works
   when this stays near 1);
-- both backends (PyAV, decord), each with its own NUM_SAMPLE = 1 baseline.
+- both backends (PyAV, decord), each with its own NUM_SAMPLE = 1 baseline;
+- the ceiling of repeated sampling: decoding alone (no crop, no transfer), NUM_SAMPLE
+  windows against one. However cheap the rest of an item becomes, the loader's
+  NUM_SAMPLE speedup cannot exceed this ratio.
 """
 
 import gc
 import multiprocessing
 import os
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from fvcore.common.config import CfgNode
 
 from slowmask.data import Video, build_dataset, build_loader
 from slowmask.data.synthetic import write_panning_video
-from slowmask.utils.timing import Timing, peak_resident_bytes
+from slowmask.utils.timing import Timing, compare, peak_resident_bytes
 
 
 class DecodeAllVideo(Video):
@@ -119,6 +122,35 @@ def clips_timing(
     return timing
 
 
+def decode_only_timings(
+    cfg: CfgNode, video: str, work_dir: str, num_sample: int, items: int = 4, repeats: int = 3
+) -> Tuple[Timing, Timing]:
+    """Seconds per clip of decoding alone, in this process: `num_sample` windows of one
+    decode against one window per decode (the training sampler's windows, PyAV)."""
+    list_dir = os.path.join(work_dir, f"list_{os.path.basename(video)}")
+    os.makedirs(list_dir, exist_ok=True)
+    with open(os.path.join(list_dir, "train.csv"), "w") as f:
+        f.write(f"{video} 0\n")
+    dataset = build_dataset(_loader_cfg(cfg, list_dir, "pyav", 1, 0), "train")
+    generator = torch.Generator().manual_seed(0)
+
+    def decode(windows: int) -> Callable[[], None]:
+        def _call() -> None:
+            for _ in range(items):
+                with dataset.open_video(video) as opened:
+                    sample = [dataset.sampler(opened.num_frames, opened.fps, generator) for _ in range(windows)]
+                    opened.get_frames(torch.cat(sample))
+
+        return _call
+
+    many, one = compare(decode(num_sample), decode(1), warmup=1, repeats=repeats)
+    return _per_clip(many, items * num_sample), _per_clip(one, items)
+
+
+def _per_clip(timing: Timing, clips: int) -> Timing:
+    return Timing([seconds / clips for seconds in timing.seconds], timing.peak_bytes)
+
+
 def loader_rows(
     cfg: CfgNode,
     row: Callable[..., dict],
@@ -149,6 +181,9 @@ def loader_rows(
         row("loader", f"pyav, 5-min video, NUM_SAMPLE=1 ({clip})", timing(num_sample=1, video=videos["long"]),
             "10-s video", one, per_clip=True, cost_limit=2.0),
     ]
+    many, one_window = decode_only_timings(cfg, videos["short"], video_dir, 4, items, repeats)
+    rows.append(row("loader", "pyav, decoding only, NUM_SAMPLE=4 (ceiling of the first row)", many,
+                    "decoding only, NUM_SAMPLE=1", one_window, per_clip=True))
     for backend in backends or ["decord"]:
         single = timing(backend=backend, num_sample=1)
         rows.append(row("loader", f"{backend}, NUM_SAMPLE=4 ({clip})", timing(backend=backend, num_sample=4),
