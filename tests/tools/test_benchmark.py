@@ -26,15 +26,16 @@ def test_all_parts_at_toy_sizes(tmp_path, capsys):
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
     rows = result["rows"]
-    assert [r["part"] for r in rows] == ["loader"] * 4 + ["hog", "step"]
+    assert [r["part"] for r in rows] == ["loader"] * 5 + ["hog", "step"]
     assert result["machine"]["torch"] and "| part |" in printed
     for r in rows:
         assert r["value"] > 0 and r["baseline_value"] > 0 and r["ratio"] > 0
         assert r["what"] in printed and r["baseline"] in printed
     seek_row = rows[2]
     assert seek_row["ratio_kind"] == "cost" and seek_row["target"] == "< 2x"
-    assert rows[4]["max_abs_diff"] <= 1e-5
-    assert "MaskMViT" in rows[5]["what"]
+    assert "decoding only" in rows[3]["what"]
+    assert rows[5]["max_abs_diff"] <= 1e-5
+    assert "MaskMViT" in rows[6]["what"]
 
 
 def test_ratio_is_a_speedup_or_a_cost():
