@@ -18,5 +18,5 @@ setup(
         "tqdm",
         "numpy",
     ],
-    extras_require={"test": ["pytest>=7"], "tensorboard": ["tensorboard"]},
+    extras_require={"test": ["pytest>=7", "submitit>=1.5"], "tensorboard": ["tensorboard"], "slurm": ["submitit>=1.5"]},
 )

@@ -2,14 +2,20 @@
 """The one entry point: pretraining, fine-tuning (TRAIN.ENABLE) and multi-view testing
 (TEST.ENABLE; after training, of the checkpoint it wrote).
 
+Exit status: 0 done; 2 a configuration error; 75 stopped by SIGTERM or SIGUSR1 after
+writing a checkpoint (run the same command again to resume, TRAIN.AUTO_RESUME True).
+
     python tools/run_net.py --cfg configs/k400_MViT_L_MaskFeat_PT.yaml [KEY VALUE ...]
 """
 
 import argparse
 import sys
 
+from torch.multiprocessing import ProcessRaisedException
+
 from slowmask.config import ConfigError, load_config
 from slowmask.engine.launch import launch
+from slowmask.engine.preemption import EXIT_PREEMPTED, TrainingPreempted
 from slowmask.engine.testing import run_test
 from slowmask.engine.train import train
 
@@ -42,7 +48,13 @@ def main(argv=None) -> int:
         sys.stderr.write(f"config error: {error}\n")
         return 2
     if cfg.TRAIN.ENABLE:
-        launch(cfg, train, args.init_method)
+        try:
+            launch(cfg, train, args.init_method)
+        except (TrainingPreempted, ProcessRaisedException) as error:
+            if TrainingPreempted.__name__ not in f"{type(error).__name__} {error}":
+                raise  # a spawned process failed for another reason
+            sys.stderr.write(f"{str(error).strip().splitlines()[-1]}\n")
+            return EXIT_PREEMPTED
     if cfg.TEST.ENABLE:
         launch(cfg, run_test, args.init_method)
     return 0

@@ -10,6 +10,10 @@ from fvcore.common.config import CfgNode
 from slowmask.data.augment import ERASE_VALUES, parse_rand_augment
 from slowmask.models.geometry import block_grids, divides, token_grid
 
+from slowmask.engine.batchnorm import NORM_TYPES
+from slowmask.engine.precision import PRECISION_CHOICES
+from slowmask.engine.step_hooks import NONFINITE_CHOICES
+
 from .loading import ConfigError
 from .unused_keys import unsupported_switches_on
 
@@ -166,6 +170,46 @@ def check_pyslowfast_features(cfg: CfgNode) -> None:
         )
 
 
+def check_data_loader(cfg: CfgNode) -> None:
+    loader = cfg.DATA_LOADER
+    if not 0.0 <= loader.MAX_BAD_FRACTION <= 1.0:
+        raise ConfigError(f"DATA_LOADER.MAX_BAD_FRACTION must be in [0, 1], got {loader.MAX_BAD_FRACTION}")
+    if loader.DECODE_TIMEOUT < 0:
+        raise ConfigError(f"DATA_LOADER.DECODE_TIMEOUT must be >= 0 seconds (0: no limit), got {loader.DECODE_TIMEOUT}")
+
+
+def check_distributed_training(cfg: CfgNode) -> None:
+    """Timeouts, mixed-precision dtype, gradient accumulation, non-finite policy, batch norm."""
+    for key in ("DIST_RENDEZVOUS_TIMEOUT_S", "DIST_COLLECTIVE_TIMEOUT_S"):
+        if cfg[key] <= 0:
+            raise ConfigError(f"{key} must be a positive number of seconds, got {cfg[key]}")
+    choices = {
+        "TRAIN.MIXED_PRECISION_DTYPE": (cfg.TRAIN.MIXED_PRECISION_DTYPE, PRECISION_CHOICES),
+        "TRAIN.NONFINITE_LOSS": (cfg.TRAIN.NONFINITE_LOSS, NONFINITE_CHOICES),
+        "BN.NORM_TYPE": (cfg.BN.NORM_TYPE, tuple(NORM_TYPES)),
+    }
+    for key, (value, valid) in choices.items():
+        if value not in valid:
+            raise ConfigError(f"{key} is {value!r}; supported: {', '.join(map(repr, valid))}")
+    if cfg.TRAIN.GRAD_ACCUM_STEPS < 1:
+        raise ConfigError(f"TRAIN.GRAD_ACCUM_STEPS must be at least 1, got {cfg.TRAIN.GRAD_ACCUM_STEPS}")
+    if cfg.BN.NORM_TYPE == "sync_batchnorm" and cfg.NUM_GPUS == 0 and cfg.NUM_SHARDS > 1:
+        raise ConfigError(
+            'BN.NORM_TYPE "sync_batchnorm" needs GPUs (torch\'s SyncBatchNorm does not run on the CPU) '
+            'but NUM_GPUS is 0 with NUM_SHARDS > 1; use BN.NORM_TYPE "batchnorm"'
+        )
+
+
+def check_checkpointing(cfg: CfgNode) -> None:
+    """Checkpoint periods and the number of checkpoints kept."""
+    for key in ("TRAIN.CHECKPOINT_PERIOD_ITERS", "TRAIN.CHECKPOINT_KEEP_LAST"):
+        value = cfg.TRAIN[key.split(".")[1]]
+        if value < 0:
+            raise ConfigError(f"{key} must be >= 0 (0: off), got {value}")
+    if cfg.TRAIN.CHECKPOINT_PERIOD < 1:
+        raise ConfigError(f"TRAIN.CHECKPOINT_PERIOD must be at least 1 epoch, got {cfg.TRAIN.CHECKPOINT_PERIOD}")
+
+
 CHECKS: List[Callable[[CfgNode], None]] = [
     check_choices,
     check_batch,
@@ -175,4 +219,7 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_finetuning,
     check_available_features,
     check_pyslowfast_features,
+    check_distributed_training,
+    check_data_loader,
+    check_checkpointing,
 ]

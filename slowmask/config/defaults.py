@@ -28,6 +28,10 @@ _C.LOG_PERIOD = 10
 _C.LOG_MODEL_INFO = True
 # Backend of torch.distributed ("nccl" on GPUs, "gloo" on CPUs).
 _C.DIST_BACKEND = "nccl"
+# Seconds each process waits for the others at set-up: the rendezvous at the init address, then the collective self-test.
+_C.DIST_RENDEZVOUS_TIMEOUT_S = 300.0
+# Seconds a collective (gradient all-reduce) waits for a late rank before the job fails (rank 0 may be validating).
+_C.DIST_COLLECTIVE_TIMEOUT_S = 1800.0
 
 # ---------------------------------------------------------------------------- #
 # Training
@@ -43,6 +47,10 @@ _C.TRAIN.BATCH_SIZE = 64
 _C.TRAIN.EVAL_PERIOD = 10
 # Write a checkpoint every this many epochs.
 _C.TRAIN.CHECKPOINT_PERIOD = 10
+# Also write a checkpoint every this many iterations within an epoch, to resume from mid-epoch (0: off).
+_C.TRAIN.CHECKPOINT_PERIOD_ITERS = 0
+# Keep only the newest this many end-of-epoch and mid-epoch checkpoints (0: keep all); never deletes the best.
+_C.TRAIN.CHECKPOINT_KEEP_LAST = 0
 # Resume from the newest checkpoint in OUTPUT_DIR/checkpoints when there is one.
 _C.TRAIN.AUTO_RESUME = True
 # Checkpoint whose weights initialize the model (ignored once the run has its own).
@@ -57,8 +65,14 @@ _C.TRAIN.CHECKPOINT_EPOCH_RESET = False
 _C.TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN = ()
 # Initialize from CHECKPOINT_FILE_PATH (weights only, fitted to the model, epoch 0), as CHECKPOINT_EPOCH_RESET.
 _C.TRAIN.CHECKPOINT_IN_INIT = False
-# Run the forward pass under autocast (mixed precision) on GPUs.
+# Run the forward pass under autocast (mixed precision); the dtype is MIXED_PRECISION_DTYPE.
 _C.TRAIN.MIXED_PRECISION = False
+# "auto" (bfloat16 on CPUs and GPUs that support it, else float16 with a GradScaler), "bfloat16" or "float16".
+_C.TRAIN.MIXED_PRECISION_DTYPE = "auto"
+# Batches whose gradients add up before each optimizer update (effective batch = BATCH_SIZE x this).
+_C.TRAIN.GRAD_ACCUM_STEPS = 1
+# On a non-finite loss: "stop" the run (naming epoch and iteration) or "skip" the step (no backward, no update).
+_C.TRAIN.NONFINITE_LOSS = "stop"
 # Stop when the loss exceeds this factor times its recent mean (0 disables).
 _C.TRAIN.KILL_LOSS_EXPLOSION_FACTOR = 0.0
 
@@ -149,7 +163,7 @@ _C.BN.USE_PRECISE_STATS = False
 _C.BN.NUM_BATCHES_PRECISE = 200
 # Weight decay of batch-norm parameters.
 _C.BN.WEIGHT_DECAY = 0.0
-# Batch-norm type.
+# Batch-norm type: "batchnorm" (per-process statistics) or "sync_batchnorm" (over all GPU processes).
 _C.BN.NORM_TYPE = "batchnorm"
 # Splits of sub-batch norm.
 _C.BN.NUM_SPLITS = 1
@@ -421,6 +435,10 @@ _C.DATA_LOADER.PIN_MEMORY = True
 _C.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE = False
 # Other videos tried when one cannot be read, before the item fails.
 _C.DATA_LOADER.NUM_RETRIES = 10
+# Seconds a video's open + decode may take before it is abandoned and counted as unreadable (0: no limit).
+_C.DATA_LOADER.DECODE_TIMEOUT = 60.0
+# Largest fraction of an epoch's items that may need a replacement video before the run stops.
+_C.DATA_LOADER.MAX_BAD_FRACTION = 0.1
 
 # ---------------------------------------------------------------------------- #
 # TensorBoard

@@ -7,10 +7,11 @@ parts (decoders, samplers, transforms, datasets) take plain arguments and work a
 from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
 from .build import build_batch_mixer, build_clip_sampler, build_clip_transform, build_video_opener
 from .collate import collate_clips
+from .decode_timeout import DecodeTimeout, call_with_timeout
 from .decoding import DecodeError, Video, open_video
 from .frame_folder import FrameFolder, FrameListVideo, read_frame_list
 from .image_folder import ImageAsVideo, ImageFolder, list_image_folder, open_image
-from .kinetics import Kinetics
+from .kinetics import Kinetics, NoReadableVideoError
 from .loader import EpochShuffleSampler, build_dataset, build_loader, set_epoch
 from .mixup import MixupCutmix
 from .pytorchvideo_dataset import PyTorchVideoDataset
@@ -29,6 +30,7 @@ __all__ = [
     "ClipRandAugment",
     "ClipSampler",
     "DecodeError",
+    "DecodeTimeout",
     "EpochShuffleSampler",
     "EvalTransform",
     "FrameFolder",
@@ -37,6 +39,7 @@ __all__ = [
     "ImageFolder",
     "Kinetics",
     "MixupCutmix",
+    "NoReadableVideoError",
     "PyTorchVideoDataset",
     "RandomClipSampler",
     "RandomResizedBox",
@@ -52,6 +55,7 @@ __all__ = [
     "build_dataset",
     "build_loader",
     "build_video_opener",
+    "call_with_timeout",
     "collate_clips",
     "item_generator",
     "list_image_folder",

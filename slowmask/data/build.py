@@ -109,7 +109,7 @@ def build_item_mask_generator(cfg: CfgNode) -> Optional[Callable[[torch.Generato
 def build_clip_dataset_parts(cfg: CfgNode, split: str) -> Dict[str, Any]:
     """The keyword arguments of a Kinetics-style dataset other than its list of videos:
     sampler, transform, video opener, mask generator, AUG.NUM_SAMPLE (training only),
-    RNG_SEED and DATA_LOADER.NUM_RETRIES."""
+    RNG_SEED, DATA_LOADER.NUM_RETRIES and DATA_LOADER.DECODE_TIMEOUT."""
     check_split(split)
     return dict(
         sampler=build_clip_sampler(cfg, split),
@@ -119,4 +119,5 @@ def build_clip_dataset_parts(cfg: CfgNode, split: str) -> Dict[str, Any]:
         num_samples=cfg.AUG.NUM_SAMPLE if split == "train" else 1,
         seed=cfg.RNG_SEED,
         num_retries=cfg.DATA_LOADER.NUM_RETRIES,
+        decode_timeout=cfg.DATA_LOADER.DECODE_TIMEOUT,
     )

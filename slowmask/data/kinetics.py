@@ -1,5 +1,6 @@
 """Kinetics-style video dataset: a list of (path, label), decoded, sampled, cropped."""
 
+import functools
 import logging
 import os
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -9,6 +10,7 @@ from fvcore.common.config import CfgNode
 
 from .build import build_clip_dataset_parts, check_split
 from . import decoding
+from .decode_timeout import call_with_timeout
 from .decoding import DecodeError, Video
 from .registry import DATASET_REGISTRY
 from .sampling import ClipSampler
@@ -20,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 MaskGenerator = Callable[[torch.Generator], torch.Tensor]
 VideoOpener = Callable[[str], Video]
+
+
+class NoReadableVideoError(RuntimeError):
+    """An item for which no video could be read, even after its retries."""
 
 
 @DATASET_REGISTRY.register()
@@ -40,9 +46,10 @@ class Kinetics(torch.utils.data.Dataset):
                 "temporal_index", "spatial_index", "frame_indices" (one list per clip)}
 
     All randomness comes from a generator seeded from (seed, epoch, index): call
-    `set_epoch` at each epoch. An unreadable video is logged, recorded in `skipped`
+    `set_epoch` at each epoch. An unreadable video (missing, empty, truncated, not a
+    video, or a decode that overran `decode_timeout`) is logged, recorded in `skipped`
     (per process; `meta["skipped"]` travels with the batch) and replaced by another
-    video, at most `num_retries` times.
+    video, at most `num_retries` times; then NoReadableVideoError.
 
     Args:
         videos: (path, label) pairs.
@@ -54,6 +61,8 @@ class Kinetics(torch.utils.data.Dataset):
         num_samples: clips cut from each decoded video.
         seed: base seed of the per-item generators.
         num_retries: other videos tried when one cannot be read.
+        decode_timeout: seconds an open + decode may take before it is abandoned and
+            counted as unreadable (see decode_timeout.py); 0: no limit, no helper thread.
     """
 
     def __init__(
@@ -66,11 +75,14 @@ class Kinetics(torch.utils.data.Dataset):
         num_samples: int = 1,
         seed: int = 0,
         num_retries: int = 10,
+        decode_timeout: float = 60.0,
     ) -> None:
         if not videos:
             raise ValueError("Kinetics needs at least one video")
         if num_samples < 1 or num_retries < 0:
             raise ValueError(f"need num_samples >= 1 and num_retries >= 0, got {num_samples}, {num_retries}")
+        if decode_timeout < 0:
+            raise ValueError(f"decode_timeout must be >= 0 seconds (0: no limit), got {decode_timeout}")
         self.videos = list(videos)
         self.sampler = sampler
         self.transform = transform
@@ -79,6 +91,7 @@ class Kinetics(torch.utils.data.Dataset):
         self.num_samples = num_samples
         self.seed = seed
         self.num_retries = num_retries
+        self.decode_timeout = decode_timeout
         self.epoch = 0
         self.skipped: List[str] = []
 
@@ -106,6 +119,7 @@ class Kinetics(torch.utils.data.Dataset):
             raise IndexError(f"index {index} outside [0, {len(self)})")
         generator = item_generator(self.seed, self.epoch, index)
         failed: List[str] = []
+        reasons: List[str] = []
         current = index
         for _ in range(self.num_retries + 1):
             path = self.videos[current // self.views_per_video][0]
@@ -114,13 +128,15 @@ class Kinetics(torch.utils.data.Dataset):
             except (DecodeError, OSError) as e:
                 logger.warning("skipping unreadable video %s (%s: %s)", path, type(e).__name__, e)
                 failed.append(path)
+                reasons.append(f"{path} ({type(e).__name__})")
                 self.skipped.append(path)
                 current = self._replacement(current, generator)
                 continue
             return self._item(current, frames, frame_indices, generator, failed)
-        raise RuntimeError(
-            f"item {index}: no readable video in {len(failed)} attempts "
-            f"(DATA_LOADER.NUM_RETRIES = {self.num_retries}); failed: {', '.join(dict.fromkeys(failed))}"
+        raise NoReadableVideoError(
+            f"item {index}: none of the {len(failed)} videos tried could be read "
+            f"(DATA_LOADER.NUM_RETRIES = {self.num_retries}): {', '.join(dict.fromkeys(reasons))}; "
+            "check that the dataset's files exist and are videos"
         )
 
     def _views(self, index: int) -> Tuple[int, int]:
@@ -131,7 +147,21 @@ class Kinetics(torch.utils.data.Dataset):
     def _decode(
         self, path: str, temporal_index: int, generator: torch.Generator
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        """Decode `path` once: num_samples uint8 (T, H, W, 3) clips and their frame indices."""
+        """Decode `path` once, within `decode_timeout`: num_samples uint8 (T, H, W, 3)
+        clips and their frame indices. The decode draws from a copy of `generator`
+        (an abandoned decode may still be running), whose state `generator` takes on
+        success: items are the same with and without a deadline."""
+        own = torch.Generator()
+        own.set_state(generator.get_state())
+        read = functools.partial(self._read, path, temporal_index, own)
+        frames, frame_indices = call_with_timeout(read, self.decode_timeout, path)
+        generator.set_state(own.get_state())
+        return frames, frame_indices
+
+    def _read(
+        self, path: str, temporal_index: int, generator: torch.Generator
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """Open, sample and decode `path` (see `_decode`); the video is always closed."""
         with self.open_video(path) as video:
             clip_indices = [
                 self.sampler(video.num_frames, video.fps, generator, temporal_index) for _ in range(self.num_samples)

@@ -1,40 +1,35 @@
 """Building datasets and data loaders from the config."""
 
 import logging
-from typing import Iterator, Optional
+import signal
+from typing import Optional
 
 import torch
 import torch.distributed as dist
 from fvcore.common.config import CfgNode
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .build import check_split
 from .collate import collate_clips
 from .custom_modules import import_custom_modules
 from .registry import DATASET_REGISTRY
+from .samplers import EpochShuffleSampler, ResumableDistributedSampler
+
+__all__ = [
+    "EpochShuffleSampler", "build_dataset", "build_loader", "check_starts_part_way", "ignore_stop_signals",
+    "processes", "set_epoch",
+]
 
 logger = logging.getLogger(__name__)
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A random order of all indices, fixed by (seed, epoch): `set_epoch` reshuffles,
-    and a resumed run gets the same order back (single-process training)."""
-
-    def __init__(self, dataset_size: int, seed: int = 0) -> None:
-        self.dataset_size = dataset_size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.dataset_size
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator()
-        generator.manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.dataset_size, generator=generator).tolist())
+def ignore_stop_signals(worker_id: int) -> None:
+    """Loader workers ignore SIGTERM and SIGUSR1. SLURM sends them to every process of a
+    preempted job; the training process then writes a checkpoint after its current step,
+    which needs its workers' batches, and shuts them down when it exits. (torch's own
+    worker handler would end a worker at once, and the run with it, before the checkpoint.)"""
+    for number in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(number, signal.SIG_IGN)
 
 
 def _dataset_class(name: str) -> type:
@@ -73,7 +68,9 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
     rows (see collate_clips). Training shuffles (a DistributedSampler when
     torch.distributed is initialized, else EpochShuffleSampler seeded with RNG_SEED)
     and drops the last partial batch; an IterableDataset orders and shards itself.
-    Call `set_epoch(loader, epoch)` every epoch.
+    Call `set_epoch(loader, epoch)` every epoch. The loader draws its workers' base seed
+    from its own generator (seeded with RNG_SEED), so iterating it leaves the global torch
+    RNG (dropout, drop-path) untouched: a resumed run continues that stream exactly.
     """
     check_split(split)
     dataset = build_dataset(cfg, split) if dataset is None else dataset
@@ -83,7 +80,7 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
     if isinstance(dataset, IterableDataset):
         sampler = None  # it orders and shards its items itself (e.g. PyTorchVideoDataset)
     elif dist.is_available() and dist.is_initialized():
-        sampler = DistributedSampler(dataset, shuffle=is_train, seed=cfg.RNG_SEED, drop_last=is_train)
+        sampler = ResumableDistributedSampler(dataset, shuffle=is_train, seed=cfg.RNG_SEED, drop_last=is_train)
     elif is_train:
         sampler = EpochShuffleSampler(len(dataset), seed=cfg.RNG_SEED)
     else:
@@ -97,13 +94,33 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
         drop_last=is_train,
         collate_fn=collate_clips,
+        generator=torch.Generator().manual_seed(cfg.RNG_SEED),
+        worker_init_fn=ignore_stop_signals,
     )
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:
+def set_epoch(loader: DataLoader, epoch: int, start_batch: int = 0) -> None:
     """Tell the loader's sampler and dataset the epoch: a new shuffle and new random
     windows, crops and masks, reproducible from (RNG_SEED, epoch). Workers are started
-    afresh each epoch (no persistent workers), so they see the new epoch."""
+    afresh each epoch (no persistent workers), so they see the new epoch.
+
+    `start_batch` > 0 (resuming a mid-epoch checkpoint) begins the epoch after that many
+    batches: the sampler skips their indices, nothing is decoded for them."""
     for part in (loader.sampler, loader.dataset):
         if hasattr(part, "set_epoch"):
             part.set_epoch(epoch)
+    if start_batch == 0:
+        return
+    check_starts_part_way(loader, f"resume part-way through epoch {epoch + 1}")
+    loader.sampler.set_start(start_batch * loader.batch_size)
+
+
+def check_starts_part_way(loader: DataLoader, purpose: str) -> None:
+    """A clear error when the loader's sampler cannot begin an epoch part-way (`set_start`),
+    as an IterableDataset's loader cannot: mid-epoch checkpoints are of no use with it."""
+    if not hasattr(loader.sampler, "set_start"):
+        raise ValueError(
+            f"cannot {purpose}: this loader's sampler ({type(loader.sampler).__name__}) cannot skip "
+            "the batches already done; with this dataset use end-of-epoch checkpoints only "
+            "(TRAIN.CHECKPOINT_PERIOD_ITERS 0) and delete any checkpoint_epoch_*.iter_*.pyth"
+        )

@@ -18,6 +18,7 @@ from fvcore.common.config import CfgNode
 
 from .build import build_clip_transform, build_item_mask_generator, check_split
 from .decoding import resolve_backend
+from .kinetics import NoReadableVideoError
 from .registry import DATASET_REGISTRY
 from .seeding import item_generator
 from .transforms import ClipTransform
@@ -48,6 +49,13 @@ class PyTorchVideoDataset(torch.utils.data.IterableDataset):
         mask_generator: generator -> bool mask (t, h, w), or None.
         views_per_video: clips x augmentations the clip sampler gives per video.
         seed: base seed of the per-item generators (crop, flip, mask).
+        num_retries: other videos tried when one cannot be read (pytorchvideo's
+            consecutive failures), before NoReadableVideoError.
+        decode_timeout: seconds an open or a clip decode may take before it is abandoned
+            and counted as unreadable; 0: no limit.
+
+    `videos` gets a path handler that records the videos pytorchvideo skips (see
+    pytorchvideo_guard.py): they are logged and listed in the next item's meta["skipped"].
     """
 
     def __init__(
@@ -58,7 +66,15 @@ class PyTorchVideoDataset(torch.utils.data.IterableDataset):
         mask_generator: Optional[MaskGenerator] = None,
         views_per_video: int = 1,
         seed: int = 0,
+        num_retries: int = 10,
+        decode_timeout: float = 60.0,
     ) -> None:
+        from .pytorchvideo_guard import RecordingPathHandler
+
+        self.paths = RecordingPathHandler(decode_timeout)
+        videos.video_path_handler = self.paths
+        videos._MAX_CONSECUTIVE_FAILURES = num_retries + 1
+        self.num_retries = num_retries
         self.videos = videos
         self.num_frames = num_frames
         self.transform = transform
@@ -106,6 +122,8 @@ class PyTorchVideoDataset(torch.utils.data.IterableDataset):
             mask_generator=build_item_mask_generator(cfg),
             views_per_video=clips * crops,
             seed=cfg.RNG_SEED,
+            num_retries=cfg.DATA_LOADER.NUM_RETRIES,
+            decode_timeout=cfg.DATA_LOADER.DECODE_TIMEOUT,
         )
 
     def __len__(self) -> int:
@@ -119,8 +137,31 @@ class PyTorchVideoDataset(torch.utils.data.IterableDataset):
             self.videos.video_sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[dict]:
-        for sample in self.videos:
+        """Items of this process's share of the videos; NoReadableVideoError when
+        pytorchvideo gives up after failing `num_retries` + 1 videos in a row, or when the
+        share ends without any readable video (pytorchvideo would end it silently)."""
+        samples, delivered = iter(self.videos), 0
+        while True:
+            try:
+                sample = next(samples)
+            except StopIteration:
+                if not delivered and self.paths.failed:
+                    raise self._unreadable("of this share of the dataset") from None
+                return
+            except RuntimeError as error:
+                if not self.paths.failed:
+                    raise
+                raise self._unreadable("in a row") from error
+            delivered += 1
             yield self._item(sample)
+
+    def _unreadable(self, where: str) -> NoReadableVideoError:
+        failed = self.paths.take_failed()
+        return NoReadableVideoError(
+            f"none of the {len(failed)} videos tried {where} could be read "
+            f"(DATA_LOADER.NUM_RETRIES = {self.num_retries}): {', '.join(dict.fromkeys(failed))}; "
+            "check that the dataset's files exist and are videos"
+        )
 
     def _item(self, sample: dict) -> dict:
         temporal_index, spatial_index = int(sample["clip_index"]), int(sample["aug_index"])
@@ -134,7 +175,7 @@ class PyTorchVideoDataset(torch.utils.data.IterableDataset):
             "index": index,
             "meta": {
                 "path": sample["video_name"],
-                "skipped": [],
+                "skipped": self.paths.take_failed(),
                 "video_index": int(sample["video_index"]),
                 "temporal_index": temporal_index,
                 "spatial_index": spatial_index,

@@ -170,3 +170,25 @@ def write_demo_dataset(
         splits[split] = rows
     logger.info("wrote %d videos (%s) to %s", sum(map(len, splits.values())), codec, out_dir)
     return splits
+
+
+def write_unreadable_files(out_dir: str, good_video: str) -> Dict[str, str]:
+    """Files a dataset must survive, written into `out_dir` next to a readable
+    `good_video` (an .mp4 with its index at the end, as FFmpeg writes it by default):
+
+        zero_byte   an empty .mp4
+        truncated   the first half of `good_video` (no index: it cannot be opened)
+        text        a text file named .mp4
+        missing     a path where no file is
+
+    Returns {kind: path}.
+    """
+    g_pathmgr.mkdirs(out_dir)
+    paths = {kind: os.path.join(out_dir, f"{kind}.mp4") for kind in ("zero_byte", "truncated", "text", "missing")}
+    with g_pathmgr.open(good_video, "rb") as f:
+        data = f.read()
+    contents = {"zero_byte": b"", "truncated": data[: len(data) // 2], "text": b"this is not a video\n" * 50}
+    for kind, content in contents.items():
+        with g_pathmgr.open(paths[kind], "wb") as f:
+            f.write(content)
+    return paths

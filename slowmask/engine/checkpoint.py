@@ -1,6 +1,14 @@
 """Checkpoints in PySlowFast's format: a dict with `model_state`, `optimizer_state`,
 `epoch`, `cfg` (the YAML string) and `scaler_state` under mixed precision, saved as
-OUTPUT_DIR/checkpoints/checkpoint_epoch_XXXXX.pyth.
+OUTPUT_DIR/checkpoints/checkpoint_epoch_XXXXX.pyth; plus `rng_state` (the global
+generators, see rng_state.py) and, in a mid-epoch checkpoint, `iteration`.
+
+`epoch` is the 0-based epoch the checkpoint was taken in: at its end (PySlowFast's
+convention; the run resumes at the next epoch) or, when `iteration` is present, after
+that many of its batches (the run resumes at the next batch of the same epoch). A
+mid-epoch file is named checkpoint_epoch_XXXXX.iter_YYYYYY.pyth with XXXXX = epoch + 1,
+the epoch number the logs show, so that names sort by (epoch, iteration) both bytewise
+and in a locale's order: epoch 2 after 3 batches sorts between the ends of epochs 1 and 2.
 
 Writes go to a temporary file that is renamed into place, so a crash never leaves
 half a checkpoint under the final name. Reads use `torch.load(weights_only=True)`:
@@ -9,21 +17,23 @@ a checkpoint holds tensors and plain values only.
 
 import io
 import logging
+import math
 import os
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from iopath.common.file_io import g_pathmgr
 from torch import nn
 
+from .rng_state import capture_rng_state
 from .state_diff import state_diff
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "checkpoint_best.pyth"
-_NAME = re.compile(r"^checkpoint_epoch_(\d{5})\.pyth$")
+_NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?\.pyth$")
 
 
 # PySlowFast's Caffe2 model-zoo checkpoints are pickled .pkl files of numpy blobs.
@@ -41,9 +51,11 @@ def checkpoint_dir(output_dir: str) -> str:
     return os.path.join(output_dir, CHECKPOINT_DIR)
 
 
-def checkpoint_path(output_dir: str, epoch: int) -> str:
-    """Path of the checkpoint written after `epoch` epochs (1-based, as PySlowFast names it)."""
-    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}.pyth")
+def checkpoint_path(output_dir: str, epoch: int, iteration: Optional[int] = None) -> str:
+    """Path of the checkpoint written at the end of epoch `epoch` (1-based, as PySlowFast
+    names it), or, given `iteration`, after that many batches of it."""
+    within = "" if iteration is None else f".iter_{iteration:06d}"
+    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}{within}.pyth")
 
 
 def best_checkpoint_path(output_dir: str) -> str:
@@ -51,12 +63,38 @@ def best_checkpoint_path(output_dir: str) -> str:
     return os.path.join(checkpoint_dir(output_dir), BEST_NAME)
 
 
+def position_in_name(name: str) -> Optional[Tuple[int, float]]:
+    """(epoch, iteration) a checkpoint file name stands for, the end of an epoch counting
+    as iteration infinity; None for other names (checkpoint_best.pyth, temporary files)."""
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    epoch, iteration = match.groups()
+    return int(epoch), math.inf if iteration is None else int(iteration)
+
+
 def epoch_checkpoints(output_dir: str) -> List[str]:
-    """The checkpoint_epoch_XXXXX.pyth files in OUTPUT_DIR/checkpoints, oldest first."""
+    """The end-of-epoch and mid-epoch checkpoints in OUTPUT_DIR/checkpoints, oldest first
+    by (epoch, iteration); checkpoint_best.pyth is not among them."""
     folder = checkpoint_dir(output_dir)
     if not g_pathmgr.exists(folder):
         return []
-    return [os.path.join(folder, name) for name in sorted(g_pathmgr.ls(folder)) if _NAME.match(name)]
+    positions = {name: position_in_name(name) for name in g_pathmgr.ls(folder)}
+    ours = sorted((name for name, position in positions.items() if position is not None), key=positions.get)
+    return [os.path.join(folder, name) for name in ours]
+
+
+def prune_checkpoints(output_dir: str, keep_last: int) -> List[str]:
+    """Delete all but the newest `keep_last` of `epoch_checkpoints` (0 keeps all);
+    checkpoint_best.pyth is never deleted. Returns the deleted paths."""
+    paths = epoch_checkpoints(output_dir)
+    if keep_last <= 0 or len(paths) <= keep_last:
+        return []
+    deleted = paths[:-keep_last]
+    for path in deleted:
+        g_pathmgr.rm(path)
+    logger.info("deleted %d old checkpoint(s), keeping the newest %d: %s", len(deleted), keep_last, ", ".join(deleted))
+    return deleted
 
 
 def last_checkpoint(output_dir: str) -> Optional[str]:
@@ -77,16 +115,21 @@ def save_checkpoint(
     epoch: int,
     cfg_yaml: str,
     scaler: Optional[Any] = None,
+    iteration: Optional[int] = None,
 ) -> None:
-    """Write a checkpoint atomically (temporary file, then rename)."""
+    """Write a checkpoint atomically (temporary file, then rename), with this process's
+    generator states. `iteration`: batches of `epoch` done, for a mid-epoch checkpoint."""
     state: Dict[str, Any] = {
         "epoch": epoch,
         "model_state": unwrapped(model).state_dict(),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "cfg": cfg_yaml,
+        "rng_state": capture_rng_state(),
     }
     if scaler is not None:
         state["scaler_state"] = scaler.state_dict()
+    if iteration is not None:
+        state["iteration"] = iteration
     g_pathmgr.mkdirs(os.path.dirname(path))
     temporary = f"{path}.tmp-{os.getpid()}"
     with g_pathmgr.open(temporary, "wb") as f:
@@ -128,8 +171,21 @@ def resume(
     optimizer: Optional[torch.optim.Optimizer] = None,
     scaler: Optional[Any] = None,
 ) -> int:
-    """Load model, optimizer and scaler states from `path`; returns the epoch it ended."""
-    return _load_states(path, read_checkpoint(path), model, optimizer, scaler)
+    """Load model, optimizer and scaler states from `path`; returns its `epoch`."""
+    return int(load(path, model, optimizer, scaler)["epoch"])
+
+
+def load(
+    path: str,
+    model: nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scaler: Optional[Any] = None,
+) -> Dict[str, Any]:
+    """Load model, optimizer and scaler states from `path`; returns the checkpoint dict
+    (epoch, iteration, rng_state ... : see resume.ResumePoint)."""
+    state = read_checkpoint(path)
+    _load_states(path, state, model, optimizer, scaler)
+    return state
 
 
 def resume_newest(
@@ -138,16 +194,30 @@ def resume_newest(
     optimizer: Optional[torch.optim.Optimizer] = None,
     scaler: Optional[Any] = None,
 ) -> Optional[int]:
-    """Resume from the newest readable checkpoint of the run in `output_dir`; returns the
-    epoch it ended, or None when there is none. A newest file that cannot be read (copied
-    half-way, truncated by a full disk) is skipped with a warning for the one before it."""
+    """Resume from the newest readable checkpoint of the run in `output_dir`; returns its
+    `epoch`, or None when there is none (see load_newest)."""
+    state = load_newest(output_dir, model, optimizer, scaler)
+    return None if state is None else int(state["epoch"])
+
+
+def load_newest(
+    output_dir: str,
+    model: nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scaler: Optional[Any] = None,
+) -> Optional[Dict[str, Any]]:
+    """Load the newest readable checkpoint of the run in `output_dir`, by (epoch,
+    iteration); returns its dict, or None when there is none. A newest file that cannot
+    be read (copied half-way, truncated by a full disk) is skipped with a warning for
+    the one before it."""
     for path in reversed(epoch_checkpoints(output_dir)):
         try:
             state = read_checkpoint(path)
         except CheckpointError as error:
             logger.warning("skipping unreadable checkpoint, trying the previous one: %s", error)
             continue
-        return _load_states(path, state, model, optimizer, scaler)
+        _load_states(path, state, model, optimizer, scaler)
+        return state
     return None
 
 
@@ -157,7 +227,7 @@ def _load_states(
     model: nn.Module,
     optimizer: Optional[torch.optim.Optimizer],
     scaler: Optional[Any],
-) -> int:
+) -> None:
     model = unwrapped(model)
     try:
         model.load_state_dict(state["model_state"], strict=True)
@@ -172,5 +242,5 @@ def _load_states(
         optimizer.load_state_dict(state["optimizer_state"])
     if scaler is not None and state.get("scaler_state") is not None:
         scaler.load_state_dict(state["scaler_state"])
-    logger.info("resumed from %s (epoch %d)", path, state["epoch"])
-    return int(state["epoch"])
+    within = f"after iteration {state['iteration']}" if "iteration" in state else "at its end"
+    logger.info("resumed from %s (epoch %d, %s)", path, state["epoch"] + 1, within)

@@ -1,16 +1,27 @@
-"""torch.distributed set-up and the few queries the engine needs."""
+"""torch.distributed set-up and the few collectives the engine needs.
+
+Set-up fails loudly instead of hanging: the rendezvous has its own timeout and names
+the rank and address that waited; a collective self-test right after it names the
+ranks that did not answer.
+"""
 
 import datetime
 import logging
 import os
+import socket
+import time
+import urllib.parse
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Dict, Mapping, Optional, Tuple
 
+import torch
 import torch.distributed as dist
 
 logger = logging.getLogger(__name__)
 
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+# Seconds between two attempts to reach the rendezvous address.
+PROBE_INTERVAL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -30,16 +41,32 @@ def torchrun_place(environ: Mapping[str, str] = os.environ) -> Place:
     return Place(int(environ["RANK"]), int(environ["LOCAL_RANK"]), int(environ["WORLD_SIZE"]))
 
 
-def join_process_group(backend: str, init_method: str, place: Place, timeout_s: float) -> None:
-    """Join the job's process group; a rendezvous that does not complete within
-    `timeout_s` fails with a message naming this rank and the address."""
+def join_process_group(
+    backend: str, init_method: str, place: Place, timeout_s: float, collective_timeout_s: float = 1800.0
+) -> None:
+    """Join the job's process group. A rendezvous that does not complete within
+    `timeout_s` fails with a message naming this rank and the address; afterwards each
+    collective may wait `collective_timeout_s` for a late rank (the two differ: a
+    misconfigured address should fail in minutes, while rank 0 may validate or write a
+    checkpoint for longer than that as the others wait at the next all-reduce)."""
+    address = _store_address(init_method)
+    if place.rank != 0 and address is not None and not wait_for_listener(*address, timeout_s):
+        raise RuntimeError(
+            f"rank {place.rank} of {place.world_size} could not join the process group at {init_method} "
+            f"({backend}) within {timeout_s:g} s: nobody listens at {address[0]}:{address[1]} "
+            "(is rank 0 running, and are the address and port right?)"
+        )
     try:
+        store, rank, world_size = next(
+            dist.rendezvous(init_method, place.rank, place.world_size, timeout=datetime.timedelta(seconds=timeout_s))
+        )
+        store.set_timeout(datetime.timedelta(seconds=timeout_s))
         dist.init_process_group(
             backend=backend,
-            init_method=init_method,
-            rank=place.rank,
-            world_size=place.world_size,
-            timeout=datetime.timedelta(seconds=timeout_s),
+            store=store,
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=collective_timeout_s),
         )
     except Exception as error:  # the store and backends raise several unrelated types
         raise RuntimeError(
@@ -47,6 +74,89 @@ def join_process_group(backend: str, init_method: str, place: Place, timeout_s: 
             f"{init_method} ({backend}) within {timeout_s:g} s: {error}"
         ) from error
     logger.info("rank %d of %d joined %s (%s)", place.rank, place.world_size, init_method, backend)
+
+
+def _store_address(init_method: str, environ: Mapping[str, str] = os.environ) -> Optional[Tuple[str, int]]:
+    """(host, port) of the rendezvous store of a tcp:// or env:// init method, else None."""
+    url = urllib.parse.urlparse(init_method)
+    if url.scheme == "tcp" and url.hostname and url.port:
+        return url.hostname, url.port
+    if url.scheme == "env" and "MASTER_ADDR" in environ and "MASTER_PORT" in environ:
+        return environ["MASTER_ADDR"], int(environ["MASTER_PORT"])
+    return None
+
+
+def wait_for_listener(host: str, port: int, timeout_s: float) -> bool:
+    """True as soon as `host:port` accepts a TCP connection, False after `timeout_s`.
+
+    The rendezvous store's own client retries with back-off and gives up only after
+    about twice its timeout; this probe holds ranks other than 0 to the configured time.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=remaining):
+                return True
+        except OSError:
+            time.sleep(min(PROBE_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+
+
+def self_test(timeout_s: float) -> None:
+    """Check that every rank answers within `timeout_s`: a monitored barrier (on the
+    job's group under gloo, on a gloo side group otherwise, since only gloo implements
+    it), then one all-reduce on the job's backend. Rank 0 raises RuntimeError naming
+    the ranks that did not answer."""
+    timeout = datetime.timedelta(seconds=timeout_s)
+    group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo", timeout=timeout)
+    try:
+        dist.monitored_barrier(group=group, timeout=timeout, wait_all_ranks=True)
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"collective self-test: not every rank answered within {timeout_s:g} s "
+            f"(DIST_RENDEZVOUS_TIMEOUT_S) — {error}"
+        ) from error
+    finally:
+        if group is not None:
+            dist.destroy_process_group(group)
+    count = torch.ones(1, device=_collective_device())
+    dist.all_reduce(count)
+    if int(count.item()) != dist.get_world_size():
+        raise RuntimeError(
+            f"collective self-test: an all-reduce over {dist.get_world_size()} ranks summed to {int(count.item())}"
+        )
+    logger.info("collective self-test passed: %d ranks answered", dist.get_world_size())
+
+
+def _collective_device() -> torch.device:
+    """Where the job's backend takes tensors: this process's GPU under nccl, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def any_rank(flag: bool) -> bool:
+    """True when `flag` is True on any rank (one all-reduce when distributed)."""
+    if not is_distributed():
+        return flag
+    value = torch.tensor([float(flag)], device=_collective_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
+def mean_over_ranks(metrics: Dict[str, float]) -> Dict[str, float]:
+    """The mean of each metric over all ranks (one all-reduce when distributed; every
+    rank must pass the same names)."""
+    if not is_distributed() or not metrics:
+        return metrics
+    names = sorted(metrics)
+    values = torch.tensor([float(metrics[name]) for name in names], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(values)
+    values /= dist.get_world_size()
+    means = dict(zip(names, values.tolist()))
+    return {name: means[name] for name in metrics}
 
 
 def leave_process_group() -> None:
@@ -68,4 +178,3 @@ def get_world_size() -> int:
 
 def is_main_process() -> bool:
     return get_rank() == 0
-

@@ -12,9 +12,15 @@ from slowmask.utils.logging import write_json_stats
 from slowmask.utils.meters import Meters, format_eta, peak_memory_mb
 
 from . import checkpoint
+from .bad_data import batch_skips
 from .loop import Hook, TrainLoop
 
 logger = logging.getLogger(__name__)
+
+# Unreadable files named in a human epoch line (the JSON record has them all).
+SKIPPED_SHOWN = 10
+# Share of the iteration time above which the data wait is called the bottleneck.
+INPUT_BOUND_SHARE = 0.5
 
 
 class LRSchedule(Hook):
@@ -48,8 +54,12 @@ class DataEpoch(Hook):
 
 class PeriodicCheckpoint(Hook):
     """Writes OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch+1:05d}.pyth every `period`
-    epochs and after the last one. The stored `epoch` is the 0-based index of the
-    finished epoch (PySlowFast's convention); resuming starts at the next one."""
+    epochs and after the last one; with `iter_period` > 0 also
+    checkpoint_epoch_{epoch+1:05d}.iter_{iteration:06d}.pyth every `iter_period`
+    iterations within an epoch (while gradients are being accumulated, at the next
+    optimizer update). The stored `epoch` is the 0-based index of the epoch (for an
+    end-of-epoch file the finished one, PySlowFast's convention). After each write only
+    the newest `keep_last` such files are kept (0: all; checkpoint_best.pyth stays)."""
 
     def __init__(
         self,
@@ -59,6 +69,8 @@ class PeriodicCheckpoint(Hook):
         optimizer: torch.optim.Optimizer,
         cfg_yaml: str,
         scaler: Optional[Any] = None,
+        iter_period: int = 0,
+        keep_last: int = 0,
     ) -> None:
         self.output_dir = output_dir
         self.period = period
@@ -66,25 +78,46 @@ class PeriodicCheckpoint(Hook):
         self.optimizer = optimizer
         self.cfg_yaml = cfg_yaml
         self.scaler = scaler
+        self.iter_period = iter_period
+        self.keep_last = keep_last
+        self._due = False
+
+    def save(self, epoch: int, iteration: Optional[int] = None) -> str:
+        """Write the checkpoint of 0-based `epoch` (at its end, or after `iteration`
+        batches), prune old ones; returns its path."""
+        path = checkpoint.checkpoint_path(self.output_dir, epoch + 1, iteration)
+        checkpoint.save_checkpoint(
+            path, self.model, self.optimizer, epoch, self.cfg_yaml, self.scaler, iteration=iteration
+        )
+        checkpoint.prune_checkpoints(self.output_dir, self.keep_last)
+        return path
+
+    def before_epoch(self, loop: TrainLoop) -> None:
+        self._due = False
+
+    def after_step(self, loop: TrainLoop) -> None:
+        done = loop.iteration + 1
+        if self.iter_period and done % self.iter_period == 0:
+            self._due = True
+        # The epoch's last batch is left to after_epoch; an update still pending is not saved.
+        if not self._due or done == loop.iters_per_epoch or getattr(loop.step, "pending_gradients", False):
+            return
+        self._due = False
+        self.save(loop.epoch, done)
 
     def after_epoch(self, loop: TrainLoop) -> None:
         finished = loop.epoch + 1
         if finished % self.period and finished != loop.max_epoch:
             return
-        checkpoint.save_checkpoint(
-            checkpoint.checkpoint_path(self.output_dir, finished),
-            self.model,
-            self.optimizer,
-            loop.epoch,
-            self.cfg_yaml,
-            self.scaler,
-        )
+        self.save(loop.epoch)
 
 
 class MetricsLog(Hook):
     """Every `period` iterations, a human line (epoch, iter, loss, lr, times, ETA,
-    memory) and the same figures as a JSON line; an epoch summary after each epoch;
-    a run summary at the end (time, losses, best epoch, checkpoints, skipped videos)."""
+    memory) and the same figures as a JSON line; an epoch summary after each epoch
+    (means, the data-wait and compute totals, the unreadable videos the epoch skipped);
+    a run summary at the end (time, losses, best epoch, checkpoints, skipped videos,
+    whether data loading or compute took most of the time)."""
 
     def __init__(self, output_dir: str, period: int) -> None:
         self.output_dir = output_dir
@@ -95,14 +128,20 @@ class MetricsLog(Hook):
         self.epoch_losses: list = []
         self.first_epoch = 0
         self.skipped: Dict[str, None] = {}  # unreadable videos, in the order met
+        self.epoch_skipped: Dict[str, None] = {}
+        self.epoch_replaced = 0  # items of the epoch that needed a replacement video
+        self.data_seconds = self.step_seconds = 0.0
 
     def before_epoch(self, loop: TrainLoop) -> None:
         self.meters = Meters()
+        self.epoch_skipped, self.epoch_replaced = {}, 0
         if not self.epoch_losses:
             self.first_epoch = loop.epoch
 
     def after_step(self, loop: TrainLoop) -> None:
         self._collect_skipped(loop.batch)
+        self.data_seconds += loop.data_time
+        self.step_seconds += loop.step_time
         metrics = {k: v for k, v in loop.metrics.items() if k != "lr"}
         self.meters.add({**metrics, "data_time": loop.data_time, "step_time": loop.step_time})
         self.iterations_done += 1
@@ -125,10 +164,17 @@ class MetricsLog(Hook):
     def after_epoch(self, loop: TrainLoop) -> None:
         stats = {"_type": "train_epoch", "epoch": f"{loop.epoch + 1}/{loop.max_epoch}"}
         stats.update(self.meters.means())
-        stats["epoch_time"] = self.meters.meters["step_time"].total + self.meters.meters["data_time"].total
+        stats["data_time_total"] = self.meters.meters["data_time"].total
+        stats["step_time_total"] = self.meters.meters["step_time"].total
+        stats["epoch_time"] = stats["data_time_total"] + stats["step_time_total"]
+        stats["skipped"] = len(self.epoch_skipped)
+        stats["replaced_items"] = self.epoch_replaced
         self.epoch_losses.append(stats.get("loss", float("nan")))
-        logger.info(self._human_line(stats))
-        write_json_stats(self.output_dir, stats)
+        names = list(self.epoch_skipped)
+        more = f" and {len(names) - SKIPPED_SHOWN} more" if len(names) > SKIPPED_SHOWN else ""
+        shown = f" ({', '.join(names[:SKIPPED_SHOWN])}{more})" if names else ""
+        logger.info(self._human_line(stats) + shown)
+        write_json_stats(self.output_dir, {**stats, "skipped_files": names})
 
     def after_train(self, loop: TrainLoop) -> None:
         if not self.epoch_losses:
@@ -148,13 +194,30 @@ class MetricsLog(Hook):
             logger.warning("skipped %d unreadable video(s): %s", len(self.skipped), ", ".join(self.skipped))
         else:
             logger.info("skipped videos: none")
+        logger.info(self._time_split())
+
+    def _time_split(self) -> str:
+        """Which of data wait and compute took most of the iteration time."""
+        total = self.data_seconds + self.step_seconds
+        data_share = self.data_seconds / total if total > 0 else 0.0
+        if data_share > INPUT_BOUND_SHARE:
+            return (
+                f"data loading took {data_share:.0%} of the iteration time ({format_eta(self.data_seconds)} "
+                f"of {format_eta(total)}): the run is input-bound; raise DATA_LOADER.NUM_WORKERS, or "
+                "decode smaller frames (DATA.DECODING_SHORT_SIZE)"
+            )
+        return (
+            f"compute took {1 - data_share:.0%} of the iteration time ({format_eta(self.step_seconds)} of "
+            f"{format_eta(total)}), data loading {data_share:.0%}: the run is compute-bound"
+        )
 
     def _collect_skipped(self, batch: Any) -> None:
         """Remember the unreadable videos a batch's items replaced (meta["skipped"])."""
-        metas = batch.get("meta", []) if isinstance(batch, dict) else []
-        for meta in metas:
-            for path in meta.get("skipped", []) if isinstance(meta, dict) else []:
-                self.skipped.setdefault(path, None)
+        _, replaced, paths = batch_skips(batch)
+        self.epoch_replaced += replaced
+        for path in paths:
+            self.skipped.setdefault(path, None)
+            self.epoch_skipped.setdefault(path, None)
 
     def _remaining_seconds(self, loop: TrainLoop) -> float:
         remaining = (loop.max_epoch - loop.epoch) * loop.iters_per_epoch - loop.iteration - 1

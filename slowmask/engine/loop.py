@@ -33,9 +33,12 @@ class Hook:
 class TrainLoop:
     """Runs epochs [start_epoch, max_epoch) of `step` over `loader`.
 
-    Attributes read by hooks: epoch (0-based), iteration (within the epoch),
-    iters_per_epoch, max_epoch, metrics (of the last step), batch (the last one),
-    data_time and step_time (seconds, last iteration).
+    Attributes read by hooks: epoch (0-based), iteration (within the epoch, counted
+    from the start of the epoch also when the run resumed part-way through it),
+    iters_per_epoch (the full epoch's), max_epoch, metrics (of the last step), batch
+    (the last one), data_time and step_time (seconds, last iteration). A hook ends the
+    run early with `request_stop()`: the loop stops after the current hook moment
+    (skipping the rest of the epoch and its `after_epoch`) and calls `after_train`.
     """
 
     def __init__(
@@ -54,22 +57,33 @@ class TrainLoop:
         self.metrics: Dict[str, float] = {}
         self.batch: Any = None
         self.data_time = self.step_time = 0.0
+        self.stop_requested = False
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
 
     def _call(self, moment: str) -> None:
         for hook in self.hooks:
             getattr(hook, moment)(self)
 
-    def run(self, start_epoch: int = 0) -> None:
+    def run(self, start_epoch: int = 0, start_iteration: int = 0) -> None:
+        """Epochs [start_epoch, max_epoch); the first one from batch `start_iteration`
+        (the loader must then yield only the batches after it, see data.set_epoch)."""
+        self.stop_requested = False
         self._call("before_train")
         for self.epoch in range(start_epoch, self.max_epoch):
             self._call("before_epoch")
-            self._run_epoch()
+            self._run_epoch(start_iteration if self.epoch == start_epoch else 0)
+            if self.stop_requested:
+                break
             self._call("after_epoch")
+            if self.stop_requested:
+                break
         self._call("after_train")
 
-    def _run_epoch(self) -> None:
+    def _run_epoch(self, first_iteration: int) -> None:
         tick = time.perf_counter()
-        for self.iteration, batch in enumerate(self.loader):
+        for self.iteration, batch in enumerate(self.loader, start=first_iteration):
             self.data_time = time.perf_counter() - tick
             self.batch = batch
             self._call("before_step")
@@ -82,4 +96,6 @@ class TrainLoop:
                 ) from error
             self.step_time = time.perf_counter() - tick - self.data_time
             self._call("after_step")
+            if self.stop_requested:
+                return
             tick = time.perf_counter()

@@ -1,6 +1,7 @@
 """One optimization step: forward under autocast, backward (scaled for fp16),
-gradient clipping, optimizer update. Everything a step needs is decided once, at
-construction, so the loop itself carries no flags."""
+gradient clipping, optimizer update — every `accum_steps` batches under gradient
+accumulation; a non-finite loss stops the run or skips the step. Everything a step
+needs is decided once, at construction, so the loop itself carries no flags."""
 
 import math
 from contextlib import nullcontext
@@ -8,6 +9,8 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from torch import nn
+
+from .distributed import any_rank
 
 # (model, batch on device) -> (loss, extra metrics). Pretraining and classification differ here only.
 Objective = Callable[[nn.Module, Dict[str, Any]], Tuple[torch.Tensor, Dict[str, float]]]
@@ -71,7 +74,21 @@ def to_device(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
 
 
 class TrainStep:
-    """Runs one training step on a batch and returns its metrics."""
+    """Runs one training step on a batch (a micro-batch under gradient accumulation)
+    and returns its metrics.
+
+    Args:
+        accum_steps: micro-batches whose gradients add up before each optimizer update
+            (MAE's accum_iter, VideoMAE's update_freq): each loss is divided by
+            `accum_steps`, the update (with gradient clipping) comes after the last one,
+            and under DDP the others run in `no_sync()`. `mark_epoch_end()` ends a cycle
+            early, so no gradient waits across an epoch's end; a shorter cycle's
+            gradient is rescaled to the mean of the micro-batches it holds.
+        skip_nonfinite: on a non-finite loss, drop the step (no backward, no update, the
+            cycle's gradients discarded) and report `nonfinite_skip` 1 instead of raising
+            FloatingPointError. Under DDP all ranks agree first (one tiny all-reduce), so
+            they all skip or all raise, and none waits for the others in the backward.
+    """
 
     def __init__(
         self,
@@ -83,7 +100,11 @@ class TrainStep:
         clip_grad_val: Optional[float] = None,
         autocast_dtype: Optional[torch.dtype] = None,
         scaler: Optional[torch.amp.GradScaler] = None,
+        accum_steps: int = 1,
+        skip_nonfinite: bool = False,
     ) -> None:
+        if accum_steps < 1:
+            raise ValueError(f"accum_steps must be at least 1, got {accum_steps}")
         self.model = model
         self.optimizer = optimizer
         self.objective = objective
@@ -92,32 +113,94 @@ class TrainStep:
         self.clip_grad_val = clip_grad_val
         self.autocast_dtype = autocast_dtype
         self.scaler = scaler
+        self.accum_steps = accum_steps
+        self.skip_nonfinite = skip_nonfinite
+        self._in_cycle = 0  # micro-batches of the current accumulation cycle run so far
+        self._accumulated = 0  # of these, the ones whose gradients are held in .grad
+        self._epoch_end_next = False
+
+    @property
+    def pending_gradients(self) -> bool:
+        """True inside an accumulation cycle: gradients (or the cycle's position) wait for
+        the update, so a checkpoint now could not resume exactly."""
+        return self._in_cycle != 0
+
+    def mark_epoch_end(self) -> None:
+        """The next batch is the epoch's last: its step ends the accumulation cycle."""
+        self._epoch_end_next = True
 
     def _autocast(self):
         if self.autocast_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    def _gradient_sync(self, ends_cycle: bool):
+        """DDP's `no_sync()` for the micro-batches before a cycle's last."""
+        no_sync = getattr(self.model, "no_sync", None)
+        return nullcontext() if ends_cycle or no_sync is None else no_sync()
+
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, float]:
         self.model.train()
         batch = to_device(batch, self.device)
-        with self._autocast():
-            loss, metrics = self.objective(self.model, batch)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"the loss is {loss.item()}")
+        if self._in_cycle == 0:
+            self.optimizer.zero_grad(set_to_none=True)
+        self._in_cycle += 1
+        ends_cycle = self._in_cycle == self.accum_steps or self._epoch_end_next
+        self._epoch_end_next = False
+        with self._gradient_sync(ends_cycle):
+            with self._autocast():
+                loss, metrics = self.objective(self.model, batch)
+            value = loss.item()
+            if any_rank(not math.isfinite(value)):
+                return self._nonfinite(value, ends_cycle, metrics)
+            self._backward(loss / self.accum_steps)
+        out = {"loss": value, **metrics}
+        if self.skip_nonfinite:
+            out["nonfinite_skip"] = 0.0
+        if ends_cycle:
+            grad_norm = self._update()
+            if grad_norm is not None:
+                out["grad_norm"] = grad_norm
+        return out
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        self._accumulated += 1
+
+    def _nonfinite(self, value: float, ends_cycle: bool, metrics: Dict[str, float]) -> Dict[str, float]:
+        """Raise FloatingPointError, or drop the step and its cycle's gradients."""
+        if ends_cycle:
+            self._in_cycle = 0
+        if not self.skip_nonfinite:
+            if math.isfinite(value):
+                raise FloatingPointError(f"the loss is non-finite on another rank (here {value:.5g})")
+            raise FloatingPointError(f"the loss is {value}")
         self.optimizer.zero_grad(set_to_none=True)
+        self._accumulated = 0
+        return {**metrics, "nonfinite_skip": 1.0}
+
+    def _update(self) -> Optional[float]:
+        """Clip and apply the cycle's gradients; returns their norm (None when a skipped
+        step dropped them all)."""
+        held, self._in_cycle, self._accumulated = self._accumulated, 0, 0
+        if held == 0:
+            return None
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
+        if held != self.accum_steps:
+            self._rescale_gradients(self.accum_steps / held)
         grad_norm = self._clip_gradients()
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
-        return {"loss": loss.item(), "grad_norm": grad_norm, **metrics}
+        return grad_norm
+
+    def _rescale_gradients(self, factor: float) -> None:
+        for param in self.model.parameters():
+            if param.grad is not None:
+                param.grad.mul_(factor)
 
     def _clip_gradients(self) -> float:
         params = [p for p in self.model.parameters() if p.grad is not None]

@@ -10,17 +10,23 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
+from slowmask.data.loader import check_starts_part_way
 from slowmask.models import build_loss, build_model
 from slowmask.utils.logging import setup_logging
 
-from . import checkpoint
+from . import checkpoint, precision
+from .batchnorm import with_norm_type
+from .bad_data import BadDataGuard
 from .distributed import is_distributed, is_main_process
 from .hooks import DataEpoch, LRSchedule, MetricsLog, PeriodicCheckpoint
 from .launch import select_device
 from .loop import TrainLoop
 from .monitoring import build_monitoring_hooks
 from .optim import build_optimizer
+from .preemption import StopOnSignal, run_from
+from .resume import ResumePoint
 from .schedule import build_lr_schedule
+from .step_hooks import build_step_hooks
 from .pretrained import load_pretrained
 from .step import ClassificationObjective, Objective, TrainStep, masked_prediction_objective
 from .validation import build_validation_hooks
@@ -36,32 +42,30 @@ def seed_everything(seed: int) -> None:
 
 
 def mixed_precision(cfg: CfgNode, device: torch.device) -> Tuple[Optional[torch.dtype], Optional[torch.amp.GradScaler]]:
-    """Autocast dtype and gradient scaler: fp16 with a scaler on GPUs, bf16 on CPUs."""
-    if not cfg.TRAIN.MIXED_PRECISION:
-        return None, None
-    if device.type == "cuda":
-        return torch.float16, torch.amp.GradScaler("cuda")
-    return torch.bfloat16, None
+    """Autocast dtype and gradient scaler (TRAIN.MIXED_PRECISION, TRAIN.MIXED_PRECISION_DTYPE):
+    bf16 where the device supports it, else fp16 with a scaler (see precision.py)."""
+    return precision.mixed_precision(cfg.TRAIN.MIXED_PRECISION, cfg.TRAIN.MIXED_PRECISION_DTYPE, device)
 
 
-def start_epoch(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> int:
+def start_point(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> ResumePoint:
     """Resume from this run's newest checkpoint (TRAIN.AUTO_RESUME), else initialize
-    from TRAIN.CHECKPOINT_FILE_PATH when given; returns the first epoch to run."""
-    own = checkpoint.resume_newest(cfg.OUTPUT_DIR, model, optimizer, scaler) if cfg.TRAIN.AUTO_RESUME else None
+    from TRAIN.CHECKPOINT_FILE_PATH when given; returns the epoch and batch to run next."""
+    own = checkpoint.load_newest(cfg.OUTPUT_DIR, model, optimizer, scaler) if cfg.TRAIN.AUTO_RESUME else None
     if own is not None:
-        return own + 1
+        return ResumePoint.after(own)
     path = cfg.TRAIN.CHECKPOINT_FILE_PATH
     if not path:
-        return 0
+        return ResumePoint()
     if cfg.TRAIN.CHECKPOINT_EPOCH_RESET or cfg.TRAIN.CHECKPOINT_IN_INIT:
         load_pretrained(path, model, cfg.TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN)
-        return 0
-    return checkpoint.resume(path, model, optimizer, scaler) + 1
+        return ResumePoint()
+    return ResumePoint.after(checkpoint.load(path, model, optimizer, scaler))
 
 
 def _wrapped_for_training(cfg: CfgNode, model: nn.Module, device: torch.device) -> nn.Module:
     """The module the step calls: DDP across processes, compiled when MODEL.COMPILE.
     Both share `model`'s parameters, so checkpoints keep using the plain model."""
+    model = with_norm_type(model, cfg.BN.NORM_TYPE, device)
     if is_distributed():
         device_ids = [device.index] if device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
@@ -95,30 +99,40 @@ def train(cfg: CfgNode) -> None:
     optimizer = build_optimizer(cfg, model)
     step_model = _wrapped_for_training(cfg, model, device)
     autocast_dtype, scaler = mixed_precision(cfg, device)
-    first_epoch = start_epoch(cfg, model, optimizer, scaler)
+    point = start_point(cfg, model, optimizer, scaler)
     loader = build_loader(cfg, "train")
     if len(loader) == 0:
         raise ValueError(
             f"the train split has {len(loader.dataset)} items, fewer than one batch of "
             f"{loader.batch_size}; lower TRAIN.BATCH_SIZE or add data"
         )
+    if cfg.TRAIN.CHECKPOINT_PERIOD_ITERS:
+        check_starts_part_way(loader, "write mid-epoch checkpoints (TRAIN.CHECKPOINT_PERIOD_ITERS)")
     step = TrainStep(
         step_model, optimizer, objective, device,
         clip_grad_l2norm=cfg.SOLVER.CLIP_GRAD_L2NORM,
         clip_grad_val=cfg.SOLVER.CLIP_GRAD_VAL,
         autocast_dtype=autocast_dtype,
         scaler=scaler,
+        accum_steps=cfg.TRAIN.GRAD_ACCUM_STEPS,
+        skip_nonfinite=cfg.TRAIN.NONFINITE_LOSS == "skip",
     )
     hooks = [
-        DataEpoch(lambda epoch: set_epoch(loader, epoch)),
+        DataEpoch(lambda epoch: set_epoch(loader, epoch, point.batches_done(epoch))),
         LRSchedule(optimizer, build_lr_schedule(cfg)),
+        *build_step_hooks(cfg, step),  # before the logging hooks: metrics are rank means
     ]
+    periodic = PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler,
+                                  cfg.TRAIN.CHECKPOINT_PERIOD_ITERS, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
     if is_main_process():  # one process writes the logs and checkpoints of the job
         hooks += [
             MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD),
-            PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler),
+            periodic,
         ]
         hooks += build_monitoring_hooks(cfg)
         hooks += build_validation_hooks(cfg, model, optimizer, device, scaler)
-    logger.info("training epochs %d..%d, %d iterations each", first_epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
-    TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH).run(first_epoch)
+    hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))  # last: the epoch is logged before it stops
+    stop = StopOnSignal(periodic.save if is_main_process() else None, device)
+    hooks.append(stop)  # after every other hook of the step: it may end the run there
+    logger.info("training epochs %d..%d, %d iterations each", point.epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
+    run_from(TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH), point, stop)

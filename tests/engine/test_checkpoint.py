@@ -30,8 +30,11 @@ def test_keys_are_pyslowfast_and_weights_only_loadable(tmp_path):
     path = str(tmp_path / "c.pyth")
     checkpoint.save_checkpoint(path, model, optimizer, 4, "A: 1\n", scaler=torch.amp.GradScaler("cpu"))
     state = torch.load(path, weights_only=True)
-    assert set(state) == {"model_state", "optimizer_state", "epoch", "cfg", "scaler_state"}
+    assert set(state) == {"model_state", "optimizer_state", "epoch", "cfg", "scaler_state", "rng_state"}
     assert state["epoch"] == 4 and state["cfg"] == "A: 1\n"
+    checkpoint.save_checkpoint(path, model, optimizer, 4, "A: 1\n", iteration=7)
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 4 and state["iteration"] == 7 and "scaler_state" not in state
 
 
 def test_overwrite_is_atomic_and_leaves_no_temporary(tmp_path):

@@ -1,4 +1,5 @@
-"""Several processes on the CPU (gloo): the job equals one process with the whole batch."""
+"""Several processes on the CPU (gloo): the job equals one process with the whole batch,
+and rank 0 logs the job's metrics (means over the ranks), not its own share's."""
 
 import os
 import socket
@@ -11,6 +12,7 @@ import torch
 from slowmask.config import load_config
 from slowmask.engine import checkpoint
 from slowmask.engine.launch import launch
+from slowmask.utils.logging import read_json_stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_NET = os.path.join(REPO, "tools", "run_net.py")
@@ -30,8 +32,12 @@ def overrides(data_dir, out_dir, shards):
         "SOLVER.WARMUP_EPOCHS", "0.5", "DATA_LOADER.NUM_WORKERS", "0",
         # SGD, not AdamW: Adam rescales gradients that are rounding noise (e.g. of the key
         # biases, to which softmax is blind) into full-size steps that differ between runs.
-        "SOLVER.OPTIMIZING_METHOD", "sgd",
+        "SOLVER.OPTIMIZING_METHOD", "sgd", "LOG_PERIOD", "1",
     ]
+
+
+def logged(out_dir, name):
+    return [s[name] for s in read_json_stats(str(out_dir)) if s["_type"] == "train_iter"]
 
 
 def final_weights(out_dir):
@@ -64,6 +70,8 @@ def test_two_gloo_processes_equal_one_process_with_the_whole_batch(demo_data_dir
     for process in start_pair(demo_data_dir, pair, how, env):
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-3000:]
+    for name in ("loss", "grad_norm"):
+        torch.testing.assert_close(logged(pair, name), logged(single, name), rtol=1e-4, atol=0)
     one, two = final_weights(single), final_weights(pair)
     assert one.keys() == two.keys()
     for name in one:

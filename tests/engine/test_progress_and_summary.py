@@ -3,6 +3,8 @@
 import importlib.util
 import io
 import logging
+import re
+import time
 
 import pytest
 
@@ -13,6 +15,7 @@ from slowmask.engine.loop import TrainLoop
 from slowmask.engine.monitoring import build_monitoring_hooks
 from slowmask.engine.progress import ProgressBar
 from slowmask.engine.tensorboard import TensorBoardScalars, summary_writer
+from slowmask.utils.logging import read_json_stats
 
 
 class Terminal(io.StringIO):
@@ -99,3 +102,53 @@ def test_monitoring_hooks_from_the_config(tmp_path):
     else:
         assert [type(hook) for hook in build_monitoring_hooks(cfg)] == [ProgressBar, TensorBoardScalars]
         assert (tmp_path / "runs").is_dir()
+
+
+class SlowLoader:
+    """Batches that take `seconds` each to arrive."""
+
+    def __init__(self, seconds: float, batches: int = 3) -> None:
+        self.seconds, self.batches = seconds, batches
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        for _ in range(self.batches):
+            time.sleep(self.seconds)
+            yield {"meta": [{"skipped": []}]}
+
+
+def slow_step(seconds: float):
+    def step(batch):
+        time.sleep(seconds)
+        return {"loss": 0.5, "lr": 0.01}
+
+    return step
+
+
+@pytest.mark.parametrize(
+    "data_s, step_s, verdict",
+    [
+        (0.03, 0.0, r"data loading took (9\d|100)% of the iteration time .*: the run is input-bound; raise DATA_LOADER.NUM_WORKERS"),
+        (0.0, 0.03, r"compute took (9\d|100)% of the iteration time .*, data loading \d%: the run is compute-bound"),
+    ],
+)
+def test_the_summary_says_whether_data_or_compute_dominated(tmp_path, caplog, data_s, step_s, verdict):
+    with caplog.at_level(logging.INFO, logger="slowmask"):
+        TrainLoop(slow_step(step_s), SlowLoader(data_s), [MetricsLog(str(tmp_path), period=1)], 1).run()
+    assert re.search(verdict, caplog.text), caplog.text
+    epoch = [s for s in read_json_stats(str(tmp_path)) if s["_type"] == "train_epoch"][0]
+    assert epoch["data_time_total"] == pytest.approx(3 * data_s, abs=0.02)
+    assert epoch["step_time_total"] == pytest.approx(3 * step_s, abs=0.02)
+
+
+def test_each_epoch_record_counts_its_own_skips(tmp_path, caplog):
+    batches = [{"meta": [{"skipped": ["bad.mp4"]}, {"skipped": ["bad.mp4", "worse.mp4"]}, {"skipped": []}]}]
+    with caplog.at_level(logging.INFO, logger="slowmask"):
+        run_loop([MetricsLog(str(tmp_path), period=1)], batches, epochs=2)
+    epochs = [s for s in read_json_stats(str(tmp_path)) if s["_type"] == "train_epoch"]
+    assert [(e["skipped"], e["replaced_items"], e["skipped_files"]) for e in epochs] == [
+        (2, 2, ["bad.mp4", "worse.mp4"])
+    ] * 2
+    assert "epoch: 2/2" in caplog.text and "skipped: 2 replaced_items: 2 (bad.mp4, worse.mp4)" in caplog.text

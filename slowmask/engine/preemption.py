@@ -1,0 +1,153 @@
+"""Stopping on a preemption signal: SIGTERM or SIGUSR1 (what SLURM sends before it
+preempts or times out a job, `--signal=USR1@90`) makes the run write a checkpoint after
+the current step and stop, so that the requeued job resumes with TRAIN.AUTO_RESUME.
+
+The handler only records the signal; the StopOnSignal hook acts on it between steps.
+In a multi-process job the ranks agree on it after every step (an all-reduce of one
+number), so that all of them stop after the same iteration; rank 0 writes the
+checkpoint while the others wait. While gradients are being accumulated the stop waits
+for the next optimizer update. tools/run_net.py then exits with EXIT_PREEMPTED.
+"""
+
+import logging
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+
+from .distributed import is_distributed
+from .loop import Hook, TrainLoop
+from .resume import ResumePoint
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# The exit status of a run stopped by a signal after writing its checkpoint:
+# EX_TEMPFAIL of sysexits.h, "a temporary failure; the user is invited to retry".
+EXIT_PREEMPTED = 75
+
+# (0-based epoch, batches done or None at the epoch's end) -> path of the checkpoint written.
+SaveCheckpoint = Callable[[int, Optional[int]], str]
+
+
+class TrainingPreempted(RuntimeError):
+    """The run stopped on a signal after writing `checkpoint` (on rank 0; None elsewhere)."""
+
+    def __init__(self, message: str, checkpoint: Optional[str]) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+def agree(flag: bool, device: torch.device) -> bool:
+    """True on every rank when it is True on any (all-reduce MAX); `flag` in one process."""
+    if not is_distributed():
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+class StopOnSignal(Hook):
+    """Stops the loop after the first step (or epoch end) that follows a stop signal,
+    once no gradients are pending, writing a checkpoint there through `save` (given on
+    rank 0 only). Install the handlers around the loop with `catching_signals()`.
+
+    Args:
+        save: writes the checkpoint of (0-based epoch, batches done or None); None on
+            ranks that do not write checkpoints.
+        device: where the agreement's tensor lives (the backend's device).
+    """
+
+    def __init__(self, save: Optional[SaveCheckpoint], device: torch.device,
+                 signals: Sequence[int] = STOP_SIGNALS) -> None:
+        self.save = save
+        self.device = device
+        self.signals = tuple(signals)
+        self.received: Optional[int] = None  # the signal number, set by the handler
+        self.stopping = False  # agreed by all ranks
+        self.stopped: Optional[TrainingPreempted] = None
+
+    @contextmanager
+    def catching_signals(self) -> Iterator["StopOnSignal"]:
+        """Record the signals while the block runs; the previous handlers come back after.
+
+        A loader worker forked meanwhile inherits the handler, which does nothing there
+        (the training loaders' workers ignore these signals, see data.loader). Outside
+        the main thread Python cannot install handlers: a warning says so."""
+        if threading.current_thread() is not threading.main_thread():
+            logger.warning("training outside the main thread: %s will not stop it with a checkpoint",
+                           "/".join(signal.Signals(number).name for number in self.signals))
+            yield self
+            return
+        owner = os.getpid()
+
+        def record(signum: int, frame) -> None:
+            if os.getpid() == owner:  # not in a forked loader worker
+                self.received = signum  # no logging here: the handler may interrupt a log call
+
+        previous = {number: signal.getsignal(number) for number in self.signals}
+        for number in self.signals:
+            signal.signal(number, record)
+        try:
+            yield self
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def after_step(self, loop: TrainLoop) -> None:
+        self.stopping = agree(self.received is not None, self.device) or self.stopping
+        done = loop.iteration + 1
+        # At the epoch's last batch the next boundary is the epoch's end (after_epoch).
+        if self.stopping and done < loop.iters_per_epoch and not _pending(loop):
+            self._stop(loop, done)
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        if self.stopping and not _pending(loop):
+            self._stop(loop, None)
+
+    def _stop(self, loop: TrainLoop, iteration: Optional[int]) -> None:
+        path = self.save(loop.epoch, iteration) if self.save is not None else None
+        if is_distributed():
+            dist.barrier()  # no rank leaves before the checkpoint is complete
+        cause = signal.Signals(self.received).name if self.received is not None else "another rank's stop signal"
+        where = f"epoch {loop.epoch + 1}, " + (f"after iteration {iteration}" if iteration else "at its end")
+        message = (
+            f"stopped on {cause} at {where}; checkpoint: {path or 'written by rank 0'}; exit status "
+            f"{EXIT_PREEMPTED}; run the same command again (TRAIN.AUTO_RESUME True) to continue"
+        )
+        logger.warning(message)
+        self.stopped = TrainingPreempted(message, path)
+        loop.request_stop()
+
+
+def _pending(loop: TrainLoop) -> bool:
+    """Gradients accumulated for an optimizer update that has not happened yet."""
+    return bool(getattr(loop.step, "pending_gradients", False))
+
+
+def run_from(loop: TrainLoop, point: ResumePoint, stop: StopOnSignal) -> None:
+    """Run `loop` from `point` (its generators restored right before the first batch)
+    with the stop signals caught; raises TrainingPreempted when one stopped the run."""
+    point.restore_generators()
+    with stop.catching_signals():
+        loop.run(point.epoch, point.iteration)
+    if stop.stopped is not None:
+        raise stop.stopped
+
+
+@contextmanager
+def ignoring_stop_signals(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
+    """Ignore the stop signals in a process that only waits for its training processes
+    (PySlowFast-style spawning): SLURM signals it too, and its death would interrupt
+    its children (torch's spawn sends them SIGINT) before they write their checkpoint.
+    Children started meanwhile install their own handlers around their loops."""
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

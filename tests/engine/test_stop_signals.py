@@ -1,0 +1,138 @@
+"""SIGTERM / SIGUSR1 stop the loop at the next optimizer update with a checkpoint; all
+ranks of a job stop after the same iteration."""
+
+import datetime
+import json
+import os
+import signal
+import socket
+import threading
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from slowmask.engine.loop import Hook, TrainLoop
+from slowmask.engine.preemption import StopOnSignal, TrainingPreempted, ignoring_stop_signals, run_from
+from slowmask.engine.resume import ResumePoint
+
+
+class SignallingStep:
+    """Sends itself `signum` during batch number `at` (1-based); an optimizer update
+    every `every` batches."""
+
+    def __init__(self, at: int, every: int = 1, signum: int = signal.SIGUSR1) -> None:
+        self.at, self.every, self.signum, self.seen = at, every, signum, 0
+
+    @property
+    def pending_gradients(self) -> bool:
+        return self.seen % self.every != 0
+
+    def __call__(self, batch):
+        self.seen += 1
+        if self.seen == self.at:
+            os.kill(os.getpid(), self.signum)
+        return {}
+
+
+class Moments(Hook):
+    def __init__(self):
+        self.epochs_ended, self.trained = 0, False
+
+    def after_epoch(self, loop):
+        self.epochs_ended += 1
+
+    def after_train(self, loop):
+        self.trained = True
+
+
+def run(step, batches=6, signals=(signal.SIGTERM, signal.SIGUSR1)):
+    saved, moments = [], Moments()
+    stop = StopOnSignal(lambda epoch, iteration: saved.append((epoch, iteration)) or "ckpt.pyth",
+                        torch.device("cpu"), signals)
+    loop = TrainLoop(step, list(range(batches)), [moments, stop], max_epoch=2)
+    with stop.catching_signals():
+        loop.run()
+    return saved, moments, stop
+
+
+def test_a_signal_stops_after_the_current_step_with_a_checkpoint():
+    step = SignallingStep(at=3)
+    saved, moments, stop = run(step)
+    assert saved == [(0, 3)] and step.seen == 3
+    assert moments.epochs_ended == 0 and moments.trained
+    message = "stopped on SIGUSR1 at epoch 1, after iteration 3; checkpoint: ckpt.pyth; exit status 75"
+    assert message in str(stop.stopped)
+
+
+def test_the_stop_waits_for_the_pending_optimizer_update():
+    step = SignallingStep(at=3, every=2, signum=signal.SIGTERM)
+    saved, _, stop = run(step)
+    assert saved == [(0, 4)] and step.seen == 4 and "SIGTERM" in str(stop.stopped)
+
+
+def test_a_signal_in_the_last_step_of_an_epoch_stops_at_its_end():
+    step = SignallingStep(at=6)
+    saved, moments, _ = run(step)
+    assert saved == [(0, None)] and step.seen == 6 and moments.epochs_ended == 1
+
+
+def test_handlers_are_restored_and_run_from_raises_training_preempted():
+    before = signal.getsignal(signal.SIGUSR1)
+    stop = StopOnSignal(lambda epoch, iteration: "ckpt.pyth", torch.device("cpu"))
+    loop = TrainLoop(SignallingStep(at=2), list(range(4)), [stop], max_epoch=1)
+    with pytest.raises(TrainingPreempted, match="after iteration 2") as raised:
+        run_from(loop, ResumePoint(), stop)
+    assert raised.value.checkpoint == "ckpt.pyth"
+    assert signal.getsignal(signal.SIGUSR1) == before
+
+
+def _rank(rank: int, port: int, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=60))
+    try:
+        step = SignallingStep(at=3 if rank == 1 else 0)  # only rank 1 receives the signal
+        saved = []
+        save = (lambda epoch, iteration: saved.append([epoch, iteration]) or "ckpt.pyth") if rank == 0 else None
+        stop = StopOnSignal(save, torch.device("cpu"))
+        with stop.catching_signals():
+            TrainLoop(step, list(range(6)), [stop], max_epoch=1).run()
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+            json.dump({"steps": step.seen, "saved": saved, "stopped": str(stop.stopped)}, f)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_all_ranks_stop_after_the_same_iteration_and_rank_0_writes(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [r["steps"] for r in ranks] == [3, 3]
+    assert ranks[0]["saved"] == [[0, 3]] and ranks[1]["saved"] == []
+    assert "another rank's stop signal" in ranks[0]["stopped"] and "SIGUSR1" in ranks[1]["stopped"]
+
+
+def test_a_waiting_parent_ignores_the_stop_signals_meanwhile():
+    before = signal.getsignal(signal.SIGTERM)
+    with ignoring_stop_signals():
+        os.kill(os.getpid(), signal.SIGTERM)  # would end pytest without the context
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_outside_the_main_thread_a_warning_says_signals_will_not_stop_the_run(caplog):
+    stop = StopOnSignal(None, torch.device("cpu"))
+    before = signal.getsignal(signal.SIGTERM)
+
+    def enter():
+        with stop.catching_signals():
+            assert signal.getsignal(signal.SIGTERM) == before
+
+    thread = threading.Thread(target=enter)
+    with caplog.at_level("WARNING"):
+        thread.start()
+        thread.join()
+    assert "outside the main thread: SIGTERM/SIGUSR1 will not stop it with a checkpoint" in caplog.text
