@@ -9,7 +9,8 @@ baseline measured in the same run: the loader, the HOG target, a training step.
 - hog: `slowmask.targets.hog` against `hog_reference` (PySlowFast's way: depthwise Sobel
   convolutions, a full-resolution (N, 3, 9, H, W) tensor per bin, a sum per cell).
 - step: one MaskMViT training step (forward, backward, AdamW) with the SDPA attention
-  against the same model with the explicit matmul-softmax-matmul attention.
+  against the same model with the explicit matmul-softmax-matmul attention; then the
+  attention cores alone, and their share of the step (benchmark_attention.py).
 - mae: MAE's sparse encoder against the dense one (tools/benchmark_mae.py; not in "all").
 
 Every figure: warm-up calls, then repeats (median, min, max), baselines timed in
@@ -35,6 +36,7 @@ from slowmask.targets.hog_reference import hog_reference
 from slowmask.targets.prediction_grid import prediction_stride
 from slowmask.utils.timing import Timing, compare
 
+from benchmark_attention import core_timings
 from benchmark_loader import loader_rows
 
 logger = logging.getLogger("benchmark")
@@ -123,7 +125,13 @@ def step_rows(cfg: CfgNode, batch: int, warmup: int, repeats: int) -> List[dict]
     masks = torch.rand(batch, *cfg.AUG.MASK_WINDOW_SIZE, generator=generator) < cfg.AUG.MASK_RATIO
     fast, slow = compare(_train_step(model, clips, masks), _train_step(plain, clips, masks), warmup, repeats)
     what = f"{cfg.MODEL.MODEL_NAME} train step, batch {batch}, {frames}x{size}x{size}, SDPA attention"
-    return [row("step", what, fast, "plain matmul-softmax attention", slow, target=1.2)]
+    fast_cores, slow_cores, cores = core_timings(model, clips, masks, warmup, repeats)
+    share = slow_cores.median / slow.median
+    cores_what = f"attention cores alone ({cores}, forward+backward), SDPA; plain cores = {share:.0%} of the plain step"
+    return [
+        row("step", what, fast, "plain matmul-softmax attention", slow, target=1.2),
+        row("step", cores_what, fast_cores, "plain matmul-softmax cores", slow_cores, core_share_of_step=share),
+    ]
 
 
 def mae_rows(cfg_path: str, frames: int, size: int, batch: int, repeats: int) -> List[dict]:
@@ -179,7 +187,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5)")
     parser.add_argument("--workers", type=int, default=1, help="loader workers (default 1)")
-    parser.add_argument("--loader-items", type=int, default=4, help="videos per timed loader repeat (default 4)")
+    parser.add_argument("--loader-items", type=int, default=8, help="videos per timed loader repeat (default 8)")
     parser.add_argument("--long-seconds", type=float, default=300.0, help="length of the long video (default 300)")
     parser.add_argument("--video-size", type=int, nargs=2, default=[320, 426], metavar=("H", "W"),
                         help="frame size of the benchmark videos (default 320 426)")
