@@ -58,6 +58,7 @@ class TrainLoop:
         self.batch: Any = None
         self.data_time = self.step_time = 0.0
         self.stop_requested = False
+        self.start_iteration = 0  # batches of the first epoch run done before this run
 
     def request_stop(self) -> None:
         self.stop_requested = True
@@ -70,6 +71,7 @@ class TrainLoop:
         """Epochs [start_epoch, max_epoch); the first one from batch `start_iteration`
         (the loader must then yield only the batches after it, see data.set_epoch)."""
         self.stop_requested = False
+        self.start_iteration = start_iteration
         self._call("before_train")
         for self.epoch in range(start_epoch, self.max_epoch):
             self._call("before_epoch")

@@ -41,7 +41,7 @@ class ProgressBar(Hook):
             return
         self._redirect = logging_redirect_tqdm([logging.getLogger(PACKAGE_LOGGER)])
         self._redirect.__enter__()
-        remaining = (loop.max_epoch - loop.epoch) * loop.iters_per_epoch
+        remaining = (loop.max_epoch - loop.epoch) * loop.iters_per_epoch - loop.start_iteration
         # shutil's size: the terminal's, or COLUMNS x LINES (80 x 24) where a pseudo-terminal
         # reports 0 x 0, which would make tqdm draw nothing.
         size = shutil.get_terminal_size()

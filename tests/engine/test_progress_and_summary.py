@@ -37,6 +37,30 @@ def test_a_terminal_gets_a_bar_with_epoch_iteration_loss_and_lr(monkeypatch):
     assert "6/6" in shown and "it/s" in shown
 
 
+def test_a_run_resumed_part_way_through_an_epoch_counts_only_the_batches_left(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    stream = Terminal()
+    bar = ProgressBar(stream)
+    step = lambda batch: {"loss": 0.5, "lr": 0.01}  # noqa: E731
+    # Epoch 1 resumed after 2 of its 3 batches: the loader yields the one left, then 3.
+    loader = ResumedLoader(first=[{}], rest=[{}] * 3)
+    TrainLoop(step, loader, [bar], 2).run(0, start_iteration=2)
+    assert "4/4" in stream.getvalue() and "/5" not in stream.getvalue()
+
+
+class ResumedLoader:
+    """A loader whose first epoch starts part-way (as set_epoch(loader, 0, start_batch) makes it)."""
+
+    def __init__(self, first, rest):
+        self.epochs = [first, rest]
+
+    def __len__(self):
+        return len(self.epochs[1])
+
+    def __iter__(self):
+        return iter(self.epochs.pop(0))
+
+
 def test_no_bar_when_not_on_a_terminal():
     stream = io.StringIO()
     run_loop([ProgressBar(stream)])
