@@ -100,7 +100,7 @@ _C.AUG.RE_COUNT = 1
 _C.AUG.RE_SPLIT = False
 # Draw the mask in the loader worker (PySlowFast flag; slowmask always does when masking).
 _C.AUG.GEN_MASK_LOADER = False
-# Mask generator ("cube", "block", "tube", "frame", "random"); "" derives it from the flags below and MASK.MAE_RND_MASK.
+# Mask generator ("cube", "block", "tube", "frame", "frame_block", "random"); "" derives it from the flags below and MASK.MAE_RND_MASK.
 _C.AUG.MASK_TYPE = ""
 # PySlowFast flag: tube masks instead of cube masks.
 _C.AUG.MASK_TUBE = False

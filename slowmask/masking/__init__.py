@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .cube import CubeMaskGenerator
 from .frame import FrameMaskGenerator
+from .frame_block import FrameBlockMaskGenerator
 from .random import RandomMaskGenerator
 from .registry import MASK_REGISTRY
 from .tube import TubeMaskGenerator
@@ -85,6 +86,7 @@ def _optional_kwargs(cls: type, cfg: CfgNode) -> Dict[str, object]:
 
 __all__ = [
     "CubeMaskGenerator",
+    "FrameBlockMaskGenerator",
     "FrameMaskGenerator",
     "MASK_REGISTRY",
     "MaskGenerator",

@@ -1,9 +1,15 @@
-"""Random, tube and frame masks: exact counts, structure, determinism, bad input."""
+"""Random, tube, frame and per-frame block masks: exact counts, structure, determinism, bad input."""
 
 import pytest
 import torch
 
-from slowmask.masking import MASK_REGISTRY, FrameMaskGenerator, RandomMaskGenerator, TubeMaskGenerator
+from slowmask.masking import (
+    MASK_REGISTRY,
+    FrameBlockMaskGenerator,
+    FrameMaskGenerator,
+    RandomMaskGenerator,
+    TubeMaskGenerator,
+)
 
 
 def _draw(generator, seed=0):
@@ -38,14 +44,22 @@ def test_frame_masks_whole_slices():
     assert int((per_frame == 1).sum()) == 4
 
 
-@pytest.mark.parametrize("name", ["random", "tube", "frame", "cube", "block"])
+def test_frame_block_masks_each_frame_exactly_and_independently():
+    masks = torch.stack([_draw(FrameBlockMaskGenerator((8, 14, 14), 0.4), seed) for seed in range(4)])
+    assert masks.shape == (4, 8, 14, 14)
+    assert (masks.flatten(2).sum(-1) == round(0.4 * 196)).all()
+    differs_from_previous_frame = (masks[:, 1:] != masks[:, :-1]).flatten(2).any(-1)
+    assert differs_from_previous_frame.float().mean() > 0.9  # not a tube
+
+
+@pytest.mark.parametrize("name", ["random", "tube", "frame", "frame_block", "cube", "block"])
 def test_deterministic_under_a_seed(name):
     generator = MASK_REGISTRY.get(name)(grid=(4, 8, 8), mask_ratio=0.5)
     assert torch.equal(_draw(generator, 7), _draw(generator, 7))
     assert not all(torch.equal(_draw(generator, 7), _draw(generator, seed)) for seed in range(8, 12))
 
 
-@pytest.mark.parametrize("cls", [RandomMaskGenerator, TubeMaskGenerator, FrameMaskGenerator])
+@pytest.mark.parametrize("cls", [RandomMaskGenerator, TubeMaskGenerator, FrameMaskGenerator, FrameBlockMaskGenerator])
 @pytest.mark.parametrize("ratio", [0.0, 1.0])
 def test_ratio_outside_open_interval(cls, ratio):
     with pytest.raises(ValueError, match=r"mask_ratio must lie in \(0, 1\)"):
