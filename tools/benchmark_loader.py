@@ -8,8 +8,8 @@ Videos: panning-texture H.264 files (slowmask.data.synthetic.write_panning_video
 
 - repeated sampling: AUG.NUM_SAMPLE clips cut from one decode against one clip per decode;
 - seeking: the loader against decoding the whole video, then sampling (the naive way);
-- long video: a clip of a long video (--long-seconds, 5 minutes by default) against a clip of a 10-second one (seek works
-  when this stays near 1);
+- long video: a clip of a long video (--long-seconds, 5 minutes by default) against a
+  clip of a 10-second one (seek works when this stays near 1);
 - both backends (PyAV, decord), each with its own NUM_SAMPLE = 1 baseline;
 - the ceiling of repeated sampling: decoding alone (no crop, no transfer), NUM_SAMPLE
   windows against one. However cheap the rest of an item becomes, the loader's
