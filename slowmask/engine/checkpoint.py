@@ -188,18 +188,6 @@ def load(
     return state
 
 
-def resume_newest(
-    output_dir: str,
-    model: nn.Module,
-    optimizer: Optional[torch.optim.Optimizer] = None,
-    scaler: Optional[Any] = None,
-) -> Optional[int]:
-    """Resume from the newest readable checkpoint of the run in `output_dir`; returns its
-    `epoch`, or None when there is none (see load_newest)."""
-    state = load_newest(output_dir, model, optimizer, scaler)
-    return None if state is None else int(state["epoch"])
-
-
 def load_newest(
     output_dir: str,
     model: nn.Module,

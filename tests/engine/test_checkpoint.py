@@ -94,8 +94,8 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
         f.truncate(100)
     fresh_model, fresh_optimizer = model_and_optimizer(1)
     with caplog.at_level("WARNING"):
-        assert checkpoint.resume_newest(out, fresh_model, fresh_optimizer) == 0
+        assert checkpoint.load_newest(out, fresh_model, fresh_optimizer)["epoch"] == 0
     assert "skipping unreadable checkpoint" in caplog.text and "checkpoint_epoch_00002.pyth" in caplog.text
     for a, b in zip(model.state_dict().values(), fresh_model.state_dict().values()):
         assert torch.equal(a, b)
-    assert checkpoint.resume_newest(str(tmp_path / "elsewhere"), fresh_model) is None
+    assert checkpoint.load_newest(str(tmp_path / "elsewhere"), fresh_model) is None
