@@ -2,8 +2,8 @@
 """The one entry point: pretraining, fine-tuning (TRAIN.ENABLE) and multi-view testing
 (TEST.ENABLE; after training, of the checkpoint it wrote).
 
-Exit status: 0 done; 2 a configuration error; 75 stopped by SIGTERM or SIGUSR1 after
-writing a checkpoint (run the same command again to resume, TRAIN.AUTO_RESUME True).
+Exit status: 0 done; 2 a configuration error; 75 stopped by SIGTERM, SIGUSR1 or SIGUSR2
+after writing a checkpoint (run the same command again to resume, TRAIN.AUTO_RESUME True).
 
     python tools/run_net.py --cfg configs/k400_MViT_L_MaskFeat_PT.yaml [KEY VALUE ...]
 """

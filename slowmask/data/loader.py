@@ -9,6 +9,8 @@ import torch.distributed as dist
 from fvcore.common.config import CfgNode
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from slowmask.utils.stop_signals import STOP_SIGNALS
+
 from .build import check_split
 from .collate import collate_clips
 from .custom_modules import import_custom_modules
@@ -24,11 +26,11 @@ logger = logging.getLogger(__name__)
 
 
 def ignore_stop_signals(worker_id: int) -> None:
-    """Loader workers ignore SIGTERM and SIGUSR1. SLURM sends them to every process of a
-    preempted job; the training process then writes a checkpoint after its current step,
+    """Loader workers ignore the stop signals (SIGTERM, SIGUSR1, SIGUSR2). SLURM sends
+    them to every process of a preempted job; the training process then writes a checkpoint after its current step,
     which needs its workers' batches, and shuts them down when it exits. (torch's own
     worker handler would end a worker at once, and the run with it, before the checkpoint.)"""
-    for number in (signal.SIGTERM, signal.SIGUSR1):
+    for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_IGN)
 
 

@@ -1,6 +1,8 @@
-"""Stopping on a preemption signal: SIGTERM or SIGUSR1 (what SLURM sends before it
-preempts or times out a job, `--signal=USR1@90`) makes the run write a checkpoint after
-the current step and stop, so that the requeued job resumes with TRAIN.AUTO_RESUME.
+"""Stopping on a preemption signal: SIGTERM, SIGUSR1 (what SLURM sends before it
+preempts or times out a job, `--signal=USR1@90`) or SIGUSR2 (submitit's signal) makes
+the run write a checkpoint after the current step and stop, so that the requeued job
+resumes with TRAIN.AUTO_RESUME. A handler that was installed before the run (submitit's,
+which requeues the job) is then handed the signal, so the checkpoint comes first.
 
 The handler only records the signal; the StopOnSignal hook acts on it between steps.
 In a multi-process job the ranks agree on it after every step (an all-reduce of one
@@ -14,10 +16,12 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
 import torch
 import torch.distributed as dist
+
+from slowmask.utils.stop_signals import STOP_SIGNALS
 
 from .distributed import is_distributed
 from .loop import Hook, TrainLoop
@@ -25,7 +29,6 @@ from .resume import ResumePoint
 
 logger = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 # The exit status of a run stopped by a signal after writing its checkpoint:
 # EX_TEMPFAIL of sysexits.h, "a temporary failure; the user is invited to retry".
 EXIT_PREEMPTED = 75
@@ -70,6 +73,7 @@ class StopOnSignal(Hook):
         self.received: Optional[int] = None  # the signal number, set by the handler
         self.stopping = False  # agreed by all ranks
         self.stopped: Optional[TrainingPreempted] = None
+        self.previous: Dict[int, Any] = {}  # the handlers before catching_signals
 
     @contextmanager
     def catching_signals(self) -> Iterator["StopOnSignal"]:
@@ -89,14 +93,22 @@ class StopOnSignal(Hook):
             if os.getpid() == owner:  # not in a forked loader worker
                 self.received = signum  # no logging here: the handler may interrupt a log call
 
-        previous = {number: signal.getsignal(number) for number in self.signals}
+        self.previous = {number: signal.getsignal(number) for number in self.signals}
         for number in self.signals:
             signal.signal(number, record)
         try:
             yield self
         finally:
-            for number, handler in previous.items():
+            for number, handler in self.previous.items():
                 signal.signal(number, handler)
+
+    def hand_over(self) -> None:
+        """Call the handler the received signal had before the run, when it was a Python
+        function (submitit's requeue, which exits), now that the checkpoint is written."""
+        handler = self.previous.get(self.received) if self.received is not None else None
+        if callable(handler):
+            logger.info("handing %s to the handler installed before the run", signal.Signals(self.received).name)
+            handler(self.received, None)
 
     def after_step(self, loop: TrainLoop) -> None:
         self.stopping = agree(self.received is not None, self.device) or self.stopping
@@ -136,6 +148,7 @@ def run_from(loop: TrainLoop, point: ResumePoint, stop: StopOnSignal) -> None:
     with stop.catching_signals():
         loop.run(point.epoch, point.iteration)
     if stop.stopped is not None:
+        stop.hand_over()
         raise stop.stopped
 
 

@@ -3,9 +3,10 @@
 SLURM starts one task per GPU on every node (no spawning): each task finds its place
 (global rank SLURM_PROCID, local rank SLURM_LOCALID, world size SLURM_NTASKS) in
 submitit's JobEnvironment and meets the others at the first node of the job's node
-list. `SlurmTask` is checkpointable: on a preemption or time-out signal submitit calls
-`checkpoint()`, which requeues the same task; the requeued job resumes from the newest
-checkpoint (TRAIN.AUTO_RESUME).
+list. `SlurmTask` is checkpointable: on its preemption or time-out signal (SIGUSR2)
+the training loop first writes a checkpoint (engine/preemption.py), then hands the
+signal to submitit, which calls `checkpoint()`: that requeues the same task, and the
+requeued job resumes from the checkpoint just written (TRAIN.AUTO_RESUME).
 """
 
 import logging

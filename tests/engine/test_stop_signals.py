@@ -88,6 +88,34 @@ def test_handlers_are_restored_and_run_from_raises_training_preempted():
     assert signal.getsignal(signal.SIGUSR1) == before
 
 
+def test_a_handler_installed_before_the_run_gets_the_signal_after_the_checkpoint():
+    # submitit installs its requeue handler for SIGUSR2 before the task runs.
+    calls = []
+    saved = []
+
+    def requeue(signum, frame):
+        calls.append((signum, list(saved)))
+
+    before = signal.signal(signal.SIGUSR2, requeue)
+    try:
+        stop = StopOnSignal(lambda epoch, iteration: saved.append((epoch, iteration)) or "ckpt.pyth",
+                            torch.device("cpu"))
+        loop = TrainLoop(SignallingStep(at=2, signum=signal.SIGUSR2), list(range(4)), [stop], max_epoch=1)
+        with pytest.raises(TrainingPreempted, match="stopped on SIGUSR2"):
+            run_from(loop, ResumePoint(), stop)
+        assert calls == [(signal.SIGUSR2, [(0, 2)])]  # once, with the checkpoint already written
+        assert signal.getsignal(signal.SIGUSR2) is requeue
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+
+
+def test_default_handlers_are_not_called_after_the_stop():
+    saved, _, stop = run(SignallingStep(at=2, signum=signal.SIGUSR2),
+                         signals=(signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2))
+    assert saved == [(0, 2)]
+    stop.hand_over()  # SIGUSR2's previous handler is SIG_DFL: nothing to call, the process lives on
+
+
 def _rank(rank: int, port: int, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
                             timeout=datetime.timedelta(seconds=60))
@@ -135,4 +163,4 @@ def test_outside_the_main_thread_a_warning_says_signals_will_not_stop_the_run(ca
     with caplog.at_level("WARNING"):
         thread.start()
         thread.join()
-    assert "outside the main thread: SIGTERM/SIGUSR1 will not stop it with a checkpoint" in caplog.text
+    assert "outside the main thread: SIGTERM/SIGUSR1/SIGUSR2 will not stop it with a checkpoint" in caplog.text
