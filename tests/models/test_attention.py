@@ -6,6 +6,7 @@ import torch
 
 from slowmask.models import MultiScaleAttention
 from slowmask.models.relative_position import decomposed_bias, relative_index
+from numerics import assert_close_at_scale, assert_same_gradients
 
 
 def _pair(**kwargs):
@@ -52,13 +53,12 @@ def test_sdpa_equals_plain_attention_forward_and_backward(options):
     out_plain, grid_plain = plain(x_plain, (4, 8, 8))
     assert grid == grid_plain == (4, 4, 4)
     assert out.shape == (2, prefix + 4 * 4 * 4, 32)
-    torch.testing.assert_close(out, out_plain, atol=1e-5, rtol=1e-5)
+    assert_close_at_scale(out, out_plain)
     weights = torch.randn_like(out)
     (out * weights).sum().backward()
     (out_plain * weights).sum().backward()
-    torch.testing.assert_close(x.grad, x_plain.grad, atol=1e-5, rtol=1e-5)
-    for (name, p), (_, q) in zip(sdpa.named_parameters(), plain.named_parameters()):
-        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-5, msg=name)
+    assert_close_at_scale(x.grad, x_plain.grad)
+    assert_same_gradients(sdpa.named_parameters(), plain.named_parameters())
     assert sdpa.rel_pos_h.grad.abs().sum() > 0
 
 

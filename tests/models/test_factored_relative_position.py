@@ -7,6 +7,7 @@ import torch
 
 from slowmask.models import MultiScaleAttention
 from slowmask.models.relative_position import decomposed_bias, decomposed_terms, key_indicators
+from numerics import assert_close_at_scale, assert_same_gradients
 
 
 @pytest.mark.parametrize("spatial, temporal", [(True, True), (True, False), (False, True)])
@@ -22,7 +23,7 @@ def test_terms_times_indicators_equal_the_bias(spatial, temporal, num_prefix):
     terms = decomposed_terms(q, q_grid, k_grid, rel_h, rel_w, rel_t, num_prefix)
     keys = key_indicators(k_grid, temporal, spatial, num_prefix, q.dtype, q.device)
     assert keys.shape == (num_prefix + 2 * 3 * 3, 2 * temporal + 6 * spatial)
-    torch.testing.assert_close(terms @ keys.t(), bias, atol=1e-5, rtol=1e-5)
+    assert_close_at_scale(terms @ keys.t(), bias)
 
 
 @pytest.mark.parametrize("spatial, temporal", [(True, False), (False, True)])
@@ -36,8 +37,7 @@ def test_sdpa_equals_plain_with_one_kind_of_table(spatial, temporal):
     x = torch.randn(2, 1 + 4 * 8 * 8, 16)
     out, _ = sdpa(x, (4, 8, 8))
     out_plain, _ = plain(x, (4, 8, 8))
-    torch.testing.assert_close(out, out_plain, atol=1e-5, rtol=1e-5)
+    assert_close_at_scale(out, out_plain)
     out.square().sum().backward()
     out_plain.square().sum().backward()
-    for (name, p), (_, p_plain) in zip(sdpa.named_parameters(), plain.named_parameters()):
-        torch.testing.assert_close(p.grad, p_plain.grad, atol=1e-5, rtol=1e-5, msg=name)
+    assert_same_gradients(sdpa.named_parameters(), plain.named_parameters())

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from slowmask.models import build_model, mvit_layout
+from numerics import assert_same_gradients
 
 
 def test_tiny_mvit_classifier_forward_backward(make_cfg, tiny_mvit):
@@ -57,8 +58,7 @@ def test_activation_checkpointing_gives_the_same_gradients(make_cfg, tiny_mvit):
     x = torch.randn(2, 3, 8, 32, 32)
     plain(x).square().sum().backward()
     checkpointed(x).square().sum().backward()
-    for (name, p), (_, q) in zip(plain.named_parameters(), checkpointed.named_parameters()):
-        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    assert_same_gradients(checkpointed.named_parameters(), plain.named_parameters())
 
 
 def test_head_init_scale_and_dropout(make_cfg, tiny_mvit):

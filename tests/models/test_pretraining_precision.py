@@ -4,6 +4,7 @@ target stays float32 under autocast, and checkpointing changes no number."""
 import torch
 
 from slowmask.models import build_model
+from numerics import assert_same_gradients
 
 B, T, H, W = 2, 8, 32, 32
 MASK_GRID = (2, 2, 2)
@@ -40,7 +41,4 @@ def test_activation_checkpointing_gives_the_same_pretraining_loss_and_gradients(
     torch.testing.assert_close(loss_checkpointed, loss_plain, rtol=0, atol=0)
     loss_plain.backward()
     loss_checkpointed.backward()
-    for (name, p), (_, q) in zip(plain.named_parameters(), checkpointed.named_parameters()):
-        assert (p.grad is None) == (q.grad is None), name
-        if p.grad is not None:
-            torch.testing.assert_close(q.grad, p.grad, msg=name)
+    assert_same_gradients(checkpointed.named_parameters(), plain.named_parameters())
