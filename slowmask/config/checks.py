@@ -1,6 +1,7 @@
 """Checks that a merged configuration can run, before any work starts.
 
-Each check raises ConfigError naming the keys that disagree and what would be valid.
+Each check raises ConfigError naming the keys that disagree and what would be valid;
+`check_config` runs them all and reports every failure in one error.
 """
 
 from typing import Callable, List
@@ -23,9 +24,20 @@ SUPPORTED_LR_POLICIES = ("cosine", "constant")
 
 
 def check_config(cfg: CfgNode) -> None:
-    """Raise ConfigError on the first check that fails."""
+    """Run every check; raise one ConfigError that lists each failure."""
+    problems: List[str] = []
     for check in CHECKS:
-        check(cfg)
+        try:
+            check(cfg)
+        except ConfigError as error:
+            problems += error.problems
+        except Exception:
+            # A check that breaks on a value an earlier check refused: report those.
+            if not problems:
+                raise
+            break
+    if problems:
+        raise ConfigError.of_all(problems)
 
 
 def _input_size(cfg: CfgNode) -> List[int]:

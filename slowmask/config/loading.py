@@ -1,8 +1,9 @@
 """Load a configuration: defaults, then a yaml file (with `_BASE_`), then `KEY VALUE`
 overrides, each validated before it is merged, then the geometry checks; frozen.
 
-Every problem is reported before any work starts, naming the key and what would be
-valid: unknown keys come with the closest known key, wrong types with the expected one.
+Every problem is reported before any work starts, all of them at once, naming the key
+and what would be valid: unknown keys come with the closest known key, wrong types with
+the expected one.
 PySlowFast's keys of features slowmask does not build are accepted and listed in one
 log line (see unused_keys.py).
 """
@@ -18,17 +19,37 @@ from .unused_keys import report_unused_keys
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot run, with a message that says why."""
+    """A configuration that cannot run, with a message that says why; `problems` holds
+    each problem it reports (one, or several found together)."""
+
+    def __init__(self, message: str, problems: Optional[Sequence[str]] = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
+
+    @classmethod
+    def of_all(cls, problems: Sequence[str]) -> "ConfigError":
+        """One error for several problems: the problem itself when alone, else a list."""
+        if len(problems) == 1:
+            return cls(problems[0])
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        return cls(f"{len(problems)} problems:\n{listed}", problems)
 
 
 def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode:
-    """Defaults <- yaml file at `path` <- `opts` ([KEY, VALUE, ...]); checked and frozen."""
+    """Defaults <- yaml file at `path` <- `opts` ([KEY, VALUE, ...]); checked and frozen.
+    Raises one ConfigError listing every problem found."""
     from .checks import check_config
 
     cfg = get_defaults()
-    if path:
-        merge_file(cfg, path)
-    merge_list(cfg, opts)
+    problems: List[str] = []
+    for merge, source in ((merge_file, path), (merge_list, opts)):
+        if source:
+            try:
+                merge(cfg, source)
+            except ConfigError as error:
+                problems += error.problems
+    if problems:  # the merged config is incomplete: its checks would report false problems
+        raise ConfigError.of_all(problems)
     check_config(cfg)
     report_unused_keys(cfg)
     cfg.freeze()
@@ -40,7 +61,10 @@ def merge_file(cfg: CfgNode, path: str) -> None:
     if not g_pathmgr.exists(path):
         raise ConfigError(f"config file not found: {path}")
     loaded = CfgNode.load_yaml_with_base(path, allow_unsafe=False)
-    tree = _validated(loaded or {}, cfg, prefix="", source=path)
+    problems: List[str] = []
+    tree = _validated(loaded or {}, cfg, "", path, problems)
+    if problems:
+        raise ConfigError.of_all(problems)
     cfg.merge_from_other_cfg(CfgNode(tree))
 
 
@@ -57,26 +81,33 @@ def merge_list(cfg: CfgNode, opts: Sequence[str]) -> None:
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    cfg.merge_from_other_cfg(CfgNode(_validated(tree, cfg, prefix="", source="command line")))
+    problems: List[str] = []
+    validated = _validated(tree, cfg, "", "command line", problems)
+    if problems:
+        raise ConfigError.of_all(problems)
+    cfg.merge_from_other_cfg(CfgNode(validated))
 
 
-def _validated(tree: Dict[str, Any], node: CfgNode, prefix: str, source: str) -> Dict[str, Any]:
-    """A copy of `tree` with values decoded and coerced to the defaults' types;
-    raises ConfigError on the first unknown key or wrong type."""
+def _validated(tree: Dict[str, Any], node: CfgNode, prefix: str, source: str, problems: List[str]) -> Dict[str, Any]:
+    """A copy of `tree` with values decoded and coerced to the defaults' types, without
+    the keys that are unknown or of a wrong type; those are added to `problems`."""
     out = {}
     for key, value in tree.items():
         full_key = prefix + key
         if key not in node:
-            raise ConfigError(_unknown_key_message(full_key, source))
+            problems.append(_unknown_key_message(full_key, source))
+            continue
         default = node[key]
         if isinstance(default, CfgNode):
-            if not isinstance(value, dict):
-                raise ConfigError(
-                    f"{full_key} ({source}) is a section of keys, got the value {value!r}"
-                )
-            out[key] = _validated(value, default, full_key + ".", source)
-        else:
+            if isinstance(value, dict):
+                out[key] = _validated(value, default, full_key + ".", source, problems)
+            else:
+                problems.append(f"{full_key} ({source}) is a section of keys, got the value {value!r}")
+            continue
+        try:
             out[key] = _coerced(full_key, CfgNode._decode_cfg_value(value), default, source)
+        except ConfigError as error:
+            problems.append(str(error))
     return out
 
 

@@ -108,3 +108,21 @@ def test_features_not_built_yet_fail_instead_of_being_ignored():
 def test_warmup_longer_than_training():
     with pytest.raises(ConfigError, match=r"SOLVER.WARMUP_EPOCHS \(10.0\) must lie in \[0, SOLVER.MAX_EPOCH = 5\)"):
         load_config(S_PT, ["SOLVER.MAX_EPOCH", "5"])
+
+
+def test_every_unknown_key_and_wrong_type_is_reported_at_once(tmp_path):
+    path = write(tmp_path, "bad.yaml", "DATA:\n  NUM_FRAME: 4\nSOLVER:\n  BASE_LR: fast\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ["TRAIN.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "often"])
+    problems = caught.value.problems
+    assert len(problems) == 4
+    assert str(caught.value).splitlines()[0] == "4 problems:"
+    for expected in ("DATA.NUM_FRAME (", "SOLVER.BASE_LR (", "TRAIN.NUM_FRAMES (command line)", "DATA.SAMPLING_RATE (command line)"):
+        assert sum(expected in problem for problem in problems) == 1, expected
+
+
+def test_every_failed_check_is_reported_at_once():
+    with pytest.raises(ConfigError) as caught:
+        load_config(S_PT, ["AUG.MASK_RATIO", "1.5", "DATA.DECODING_BACKEND", "opencv", "SOLVER.MAX_EPOCH", "5"])
+    problems = caught.value.problems
+    assert [p.split(" ", 1)[0] for p in problems] == ["DATA.DECODING_BACKEND", "AUG.MASK_RATIO", "SOLVER.WARMUP_EPOCHS"]
