@@ -11,7 +11,7 @@ the keys, as a constant added to every key leaves the softmax unchanged), and wh
 of them is rounding at the scale of the pass, not of their own tiny values.
 """
 
-from typing import Iterable, Tuple
+from typing import Iterable, Mapping, Tuple
 
 import torch
 
@@ -37,14 +37,24 @@ def assert_close_at_scale(actual: torch.Tensor, expected: torch.Tensor, rel: flo
     torch.testing.assert_close(actual, expected, rtol=0, atol=tolerance, msg=message)
 
 
+def assert_same_tensors(actual: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
+                        rel: float = REORDERED_SUM) -> None:
+    """Two {name: tensor} tables (a model's weights, its gradients) are equal within `rel`
+    of the largest magnitude in all of `expected`: a weight whose gradient cancels to
+    zero stays at rounding noise of the whole model's scale."""
+    assert actual.keys() == expected.keys()
+    scale = max((_largest(tensor) for tensor in expected.values()), default=0.0)
+    for name, tensor in expected.items():
+        assert_close_at_scale(actual[name], tensor, rel, msg=name, scale=scale)
+
+
 def assert_same_gradients(actual: Iterable[Tuple[str, torch.nn.Parameter]],
                           expected: Iterable[Tuple[str, torch.nn.Parameter]], rel: float = REORDERED_SUM) -> None:
-    """Two modules' `named_parameters()` have the same `.grad` (both None, or equal within
-    `rel` of the largest gradient of `expected`)."""
-    actual, expected = list(actual), list(expected)
-    assert [name for name, _ in actual] == [name for name, _ in expected]
-    scale = max((_largest(p.grad) for _, p in expected if p.grad is not None), default=0.0)
-    for (name, p), (_, q) in zip(actual, expected):
-        assert (p.grad is None) == (q.grad is None), name
-        if q.grad is not None:
-            assert_close_at_scale(p.grad, q.grad, rel, msg=name, scale=scale)
+    """Two modules' `named_parameters()` have the same `.grad` (both None, or equal as
+    in assert_same_tensors)."""
+    actual, expected = dict(actual), dict(expected)
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        assert (actual[name].grad is None) == (expected[name].grad is None), name
+    assert_same_tensors({name: p.grad for name, p in actual.items() if p.grad is not None},
+                        {name: p.grad for name, p in expected.items() if p.grad is not None}, rel)

@@ -3,7 +3,7 @@ under `<data_dir>/videos/<split>/`, no list file (the layout tools/make_demo_dat
 writes). Select it with two config lines:
 
     TRAIN.DATASET: MyDataset
-    DATA.CUSTOM_MODULES: ["projects/custom_dataset/my_dataset.py"]
+    DATA.CUSTOM_MODULES: ["my_dataset.py"]   # relative to the yaml that names it
 
 Decoding, sampling, crops, masks, test views and retries come from VideoDataset.
 """

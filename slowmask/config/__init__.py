@@ -1,7 +1,7 @@
 """Configuration: PySlowFast-style YACS defaults, loading with early, clear checks."""
 
 from .defaults import get_defaults
-from .loading import ConfigError, load_config
+from .loading import ConfigError, changed_keys, load_config, write_config
 
 
 def get_cfg():
@@ -10,4 +10,4 @@ def get_cfg():
     return get_defaults()
 
 
-__all__ = ["ConfigError", "get_cfg", "load_config"]
+__all__ = ["ConfigError", "changed_keys", "get_cfg", "load_config", "write_config"]

@@ -9,8 +9,10 @@ log line (see unused_keys.py).
 """
 
 import difflib
+import os
 from typing import Any, Dict, List, Optional, Sequence
 
+import yaml
 from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 
@@ -65,7 +67,34 @@ def merge_file(cfg: CfgNode, path: str) -> None:
     tree = _validated(loaded or {}, cfg, "", path, problems)
     if problems:
         raise ConfigError.of_all(problems)
+    modules = tree.get("DATA", {}).get("CUSTOM_MODULES")
+    if modules:
+        tree["DATA"]["CUSTOM_MODULES"] = _files_relative_to(_file_setting(path, "DATA", "CUSTOM_MODULES"), modules)
     cfg.merge_from_other_cfg(CfgNode(tree))
+
+
+def _file_setting(path: str, section: str, key: str) -> str:
+    """The file of `path`'s _BASE_ chain whose own text sets section.key (the most
+    derived one), found the way fvcore follows _BASE_."""
+    with g_pathmgr.open(path, "r") as f:
+        own = yaml.safe_load(f) or {}
+    if key in (own.get(section) or {}) or not own.get("_BASE_"):
+        return path
+    base = os.path.expanduser(own["_BASE_"])
+    if not base.startswith(("/", "https://", "http://")):
+        base = os.path.join(os.path.dirname(path), base)
+    return _file_setting(base, section, key)
+
+
+def _files_relative_to(yaml_path: str, entries: Sequence[str]) -> List[str]:
+    """DATA.CUSTOM_MODULES entries with relative .py paths made relative to the yaml
+    that names them (as _BASE_ is), so a project's config runs from any directory;
+    module names stay as they are."""
+    folder = os.path.dirname(os.path.abspath(yaml_path))
+    return [
+        os.path.normpath(os.path.join(folder, entry)) if entry.endswith(".py") and not os.path.isabs(entry) else entry
+        for entry in entries
+    ]
 
 
 def merge_list(cfg: CfgNode, opts: Sequence[str]) -> None:
@@ -122,6 +151,29 @@ def _coerced(full_key: str, value: Any, default: Any, source: str) -> Any:
         f"{full_key} ({source}) expects {type(default).__name__} like {default!r}, "
         f"got {type(value).__name__} {value!r}"
     )
+
+
+def changed_keys(cfg: CfgNode, reference: Optional[CfgNode] = None) -> Dict[str, Any]:
+    """{full key: value} of every key whose value in `cfg` differs from `reference`
+    (the defaults when None): what the yaml files and the command line set."""
+    reference = get_defaults() if reference is None else reference
+    changed = {}
+    for key in _all_keys(cfg):
+        value, before = cfg, reference
+        for part in key.split("."):
+            value = value[part]
+            before = before.get(part) if isinstance(before, CfgNode) else None
+        if value != before:
+            changed[key] = value
+    return changed
+
+
+def write_config(cfg: CfgNode, path: str) -> None:
+    """The whole config as yaml at `path`, replaced whole (never half-written)."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with g_pathmgr.open(temporary, "w") as f:
+        f.write(cfg.dump())
+    os.replace(temporary, path)
 
 
 def _all_keys(node: CfgNode, prefix: str = "") -> List[str]:

@@ -28,6 +28,16 @@ class NoReadableVideoError(RuntimeError):
     """An item for which no video could be read, even after its retries."""
 
 
+def _unreadable_hint(paths: Sequence[str]) -> str:
+    """What to check when no video of an item could be read."""
+    if any(os.path.exists(path) for path in paths) or "://" in paths[0]:
+        return "check that the dataset's files are videos the decoder reads (DATA.DECODING_BACKEND)"
+    if os.path.isabs(paths[0]):
+        return "the files do not exist: check DATA.PATH_PREFIX, which is joined in front of every listed path"
+    return (f"the files do not exist: the listed paths are relative, read from the working directory "
+            f"{os.getcwd()}; set DATA.PATH_PREFIX to the folder they are relative to")
+
+
 @DATASET_REGISTRY.register()
 class Kinetics(torch.utils.data.Dataset):
     """Clips from a list of (path, label) videos; any "path label" CSV will do.
@@ -136,7 +146,7 @@ class Kinetics(torch.utils.data.Dataset):
         raise NoReadableVideoError(
             f"item {index}: none of the {len(failed)} videos tried could be read "
             f"(DATA_LOADER.NUM_RETRIES = {self.num_retries}): {', '.join(dict.fromkeys(reasons))}; "
-            "check that the dataset's files exist and are videos"
+            f"{_unreadable_hint(failed)}"
         )
 
     def _views(self, index: int) -> Tuple[int, int]:

@@ -32,7 +32,9 @@ def read_video_list(list_path: str, prefix: str = "", separator: str = " ") -> L
         ValueError: the file has no entries, or a label is not an integer.
     """
     if not g_pathmgr.exists(list_path):
-        raise FileNotFoundError(f"video list not found: {list_path}")
+        folder = os.path.dirname(list_path)
+        hint = "" if folder else "; DATA.PATH_TO_DATA_DIR is empty: set it to the folder that holds the lists"
+        raise FileNotFoundError(f"video list not found: {list_path}{hint}")
     with g_pathmgr.open(list_path, "r") as f:
         lines = f.read().splitlines()
     videos = []
@@ -43,6 +45,11 @@ def read_video_list(list_path: str, prefix: str = "", separator: str = " ") -> L
         try:
             videos.append((os.path.join(prefix, path) if prefix else path, int(label)))
         except ValueError:
+            if line_number == 1 and not videos:
+                raise ValueError(
+                    f"{list_path}, line 1 ({line.strip()!r}) looks like a header: a list has no header line, "
+                    "only 'path label' lines; remove it"
+                ) from None
             raise ValueError(f"{list_path}, line {line_number}: label {label!r} is not an integer") from None
     if not videos:
         raise ValueError(f"video list {list_path} is empty")

@@ -12,7 +12,7 @@ Every multi-process job checks, right after the rendezvous, that all ranks answe
 """
 
 import logging
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.multiprocessing as mp
@@ -31,6 +31,29 @@ from .preemption import ignoring_stop_signals
 logger = logging.getLogger(__name__)
 
 Job = Callable[[CfgNode], None]
+
+
+class DeviceError(RuntimeError):
+    """NUM_GPUS asks for more GPUs than this machine shows."""
+
+
+def device_problem(cfg: CfgNode) -> Optional[str]:
+    """Why this machine cannot give each process the GPU NUM_GPUS promises, or None."""
+    wanted = cfg.NUM_GPUS
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if wanted <= visible:
+        return None
+    if visible == 0:
+        return f"NUM_GPUS is {wanted} but no CUDA device is visible; set NUM_GPUS 0 to run on the CPU"
+    return (f"NUM_GPUS is {wanted} but this machine shows {visible} CUDA device(s); set NUM_GPUS {visible} "
+            "(it counts the GPUs of each machine, NUM_SHARDS the machines)")
+
+
+def check_devices(cfg: CfgNode) -> None:
+    """DeviceError, before any process starts, when NUM_GPUS cannot be served here."""
+    problem = device_problem(cfg)
+    if problem:
+        raise DeviceError(problem)
 
 
 def processes_per_machine(cfg: CfgNode) -> int:
@@ -58,6 +81,7 @@ def check_world_size(cfg: CfgNode, place: Place, launcher: str) -> None:
 
 def launch(cfg: CfgNode, job: Job, init_method: str = "tcp://localhost:9999") -> None:
     """Run `job(cfg)` in every process of the job."""
+    check_devices(cfg)
     if started_by_torchrun():
         place = torchrun_place()
         check_world_size(cfg, place, "torchrun")
@@ -95,9 +119,5 @@ def select_device(cfg: CfgNode) -> torch.device:
     """The GPU of this process when NUM_GPUS > 0 (and one is visible), else the CPU."""
     if cfg.NUM_GPUS == 0:
         return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError(
-            f"NUM_GPUS is {cfg.NUM_GPUS} but no CUDA device is visible; "
-            "set NUM_GPUS 0 to run on the CPU"
-        )
+    check_devices(cfg)
     return torch.device("cuda", torch.cuda.current_device())

@@ -1,6 +1,7 @@
 """Set up and run training from a configuration: the only engine code that reads cfg."""
 
 import logging
+import os
 import random
 from typing import Callable, Dict, Optional, Tuple
 
@@ -9,6 +10,7 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import nn
 
+from slowmask.config import changed_keys, write_config
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
 from slowmask.data.loader import check_starts_part_way
 from slowmask.models import build_loss, build_model
@@ -33,6 +35,8 @@ from .validation import build_validation_hooks
 
 logger = logging.getLogger(__name__)
 
+CONFIG_FILE = "config.yaml"
+
 
 def seed_everything(seed: int) -> None:
     """Seed the main process's generators (weight initialization, loader order)."""
@@ -51,15 +55,32 @@ def start_point(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> ResumePoin
     """Resume from this run's newest checkpoint (TRAIN.AUTO_RESUME), else initialize
     from TRAIN.CHECKPOINT_FILE_PATH when given; returns the epoch and batch to run next."""
     own = checkpoint.load_newest(cfg.OUTPUT_DIR, model, optimizer, scaler) if cfg.TRAIN.AUTO_RESUME else None
-    if own is not None:
-        return ResumePoint.after(own)
     path = cfg.TRAIN.CHECKPOINT_FILE_PATH
+    if own is not None:
+        if path:
+            logger.warning(
+                "resuming this run from its own checkpoint in %s; TRAIN.CHECKPOINT_FILE_PATH %s is not loaded, as "
+                "it only starts a run whose OUTPUT_DIR holds no checkpoint: to start from it, use a new OUTPUT_DIR",
+                checkpoint.checkpoint_dir(cfg.OUTPUT_DIR), path,
+            )
+        return ResumePoint.after(own)
     if not path:
         return ResumePoint()
     if cfg.TRAIN.CHECKPOINT_EPOCH_RESET or cfg.TRAIN.CHECKPOINT_IN_INIT:
         load_pretrained(path, model, cfg.TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN)
         return ResumePoint()
     return ResumePoint.after(checkpoint.load(path, model, optimizer, scaler))
+
+
+def log_config(cfg: CfgNode) -> None:
+    """Where the run writes, and the keys its files and command line set; the whole
+    config goes to OUTPUT_DIR/config.yaml (by the main process)."""
+    logger.info("output directory: %s", os.path.abspath(cfg.OUTPUT_DIR))
+    path = os.path.join(cfg.OUTPUT_DIR, CONFIG_FILE)
+    if is_main_process():
+        write_config(cfg, path)
+    changed = ", ".join(f"{key}={value!r}" for key, value in changed_keys(cfg).items())
+    logger.info("config in %s; set by its files and the command line: %s", path, changed or "nothing")
 
 
 def _wrapped_for_training(cfg: CfgNode, model: nn.Module, device: torch.device) -> nn.Module:
@@ -90,7 +111,7 @@ def _objective(cfg: CfgNode) -> Objective:
 def train(cfg: CfgNode) -> None:
     """Build model, data, optimizer and hooks from `cfg` and run the training loop."""
     setup_logging(cfg.OUTPUT_DIR, is_main_process())
-    logger.info("config:\n%s", cfg.dump())
+    log_config(cfg)
     objective = _objective(cfg)
     seed_everything(cfg.RNG_SEED)
     device = select_device(cfg)
@@ -100,6 +121,13 @@ def train(cfg: CfgNode) -> None:
     step_model = _wrapped_for_training(cfg, model, device)
     autocast_dtype, scaler = mixed_precision(cfg, device)
     point = start_point(cfg, model, optimizer, scaler)
+    if point.epoch >= cfg.SOLVER.MAX_EPOCH:
+        logger.info(
+            "nothing to train: %s already holds the checkpoint of the last epoch (SOLVER.MAX_EPOCH %d); "
+            "raise SOLVER.MAX_EPOCH to train further, or use a new OUTPUT_DIR to train afresh",
+            checkpoint.checkpoint_dir(cfg.OUTPUT_DIR), cfg.SOLVER.MAX_EPOCH,
+        )
+        return
     loader = build_loader(cfg, "train")
     if len(loader) == 0:
         raise ValueError(

@@ -1,6 +1,11 @@
 """Moving masks between grids: a mask drawn on the coarse mask grid is upsampled
 (nearest) to the token grid (where mask tokens go) and to the prediction grid (which
-tokens are predicted). See DESIGN.md, "Grids"."""
+tokens are predicted).
+
+The three grids: the patch embedding gives the token grid (16x224x224 with a 2x4x4
+stride: 8x56x56); the prediction grid is the token grid at MASK.PRETRAIN_DEPTH (MViTv2's
+pooling brings it to 8x14x14); the mask grid is AUG.MASK_WINDOW_SIZE (MaskFeat MViTv2:
+8x7x7, one mask unit per 2x2 prediction tokens), whose sizes divide the other two."""
 
 from typing import Sequence
 

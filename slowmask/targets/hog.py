@@ -1,4 +1,14 @@
-"""MaskFeat's HOG target (Wei et al., 2022, Sec. 3-4; the definition is in DESIGN.md).
+"""MaskFeat's HOG target (Wei et al., 2022, Sec. 3-4).
+
+The definition, per RGB channel of the normalized clip, on the frame at the centre of
+each token's temporal receptive field (`HOGTarget.frames`):
+1. gradients: 3x3 Sobel filters, kx = [[1, 0, -1], [2, 0, -2], [1, 0, -1]] and ky its
+   transpose, as cross-correlation after reflect-padding by 1 (sobel.py);
+2. magnitude m = sqrt(gx^2 + gy^2), angle a = atan2(gx, gy);
+3. bin floor(a / pi * nbins) mod nbins, nbins = 9;
+4. per non-overlapping 8x8 cell, the sum of m per bin; each cell's bins L2-normalized;
+5. a prediction token's target is its cells' histograms in (channel, bin, cell_y,
+   cell_x) order (108 values for a 16x16 token), the order of PySlowFast's heads.
 
 HOG is taken per RGB channel: MaskFeat found colour gradients a better target than
 grayscale ones. The histogram goes straight into the cells: one scatter-add over

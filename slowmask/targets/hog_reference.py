@@ -1,7 +1,7 @@
 """The straightforward HOG: the baseline that tests and `tools/benchmark.py` compare
 `slowmask.targets.hog` against. Not a target. It follows PySlowFast's HOGLayerC:
 depthwise Sobel convolutions, then a full-resolution (N, C, nbins, H, W) tensor
-with one plane per bin, summed per cell. The definition is in DESIGN.md.
+with one plane per bin, summed per cell. The definition is in hog.py's docstring.
 """
 
 import math

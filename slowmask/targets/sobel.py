@@ -1,4 +1,4 @@
-"""Per-channel Sobel gradients, the first step of HOG (DESIGN.md, MaskFeat's target)."""
+"""Per-channel Sobel gradients, the first step of HOG (MaskFeat's target; see hog.py)."""
 
 from typing import Tuple
 

@@ -4,7 +4,7 @@ and the same figures as one JSON object per line in OUTPUT_DIR/json_stats.log.""
 import logging
 import os
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import simplejson
 from iopath.common.file_io import g_pathmgr
@@ -16,9 +16,10 @@ _FORMAT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
 logger = logging.getLogger(__name__)
 
 
-def setup_logging(output_dir: str, is_main_process: bool = True) -> None:
-    """Send slowmask's log records to the console and to OUTPUT_DIR/stdout.log.
-    Processes other than the main one only log warnings and errors."""
+def setup_logging(output_dir: Optional[str], is_main_process: bool = True) -> None:
+    """Send slowmask's log records to the console and to OUTPUT_DIR/stdout.log (the
+    console alone when `output_dir` is None). Processes other than the main one only
+    log warnings and errors."""
     root = logging.getLogger("slowmask")
     root.setLevel(logging.INFO if is_main_process else logging.WARNING)
     root.propagate = False
@@ -28,7 +29,7 @@ def setup_logging(output_dir: str, is_main_process: bool = True) -> None:
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter(_FORMAT, datefmt="%m/%d %H:%M:%S"))
     root.addHandler(console)
-    if is_main_process:
+    if is_main_process and output_dir is not None:
         g_pathmgr.mkdirs(output_dir)
         stream = g_pathmgr.open(os.path.join(output_dir, STDOUT_FILE), "a", buffering=1)
         to_file = logging.StreamHandler(stream)

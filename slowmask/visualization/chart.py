@@ -3,7 +3,7 @@ curves without a plotting library."""
 
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw
 
@@ -13,13 +13,19 @@ MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 20, 26, 36
 LEGEND_LINE = 12
 
 
+DASH = 6  # pixels drawn, then skipped, along a dashed line
+
+
 @dataclass
 class Line:
-    """One curve: its legend label and points (xs, ys) of equal length."""
+    """One curve: its legend label and points (xs, ys) of equal length; `colour` indexes
+    PALETTE (None: the line's place in its chart), `dashed` draws it in dashes."""
 
     label: str
     xs: Sequence[float]
     ys: Sequence[float]
+    colour: Optional[int] = None
+    dashed: bool = False
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> List[float]:
@@ -72,16 +78,35 @@ def line_chart(lines: Sequence[Line], title: str, x_label: str, size: Tuple[int,
     draw.text((left, 6), title, fill=(0, 0, 0))
     draw.text(((left + right) // 2 - 3 * len(x_label), height - 16), x_label, fill=(0, 0, 0))
     for number, line in enumerate(lines):
-        colour = PALETTE[number % len(PALETTE)]
+        colour = PALETTE[(number if line.colour is None else line.colour) % len(PALETTE)]
         pixels = [to_pixel(x, y) for x, y in _finite_points(line)]
         if len(pixels) == 1:
             draw.ellipse([pixels[0][0] - 2, pixels[0][1] - 2, pixels[0][0] + 2, pixels[0][1] + 2], fill=colour)
         elif pixels:
-            draw.line(pixels, fill=colour, width=2)
+            _polyline(draw, pixels, colour, line.dashed)
         legend_y = top + 4 + number * LEGEND_LINE
-        draw.line([(right - 170, legend_y + 6), (right - 152, legend_y + 6)], fill=colour, width=2)
+        _polyline(draw, [(right - 170, legend_y + 6), (right - 152, legend_y + 6)], colour, line.dashed)
         draw.text((right - 148, legend_y), line.label[:26], fill=(0, 0, 0))
     return chart
+
+
+def _polyline(draw: ImageDraw.ImageDraw, pixels: List[Tuple[float, float]], colour, dashed: bool) -> None:
+    """A 2-pixel line through `pixels`; dashed: DASH pixels on, DASH off, along its length."""
+    if not dashed:
+        draw.line(pixels, fill=colour, width=2)
+        return
+    walked = 0.0  # length along the line, so the dashes continue across its points
+    for (x0, y0), (x1, y1) in zip(pixels, pixels[1:]):
+        length = math.hypot(x1 - x0, y1 - y0)
+        at = 0.0
+        while at < length:
+            step = min(DASH - walked % DASH, length - at)
+            if int(walked // DASH) % 2 == 0:
+                f0, f1 = at / length, (at + step) / length
+                draw.line([(x0 + f0 * (x1 - x0), y0 + f0 * (y1 - y0)), (x0 + f1 * (x1 - x0), y0 + f1 * (y1 - y0))],
+                          fill=colour, width=2)
+            at += step
+            walked += step
 
 
 def stack_vertically(charts: Sequence[Image.Image]) -> Image.Image:

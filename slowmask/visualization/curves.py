@@ -69,6 +69,12 @@ def available_metrics(runs: Dict[str, List[dict]]) -> List[str]:
     return [m for m in DEFAULT_METRICS if m in keys] + [m for m in quality if m not in DEFAULT_METRICS]
 
 
+def split_of(kind: str) -> str:
+    """The split a record type reports: "train_epoch" and "train_iter" -> "train",
+    "val_epoch" -> "val"."""
+    return kind.split("_", 1)[0]
+
+
 def run_names(output_dirs: Sequence[str]) -> List[str]:
     """Short legend names: the folder names, or the paths when two folders share a name."""
     names = [os.path.basename(os.path.normpath(d)) for d in output_dirs]
@@ -76,7 +82,9 @@ def run_names(output_dirs: Sequence[str]) -> List[str]:
 
 
 def plot_runs(output_dirs: Sequence[str], metrics: Sequence[str] = ()) -> Image.Image:
-    """One chart per metric (default: available_metrics) with every run's curve."""
+    """One chart per metric (default: available_metrics) with every run's curve: a
+    colour per run, the same in every chart; training solid, validation dashed; each
+    legend entry names the split (and the run, when there are several)."""
     missing = [d for d in output_dirs if not g_pathmgr.exists(os.path.join(d, JSON_STATS_FILE))]
     if missing:
         raise FileNotFoundError(f"no {JSON_STATS_FILE} in {', '.join(missing)}: pass the OUTPUT_DIR of a training run")
@@ -85,11 +93,11 @@ def plot_runs(output_dirs: Sequence[str], metrics: Sequence[str] = ()) -> Image.
     charts = []
     for metric in metrics:
         lines = []
-        for name, records in runs.items():
-            chosen = preferred_series(metric_series(records, metric))
-            for line in chosen:
-                label = line.label if len(runs) == 1 else name if len(chosen) == 1 else f"{name} {line.label}"
-                lines.append(Line(label, line.xs, line.ys))
+        for run, (name, records) in enumerate(runs.items()):
+            for line in preferred_series(metric_series(records, metric)):
+                split = split_of(line.label)
+                label = split if len(runs) == 1 else f"{name} {split}"
+                lines.append(Line(label, line.xs, line.ys, colour=run, dashed=split != "train"))
         if not lines:
             raise ValueError(f"no run in {list(output_dirs)} logs the metric {metric!r}")
         charts.append(line_chart(lines, metric, "epoch"))

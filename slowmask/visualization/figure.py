@@ -2,6 +2,7 @@
 as a PNG grid (one row per prediction-grid temporal index) and as an animation."""
 
 import os
+import textwrap
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +21,8 @@ MASK_ALPHA = 0.6
 VISIBLE_DIM = 0.3
 HEADER_PIXELS = 14
 GAP_PIXELS = 4
+# PIL's default font: pixels per caption line and per character.
+LINE_PIXELS, CHAR_PIXELS = 12, 6
 
 
 def to_uint8_frames(clip: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -48,13 +51,18 @@ def masked_prediction(target: np.ndarray, predicted: np.ndarray, masked: np.ndar
     return np.where(masked[..., None], predicted, dimmed)
 
 
-def clip_grid(columns: Sequence[np.ndarray], titles: Sequence[str] = COLUMNS) -> Image.Image:
+def clip_grid(columns: Sequence[np.ndarray], titles: Sequence[str] = COLUMNS, caption: str = "") -> Image.Image:
     """Lay out columns of pictures, each uint8 (t, H, W, 3) of one size, as a grid with
-    one row per temporal index and a title over each column."""
+    one row per temporal index, a title over each column and `caption` under it all."""
     t, height, width, _ = columns[0].shape
     cell_w, cell_h = width + GAP_PIXELS, height + GAP_PIXELS
-    sheet = Image.new("RGB", (len(columns) * cell_w, HEADER_PIXELS + t * cell_h), (255, 255, 255))
+    sheet_w = len(columns) * cell_w
+    lines = textwrap.wrap(caption, max(20, sheet_w // CHAR_PIXELS - 1))
+    grid_h = HEADER_PIXELS + t * cell_h
+    sheet = Image.new("RGB", (sheet_w, grid_h + LINE_PIXELS * len(lines)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
+    for number, line in enumerate(lines):
+        draw.text((2, grid_h + number * LINE_PIXELS), line, fill=(0, 0, 0))
     for col, (pictures, title) in enumerate(zip(columns, titles)):
         if pictures.shape != columns[0].shape:
             raise ValueError(f"column {title!r} has shape {pictures.shape}, expected {columns[0].shape}")

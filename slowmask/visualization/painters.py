@@ -26,7 +26,8 @@ A registered class is built as `cls(target)` from the target module and has:
     frame_indices(t, num_frames) -> [int]: the clip frame each prediction-grid temporal
         index describes (the one shown beside its pictures);
     paint(rows, grid, frame_size, scale) -> uint8 (t, H * scale, W * scale, 3): pictures of
-        rows (t*h*w, D) on the prediction grid (t, h, w), for frames of frame_size (H, W).
+        rows (t*h*w, D) on the prediction grid (t, h, w), for frames of frame_size (H, W);
+    caption() -> str: what the target pictures show, printed under the figure.
 """
 
 
@@ -40,6 +41,10 @@ class HOGPainter:
 
     def frame_indices(self, t: int, num_frames: int) -> List[int]:
         return list(range(num_frames))[self.target.frames(t, num_frames)]
+
+    def caption(self) -> str:
+        return ("target: the HOG of the frame shown in each row (the temporally centred frame of each token), one "
+                "glyph per 8 x 8 cell: the strength of each gradient orientation, mean over the RGB channels")
 
     def paint(self, rows: Tensor, grid: Sequence[int], frame_size: Tuple[int, int], scale: int) -> np.ndarray:
         t, h, w = grid
@@ -66,6 +71,14 @@ class PixelPainter:
 
     def frame_indices(self, t: int, num_frames: int) -> List[int]:
         return list(range(0, num_frames, num_frames // t))[:t]
+
+    def caption(self) -> str:
+        if self.target.normalize:
+            return ("target: pixels normalized per patch (mean 0, std 1 within each patch, MAE's norm_pix_loss): "
+                    f"grey is each patch's own mean and +-{PIXEL_SIGMAS:g} std the ends of the range, so a patch "
+                    "shows its contrast, not its colour, and the target looks unlike the frame")
+        return (f"target: the clip's normalized pixels (DATA.MEAN / DATA.STD): grey is 0 and +-{PIXEL_SIGMAS:g} std "
+                "the ends of the range")
 
     def paint(self, rows: Tensor, grid: Sequence[int], frame_size: Tuple[int, int], scale: int) -> np.ndarray:
         _, h, w = grid

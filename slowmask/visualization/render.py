@@ -31,7 +31,8 @@ def prediction_figure(
     shown = enlarge(frames[painter.frame_indices(grid[0], num_frames)], scale)
     target = painter.paint(prediction.target, grid, (height, width), scale)
     predicted = painter.paint(prediction.predicted, grid, (height, width), scale)
-    return clip_grid([shown, tint_masked(shown, pixel_mask), target, masked_prediction(target, predicted, pixel_mask)])
+    columns = [shown, tint_masked(shown, pixel_mask), target, masked_prediction(target, predicted, pixel_mask)]
+    return clip_grid(columns, caption=painter.caption())
 
 
 def masked_animation(frames: np.ndarray, mask: Tensor, scale: int = 4) -> np.ndarray:

@@ -13,7 +13,7 @@ from slowmask.config import load_config
 from slowmask.engine import checkpoint
 from slowmask.engine.launch import launch
 from slowmask.utils.logging import read_json_stats
-from numerics import assert_close_at_scale
+from numerics import assert_same_tensors
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_NET = os.path.join(REPO, "tools", "run_net.py")
@@ -73,10 +73,7 @@ def test_two_gloo_processes_equal_one_process_with_the_whole_batch(demo_data_dir
         assert process.returncode == 0, err[-3000:]
     for name in ("loss", "grad_norm"):
         torch.testing.assert_close(logged(pair, name), logged(single, name), rtol=1e-4, atol=0)
-    one, two = final_weights(single), final_weights(pair)
-    assert one.keys() == two.keys()
-    for name in one:
-        assert_close_at_scale(two[name], one[name], rel=1e-4, msg=name)
+    assert_same_tensors(final_weights(pair), final_weights(single))
 
 
 def test_torchrun_world_size_must_match_the_config(monkeypatch):

@@ -21,7 +21,7 @@ def project_cfg(data_dir, out_dir, *opts):
 
 
 def test_the_example_dataset_lists_the_demo_videos_by_class(demo_data_dir, tmp_path, monkeypatch):
-    monkeypatch.chdir(REPO)  # DATA.CUSTOM_MODULES names the file relative to the repository
+    monkeypatch.chdir(tmp_path)  # DATA.CUSTOM_MODULES is relative to the yaml, not the working directory
     assert "slowmask.data.MyDataset" not in sys.modules
     dataset = build_dataset(project_cfg(demo_data_dir, tmp_path), "train")
     assert type(dataset).__name__ == "MyDataset" and "MyDataset" in [name for name, _ in DATASET_REGISTRY]
@@ -31,8 +31,16 @@ def test_the_example_dataset_lists_the_demo_videos_by_class(demo_data_dir, tmp_p
 
 
 def test_the_example_trains_a_tiny_model_from_its_config(demo_data_dir, tmp_path, monkeypatch):
-    monkeypatch.chdir(REPO)
+    monkeypatch.chdir(tmp_path)
     train(project_cfg(demo_data_dir, tmp_path))
     steps = [s for s in read_json_stats(str(tmp_path)) if s["_type"] == "train_iter"]
     assert steps and all(s["loss"] > 0 for s in steps)
     assert os.path.exists(tmp_path / "checkpoints" / "checkpoint_epoch_00001.pyth")
+
+
+def test_a_module_path_in_a_base_yaml_is_relative_to_that_yaml(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text(f"_BASE_: {PROJECT_CFG}\nSOLVER:\n  MAX_EPOCH: 30\n")
+    cfg = load_config(str(child))
+    assert cfg.DATA.CUSTOM_MODULES == [os.path.join(REPO, "projects", "custom_dataset", "my_dataset.py")]
+    assert load_config(str(child), ["DATA.CUSTOM_MODULES", "['mine.py']"]).DATA.CUSTOM_MODULES == ["mine.py"]

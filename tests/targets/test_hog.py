@@ -9,7 +9,7 @@ from slowmask.targets.hog_reference import hog_reference
 
 
 def numpy_hog(image: np.ndarray, nbins: int = 9, cell_size: int = 8) -> np.ndarray:
-    """HOG of one image (C, H, W) written out with loops, straight from DESIGN.md."""
+    """HOG of one image (C, H, W) written out with loops, straight from the definition in slowmask/targets/hog.py."""
     channels, height, width = image.shape
     kx = [[1, 0, -1], [2, 0, -2], [1, 0, -1]]
 

@@ -28,8 +28,9 @@ def test_visualize_writes_target_mask_and_prediction_pictures(tiny_run, demo_dat
     assert len([n for n in names if n.endswith(".png")]) == 2
     assert {os.path.splitext(n)[1] for n in names} == {".png", ".gif", ".mp4"}
     picture = np.asarray(Image.open(out / names[0].replace(".gif", ".png")))
-    # 4 columns of 64 * 2 pixels (+ gaps) and one row per prediction-grid frame (4).
-    assert picture.shape[1] == 4 * (128 + 4) and picture.shape[0] == 14 + 4 * (128 + 4)
+    # 4 columns of 64 * 2 pixels (+ gaps), one row per prediction-grid frame (4), then the
+    # caption: 3 lines of at most 87 characters at this width.
+    assert picture.shape[1] == 4 * (128 + 4) and picture.shape[0] == 14 + 4 * (128 + 4) + 3 * 12
     target = picture[14:142, 2 * 132:2 * 132 + 128]
     assert (target == 255).all(axis=-1).any(), "the target column has glyphs"
     gif = Image.open(out / [n for n in names if n.endswith(".gif")][0])

@@ -50,3 +50,21 @@ def test_runs_are_overlaid_and_missing_logs_are_named(tmp_path):
         plot_runs([str(tmp_path / "a"), str(tmp_path / "nothing")])
     with pytest.raises(ValueError, match="logs the metric 'top5_acc'"):
         plot_runs([str(tmp_path / "a")], ["top5_acc"])
+
+
+def test_each_run_keeps_its_colour_in_every_chart_and_validation_is_dashed(tmp_path):
+    palette = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        for epoch in (1, 2, 3):
+            for kind, acc in (("train_epoch", 20.0 * epoch), ("val_epoch", 15.0 * epoch)):
+                write_json_stats(str(tmp_path / run), {"_type": kind, "epoch": f"{epoch}/3", "top1_acc": acc,
+                                                       "loss": 1.0 / epoch})
+    picture = np.asarray(plot_runs([str(tmp_path / "a"), str(tmp_path / "b")], ["loss", "top1_acc"]))
+    for chart in (picture[:360], picture[360:]):  # loss: train and val of each run; top1_acc: the same
+        counts = [(chart == colour).all(axis=-1).sum() for colour in palette]
+        assert counts[0] > 50 and counts[1] > 50 and counts[2] == counts[3] == 0
+    solid = np.asarray(line_chart([Line("train", [0, 1], [0, 1])], "m", "epoch"))
+    dashed = np.asarray(line_chart([Line("val", [0, 1], [0, 1], dashed=True)], "m", "epoch"))
+    drawn_solid, drawn_dashed = ((c == palette[0]).all(axis=-1).sum() for c in (solid, dashed))
+    assert 0.4 < drawn_dashed / drawn_solid < 0.85  # half the length, each dash with its round ends

@@ -1,5 +1,7 @@
 """Painters (one per target name) and the per-clip figure."""
 
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -45,6 +47,16 @@ def test_predictions_fill_masked_tokens_and_the_figure_has_four_columns():
     assert torch.equal(prediction.predicted[~prediction.masked.flatten()], prediction.target[~prediction.masked.flatten()])
     frames = np.zeros((4, 16, 16, 3), dtype=np.uint8)
     figure = prediction_figure(frames, prediction, build_painter("hog", target), (2, 2, 2), scale=2)
-    assert figure.size == (4 * (32 + 4), 14 + 2 * (32 + 4))
+    caption_lines = len(textwrap.wrap(build_painter("hog", target).caption(), 4 * 36 // 6 - 1))
+    assert figure.size == (4 * (32 + 4), 14 + 2 * (32 + 4) + 12 * caption_lines)
+    assert np.asarray(figure)[14 + 2 * 36:].min() < 64  # dark caption text under the grid
     with pytest.raises(ValueError, match="predicted rows of shape"):
         predict_clip(ConstantPredictor(), target, clip, mask.repeat(1, 1, 2), (2, 2, 2))
+
+
+def test_the_caption_says_what_the_target_pictures_show():
+    per_patch = build_painter("pixel", PixelTarget(normalize=True)).caption()
+    assert per_patch.startswith("target: pixels normalized per patch (mean 0, std 1 within each patch")
+    assert "grey is each patch's own mean" in per_patch
+    assert build_painter("pixel", PixelTarget(normalize=False)).caption().startswith("target: the clip's normalized pixels")
+    assert "temporally centred frame" in build_painter("hog", HOGTarget(frame_stride=2)).caption()
