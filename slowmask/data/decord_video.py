@@ -61,7 +61,11 @@ class DecordVideo(Video):
             self._reader = decord.VideoReader(path, width=width, height=height, num_threads=num_threads)
             self._fps = float(self._reader.get_avg_fps())
         except (decord.DECORDError, RuntimeError, ValueError, IndexError, AssertionError) as e:
-            raise DecodeError(f"cannot open {path}: {e}") from e
+            # PyAV has just read the header, so it is worth a try (a Flash .swf, for one).
+            raise DecodeError(
+                f"decord cannot open {path} ({e}), although PyAV reads its header; "
+                "try DATA.DECODING_BACKEND pyav"
+            ) from e
         if self._fps <= 0:
             raise DecodeError(f"{path} reports no frame rate")
 

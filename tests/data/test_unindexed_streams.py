@@ -5,6 +5,7 @@ count their real frames and return the requested ones (checked by content)."""
 import logging
 
 import av
+import decord
 import pytest
 import torch
 from counting_video import COUNTING_SIZE, counting_frames, frame_numbers
@@ -114,7 +115,17 @@ def test_an_exact_header_is_trusted_without_counting(counting_video, monkeypatch
         assert video.num_frames == 48
 
 
-@pytest.mark.parametrize("name", ["estimated.m1v", "program.mpg", "transport.ts"])
-def test_decord_refuses_what_it_would_misread_and_points_to_pyav(streams, name):
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_decord_refuses_what_it_would_misread_or_cannot_open_and_points_to_pyav(streams, name):
+    """decord 0.6 returns wrong frames from the .m1v, .mpg and .ts, and cannot open
+    the .swf nor the raw .h264 ("broken metadata")."""
     with pytest.raises(DecodeError, match=rf"{name}.*DATA\.DECODING_BACKEND pyav"):
         open_video(streams[name], "decord")
+
+
+def test_decord_frames_do_not_depend_on_its_bridge_setting(counting_video):
+    """pytorchvideo switches decord's process-wide bridge to torch when imported."""
+    with open_video(counting_video, "decord") as video, decord.bridge.use_torch():
+        assert frame_numbers(video.get_frames([5, 3, 5])) == [5, 3, 5]
+    with open_video(counting_video, "decord") as video:
+        assert frame_numbers(video.get_frames([5, 3, 5])) == [5, 3, 5]
