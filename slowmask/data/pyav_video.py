@@ -35,9 +35,9 @@ class PyAVVideo(Video):
 
     A decoded frame sits at position `(pts - start) * time_base * fps`, `start` being
     the first frame's timestamp; in a container without timestamps, whose parser makes
-    them up (and skips one now and then), at its place in decode order. Index `i` gets the frame within half a position of
-    `i`, or else the last frame before it: for a variable-rate stream, the frame on
-    screen at time `i / fps`. Only the stretch from the keyframe before the first
+    them up (and skips one now and then), at its place in decode order. Index `i` gets
+    the frame within half a position of `i`, or else the last frame before it: for a
+    variable-rate stream, the frame on screen at time `i / fps`. Only the stretch from the keyframe before the first
     requested index to the last requested frame is decoded; when the container's index
     shows a keyframe between two requested indices (clips far apart in a long video),
     the reader seeks to it instead of decoding the gap. A container that cannot seek
@@ -46,8 +46,7 @@ class PyAVVideo(Video):
 
     `num_frames` is the container's frame count or, failing that, its duration times
     the frame rate; where that duration is FFmpeg's estimate or missing, the packets
-    are counted (a demux, no decoding).
-    A header can still overstate the length (a truncated file, a muxer that wrote a
+    are counted (a demux, no decoding). A header can still overstate the length (a truncated file, a muxer that wrote a
     wrong count): a decode that meets the end of the stream before a requested index
     lowers `num_frames` to the frames really there and logs a warning naming both
     counts. Requested frames past the end are the last frame, as for a video shorter
