@@ -35,6 +35,15 @@ class Video(ABC):
     requested index, in the order requested (repeats allowed). Indices past the
     last frame that really exists give the last frame, so a clip always has T frames
     even when the video is shorter than the window or its header overstates its length.
+
+    Callers sample a clip's indices from `num_frames` before decoding (see
+    sampling.py), so a wrong length makes wrong clips: one understated makes every clip
+    out of the first frames, one overstated makes clips of the last frame repeated.
+    Readers therefore count the frames (or refuse the file) where the header only
+    holds an estimate, and a reader whose decode meets the end of the stream earlier
+    than `num_frames` lowers `num_frames` to the real length and logs a warning: the
+    clip in hand keeps its repeated last frame (as for a short video), later samplings
+    use the real length.
     """
 
     @property
@@ -45,7 +54,8 @@ class Video(ABC):
     @property
     @abstractmethod
     def num_frames(self) -> int:
-        """Number of frames, as the container reports it (an estimate, at least 1)."""
+        """Number of frames (at least 1): the container's record, or a count where the
+        header's length is only an estimate; lowered when a decode finds fewer."""
 
     @property
     def duration(self) -> float:

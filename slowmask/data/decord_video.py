@@ -11,24 +11,41 @@ from .decoding import DecodeError, Indices, Video, clamp_indices, resized_shape
 logger = logging.getLogger(__name__)
 
 
-def _native_size(path: str) -> Tuple[int, int]:
-    """(height, width) from the container header (read with PyAV: decord has no
-    call for it, and decoding a frame only to learn its size would cost more)."""
+def _probe(path: str) -> Tuple[int, int]:
+    """(height, width) from the container header, read with PyAV (decord has no call
+    for it, and decoding a frame only to learn its size would cost more).
+
+    Raises:
+        DecodeError: the container has no timeline decord can seek by (raw elementary
+            streams such as .m1v, MPEG-PS/TS): decord returns wrong frames from them.
+    """
     import av
+
+    from .pyav_video import UNRELIABLE_TIMELINE_FLAGS
 
     try:
         with av.open(path) as container:
             context = container.streams.video[0].codec_context
-            return context.height, context.width
+            unreliable = container.format.flags & UNRELIABLE_TIMELINE_FLAGS
+            format_name = container.format.name
+            size = context.height, context.width
     except (av.FFmpegError, IndexError) as e:
-        raise DecodeError(f"cannot read the size of {path}: {e}") from e
+        raise DecodeError(f"cannot open {path}: {e}") from e
+    if unreliable:
+        raise DecodeError(
+            f"decord cannot read {path}: a {format_name} stream has no timeline to seek by, and decord "
+            "returns wrong frames from it; decode it with PyAV (DATA.DECODING_BACKEND pyav)"
+        )
+    return size
 
 
 class DecordVideo(Video):
     """A video read with decord; frame index `i` is the i-th frame in decode order.
 
     decord 0.6 has known faults that PyAV does not share: it fails on some native
-    frame widths (48 px, for one) and returns wrong frames after seeking in AVI files.
+    frame widths (48 px, for one), returns wrong frames after seeking in AVI files, and
+    from containers without a timeline to seek by (raw .m1v/.h264 streams, MPEG-PS/TS),
+    which are refused with a DecodeError that points to the PyAV backend.
 
     Args:
         path: a local file.
@@ -38,12 +55,17 @@ class DecordVideo(Video):
 
     def __init__(self, path: str, short_side: int = 0, num_threads: int = 1) -> None:
         self.path = path
-        height, width = resized_shape(*_native_size(path), short_side) if short_side > 0 else (-1, -1)
+        native = _probe(path)
+        height, width = resized_shape(*native, short_side) if short_side > 0 else (-1, -1)
         try:
             self._reader = decord.VideoReader(path, width=width, height=height, num_threads=num_threads)
             self._fps = float(self._reader.get_avg_fps())
         except (decord.DECORDError, RuntimeError, ValueError, IndexError, AssertionError) as e:
-            raise DecodeError(f"cannot open {path}: {e}") from e
+            # PyAV has just read the header, so it is worth a try (a Flash .swf, for one).
+            raise DecodeError(
+                f"decord cannot open {path} ({e}), although PyAV reads its header; "
+                "try DATA.DECODING_BACKEND pyav"
+            ) from e
         if self._fps <= 0:
             raise DecodeError(f"{path} reports no frame rate")
 
@@ -66,7 +88,10 @@ class DecordVideo(Video):
             raise ValueError("get_frames needs at least one index")
         wanted, inverse = torch.unique(order, return_inverse=True)
         try:
-            frames = self._reader.get_batch(wanted.tolist()).asnumpy()
+            # The torch bridge for this call only: what get_batch returns otherwise
+            # follows a process-wide setting (pytorchvideo sets it when imported).
+            with decord.bridge.use_torch():
+                frames = self._reader.get_batch(wanted.tolist())
         except (decord.DECORDError, RuntimeError) as e:
             raise DecodeError(f"cannot decode {self.path}: {e}") from e
-        return torch.from_numpy(frames)[inverse]
+        return frames[inverse]

@@ -2,7 +2,7 @@
 
 import bisect
 import logging
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Set
 
 import av
 import numpy as np
@@ -19,18 +19,40 @@ RESIZE_INTERPOLATION = "BILINEAR"
 # reorder delay (a few frames with B-frames): a keyframe closer than this before the
 # next requested index is not sought to, lest the seek land after that index.
 REORDER_MARGIN = 8
+# Container formats without a timeline to trust: without timestamps (raw elementary
+# streams: .m1v, .h264, .mjpeg ...) or with discontinuous ones (MPEG-PS/TS, Ogg). FFmpeg
+# estimates their length (file size over the codec header's bit rate, or the spread of
+# the timestamps found near both ends: off by any factor) and their seeks land off the
+# target (an .m1v's made-up timestamps shift by a frame; a .ts loses its first frame):
+# their frames are counted and read forward from the start.
+UNRELIABLE_TIMELINE_FLAGS = av.format.Flags.no_timestamps.value | av.format.Flags.ts_discont.value
+# Files read forward, so that the reason is logged once per file.
+_forward_only_logged: Set[str] = set()
 
 
 class PyAVVideo(Video):
     """A video read with PyAV; frames are located by timestamp.
 
     A decoded frame sits at position `(pts - start) * time_base * fps`, `start` being
-    the first frame's timestamp. Index `i` gets the frame within half a position of
-    `i`, or else the last frame before it: for a variable-rate stream, the frame on
-    screen at time `i / fps`. Only the stretch from the keyframe before the first
+    the first frame's timestamp; in a container without timestamps, whose parser makes
+    them up (and skips one now and then), at its place in decode order. Index `i` gets
+    the frame within half a position of `i`, or else the last frame before it: for a
+    variable-rate stream, the frame on screen at time `i / fps`. Only the stretch from the keyframe before the first
     requested index to the last requested frame is decoded; when the container's index
     shows a keyframe between two requested indices (clips far apart in a long video),
-    the reader seeks to it instead of decoding the gap.
+    the reader seeks to it instead of decoding the gap. A container that cannot seek
+    (Flash .swf, raw H.264) or has no timeline to seek by (UNRELIABLE_TIMELINE_FLAGS)
+    is reopened and decoded forward from its start instead.
+
+    `num_frames` is the container's frame count or, failing that, its duration times
+    the frame rate; where that duration is FFmpeg's estimate or missing, the packets
+    are counted (a demux, no decoding). A header can still overstate the length (a truncated file, a muxer that wrote a
+    wrong count): a decode that meets the end of the stream before a requested index
+    lowers `num_frames` to the frames really there and logs a warning naming both
+    counts. Requested frames past the end are the last frame, as for a video shorter
+    than its window: callers (Kinetics) sample a clip from `num_frames` once per open,
+    so that clip ends early but is real footage, and any later sampling from this
+    Video uses the true length.
 
     Args:
         path: a local file.
@@ -41,13 +63,15 @@ class PyAVVideo(Video):
     def __init__(self, path: str, short_side: int = 0, num_threads: int = 1) -> None:
         self.path = path
         self._short_side = short_side
+        self._num_threads = num_threads
         self._keyframes: Optional[List[float]] = None
+        self._seekable = True
         try:
             self._container = av.open(path)
         except av.FFmpegError as e:
             raise DecodeError(f"cannot open {path}: {e}") from e
         try:
-            self._read_header(num_threads)
+            self._read_header()
         except av.FFmpegError as e:
             self._container.close()
             raise DecodeError(f"cannot read the header of {path}: {e}") from e
@@ -55,21 +79,38 @@ class PyAVVideo(Video):
             self._container.close()
             raise
 
-    def _read_header(self, num_threads: int) -> None:
+    def _read_header(self) -> None:
         if not self._container.streams.video:
             raise DecodeError(f"{self.path} has no video stream")
-        stream = self._container.streams.video[0]
-        stream.codec_context.thread_count = num_threads
-        if num_threads != 1:
-            stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self._stream = self._video_stream(self._container)
+        flags = self._container.format.flags
+        self._timestamped = not flags & av.format.Flags.no_timestamps.value
+        self._fps = self._frame_rate()
+        self._time_base = float(self._stream.time_base)
+        self._start = self._first_pts()
+        self._num_frames = max(1, self._frame_count())
+        if flags & UNRELIABLE_TIMELINE_FLAGS:
+            self._read_forward(f"a {self._container.format.name} stream has no timeline to seek by")
+
+    def _frame_rate(self) -> float:
+        stream = self._stream
+        if self._timestamped:
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        else:
+            # The demuxer's average rate is only its default (25 fps); the codec's rate
+            # comes from the bitstream.
+            rate = stream.guessed_rate or stream.average_rate
         if not rate:
             raise DecodeError(f"{self.path} reports no frame rate")
-        self._stream = stream
-        self._fps = float(rate)
-        self._time_base = float(stream.time_base)
-        self._start = self._first_pts()
-        self._num_frames = max(1, self._frames_from_header() or self._count_packets())
+        return float(rate)
+
+    def _video_stream(self, container: av.container.InputContainer) -> av.video.stream.VideoStream:
+        """The first video stream of `container`, set to decode with this reader's threads."""
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = self._num_threads
+        if self._num_threads != 1:
+            stream.thread_type = "AUTO"
+        return stream
 
     def _first_pts(self) -> int:
         """Timestamp of the first frame shown, the origin of frame positions. Decoded
@@ -83,20 +124,25 @@ class PyAVVideo(Video):
             raise DecodeError(f"{self.path} has no decodable frame")
         return self._stream.start_time or 0
 
-    def _frames_from_header(self) -> int:
+    def _frame_count(self) -> int:
+        """The header's frame count where the container records one or a duration it
+        did not estimate; else the number of packets (see the class docstring)."""
         if self._stream.frames > 0:
             return self._stream.frames
+        if self._container.format.flags & UNRELIABLE_TIMELINE_FLAGS:
+            return self._count_packets(f"a {self._container.format.name} header's length is an estimate")
         if self._stream.duration:
             return round(self._stream.duration * self._time_base * self._fps)
         if self._container.duration:
             return round(self._container.duration / av.time_base * self._fps)
-        return 0
+        return self._count_packets("its header gives no length")
 
-    def _count_packets(self) -> int:
-        """Frame count by demuxing (no decoding), for containers without a length."""
-        self._container.seek(0)
-        count = sum(1 for packet in self._container.demux(self._stream) if packet.size)
-        logger.debug("%s has no length in its header; counted %d packets", self.path, count)
+    def _count_packets(self, reason: str) -> int:
+        """Frame count by demuxing (no decoding) a second opening of the file, which
+        needs no seek back to the start (some containers cannot seek)."""
+        with av.open(self.path) as container:
+            count = sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+        logger.debug("%s: %s; counted %d packets", self.path, reason, count)
         return count
 
     @property
@@ -144,8 +190,10 @@ class PyAVVideo(Video):
 
     def _keyframe_positions(self) -> List[float]:
         """Sorted frame positions of the keyframes in the container's index; empty for a
-        container without one (or a PyAV without `index_entries`): then every request
-        is decoded in one pass, as from a single window."""
+        container without one (or a PyAV without `index_entries`) or read forward: then
+        every request is decoded in one pass, as from a single window."""
+        if not self._seekable:
+            return []
         if self._keyframes is None:
             entries = getattr(self._stream, "index_entries", ())
             self._keyframes = sorted(
@@ -157,8 +205,7 @@ class PyAVVideo(Video):
         """RGB arrays for the sorted indices `wanted`, or None when the pass found no
         frame at or before `wanted[0]` (after a seek) or no frame at all."""
         first = 0 if from_start else wanted[0]
-        offset = self._start + int(first / self._fps / self._time_base)
-        self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
+        self._seek(self._start + int(first / self._fps / self._time_base))
         pending = wanted[::-1]
         picked: Dict[int, np.ndarray] = {}
         previous, position, cached = None, -1.0, (None, None)
@@ -180,6 +227,8 @@ class PyAVVideo(Video):
             if previous is None:
                 raise
             logger.warning("%s: decoding stopped at a broken packet (%s); repeating its last frame", self.path, e)
+        else:
+            self._found_end(previous, position)
         if previous is None:
             return None
         # The stream ended before the last requested index: repeat its last frame.
@@ -187,8 +236,46 @@ class PyAVVideo(Video):
         picked.update((index, cached[1]) for index in pending)
         return picked
 
+    def _seek(self, offset: int) -> None:
+        """Go to the keyframe at or before timestamp `offset`; a container that cannot
+        seek is reopened instead, to be decoded forward from its start."""
+        if self._seekable:
+            try:
+                self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
+                return
+            except av.FFmpegError as e:
+                self._read_forward(f"it cannot seek ({e})")
+        # A failed seek leaves the demuxer in no known place (at the end, for .swf).
+        self._container.close()
+        self._container = av.open(self.path)
+        self._stream = self._video_stream(self._container)
+
+    def _read_forward(self, reason: str) -> None:
+        """From now on, reopen the file for every pass instead of seeking."""
+        self._seekable = False
+        if self.path not in _forward_only_logged:
+            _forward_only_logged.add(self.path)
+            logger.debug("%s: %s; reading it forward from its start", self.path, reason)
+
+    def _found_end(self, last: Optional[av.VideoFrame], last_position: float) -> None:
+        """The stream ended at frame `last` (None: none decoded), at `last_position`,
+        with requested indices left over: a longer `num_frames` was overstated and
+        becomes the real length."""
+        real = int(round(last_position)) + 1
+        if last is None or real >= self._num_frames:
+            return
+        # One frame short is the rounding of a header duration, not a wrong length.
+        level = logging.WARNING if real < self._num_frames - 1 else logging.DEBUG
+        logger.log(
+            level,
+            "%s ends after %d frames, not the %d its header gives; frames asked past the end "
+            "repeat the last one, and num_frames is now %d",
+            self.path, real, self._num_frames, real,
+        )
+        self._num_frames = real
+
     def _position(self, frame: av.VideoFrame, previous: float) -> float:
-        if frame.pts is None:
+        if frame.pts is None or not self._timestamped:
             return previous + 1.0
         return (frame.pts - self._start) * self._time_base * self._fps
 
