@@ -12,6 +12,7 @@ from torch import nn
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
 from slowmask.data.loader import check_starts_part_way
 from slowmask.models import build_loss, build_model
+from slowmask.config.unused_keys import report_unused_keys
 from slowmask.utils.logging import setup_logging
 
 from . import checkpoint, precision
@@ -90,6 +91,7 @@ def _objective(cfg: CfgNode) -> Objective:
 def train(cfg: CfgNode) -> None:
     """Build model, data, optimizer and hooks from `cfg` and run the training loop."""
     setup_logging(cfg.OUTPUT_DIR, is_main_process())
+    report_unused_keys(cfg)  # after the set-up, so the line reaches the console and stdout.log
     logger.info("config:\n%s", cfg.dump())
     objective = _objective(cfg)
     seed_everything(cfg.RNG_SEED)
