@@ -77,7 +77,7 @@ def _loader_cfg(cfg: CfgNode, list_dir: str, backend: str, num_sample: int, work
     cfg.defrost()
     cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_PREFIX = list_dir, ""
     cfg.DATA.DECODING_BACKEND = backend
-    cfg.AUG.NUM_SAMPLE = num_sample
+    cfg.DATA.TRAIN_CROP_NUM_TEMPORAL = num_sample  # windows of one decode
     cfg.DATA_LOADER.NUM_WORKERS = workers
     cfg.TRAIN.BATCH_SIZE, cfg.NUM_GPUS, cfg.NUM_SHARDS = 1, 0, 1
     cfg.freeze()

@@ -16,7 +16,7 @@ from slowmask.engine.precision import PRECISION_CHOICES
 from slowmask.engine.step_hooks import NONFINITE_CHOICES
 
 from .loading import ConfigError
-from .unused_keys import unsupported_switches_on
+from .unused_keys import refused_keys_set
 
 SUPPORTED_BACKENDS = ("pyav", "decord", "torchvision")
 SUPPORTED_OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -150,21 +150,30 @@ def check_finetuning(cfg: CfgNode) -> None:
 
 def check_available_features(cfg: CfgNode) -> None:
     """Keys whose features are not built yet fail here instead of being ignored."""
-    unavailable = {
-        "AUG.RE_SPLIT (an unerased first sample)": cfg.AUG.ENABLE and cfg.AUG.RE_SPLIT,
-        "DATA.REVERSE_INPUT_CHANNEL (BGR input)": cfg.DATA.REVERSE_INPUT_CHANNEL,
+    if cfg.AUG.ENABLE and cfg.AUG.RE_SPLIT:
+        raise ConfigError("not available yet: AUG.RE_SPLIT (an unerased first sample); set AUG.RE_SPLIT False")
+
+
+def check_clips_per_video(cfg: CfgNode) -> None:
+    """PySlowFast's clips per training video (DATA.TRAIN_CROP_NUM_TEMPORAL windows x
+    DATA.TRAIN_CROP_NUM_SPATIAL x AUG.NUM_SAMPLE crops) and the loss-explosion stop."""
+    counts = {
+        "DATA.TRAIN_CROP_NUM_TEMPORAL": cfg.DATA.TRAIN_CROP_NUM_TEMPORAL,
+        "DATA.TRAIN_CROP_NUM_SPATIAL": cfg.DATA.TRAIN_CROP_NUM_SPATIAL,
+        "AUG.NUM_SAMPLE": cfg.AUG.NUM_SAMPLE,
     }
-    wanted = [name for name, on in unavailable.items() if on]
-    if wanted:
+    for key, count in counts.items():
+        if count < 1:
+            raise ConfigError(f"{key} must be at least 1 (clips per training video multiply), got {count}")
+    if cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR < 0:
         raise ConfigError(
-            f"not available yet: {', '.join(wanted)}; switch them off (AUG.RE_SPLIT False, "
-            "DATA.REVERSE_INPUT_CHANNEL False)"
+            f"TRAIN.KILL_LOSS_EXPLOSION_FACTOR must be >= 0 (0: off), got {cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR}"
         )
 
 
 def check_pyslowfast_features(cfg: CfgNode) -> None:
     """PySlowFast features slowmask does not build fail here rather than being ignored:
-    Caffe2 checkpoints and the switches of unused_keys.UNSUPPORTED_SWITCHES."""
+    Caffe2 checkpoints and the keys of unused_keys.REFUSED away from their defaults."""
     for key in ("TRAIN.CHECKPOINT_TYPE", "TEST.CHECKPOINT_TYPE"):
         value = cfg.TRAIN.CHECKPOINT_TYPE if key.startswith("TRAIN") else cfg.TEST.CHECKPOINT_TYPE
         if value == "caffe2":
@@ -174,11 +183,11 @@ def check_pyslowfast_features(cfg: CfgNode) -> None:
             )
         if value != "pytorch":
             raise ConfigError(f'{key} is {value!r}; supported: "pytorch"')
-    switched_on = unsupported_switches_on(cfg)
-    if switched_on:
+    refused = refused_keys_set(cfg)
+    if refused:
         raise ConfigError(
-            "these PySlowFast features are not built in slowmask and would change the model or the "
-            f"training: {', '.join(switched_on)}"
+            "these PySlowFast features are not built in slowmask and would change the model, the data or "
+            f"the training: {'; '.join(refused)}"
         )
 
 
@@ -230,6 +239,7 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_schedule,
     check_finetuning,
     check_available_features,
+    check_clips_per_video,
     check_pyslowfast_features,
     check_distributed_training,
     check_data_loader,

@@ -39,7 +39,7 @@ _C.DIST_COLLECTIVE_TIMEOUT_S = 1800.0
 _C.TRAIN = CfgNode()
 # Run training.
 _C.TRAIN.ENABLE = True
-# Registered name of the training dataset (DATASET_REGISTRY).
+# Registered name of the training dataset (DATASET_REGISTRY; case ignored: kinetics, ssv2, imagenet, frame_folder ...).
 _C.TRAIN.DATASET = "kinetics"
 # Total mini-batch size over all processes.
 _C.TRAIN.BATCH_SIZE = 64
@@ -73,7 +73,7 @@ _C.TRAIN.MIXED_PRECISION_DTYPE = "auto"
 _C.TRAIN.GRAD_ACCUM_STEPS = 1
 # On a non-finite loss: "stop" the run (naming epoch and iteration) or "skip" the step (no backward, no update).
 _C.TRAIN.NONFINITE_LOSS = "stop"
-# Stop when the loss exceeds this factor times its recent mean (0 disables).
+# Stop when a step's loss exceeds this factor times the mean of the epoch's 5 steps before it (0 disables).
 _C.TRAIN.KILL_LOSS_EXPLOSION_FACTOR = 0.0
 
 # ---------------------------------------------------------------------------- #
@@ -82,7 +82,7 @@ _C.TRAIN.KILL_LOSS_EXPLOSION_FACTOR = 0.0
 _C.AUG = CfgNode()
 # Enable the augmentation pipeline (RandAugment, random erasing, masks in the loader).
 _C.AUG.ENABLE = False
-# Number of clips cut from one decoded video (repeated sampling); batch grows by this factor.
+# Repeated augmentation (PySlowFast): clips cut from each training window's frames, each with its own crop and mask; batch grows by this factor.
 _C.AUG.NUM_SAMPLE = 1
 # Colour jitter strength when RandAugment is off (None disables).
 _C.AUG.COLOR_JITTER = 0.4
@@ -353,7 +353,7 @@ _C.DATA.TRAIN_JITTER_SCALES = [256, 320]
 _C.DATA.TRAIN_JITTER_SCALES_RELATIVE = []
 # Aspect-ratio range of the random-resized crop.
 _C.DATA.TRAIN_JITTER_ASPECT_RELATIVE = []
-# Sample frames with a stride-length uniform offset (accepted; sampling is always uniform in the window).
+# Test views from the first to the last window (one view: the centre one) instead of starting at delta * k / views.
 _C.DATA.USE_OFFSET_SAMPLING = False
 # Crop size for training.
 _C.DATA.TRAIN_CROP_SIZE = 224
@@ -373,11 +373,11 @@ _C.DATA.RANDOM_FLIP = True
 _C.DATA.MULTI_LABEL = False
 # How views are combined at test time ("sum" or "max").
 _C.DATA.ENSEMBLE_METHOD = "sum"
-# Feed BGR instead of RGB.
+# Reverse the clip's channels after normalization (RGB <-> BGR; SSv2 frames are read as BGR, as PySlowFast).
 _C.DATA.REVERSE_INPUT_CHANNEL = False
-# Clips cut in time from one decoded video (PySlowFast; slowmask uses AUG.NUM_SAMPLE).
+# Training windows cut from one decoded video, each at its own random start (repeated sampling).
 _C.DATA.TRAIN_CROP_NUM_TEMPORAL = 1
-# Spatial crops of one clip (PySlowFast; slowmask uses AUG.NUM_SAMPLE).
+# Clips cut from each training window's frames (multiplies AUG.NUM_SAMPLE).
 _C.DATA.TRAIN_CROP_NUM_SPATIAL = 1
 
 # ---------------------------------------------------------------------------- #

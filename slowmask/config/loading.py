@@ -3,9 +3,9 @@ overrides, each validated before it is merged, then the geometry checks; frozen.
 
 Every problem is reported before any work starts, all of them at once, naming the key
 and what would be valid: unknown keys come with the closest known key, wrong types with
-the expected one.
-PySlowFast's keys of features slowmask does not build are accepted and listed in one
-log line (see unused_keys.py).
+the expected one. PySlowFast's keys of features slowmask does not build are accepted; a
+run lists the ones a file sets in one log line once its logging is set up (see
+unused_keys.py).
 """
 
 import difflib
@@ -17,7 +17,6 @@ from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 
 from .defaults import get_defaults
-from .unused_keys import report_unused_keys
 
 
 class ConfigError(ValueError):
@@ -53,7 +52,6 @@ def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode
     if problems:  # the merged config is incomplete: its checks would report false problems
         raise ConfigError.of_all(problems)
     check_config(cfg)
-    report_unused_keys(cfg)
     cfg.freeze()
     return cfg
 

@@ -1,11 +1,16 @@
-"""PySlowFast's keys that slowmask accepts but does not use.
+"""PySlowFast's keys that slowmask accepts, and what it does with each.
 
 A PySlowFast yaml, or the full config dump a PySlowFast checkpoint carries, names keys
 of features slowmask does not build (detection, multigrid, contrastive models, other
 backbones, the demo ...). They are declared here, with PySlowFast's defaults, so such a
-file loads unchanged; `load_config` reports the ones a file sets in one log line. The
-switches in UNSUPPORTED_SWITCHES would change the model or the training, so they must
-keep their values: a config that turns one on fails instead of being silently ignored.
+file loads unchanged. Every key has one decision (docs/pyslowfast_keys.md is the table,
+`audit_rows` its source):
+
+- mapped: defined in defaults.py and translated into what slowmask builds (MAPPED);
+- ignored: read only by features slowmask does not build, so no value changes the run;
+  the ones a file sets are listed in one log line when the run's logging is set up;
+- refused: a value other than PySlowFast's default would change the model, the data or
+  the training, so the config fails, naming the key and what to do (REFUSED).
 """
 
 import logging
@@ -215,25 +220,88 @@ UNUSED_KEYS: Dict[str, Any] = {
         "bend/bow (at the waist)",
     ],
     "DEMO.SLOWMO": 1,
+    # Loader prefetching of PySlowFast's SSv2 yaml (unknown to PySlowFast's defaults too).
+    "PREFETCH.NUM_LOADERS": 0,
 }
 
-# Keys that switch on what slowmask does not build -> the only value accepted.
-UNSUPPORTED_SWITCHES: Dict[str, Any] = {
-    "DETECTION.ENABLE": False,
-    "MULTIGRID.LONG_CYCLE": False,
-    "MULTIGRID.SHORT_CYCLE": False,
-    "DEMO.ENABLE": False,
-    "SOLVER.LARS_ON": False,
-    "DATA.TRAIN_JITTER_MOTION_SHIFT": False,
-    "DATA.TRAIN_JITTER_FPS": 0.0,
-    "DATA.TIME_DIFF_PROB": 0.0,
-    "DATA.COLOR_RND_GRAYSCALE": 0.0,
-    "DATA.SSL_COLOR_JITTER": False,
-    "DATA.SSL_MOCOV2_AUG": False,
-    "DATA.DUMMY_LOAD": False,
+# Keys whose non-default value would change the run -> what to do instead. The only value
+# accepted is the key's PySlowFast default (UNUSED_KEYS).
+REFUSED: Dict[str, str] = {
+    "DETECTION.ENABLE": "action detection (ROI heads, AVA) is not built; train a classifier or pretrain",
+    "MULTIGRID.LONG_CYCLE": "multigrid schedules are not built; use a fixed batch, clip size and SOLVER schedule",
+    "MULTIGRID.SHORT_CYCLE": "multigrid schedules are not built; use a fixed batch, clip size and SOLVER schedule",
+    "MULTIGRID.LONG_CYCLE_SAMPLING_RATE": "a random sampling rate per clip (multigrid) is not built; "
+    "set DATA.SAMPLING_RATE",
+    "MULTIGRID.DEFAULT_S": "a multigrid base crop rescales PySlowFast's jitter scales; set DATA.TRAIN_JITTER_SCALES",
+    "DEMO.ENABLE": "the webcam / video demo is not built; use tools/run_net.py with TEST.ENABLE",
+    "VIS_MASK.ENABLE": "mask visualization replaces PySlowFast's test; use tools/visualize.py",
+    "SOLVER.LARS_ON": "LARS is not built; use SOLVER.OPTIMIZING_METHOD sgd, adam or adamw",
+    "MODEL.FP16_ALLREDUCE": "gradients are all-reduced in float32 (fp16 compression changes them); remove the key",
+    "CONTRASTIVE.DELTA_CLIPS_MIN": "each clip of a video is placed independently; remove the bound on their gap",
+    "CONTRASTIVE.DELTA_CLIPS_MAX": "each clip of a video is placed independently; remove the bound on their gap",
+    "DATA.TRAIN_JITTER_MOTION_SHIFT": "motion-shift crops are not built; remove the key",
+    "DATA.TRAIN_JITTER_FPS": "frame-rate jitter is not built; remove the key (DATA.TARGET_FPS is fixed)",
+    "DATA.TIME_DIFF_PROB": "temporal-difference input is not built; remove the key",
+    "DATA.COLOR_RND_GRAYSCALE": "random grayscale is not built; remove the key",
+    "DATA.SSL_COLOR_JITTER": "contrastive colour jitter is not built; use AUG.COLOR_JITTER or AUG.AA_TYPE",
+    "DATA.SSL_MOCOV2_AUG": "MoCo v2 augmentation is not built; use AUG.AA_TYPE",
+    "DATA.DUMMY_LOAD": "dummy data is not built; use the synthetic demo data (configs/demo/)",
+    "DATA.LOADER_CHUNK_SIZE": "reading the train list in chunks changes the videos of an epoch; "
+    "slowmask reads the whole list: cut the csv instead",
+    "DATA.LOADER_CHUNK_OVERALL_SIZE": "reading the train list in chunks changes the videos of an epoch; "
+    "slowmask reads the whole list: cut the csv instead",
+    "DATA.SKIP_ROWS": "slowmask reads every row of the list; remove the skipped rows from the csv",
+    "DATA.PATH_TO_PRELOAD_IMDB": "a preloaded ImageNet index is not read; point DATA.PATH_TO_DATA_DIR at the image folders",
+    "DATA.IN22K_TRAINVAL": "ImageNet-22K train+val is not built; list the images in DATA.PATH_TO_DATA_DIR",
+    "DATA.IN22k_VAL_IN1K": "ImageNet-22K to 1K validation is not built; remove the key",
 }
 
-_reported: Set[Tuple[str, ...]] = set()
+# Section prefixes -> why their keys cannot change what slowmask builds (longest prefix wins).
+IGNORED_WHY: Dict[str, str] = {
+    "CONTRASTIVE.": "contrastive models (MoCo, SimCLR, BYOL, SwAV) are not built; MODEL.MODEL_NAME cannot name one",
+    "RESNET.": "ResNet backbones are not built; MODEL.MODEL_NAME builds MViT / ViT",
+    "X3D.": "X3D backbones are not built; MODEL.MODEL_NAME builds MViT / ViT",
+    "NONLOCAL.": "non-local blocks belong to ResNets, which are not built",
+    "SLOWFAST.": "two-pathway SlowFast models are not built",
+    "MODEL.SINGLE_PATHWAY_ARCH": "PySlowFast's list of architecture names; MODEL.MODEL_NAME picks the model",
+    "MODEL.MULTI_PATHWAY_ARCH": "PySlowFast's list of architecture names; MODEL.MODEL_NAME picks the model",
+    "MODEL.DROPCONNECT_RATE": "read only by X3D",
+    "MODEL.FROZEN_BN": "freezes batch norm, which MViT and ViT do not have",
+    "DATA.TRAIN_PCA_": "PCA lighting jitter of PySlowFast's ImageNet without AUG and of AVA; not applied here",
+    "DATA.SSL_": "read only with DATA.SSL_COLOR_JITTER / DATA.SSL_MOCOV2_AUG, which are refused",
+    "DATA.IN_VAL_CROP_RATIO": "ImageNet evaluation crop; slowmask's imagenet evaluates a DATA.TEST_CROP_SIZE "
+    "centre crop of the short side resized to it",
+    "SOLVER.GAMMA": "read only by step schedules; SOLVER.LR_POLICY accepts cosine and constant",
+    "SOLVER.STEP": "read only by step schedules; SOLVER.LR_POLICY accepts cosine and constant",
+    "SOLVER.LRS": "read only by step schedules; SOLVER.LR_POLICY accepts cosine and constant",
+    "BENCHMARK.": "PySlowFast's loader benchmark; slowmask's is tools/benchmark.py",
+    "DETECTION.": "read only with DETECTION.ENABLE, which is refused",
+    "AVA.": "the AVA detection dataset is not built",
+    "MULTIGRID.": "read only by multigrid schedules, which are refused",
+    "TENSORBOARD.": "PySlowFast's TensorBoard figures (outputs only; scalars: TENSORBOARD.ENABLE)",
+    "DEMO.": "read only by the demo (DEMO.ENABLE, refused)",
+    "PREFETCH.": "loader prefetching; unknown to PySlowFast's defaults too, no effect on the recipe",
+}
+
+# PySlowFast keys defined in defaults.py whose meaning needed a translation -> how slowmask serves it.
+MAPPED: Dict[str, str] = {
+    "DATA.TRAIN_CROP_NUM_TEMPORAL": "training windows per decoded video, each at its own random start "
+    "(the dataset's num_samples)",
+    "DATA.TRAIN_CROP_NUM_SPATIAL": "clips cut from each window's frames with their own crop, flip, "
+    "augmentation and mask; multiplies AUG.NUM_SAMPLE (crops_per_window)",
+    "AUG.NUM_SAMPLE": "as PySlowFast: repeated augmentation of each window's frames (crops_per_window = "
+    "TRAIN_CROP_NUM_SPATIAL x NUM_SAMPLE); clips per video = TRAIN_CROP_NUM_TEMPORAL x that",
+    "DATA.USE_OFFSET_SAMPLING": "test views spread from the first to the last window (one view: the "
+    "centre one) instead of starting at delta * k / views (OffsetClipSampler)",
+    "DATA.REVERSE_INPUT_CHANNEL": "the clip's channels reversed after normalization, as PySlowFast "
+    "(RGB <-> BGR; SSv2 frames are read in OpenCV's BGR order, so True feeds RGB)",
+    "TRAIN.KILL_LOSS_EXPLOSION_FACTOR": "the run stops when a step's loss exceeds this factor times the "
+    "mean of the epoch's 5 steps before it (LossExplosionStop)",
+    "TRAIN.DATASET": "PySlowFast's dataset names: kinetics, ssv2 (Ssv2), imagenet; case is ignored",
+    "TEST.DATASET": "PySlowFast's dataset names: kinetics, ssv2 (Ssv2), imagenet; case is ignored",
+}
+
+_reported: Set[Tuple[str, Tuple[str, ...]]] = set()
 
 
 def _node(cfg: CfgNode, parents: List[str]) -> CfgNode:
@@ -268,26 +336,47 @@ def _same(value: Any, default: Any) -> bool:
     return value == default
 
 
+def ignored_why(key: str) -> str:
+    """Why an accepted, unused key cannot change the run (KeyError for other keys)."""
+    prefixes = [p for p in IGNORED_WHY if key.startswith(p)]
+    if key in REFUSED or not prefixes:
+        raise KeyError(f"{key} is not an ignored PySlowFast key")
+    return IGNORED_WHY[max(prefixes, key=len)]
+
+
+def audit_rows() -> List[Tuple[str, str, str]]:
+    """(key, decision, why) of every PySlowFast key this module declares or maps;
+    decision is "mapped", "ignored" or "refused unless <default>"."""
+    rows = [(key, "mapped", why) for key, why in MAPPED.items()]
+    for key, default in UNUSED_KEYS.items():
+        if key in REFUSED:
+            rows.append((key, f"refused unless {default!r}", REFUSED[key]))
+        else:
+            rows.append((key, "ignored", ignored_why(key)))
+    return rows
+
+
 def unused_keys_set(cfg: CfgNode) -> List[str]:
     """The UNUSED_KEYS whose value in `cfg` differs from PySlowFast's default."""
     return [key for key, default in UNUSED_KEYS.items() if not _same(_value(cfg, key), default)]
 
 
 def report_unused_keys(cfg: CfgNode) -> None:
-    """Log, once per distinct set, the accepted-but-unused keys `cfg` sets."""
+    """Log the accepted-but-unused keys `cfg` sets, in one line, once per output
+    directory and set of keys. Called by a run after its logging is set up."""
     keys = tuple(unused_keys_set(cfg))
-    if keys and keys not in _reported:
-        _reported.add(keys)
+    if keys and (cfg.OUTPUT_DIR, keys) not in _reported:
+        _reported.add((cfg.OUTPUT_DIR, keys))
         logger.info(
             "accepted but not used (PySlowFast features slowmask does not build): %s",
             ", ".join(f"{key}={_value(cfg, key)!r}" for key in keys),
         )
 
 
-def unsupported_switches_on(cfg: CfgNode) -> List[str]:
-    """`KEY=value (must be ...)` for every UNSUPPORTED_SWITCHES key not at its value."""
+def refused_keys_set(cfg: CfgNode) -> List[str]:
+    """`KEY=value (must be default): what to do` for every REFUSED key not at its default."""
     return [
-        f"{key}={_value(cfg, key)!r} (must be {needed!r})"
-        for key, needed in UNSUPPORTED_SWITCHES.items()
-        if not _same(_value(cfg, key), needed)
+        f"{key}={_value(cfg, key)!r} (must be {UNUSED_KEYS[key]!r}: {advice})"
+        for key, advice in REFUSED.items()
+        if not _same(_value(cfg, key), UNUSED_KEYS[key])
     ]

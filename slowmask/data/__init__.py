@@ -16,8 +16,11 @@ from .loader import EpochShuffleSampler, build_dataset, build_loader, set_epoch
 from .mixup import MixupCutmix
 from .pytorchvideo_dataset import PyTorchVideoDataset
 from .registry import DATASET_REGISTRY
-from .sampling import CenterClipSampler, ClipSampler, RandomClipSampler, UniformClipSampler
+from .sampling import (
+    CenterClipSampler, ClipSampler, OffsetClipSampler, RandomClipSampler, SegmentSampler, UniformClipSampler,
+)
 from .seeding import item_generator
+from .ssv2 import Ssv2, read_ssv2_labels
 from .transforms import EvalTransform, RandomResizedBox, ShortSideJitterBox, TrainTransform
 from .video_list import read_video_list
 from .video_dataset import VideoDataset
@@ -40,10 +43,13 @@ __all__ = [
     "Kinetics",
     "MixupCutmix",
     "NoReadableVideoError",
+    "OffsetClipSampler",
     "PyTorchVideoDataset",
     "RandomClipSampler",
     "RandomResizedBox",
+    "SegmentSampler",
     "ShortSideJitterBox",
+    "Ssv2",
     "TrainTransform",
     "UniformClipSampler",
     "Video",
@@ -64,6 +70,7 @@ __all__ = [
     "open_video",
     "parse_rand_augment",
     "read_frame_list",
+    "read_ssv2_labels",
     "read_video_list",
     "set_epoch",
 ]

@@ -2,7 +2,8 @@
 
 Split "train" gets a random window and a random crop and flip; "val" the central
 window and crop; "test" view k of TEST.NUM_ENSEMBLE_VIEWS windows x
-TEST.NUM_SPATIAL_CROPS crops (PySlowFast's test views).
+TEST.NUM_SPATIAL_CROPS crops (PySlowFast's test views; with DATA.USE_OFFSET_SAMPLING
+the windows span the video from its first to its last frame).
 """
 
 import functools
@@ -15,7 +16,7 @@ from fvcore.common.config import CfgNode
 from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
 from .decoding import Video, open_video, resolve_backend
 from .mixup import MixupCutmix
-from .sampling import CenterClipSampler, ClipSampler, RandomClipSampler, UniformClipSampler
+from .sampling import CenterClipSampler, ClipSampler, OffsetClipSampler, RandomClipSampler, UniformClipSampler
 from .transforms import ClipTransform, EvalTransform, RandomResizedBox, ShortSideJitterBox, TrainTransform
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,10 @@ def check_split(split: str) -> None:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
 
 
+# DATA.USE_OFFSET_SAMPLING -> the sampler of the test views.
+TEST_SAMPLERS = {False: UniformClipSampler, True: OffsetClipSampler}
+
+
 def build_clip_sampler(cfg: CfgNode, split: str) -> ClipSampler:
     """DATA.NUM_FRAMES frames DATA.SAMPLING_RATE apart at DATA.TARGET_FPS."""
     check_split(split)
@@ -36,19 +41,21 @@ def build_clip_sampler(cfg: CfgNode, split: str) -> ClipSampler:
         return RandomClipSampler(*geometry)
     if split == "val":
         return CenterClipSampler(*geometry)
-    return UniformClipSampler(*geometry, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS)
+    return TEST_SAMPLERS[bool(cfg.DATA.USE_OFFSET_SAMPLING)](*geometry, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS)
 
 
 def build_clip_transform(cfg: CfgNode, split: str) -> ClipTransform:
     """Training: relative random-resized crop (DATA.TRAIN_JITTER_SCALES_RELATIVE /
     TRAIN_JITTER_ASPECT_RELATIVE), or short-side jitter (DATA.TRAIN_JITTER_SCALES) when
     those are empty, to DATA.TRAIN_CROP_SIZE; flip when DATA.RANDOM_FLIP. Otherwise:
-    short side to DATA.TEST_CROP_SIZE, then a DATA.TEST_CROP_SIZE crop."""
+    short side to DATA.TEST_CROP_SIZE, then a DATA.TEST_CROP_SIZE crop. Channels
+    reversed at the end when DATA.REVERSE_INPUT_CHANNEL."""
     check_split(split)
     data = cfg.DATA
     if split != "train":
         views = cfg.TEST.NUM_SPATIAL_CROPS if split == "test" else 1
-        return EvalTransform(data.TEST_CROP_SIZE, data.TEST_CROP_SIZE, data.MEAN, data.STD, num_views=views)
+        return EvalTransform(data.TEST_CROP_SIZE, data.TEST_CROP_SIZE, data.MEAN, data.STD, num_views=views,
+                             reverse_channels=data.REVERSE_INPUT_CHANNEL)
     if data.TRAIN_JITTER_SCALES_RELATIVE:
         aspect = data.TRAIN_JITTER_ASPECT_RELATIVE or (3 / 4, 4 / 3)
         box_sampler = RandomResizedBox(data.TRAIN_JITTER_SCALES_RELATIVE, aspect)
@@ -58,7 +65,7 @@ def build_clip_transform(cfg: CfgNode, split: str) -> ClipTransform:
     rand_augment, erasing = build_clip_augmentations(cfg)
     return TrainTransform(
         data.TRAIN_CROP_SIZE, box_sampler, data.MEAN, data.STD, random_flip=data.RANDOM_FLIP,
-        rand_augment=rand_augment, erasing=erasing,
+        rand_augment=rand_augment, erasing=erasing, reverse_channels=data.REVERSE_INPUT_CHANNEL,
     )
 
 
@@ -106,17 +113,31 @@ def build_item_mask_generator(cfg: CfgNode) -> Optional[Callable[[torch.Generato
     return build_mask_generator(cfg)
 
 
+def clips_per_video(cfg: CfgNode, split: str) -> Dict[str, int]:
+    """PySlowFast's clips per decoded training video: DATA.TRAIN_CROP_NUM_TEMPORAL windows
+    (`num_samples`), each at its own random start, and from each window's frames
+    DATA.TRAIN_CROP_NUM_SPATIAL x AUG.NUM_SAMPLE clips (`crops_per_window`) with their own
+    crop, flip, augmentation and mask. One clip per item in "val" and "test"."""
+    if split != "train":
+        return dict(num_samples=1, crops_per_window=1)
+    return dict(
+        num_samples=cfg.DATA.TRAIN_CROP_NUM_TEMPORAL,
+        crops_per_window=cfg.DATA.TRAIN_CROP_NUM_SPATIAL * cfg.AUG.NUM_SAMPLE,
+    )
+
+
 def build_clip_dataset_parts(cfg: CfgNode, split: str) -> Dict[str, Any]:
     """The keyword arguments of a Kinetics-style dataset other than its list of videos:
-    sampler, transform, video opener, mask generator, AUG.NUM_SAMPLE (training only),
-    RNG_SEED, DATA_LOADER.NUM_RETRIES and DATA_LOADER.DECODE_TIMEOUT."""
+    sampler, transform, video opener, mask generator, the clips per video (training
+    only; see clips_per_video), RNG_SEED, DATA_LOADER.NUM_RETRIES and
+    DATA_LOADER.DECODE_TIMEOUT."""
     check_split(split)
     return dict(
         sampler=build_clip_sampler(cfg, split),
         transform=build_clip_transform(cfg, split),
         open_video=build_video_opener(cfg),
         mask_generator=build_item_mask_generator(cfg),
-        num_samples=cfg.AUG.NUM_SAMPLE if split == "train" else 1,
+        **clips_per_video(cfg, split),
         seed=cfg.RNG_SEED,
         num_retries=cfg.DATA_LOADER.NUM_RETRIES,
         decode_timeout=cfg.DATA_LOADER.DECODE_TIMEOUT,

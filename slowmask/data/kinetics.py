@@ -42,18 +42,22 @@ def _unreadable_hint(paths: Sequence[str]) -> str:
 class Kinetics(torch.utils.data.Dataset):
     """Clips from a list of (path, label) videos; any "path label" CSV will do.
 
-    An item decodes its video once and cuts `num_samples` clips from it (repeated
-    sampling), each with its own window, crop, flip and mask. Item `index` is view
+    An item decodes its video once and cuts `num_samples` windows from it, each at its
+    own start; each window's frames give `crops_per_window` clips, each with its own crop,
+    flip, augmentation and mask (PySlowFast's TRAIN_CROP_NUM_TEMPORAL windows x
+    TRAIN_CROP_NUM_SPATIAL * AUG.NUM_SAMPLE crops; clips in window order). Item `index` is view
     `index % views_per_video` of video `index // views_per_video`, where a video has
     `sampler.num_views * transform.num_views` views (1 in training, the temporal x
     spatial test views otherwise). An item is a dict:
 
-        clip   float32 (3, T, S, S), normalized; a list of num_samples clips when > 1
+        clip   float32 (3, T, S, S), normalized; a list of num_clips clips when > 1
         mask   bool (t, h, w), True = masked, one per clip (only with a mask generator)
         label  int
         index  int, the item actually returned (another one when its video was unreadable)
         meta   {"path", "skipped" (paths that failed for this item), "video_index",
                 "temporal_index", "spatial_index", "frame_indices" (one list per clip)}
+
+    where num_clips = num_samples * crops_per_window.
 
     All randomness comes from a generator seeded from (seed, epoch, index): call
     `set_epoch` at each epoch. An unreadable video (missing, empty, truncated, not a
@@ -68,7 +72,8 @@ class Kinetics(torch.utils.data.Dataset):
         open_video: path -> opened Video (see decoding.py), e.g. a functools.partial of
             `decoding.open_video` with a backend and decode size.
         mask_generator: generator -> bool mask (t, h, w), or None for no mask.
-        num_samples: clips cut from each decoded video.
+        num_samples: windows cut from each decoded video.
+        crops_per_window: clips cut from each window's frames.
         seed: base seed of the per-item generators.
         num_retries: other videos tried when one cannot be read.
         decode_timeout: seconds an open + decode may take before it is abandoned and
@@ -83,14 +88,18 @@ class Kinetics(torch.utils.data.Dataset):
         open_video: VideoOpener = decoding.open_video,
         mask_generator: Optional[MaskGenerator] = None,
         num_samples: int = 1,
+        crops_per_window: int = 1,
         seed: int = 0,
         num_retries: int = 10,
         decode_timeout: float = 60.0,
     ) -> None:
         if not videos:
             raise ValueError("Kinetics needs at least one video")
-        if num_samples < 1 or num_retries < 0:
-            raise ValueError(f"need num_samples >= 1 and num_retries >= 0, got {num_samples}, {num_retries}")
+        if num_samples < 1 or crops_per_window < 1 or num_retries < 0:
+            raise ValueError(
+                f"need num_samples >= 1, crops_per_window >= 1 and num_retries >= 0, "
+                f"got {num_samples}, {crops_per_window}, {num_retries}"
+            )
         if decode_timeout < 0:
             raise ValueError(f"decode_timeout must be >= 0 seconds (0: no limit), got {decode_timeout}")
         self.videos = list(videos)
@@ -99,6 +108,7 @@ class Kinetics(torch.utils.data.Dataset):
         self.open_video = open_video
         self.mask_generator = mask_generator
         self.num_samples = num_samples
+        self.crops_per_window = crops_per_window
         self.seed = seed
         self.num_retries = num_retries
         self.decode_timeout = decode_timeout
@@ -112,6 +122,11 @@ class Kinetics(torch.utils.data.Dataset):
         list_path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv")
         videos = read_video_list(list_path, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR)
         return cls(videos, **build_clip_dataset_parts(cfg, split))
+
+    @property
+    def num_clips(self) -> int:
+        """Clips per item: windows x crops per window."""
+        return self.num_samples * self.crops_per_window
 
     @property
     def views_per_video(self) -> int:
@@ -197,7 +212,9 @@ class Kinetics(torch.utils.data.Dataset):
         failed: List[str],
     ) -> dict:
         temporal_index, spatial_index = self._views(index)
-        clips = [self.transform(clip_frames, generator, spatial_index) for clip_frames in frames]
+        crops = range(self.crops_per_window)
+        clips = [self.transform(window, generator, spatial_index) for window in frames for _ in crops]
+        frame_indices = [indices for indices in frame_indices for _ in crops]
         path, label = self.videos[index // self.views_per_video]
         meta = {
             "path": path,
@@ -207,8 +224,9 @@ class Kinetics(torch.utils.data.Dataset):
             "spatial_index": spatial_index,
             "frame_indices": [i.tolist() for i in frame_indices],
         }
-        item = {"clip": clips[0] if self.num_samples == 1 else clips, "label": label, "index": index, "meta": meta}
+        single = len(clips) == 1
+        item = {"clip": clips[0] if single else clips, "label": label, "index": index, "meta": meta}
         if self.mask_generator is not None:
             masks = [self.mask_generator(generator) for _ in clips]
-            item["mask"] = masks[0] if self.num_samples == 1 else masks
+            item["mask"] = masks[0] if single else masks
         return item

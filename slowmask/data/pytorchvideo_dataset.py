@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from fvcore.common.config import CfgNode
 
-from .build import build_clip_transform, build_item_mask_generator, check_split
+from .build import build_clip_transform, build_item_mask_generator, check_split, clips_per_video
 from .decoding import resolve_backend
 from .kinetics import NoReadableVideoError
 from .registry import DATASET_REGISTRY
@@ -92,9 +92,11 @@ class PyTorchVideoDataset(torch.utils.data.IterableDataset):
         from pytorchvideo.data import make_clip_sampler
 
         check_split(split)
-        if split == "train" and cfg.AUG.NUM_SAMPLE != 1:
+        if clips_per_video(cfg, split) != dict(num_samples=1, crops_per_window=1):
             raise ValueError(
-                f"the pytorchvideo dataset cuts one clip per item: set AUG.NUM_SAMPLE 1, got {cfg.AUG.NUM_SAMPLE}"
+                "the pytorchvideo dataset cuts one clip per item: set AUG.NUM_SAMPLE 1, DATA.TRAIN_CROP_NUM_TEMPORAL 1 "
+                f"and DATA.TRAIN_CROP_NUM_SPATIAL 1; got {cfg.AUG.NUM_SAMPLE}, {cfg.DATA.TRAIN_CROP_NUM_TEMPORAL} "
+                f"and {cfg.DATA.TRAIN_CROP_NUM_SPATIAL}"
             )
         duration = cfg.DATA.NUM_FRAMES * cfg.DATA.SAMPLING_RATE / cfg.DATA.TARGET_FPS
         clips = cfg.TEST.NUM_ENSEMBLE_VIEWS if split == "test" else 1

@@ -92,3 +92,51 @@ class UniformClipSampler(ClipSampler):
         if not 0 <= clip_index < self.num_views:
             raise IndexError(f"clip_index {clip_index} outside [0, {self.num_views})")
         return delta * clip_index / self.num_views
+
+
+class OffsetClipSampler(UniformClipSampler):
+    """Testing with PySlowFast's DATA.USE_OFFSET_SAMPLING: the first view starts at the
+    first frame and the last view ends at the last one, the others evenly between
+    (`k * floor(delta / (num_views - 1))`); a single view is the centre window
+    (`floor(delta / 2)`)."""
+
+    def start(self, delta: float, generator: torch.Generator, clip_index: int) -> float:
+        super().start(delta, generator, clip_index)  # checks clip_index
+        if self.num_views == 1:
+            return float(math.floor(delta / 2))
+        return float(clip_index * math.floor(delta / (self.num_views - 1)))
+
+
+class SegmentSampler:
+    """Something-Something v2 (PySlowFast's Ssv2): the video is cut into `num_frames`
+    equal segments and one frame is taken from each, a random one in training
+    (`random`), the middle one otherwise. The clip always spans the whole video, so the
+    frame rate and a sampling rate play no part. Called as a ClipSampler:
+
+        sampler(video_frames, video_fps, generator, clip_index) -> LongTensor (num_frames,)
+
+    Segment i covers frames [round(s * i), round(s * (i + 1))] with s = (video_frames - 1)
+    / num_frames (Python's round, as PySlowFast's np.round: halves to even).
+    """
+
+    num_views = 1
+
+    def __init__(self, num_frames: int, random: bool) -> None:
+        if num_frames < 1:
+            raise ValueError(f"need num_frames >= 1, got {num_frames}")
+        self.num_frames = num_frames
+        self.random = random
+
+    def __call__(
+        self, video_frames: int, video_fps: float, generator: torch.Generator, clip_index: int = 0
+    ) -> torch.Tensor:
+        """LongTensor (num_frames,) of frame indices, one per segment."""
+        segment = max(video_frames - 1, 0) / self.num_frames
+        indices = []
+        for i in range(self.num_frames):
+            first, last = int(round(segment * i)), int(round(segment * (i + 1)))
+            if self.random:
+                indices.append(int(torch.randint(first, last + 1, (), generator=generator)))
+            else:
+                indices.append((first + last) // 2)
+        return torch.tensor(indices, dtype=torch.long)

@@ -10,6 +10,8 @@ it to S x S in one step (for "resize the short side, then crop" that is the same
 picture, with one resize of the crop only instead of the whole frame). Random choices
 come from the `torch.Generator` passed in, so a clip is reproducible from its seed.
 `num_views` is the number of spatial views (test time); `spatial_index` picks one.
+`reverse_channels` (PySlowFast's DATA.REVERSE_INPUT_CHANNEL) reverses the channel order
+of the finished clip, after normalization, where PySlowFast reverses it.
 """
 
 import abc
@@ -117,8 +119,9 @@ def to_normalized_float(clip: torch.Tensor, mean: Sequence[float], std: Sequence
 class ClipTransform(abc.ABC):
     """Base: crop the box chosen by `box`, resize to `crop_size`, flip when `flip`
     says so, [RandAugment the uint8 frames], scale to [0, 1], normalize with `mean` /
-    `std` (per RGB channel) [and erase boxes]; the optional `rand_augment` and `erasing`
-    (see augment.py) act on (T, 3, S, S) with the same choice for every frame."""
+    `std` (per channel of the frames as decoded) [and erase boxes] [and reverse the
+    channels]; the optional `rand_augment` and `erasing` (see augment.py) act on
+    (T, 3, S, S) with the same choice for every frame."""
 
     num_views = 1
 
@@ -129,12 +132,14 @@ class ClipTransform(abc.ABC):
         std: Sequence[float],
         rand_augment: Optional[ClipAugment] = None,
         erasing: Optional[ClipAugment] = None,
+        reverse_channels: bool = False,
     ) -> None:
         self.crop_size = crop_size
         self.mean = list(mean)
         self.std = list(std)
         self.rand_augment = rand_augment
         self.erasing = erasing
+        self.reverse_channels = reverse_channels
 
     @abc.abstractmethod
     def box(self, height: int, width: int, generator: torch.Generator, spatial_index: int) -> Box:
@@ -159,7 +164,9 @@ class ClipTransform(abc.ABC):
         clip = to_normalized_float(clip, self.mean, self.std)
         if self.erasing is not None:
             clip = self.erasing(clip, generator)
-        return clip.permute(1, 0, 2, 3).contiguous()  # (3, T, S, S); no copy unless erased
+        if self.reverse_channels:
+            clip = clip.flip(1)  # (T, 3, S, S): RGB <-> BGR
+        return clip.permute(1, 0, 2, 3).contiguous()  # (3, T, S, S); no copy unless erased or reversed
 
 
 class TrainTransform(ClipTransform):
@@ -176,8 +183,9 @@ class TrainTransform(ClipTransform):
         random_flip: bool = True,
         rand_augment: Optional[ClipAugment] = None,
         erasing: Optional[ClipAugment] = None,
+        reverse_channels: bool = False,
     ) -> None:
-        super().__init__(crop_size, mean, std, rand_augment, erasing)
+        super().__init__(crop_size, mean, std, rand_augment, erasing, reverse_channels)
         self.box_sampler = box_sampler
         self.random_flip = random_flip
 
@@ -200,8 +208,9 @@ class EvalTransform(ClipTransform):
         mean: Sequence[float],
         std: Sequence[float],
         num_views: int = 1,
+        reverse_channels: bool = False,
     ) -> None:
-        super().__init__(crop_size, mean, std)
+        super().__init__(crop_size, mean, std, reverse_channels=reverse_channels)
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         self.short_side = short_side

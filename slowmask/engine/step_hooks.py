@@ -1,8 +1,10 @@
 """Hooks that serve the training step: the epoch end of gradient accumulation, step
-metrics averaged over ranks for logging, and the record of skipped non-finite steps."""
+metrics averaged over ranks for logging, the record of skipped non-finite steps, and
+the stop on an exploding loss."""
 
 import logging
-from typing import List, Tuple
+from collections import deque
+from typing import Deque, List, Tuple
 
 from fvcore.common.config import CfgNode
 
@@ -66,13 +68,45 @@ class NonFiniteSkipLog(Hook):
             logger.warning("skipped %d step(s) with a non-finite loss: %s", len(self.skipped), where)
 
 
+class LossExplosionError(RuntimeError):
+    """A step's loss exceeded TRAIN.KILL_LOSS_EXPLOSION_FACTOR times its recent mean."""
+
+
+class LossExplosionStop(Hook):
+    """Stops the run when a step's loss exceeds `factor` times the mean of the `window`
+    steps before it in the same epoch (PySlowFast's TRAIN.KILL_LOSS_EXPLOSION_FACTOR:
+    window 5, checked once the epoch has had 6 steps). Runs after the rank means, so every
+    rank sees the same loss and stops at the same step."""
+
+    def __init__(self, factor: float, window: int = 5) -> None:
+        self.factor = factor
+        self.recent: Deque[float] = deque(maxlen=window + 1)
+
+    def before_epoch(self, loop: TrainLoop) -> None:
+        self.recent.clear()
+
+    def after_step(self, loop: TrainLoop) -> None:
+        loss = float(loop.metrics["loss"])
+        previous = list(self.recent)[1:] if len(self.recent) == self.recent.maxlen else []
+        self.recent.append(loss)
+        if previous and loss > self.factor * sum(previous) / len(previous):
+            raise LossExplosionError(
+                f"loss exploded at epoch {loop.epoch + 1}, iteration {loop.iteration + 1}: {loss:.4g} > "
+                f"TRAIN.KILL_LOSS_EXPLOSION_FACTOR {self.factor:g} x {sum(previous) / len(previous):.4g} "
+                f"(mean of the {len(previous)} steps before); lower SOLVER.BASE_LR or raise the factor (0: off)"
+            )
+
+
 def build_step_hooks(cfg: CfgNode, step: TrainStep) -> List[Hook]:
     """The hooks every rank runs around `step` (ahead of the logging hooks): the
     accumulation epoch end; rank means of the metrics when distributed; on rank 0,
-    the skip log when TRAIN.NONFINITE_LOSS is "skip"."""
+    the skip log when TRAIN.NONFINITE_LOSS is "skip"; the loss-explosion stop when
+    TRAIN.KILL_LOSS_EXPLOSION_FACTOR > 0."""
     hooks: List[Hook] = [AccumulationEpochEnd(step)]
     if is_distributed():
         hooks.append(RankMeanMetrics())
     if cfg.TRAIN.NONFINITE_LOSS == "skip" and is_main_process():
         hooks.append(NonFiniteSkipLog(cfg.OUTPUT_DIR))
+    if cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR > 0:
+        hooks.append(LossExplosionStop(cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR))
     return hooks

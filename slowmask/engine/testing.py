@@ -15,6 +15,7 @@ from torch import nn
 
 from slowmask.data import build_loader
 from slowmask.models import build_model
+from slowmask.config.unused_keys import report_unused_keys
 from slowmask.utils.logging import setup_logging
 
 from . import checkpoint
@@ -73,6 +74,7 @@ def save_results(cfg: CfgNode, metrics: Dict[str, Any]) -> None:
 def run_test(cfg: CfgNode) -> Dict[str, Any]:
     """Multi-view test of the classifier; returns the metrics (see evaluate.accuracy)."""
     setup_logging(cfg.OUTPUT_DIR)
+    report_unused_keys(cfg)  # after the set-up, so the line reaches the console and stdout.log
     check_single_process("testing")
     device = select_device(cfg)
     model = build_model(cfg).to(device)

@@ -14,6 +14,7 @@ from slowmask.config import changed_keys, write_config
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
 from slowmask.data.loader import check_starts_part_way
 from slowmask.models import build_loss, build_model
+from slowmask.config.unused_keys import report_unused_keys
 from slowmask.utils.logging import setup_logging
 
 from . import checkpoint, precision
@@ -73,14 +74,16 @@ def start_point(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> ResumePoin
 
 
 def log_config(cfg: CfgNode) -> None:
-    """Where the run writes, and the keys its files and command line set; the whole
-    config goes to OUTPUT_DIR/config.yaml (by the main process)."""
+    """Where the run writes, the keys its files and command line set, and the accepted
+    PySlowFast keys it does not use; the whole config goes to OUTPUT_DIR/config.yaml (by
+    the main process). Called once logging is set up, so all of it reaches stdout.log."""
     logger.info("output directory: %s", os.path.abspath(cfg.OUTPUT_DIR))
     path = os.path.join(cfg.OUTPUT_DIR, CONFIG_FILE)
     if is_main_process():
         write_config(cfg, path)
     changed = ", ".join(f"{key}={value!r}" for key, value in changed_keys(cfg).items())
     logger.info("config in %s; set by its files and the command line: %s", path, changed or "nothing")
+    report_unused_keys(cfg)
 
 
 def _wrapped_for_training(cfg: CfgNode, model: nn.Module, device: torch.device) -> nn.Module:

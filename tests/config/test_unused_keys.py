@@ -1,5 +1,6 @@
-"""PySlowFast keys of features slowmask does not build: accepted, reported once, never
-changing the model; switches that would change it fail clearly."""
+"""PySlowFast keys of features slowmask does not build: accepted, reported once after the
+run's logging is set up, never changing the model; values that would change the run fail
+clearly; every key has one decision, and the docs' table lists them all."""
 
 import logging
 import os
@@ -8,7 +9,10 @@ import pytest
 import torch
 
 from slowmask.config import ConfigError, get_cfg, load_config
-from slowmask.config.unused_keys import UNSUPPORTED_SWITCHES, UNUSED_KEYS, unused_keys_set
+from slowmask.config.unused_keys import (
+    IGNORED_WHY, MAPPED, REFUSED, UNUSED_KEYS, audit_rows, report_unused_keys, unused_keys_set,
+)
+from slowmask.config.defaults import get_defaults
 from slowmask.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -67,16 +71,15 @@ class Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def test_unused_keys_are_reported_in_one_line_once(tmp_path):
-    path = write_extras(tmp_path)
-    opts = ["DEMO.FPS", "25"]  # a set of keys no other test reported before
+def test_unused_keys_are_reported_in_one_line_once_per_run(tmp_path):
+    cfg = load_config(write_extras(tmp_path), ["DEMO.FPS", "25", "OUTPUT_DIR", str(tmp_path)])
     logger = logging.getLogger("slowmask.config.unused_keys")
     collect, level = Collect(), logger.level
     logger.addHandler(collect)
     logger.setLevel(logging.INFO)
     try:
-        cfg = load_config(path, opts)
-        load_config(path, opts)
+        report_unused_keys(cfg)
+        report_unused_keys(cfg)
     finally:
         logger.removeHandler(collect)
         logger.setLevel(level)
@@ -84,6 +87,12 @@ def test_unused_keys_are_reported_in_one_line_once(tmp_path):
     assert len(lines) == 1
     assert "DETECTION.ALIGNED=False" in lines[0] and "TENSORBOARD.MODEL_VIS.GRAD_CAM.COLORMAP='jet'" in lines[0]
     assert "DEMO.FPS=25" in lines[0] and len(unused_keys_set(cfg)) == 12
+
+
+def test_loading_alone_logs_nothing(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="slowmask"):
+        load_config(write_extras(tmp_path), ["DEMO.FPS", "24"])
+    assert "accepted but not used" not in caplog.text
 
 
 def test_defaults_report_nothing():
@@ -97,11 +106,42 @@ def test_slowmask_keeps_its_own_meaning_of_keys_it_defines():
 
 
 @pytest.mark.parametrize("key, value", [("DETECTION.ENABLE", "True"), ("MULTIGRID.LONG_CYCLE", "True"),
-                                        ("DATA.SSL_MOCOV2_AUG", "True"), ("DEMO.ENABLE", "True")])
+                                        ("DATA.SSL_MOCOV2_AUG", "True"), ("DEMO.ENABLE", "True"),
+                                        ("MODEL.FP16_ALLREDUCE", "True"), ("VIS_MASK.ENABLE", "True")])
 def test_switches_that_would_change_the_model_or_training_fail(key, value):
-    assert key in UNSUPPORTED_SWITCHES
-    with pytest.raises(ConfigError, match=rf"not built in slowmask .*{key}=True \(must be False\)"):
+    assert key in REFUSED
+    with pytest.raises(ConfigError, match=rf"not built in slowmask .*{key}=True \(must be False: "):
         load_config(DEMO, [key, value])
+
+
+@pytest.mark.parametrize("key, value, advice", [
+    ("DATA.SKIP_ROWS", "2", "remove the skipped rows from the csv"),
+    ("MULTIGRID.LONG_CYCLE_SAMPLING_RATE", "8", "set DATA.SAMPLING_RATE"),
+    ("CONTRASTIVE.DELTA_CLIPS_MAX", "3.0", "remove the bound on their gap"),
+])
+def test_values_that_change_the_data_fail_with_what_to_do(key, value, advice):
+    with pytest.raises(ConfigError, match=rf"{key}=.* \(must be .*: .*{advice}\)"):
+        load_config(DEMO, [key, value])
+
+
+def test_every_key_has_exactly_one_decision():
+    assert set(REFUSED) <= set(UNUSED_KEYS)
+    decisions = {key: decision for key, decision, _ in audit_rows()}
+    assert len(decisions) == len(audit_rows()) == len(UNUSED_KEYS) + len(MAPPED) == 176
+    counts = {kind: sum(d.startswith(kind) for d in decisions.values()) for kind in ("mapped", "ignored", "refused")}
+    assert counts == {"mapped": 8, "ignored": 144, "refused": 24}
+    defaults = get_defaults()
+    for key in MAPPED:  # mapped keys are slowmask's own, with a default in defaults.py
+        section, leaf = key.rsplit(".", 1)
+        assert leaf in defaults[section] and key not in UNUSED_KEYS
+    assert all(any(key.startswith(p) for p in IGNORED_WHY) for key, d in decisions.items() if d == "ignored")
+
+
+def test_the_docs_table_lists_every_decision():
+    with open(os.path.join(REPO, "docs", "pyslowfast_keys.md")) as f:
+        table = [line for line in f.read().split("## The table", 1)[1].splitlines() if line.startswith("| `")]
+    expected = [f"| `{key}` | {decision} | {why} |" for key, decision, why in audit_rows()]
+    assert table == expected
 
 
 @pytest.mark.parametrize("key", ["TRAIN.CHECKPOINT_TYPE", "TEST.CHECKPOINT_TYPE"])

@@ -1,7 +1,8 @@
 """PySlowFast's MViTv2 and masked-SSL recipes load unchanged and build its networks.
 
 tests/pyslowfast/configs/ holds PySlowFast's recipes (key names and values written out
-from its configs/Kinetics, configs/ImageNet and configs/masked_ssl). Each loads both
+from its configs/Kinetics, configs/ImageNet and configs/masked_ssl; SSv2_MVITv2_S_16x4.yaml
+is its configs/SSv2/MVITv2_S_16x4.yaml as PySlowFast ships it). Each loads both
 PySlowFast's way (get_cfg + merge_from_file) and slowmask's validating way
 (load_config), and builds exactly the parameter count PySlowFast's own code builds from
 the same yaml (which rounds to the published figures). Built on the meta device.
@@ -32,6 +33,7 @@ PYSLOWFAST_PARAMS = {
     "in1k_VIT_B_MaskFeat_FT.yaml": 86_567_656,  # 87 M
     "k400_VIT_B_16x4_MAE_PT.yaml": 100_596_736,
     "k400_VIT_B_16x4_FT.yaml": 86_702_224,  # 87 M
+    "SSv2_MVITv2_S_16x4.yaml": 34_363_950,  # 34.4 M: MViTv2-S with a 174-class head
 }
 
 
