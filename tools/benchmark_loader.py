@@ -6,14 +6,15 @@ real-resolution videos, each figure beside a baseline measured in the same run.
 Videos: panning-texture H.264 files (slowmask.data.synthetic.write_panning_video) of
 10 seconds and of 5 minutes, written once into a cache folder. Rows:
 
-- repeated sampling: AUG.NUM_SAMPLE clips cut from one decode against one clip per decode;
+- repeated sampling: DATA.TRAIN_CROP_NUM_TEMPORAL windows cut from one decode against one
+  clip per decode;
 - seeking: the loader against decoding the whole video, then sampling (the naive way);
 - long video: a clip of a long video (--long-seconds, 5 minutes by default) against a
   clip of a 10-second one (seek works when this stays near 1);
-- both backends (PyAV, decord), each with its own NUM_SAMPLE = 1 baseline;
-- the ceiling of repeated sampling: decoding alone (no crop, no transfer), NUM_SAMPLE
+- both backends (PyAV, decord), each with its own one-window baseline;
+- the ceiling of repeated sampling: decoding alone (no crop, no transfer), several
   windows against one. However cheap the rest of an item becomes, the loader's
-  NUM_SAMPLE speedup cannot exceed this ratio.
+  speedup from windows cannot exceed this ratio.
 """
 
 import gc
@@ -72,12 +73,12 @@ def write_videos(video_dir: str, height: int, width: int, long_seconds: float) -
     return {key: write_panning_video(paths[key], lengths[key], height, width) for key in lengths}
 
 
-def _loader_cfg(cfg: CfgNode, list_dir: str, backend: str, num_sample: int, workers: int) -> CfgNode:
+def _loader_cfg(cfg: CfgNode, list_dir: str, backend: str, windows: int, workers: int) -> CfgNode:
     cfg = cfg.clone()
     cfg.defrost()
     cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_PREFIX = list_dir, ""
     cfg.DATA.DECODING_BACKEND = backend
-    cfg.DATA.TRAIN_CROP_NUM_TEMPORAL = num_sample  # windows of one decode
+    cfg.DATA.TRAIN_CROP_NUM_TEMPORAL = windows  # windows of one decode
     cfg.DATA_LOADER.NUM_WORKERS = workers
     cfg.TRAIN.BATCH_SIZE, cfg.NUM_GPUS, cfg.NUM_SHARDS = 1, 0, 1
     cfg.freeze()
@@ -89,7 +90,7 @@ def clips_timing(
     video: str,
     work_dir: str,
     backend: str = "pyav",
-    num_sample: int = 1,
+    windows: int = 1,
     workers: int = 1,
     items: int = 4,
     warmup: int = 1,
@@ -102,7 +103,7 @@ def clips_timing(
     os.makedirs(list_dir, exist_ok=True)
     with open(os.path.join(list_dir, "train.csv"), "w") as f:
         f.writelines(f"{video} 0\n" for _ in range(warmup + repeats * items))
-    cfg = _loader_cfg(cfg, list_dir, backend, num_sample, workers)
+    cfg = _loader_cfg(cfg, list_dir, backend, windows, workers)
     dataset = build_dataset(cfg, "train")
     if decode_all:
         dataset.open_video = decode_all_opener(dataset.open_video)
@@ -123,9 +124,9 @@ def clips_timing(
 
 
 def decode_only_timings(
-    cfg: CfgNode, video: str, work_dir: str, num_sample: int, items: int = 4, repeats: int = 3
+    cfg: CfgNode, video: str, work_dir: str, windows: int, items: int = 4, repeats: int = 3
 ) -> Tuple[Timing, Timing]:
-    """Seconds per clip of decoding alone, in this process: `num_sample` windows of one
+    """Seconds per clip of decoding alone, in this process: `windows` windows of one
     decode against one window per decode (the training sampler's windows, PyAV)."""
     list_dir = os.path.join(work_dir, f"list_{os.path.basename(video)}")
     os.makedirs(list_dir, exist_ok=True)
@@ -143,8 +144,8 @@ def decode_only_timings(
 
         return _call
 
-    many, one = compare(decode(num_sample), decode(1), warmup=1, repeats=repeats)
-    return _per_clip(many, items * num_sample), _per_clip(one, items)
+    many, one = compare(decode(windows), decode(1), warmup=1, repeats=repeats)
+    return _per_clip(many, items * windows), _per_clip(one, items)
 
 
 def _per_clip(timing: Timing, clips: int) -> Timing:
@@ -172,20 +173,20 @@ def loader_rows(
         options = {"video": videos["short"], "workers": workers, "items": items, "repeats": repeats, **kwargs}
         return clips_timing(cfg, work_dir=video_dir, **options)
 
-    one = timing(num_sample=1)
+    one = timing(windows=1)
     rows = [
-        row("loader", f"pyav, NUM_SAMPLE=4 ({clip})", timing(num_sample=4), "NUM_SAMPLE=1", one,
+        row("loader", f"pyav, TRAIN_CROP_NUM_TEMPORAL=4 ({clip})", timing(windows=4), "TRAIN_CROP_NUM_TEMPORAL=1", one,
             per_clip=True, target=2.5),
         row("loader", f"pyav, seek ({clip})", one, "decode whole video, then sample",
-            timing(num_sample=1, decode_all=True), per_clip=True),
-        row("loader", f"pyav, {long_seconds:g}-s video, NUM_SAMPLE=1 ({clip})", timing(num_sample=1, video=videos["long"]),
+            timing(windows=1, decode_all=True), per_clip=True),
+        row("loader", f"pyav, {long_seconds:g}-s video, TRAIN_CROP_NUM_TEMPORAL=1 ({clip})", timing(windows=1, video=videos["long"]),
             "10-s video", one, per_clip=True, cost_limit=2.0),
     ]
     many, one_window = decode_only_timings(cfg, videos["short"], video_dir, 4, items, repeats)
-    rows.append(row("loader", "pyav, decoding only, NUM_SAMPLE=4 (ceiling of the first row)", many,
-                    "decoding only, NUM_SAMPLE=1", one_window, per_clip=True))
+    rows.append(row("loader", "pyav, decoding only, TRAIN_CROP_NUM_TEMPORAL=4 (ceiling of the first row)", many,
+                    "decoding only, TRAIN_CROP_NUM_TEMPORAL=1", one_window, per_clip=True))
     for backend in backends or ["decord"]:
-        single = timing(backend=backend, num_sample=1)
-        rows.append(row("loader", f"{backend}, NUM_SAMPLE=4 ({clip})", timing(backend=backend, num_sample=4),
-                        "NUM_SAMPLE=1", single, per_clip=True))
+        single = timing(backend=backend, windows=1)
+        rows.append(row("loader", f"{backend}, TRAIN_CROP_NUM_TEMPORAL=4 ({clip})", timing(backend=backend, windows=4),
+                        "TRAIN_CROP_NUM_TEMPORAL=1", single, per_clip=True))
     return rows
