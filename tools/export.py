@@ -19,9 +19,10 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import nn
 
-from slowmask.config import ConfigError, load_config
-from slowmask.engine.checkpoint import CheckpointError, resume
+from slowmask.config import load_config
+from slowmask.engine.checkpoint import resume
 from slowmask.models import build_model
+from slowmask.utils.errors import UsageError, run_tool
 
 logger = logging.getLogger("export")
 
@@ -68,24 +69,26 @@ def export(model: nn.Module, example: torch.Tensor, fmt: str, output: str) -> fl
         return float((written(example) - expected).abs().max())
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def run(argv: List[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.format == "export" and not args.output.endswith(".pt2"):
-        sys.stderr.write(f"export error: torch.export programs are saved as .pt2 files; got --output {args.output}\n")
-        return 2
+        raise UsageError(f"torch.export programs are saved as .pt2 files; got --output {args.output}")
+    cfg = load_config(args.cfg_file, args.opts)
     try:
-        cfg = load_config(args.cfg_file, args.opts)
         model = classifier(cfg, args.weights)
-    except (ConfigError, CheckpointError, ValueError) as error:
-        sys.stderr.write(f"export error: {error}\n")
-        return 2
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     size = cfg.DATA.TEST_CROP_SIZE
     example = torch.randn(2, cfg.DATA.INPUT_CHANNEL_NUM[0], cfg.DATA.NUM_FRAMES, size, size)
     difference = export(model, example, args.format, args.output)
     logger.info("wrote %s (%s); largest logit difference to the eager model: %.2e", args.output, args.format,
                 difference)
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_tool(run, argv)
 
 
 if __name__ == "__main__":

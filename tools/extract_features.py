@@ -18,14 +18,15 @@ import sys
 
 import torch
 
-from slowmask.config import ConfigError, load_config
+from slowmask.config import load_config
 from slowmask.data import EvalTransform, build_clip_sampler, build_video_opener, read_video_list
 from slowmask.engine import checkpoint
 from slowmask.engine.launch import select_device
 from slowmask.features import FeatureStore, MediaClips
 from slowmask.features.extract import extract_features
 from slowmask.models import build_model
-from slowmask.utils.logging import setup_logging
+from slowmask.utils.errors import DataError, UsageError, run_tool
+from slowmask.utils.logging import current_log_file, setup_logging
 
 logger = logging.getLogger("slowmask.tools.extract_features")
 
@@ -53,21 +54,16 @@ def media_dataset(cfg, list_path: str) -> MediaClips:
     )
 
 
-def main(argv=None) -> int:
+def run(argv) -> int:
     args = parse_args(argv)
-    try:
-        cfg = load_config(args.cfg_file, list(args.overrides))
-    except ConfigError as error:
-        sys.stderr.write(f"config error: {error}\n")
-        return 2
+    cfg = load_config(args.cfg_file, list(args.overrides))
     setup_logging(args.out)
     model = build_model(cfg)
+    checkpoint.resume(args.checkpoint, model)
     try:
-        checkpoint.resume(args.checkpoint, model)
         dataset = media_dataset(cfg, args.videos)
-    except (checkpoint.CheckpointError, FileNotFoundError, ValueError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+    except (FileNotFoundError, ValueError) as error:
+        raise DataError(str(error)) from error
     try:
         with torch.inference_mode():
             report = extract_features(
@@ -75,11 +71,14 @@ def main(argv=None) -> int:
                 batch_size=args.batch_size, num_workers=cfg.DATA_LOADER.NUM_WORKERS,
             )
     except TypeError as error:  # a model that cannot give features (see encoder_tokens)
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+        raise UsageError(str(error)) from error
     logger.info("encoded %d inputs now, %d earlier; %d rows in %s/features.npy; %d failed (failed.txt)",
                 report.extracted, report.skipped, report.rows, args.out, len(report.failed))
     return 0
+
+
+def main(argv=None) -> int:
+    return run_tool(run, argv, current_log_file)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ from typing import List, Optional, Tuple
 import torch
 from fvcore.common.config import CfgNode
 
-from slowmask.config import ConfigError, load_config
+from slowmask.config import load_config
 from slowmask.models import build_model
 from slowmask.models.build import trunk_args
 from slowmask.models.geometry import block_grids
+from slowmask.utils.errors import run_tool
 from slowmask.utils.model_info import count_flops, count_parameters, mvit_stages, stage_lines
 
 
@@ -63,16 +64,16 @@ def report(cfg: CfgNode, test_crop: bool = False, with_flops: bool = True) -> Li
     return lines + stage_lines(layout[0].input_size, layout[0].dim, stages)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def run(argv: List[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    try:
-        cfg = load_config(args.cfg_file, args.opts)
-    except ConfigError as error:
-        sys.stderr.write(f"config error: {error}\n")
-        return 2
+    cfg = load_config(args.cfg_file, args.opts)
     sys.stdout.write("\n".join(report(cfg, args.test, not args.no_flops)) + "\n")
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_tool(run, argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 
+from slowmask.utils.errors import UsageError, run_tool
 from slowmask.visualization.curves import plot_runs
 from slowmask.visualization.figure import save_png
 
@@ -25,17 +26,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def run(argv) -> int:
     args = parse_args(argv)
     out = args.out or os.path.join(args.output_dirs[0], "curves.png")
     try:
         picture = plot_runs(args.output_dirs, args.metrics)
     except (FileNotFoundError, ValueError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+        raise UsageError(str(error)) from error
     save_png(picture, out)
     sys.stdout.write(f"wrote {out}\n")
     return 0
+
+
+def main(argv=None) -> int:
+    return run_tool(run, argv)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 
+from slowmask.utils.errors import DataError, run_tool
 from slowmask.prepare import entries_from_annotations, entries_from_folders, prepare_dataset
 
 logger = logging.getLogger("slowmask.tools.prepare_kinetics")
@@ -35,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def run(argv) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(name)s: %(message)s")
     try:
@@ -44,8 +45,7 @@ def main(argv=None) -> int:
         else:
             entries = entries_from_annotations(args.annotations, args.videos)
     except (FileNotFoundError, ValueError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+        raise DataError(str(error)) from error
     report = prepare_dataset(entries, args.out, short_side=args.short_side, jobs=args.jobs)
     logger.info(
         "%d classes; lists: %s; %d videos processed now, %d done earlier; %d missing (missing.txt), "
@@ -54,6 +54,10 @@ def main(argv=None) -> int:
         len(report.missing), len(report.unreadable),
     )
     return 0
+
+
+def main(argv=None) -> int:
+    return run_tool(run, argv)
 
 
 if __name__ == "__main__":

@@ -5,56 +5,26 @@
     python tools/run_net.py --cfg configs/k400_MViT_L_MaskFeat_PT.yaml [KEY VALUE ...]
     python tools/run_net.py --cfg ... --check [KEY VALUE ...]   # only check config, data, devices
 
-Before any model is built, the preflight checks every split the run will read and the
-devices (see slowmask/engine/preflight.py). An expected stop prints one line naming the
-cause and the fix; its traceback goes to OUTPUT_DIR/stdout.log (or, with --debug, to the
-console).
-
-Exit status:
-   0  done (or, with --check, everything checked out)
-   2  the configuration, its data or the devices cannot run (nothing was trained)
-   3  the run stopped on a problem met while running: too much unreadable data, a
-      non-finite loss, an unusable checkpoint
-  75  stopped by SIGTERM, SIGUSR1 or SIGUSR2 after writing a checkpoint (run the same
-      command again to resume, TRAIN.AUTO_RESUME True)
+Before any model is built, the preflight checks every split the run will read, the
+checkpoints it will load and the devices (slowmask/engine/preflight.py). An expected error
+prints one line naming the cause and the fix, and exits with its kind's status (2 config,
+3 data, 4 checkpoint, 5 distributed, 6 output, 7 training, 75 preempted: rerun to resume;
+see slowmask/utils/errors.py); its traceback goes to OUTPUT_DIR/stdout.log, or to the
+console with --debug.
 """
 
 import argparse
 import os
-import re
 import sys
-import traceback
-from typing import Dict, List, Optional, Tuple, Type
+from typing import List, Optional
 
-from torch.multiprocessing import ProcessRaisedException
-
-from slowmask.config import ConfigError, load_config
-from slowmask.data import NoReadableVideoError
-from slowmask.data.custom_modules import CustomModuleError
-from slowmask.engine.bad_data import BadDataError
-from slowmask.engine.checkpoint import CheckpointError
-from slowmask.engine.launch import DeviceError, launch
-from slowmask.engine.preemption import EXIT_PREEMPTED, TrainingPreempted
-from slowmask.engine.preflight import PreflightError, describe, preflight
+from slowmask.config import load_config
+from slowmask.engine.launch import launch
+from slowmask.engine.preflight import describe, preflight
 from slowmask.engine.testing import run_test
 from slowmask.engine.train import train
-from slowmask.utils.logging import STDOUT_FILE, setup_logging
-
-EXIT_CANNOT_START = 2
-EXIT_STOPPED = 3
-
-# Expected stops -> exit status; anything else is a bug and keeps its traceback.
-EXPECTED_STOPS: Dict[Type[BaseException], int] = {
-    ConfigError: EXIT_CANNOT_START,
-    PreflightError: EXIT_CANNOT_START,
-    DeviceError: EXIT_CANNOT_START,
-    CustomModuleError: EXIT_CANNOT_START,
-    BadDataError: EXIT_STOPPED,
-    NoReadableVideoError: EXIT_STOPPED,
-    CheckpointError: EXIT_STOPPED,
-    FloatingPointError: EXIT_STOPPED,
-    TrainingPreempted: EXIT_PREEMPTED,
-}
+from slowmask.utils.errors import run_tool
+from slowmask.utils.logging import current_log_file, setup_logging
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -71,7 +41,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--num_shards", type=int, default=None, help="number of machines (overrides NUM_SHARDS)")
     parser.add_argument("--shard_id", type=int, default=None, help="index of this machine (overrides SHARD_ID)")
     parser.add_argument("--check", action="store_true", help="check the config, the data and the devices, then exit")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an expected stop on the console")
     parser.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides (also accepted without --opts)")
     args, overrides = parser.parse_known_args(argv)
     unknown = [item for item in overrides if item.startswith("--")]
@@ -90,33 +59,15 @@ def config_from_args(args: argparse.Namespace):
     return load_config(args.cfg_file, opts)
 
 
-def expected_stop(error: BaseException) -> Optional[Tuple[int, str]]:
-    """(exit status, one-line message) of an expected stop, else None. A spawned process's
-    error arrives as ProcessRaisedException, whose text carries the original type."""
-    for kind, status in EXPECTED_STOPS.items():
-        if isinstance(error, kind):
-            return status, f"{kind.__name__}: {error}"
-        if isinstance(error, ProcessRaisedException):
-            # The child's traceback ends with "[module.]Name: message".
-            raised = re.search(rf"^(?:[\w.]+\.)?{kind.__name__}: (.*)", str(error), re.MULTILINE | re.DOTALL)
-            if raised:
-                return status, f"{kind.__name__}: {raised.group(1)}"
-    return None
-
-
-def keep_traceback(cfg, error: BaseException) -> str:
-    """Append the traceback to OUTPUT_DIR/stdout.log; where it went, for the message."""
-    path = os.path.join(cfg.OUTPUT_DIR, STDOUT_FILE)
-    try:
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        with open(path, "a") as log:
-            log.write("".join(traceback.format_exception(error)))
-    except OSError:
-        return "the traceback could not be written; rerun with --debug to see it"
-    return f"traceback in {path}"
-
-
-def run(cfg, args: argparse.Namespace) -> int:
+def run(argv: List[str]) -> int:
+    args = parse_args(argv)
+    cfg = config_from_args(args)
+    # Under torchrun every process runs this; one of them writes stdout.log.
+    setup_logging(None if args.check else cfg.OUTPUT_DIR, int(os.environ.get("RANK", 0)) == 0)
+    checked = preflight(cfg)
+    if args.check:
+        print(describe(checked))
+        return 0
     if cfg.TRAIN.ENABLE:
         launch(cfg, train, args.init_method)
     if cfg.TEST.ENABLE:
@@ -125,28 +76,7 @@ def run(cfg, args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as error:
-        sys.stderr.write(f"config error: {error}\n")
-        return EXIT_CANNOT_START
-    # Under torchrun every process runs this; one of them writes stdout.log.
-    setup_logging(None if args.check else cfg.OUTPUT_DIR, int(os.environ.get("RANK", 0)) == 0)
-    try:
-        checked = preflight(cfg)
-        if args.check:
-            print(describe(checked))
-            return 0
-        return run(cfg, args)
-    except BaseException as error:
-        stop = expected_stop(error)
-        if stop is None or args.debug:
-            raise
-        status, message = stop
-        where = "" if status == EXIT_PREEMPTED or args.check else f" ({keep_traceback(cfg, error)})"
-        sys.stderr.write(f"{message.strip()}{where}\n")
-        return status
+    return run_tool(run, argv, current_log_file)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from slowmask.config import ConfigError, load_config
 from slowmask.engine.slurm import SlurmTask, import_submitit
 from slowmask.engine.testing import run_test
 from slowmask.engine.train import train
+from slowmask.utils.errors import UsageError, run_tool
 
 logger = logging.getLogger("slowmask.submit")
 
@@ -90,14 +91,17 @@ def submit(args: argparse.Namespace) -> Any:
     return job
 
 
-def main(argv=None) -> int:
+def run(argv) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         submit(parse_args(argv))
-    except (ConfigError, ImportError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+    except ImportError as error:  # submitit missing
+        raise UsageError(str(error)) from error
     return 0
+
+
+def main(argv=None) -> int:
+    return run_tool(run, argv)
 
 
 if __name__ == "__main__":

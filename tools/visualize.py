@@ -26,7 +26,8 @@ from slowmask.engine import checkpoint
 from slowmask.models import build_model
 from slowmask.targets import build_target, target_name
 from slowmask.targets.prediction_grid import prediction_stride
-from slowmask.utils.logging import setup_logging
+from slowmask.utils.errors import run_tool
+from slowmask.utils.logging import current_log_file, setup_logging
 from slowmask.visualization import (
     build_painter,
     masked_animation,
@@ -100,21 +101,17 @@ def draw(cfg, args: argparse.Namespace) -> None:
         logger.info("wrote %s.png (loss %.4g on this clip)", stem, prediction.loss)
 
 
-def main(argv=None) -> int:
+def run(argv) -> int:
     args = parse_args(argv)
-    try:
-        cfg = visualization_config(load_config(args.cfg_file, list(args.overrides)))
-    except ConfigError as error:
-        sys.stderr.write(f"config error: {error}\n")
-        return 2
+    cfg = visualization_config(load_config(args.cfg_file, list(args.overrides)))
     setup_logging(cfg.OUTPUT_DIR)
     torch.manual_seed(cfg.RNG_SEED)
-    try:
-        draw(cfg, args)
-    except checkpoint.CheckpointError as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+    draw(cfg, args)
     return 0
+
+
+def main(argv=None) -> int:
+    return run_tool(run, argv, current_log_file)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 
 from .defaults import get_defaults
+from slowmask.utils.errors import SlowmaskError
 
 
-class ConfigError(ValueError):
+class ConfigError(SlowmaskError, ValueError):
     """A configuration that cannot run, with a message that says why; `problems` holds
     each problem it reports (one, or several found together)."""
 

@@ -17,13 +17,14 @@ import os
 import sys
 from types import ModuleType
 from typing import List, Sequence
+from slowmask.utils.errors import SlowmaskError
 
 logger = logging.getLogger(__name__)
 
 _FILE_MODULE_PREFIX = "slowmask_custom_"
 
 
-class CustomModuleError(ImportError):
+class CustomModuleError(SlowmaskError, ImportError):
     """A DATA.CUSTOM_MODULES entry that cannot be imported."""
 
 

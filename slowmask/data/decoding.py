@@ -12,6 +12,7 @@ from typing import Sequence, Tuple, Union
 
 import torch
 from iopath.common.file_io import g_pathmgr
+from slowmask.utils.errors import SlowmaskError
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,10 @@ _aliases_logged = set()
 Indices = Union[Sequence[int], torch.Tensor]
 
 
-class DecodeError(RuntimeError):
+class DecodeError(SlowmaskError, RuntimeError):
     """A video that exists but cannot be read: corrupt, truncated, no video stream."""
+
+    kind = "data"
 
 
 class Video(ABC):

@@ -17,6 +17,7 @@ from .sampling import ClipSampler
 from .seeding import item_generator
 from .transforms import ClipTransform
 from .video_list import read_video_list
+from slowmask.utils.errors import SlowmaskError
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,10 @@ MaskGenerator = Callable[[torch.Generator], torch.Tensor]
 VideoOpener = Callable[[str], Video]
 
 
-class NoReadableVideoError(RuntimeError):
+class NoReadableVideoError(SlowmaskError, RuntimeError):
     """An item for which no video could be read, even after its retries."""
+
+    kind = "data"
 
 
 def _unreadable_hint(paths: Sequence[str]) -> str:

@@ -12,6 +12,7 @@ import logging
 from typing import Any, Dict, List, Tuple
 
 from .loop import Hook, TrainLoop
+from slowmask.utils.errors import SlowmaskError
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +20,10 @@ logger = logging.getLogger(__name__)
 EXAMPLES = 5
 
 
-class BadDataError(RuntimeError):
+class BadDataError(SlowmaskError, RuntimeError):
     """Too large a fraction of an epoch's items needed a replacement video."""
+
+    kind = "data"
 
 
 def batch_items(batch: Any) -> List[dict]:

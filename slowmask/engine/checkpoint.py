@@ -28,6 +28,7 @@ from torch import nn
 
 from .rng_state import capture_rng_state
 from .state_diff import state_diff
+from slowmask.utils.errors import SlowmaskError
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ CAFFE2_HINT = (
 )
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SlowmaskError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model."""
+
+    kind = "checkpoint"
 
 
 def checkpoint_dir(output_dir: str) -> str:

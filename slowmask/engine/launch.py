@@ -27,13 +27,14 @@ from .distributed import (
     torchrun_place,
 )
 from .preemption import ignoring_stop_signals
+from slowmask.utils.errors import SlowmaskError
 
 logger = logging.getLogger(__name__)
 
 Job = Callable[[CfgNode], None]
 
 
-class DeviceError(RuntimeError):
+class DeviceError(SlowmaskError, RuntimeError):
     """NUM_GPUS asks for more GPUs than this machine shows."""
 
 

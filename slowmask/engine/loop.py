@@ -91,8 +91,8 @@ class TrainLoop:
             self._call("before_step")
             try:
                 self.metrics = self.step(batch)
-            except FloatingPointError as error:
-                raise FloatingPointError(
+            except FloatingPointError as error:  # the step's NonFiniteLossError, placed in the run
+                raise type(error)(
                     f"{error} at epoch {self.epoch + 1}, iteration {self.iteration + 1}; "
                     "the checkpoints written so far are intact"
                 ) from error

@@ -26,19 +26,22 @@ from slowmask.utils.stop_signals import STOP_SIGNALS
 from .distributed import is_distributed
 from .loop import Hook, TrainLoop
 from .resume import ResumePoint
+from slowmask.utils.errors import EXIT_STATUS, SlowmaskError
 
 logger = logging.getLogger(__name__)
 
 # The exit status of a run stopped by a signal after writing its checkpoint:
 # EX_TEMPFAIL of sysexits.h, "a temporary failure; the user is invited to retry".
-EXIT_PREEMPTED = 75
+EXIT_PREEMPTED = EXIT_STATUS["preempted"]
 
 # (0-based epoch, batches done or None at the epoch's end) -> path of the checkpoint written.
 SaveCheckpoint = Callable[[int, Optional[int]], str]
 
 
-class TrainingPreempted(RuntimeError):
+class TrainingPreempted(SlowmaskError, RuntimeError):
     """The run stopped on a signal after writing `checkpoint` (on rank 0; None elsewhere)."""
+
+    kind = "preempted"
 
     def __init__(self, message: str, checkpoint: Optional[str]) -> None:
         super().__init__(message)

@@ -19,6 +19,7 @@ from fvcore.common.config import CfgNode
 from torch.utils.data import Dataset, IterableDataset
 
 from slowmask.data import build_dataset
+from slowmask.utils.errors import SlowmaskError
 
 from . import checkpoint
 from .launch import device_problem
@@ -32,14 +33,18 @@ ITEMS_TRIED = 3
 FILES_LOOKED_FOR = 20
 
 
-class PreflightError(ValueError):
-    """The run would fail: one or more problems with its data or devices, each in
-    `problems`."""
+class PreflightError(SlowmaskError, ValueError):
+    """The run would fail: one or more problems with its data, checkpoints or devices,
+    each in `problems`; `kind` is the first one's (see slowmask.utils.errors)."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], kind: str = "data") -> None:
         self.problems = list(problems)
+        self.kind = kind
+        if len(self.problems) == 1:
+            super().__init__(f"the run cannot start: {self.problems[0]}")
+            return
         listed = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"the run cannot start, {len(self.problems)} problem(s):\n{listed}")
+        super().__init__(f"the run cannot start, {len(self.problems)} problems:\n{listed}")
 
 
 @dataclass
@@ -65,11 +70,16 @@ def splits_in_use(cfg: CfgNode) -> List[str]:
 def preflight(cfg: CfgNode) -> List[SplitReport]:
     """Check every split the run uses and the devices; raise PreflightError listing
     every problem, else return what was checked."""
-    problems = [problem for problem in [device_problem(cfg), *_checkpoint_problems(cfg)] if problem]
+    device = device_problem(cfg)
+    found = {
+        "config": [device] if device else [],
+        "checkpoint": _checkpoint_problems(cfg),
+    }
     reports = [check_split(cfg, split) for split in splits_in_use(cfg)]
-    problems += [problem for report in reports for problem in report.problems]
+    found["data"] = [problem for report in reports for problem in report.problems]
+    problems = [problem for kind_problems in found.values() for problem in kind_problems]
     if problems:
-        raise PreflightError(problems)
+        raise PreflightError(problems, next(kind for kind, listed in found.items() if listed))
     for report in reports:
         logger.info("preflight: the %s split has %d items; %d decoded", report.split, report.items,
                     min(ITEMS_TRIED, report.items))

@@ -10,6 +10,8 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import torch
 from torch import nn
 
+from slowmask.utils.errors import SlowmaskError
+
 from .distributed import any_rank
 
 # (model, batch on device) -> (loss, extra metrics). Pretraining and classification differ here only.
@@ -38,6 +40,12 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
 
 # (clip (B, 3, T, H, W), labels (B,)) -> (clip, soft targets (B, K)): mixup / cutmix.
 BatchMixer = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
+
+
+class NonFiniteLossError(SlowmaskError, FloatingPointError):
+    """The loss became NaN or infinite (TRAIN.NONFINITE_LOSS "stop")."""
+
+    kind = "training"
 
 
 class ClassificationObjective:
@@ -168,13 +176,13 @@ class TrainStep:
         self._accumulated += 1
 
     def _nonfinite(self, value: float, ends_cycle: bool, metrics: Dict[str, float]) -> Dict[str, float]:
-        """Raise FloatingPointError, or drop the step and its cycle's gradients."""
+        """Raise NonFiniteLossError, or drop the step and its cycle's gradients."""
         if ends_cycle:
             self._in_cycle = 0
         if not self.skip_nonfinite:
             if math.isfinite(value):
-                raise FloatingPointError(f"the loss is non-finite on another rank (here {value:.5g})")
-            raise FloatingPointError(f"the loss is {value}")
+                raise NonFiniteLossError(f"the loss is non-finite on another rank (here {value:.5g})")
+            raise NonFiniteLossError(f"the loss is {value}")
         self.optimizer.zero_grad(set_to_none=True)
         self._accumulated = 0
         return {**metrics, "nonfinite_skip": 1.0}

@@ -13,6 +13,7 @@ from slowmask.utils.logging import write_json_stats
 from .distributed import is_distributed, is_main_process, mean_over_ranks
 from .loop import Hook, TrainLoop
 from .step import TrainStep
+from slowmask.utils.errors import SlowmaskError
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ class NonFiniteSkipLog(Hook):
             logger.warning("skipped %d step(s) with a non-finite loss: %s", len(self.skipped), where)
 
 
-class LossExplosionError(RuntimeError):
+class LossExplosionError(SlowmaskError, RuntimeError):
     """A step's loss exceeded TRAIN.KILL_LOSS_EXPLOSION_FACTOR times its recent mean."""
+
+    kind = "training"
 
 
 class LossExplosionStop(Hook):

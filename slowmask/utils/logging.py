@@ -15,6 +15,8 @@ _FORMAT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
 
 logger = logging.getLogger(__name__)
 
+_log_file: Optional[str] = None  # the stdout.log the last setup_logging opened, if any
+
 
 def setup_logging(output_dir: Optional[str], is_main_process: bool = True) -> None:
     """Send slowmask's log records to the console and to OUTPUT_DIR/stdout.log (the
@@ -29,12 +31,20 @@ def setup_logging(output_dir: Optional[str], is_main_process: bool = True) -> No
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter(_FORMAT, datefmt="%m/%d %H:%M:%S"))
     root.addHandler(console)
+    global _log_file
+    _log_file = None
     if is_main_process and output_dir is not None:
         g_pathmgr.mkdirs(output_dir)
-        stream = g_pathmgr.open(os.path.join(output_dir, STDOUT_FILE), "a", buffering=1)
+        _log_file = os.path.join(output_dir, STDOUT_FILE)
+        stream = g_pathmgr.open(_log_file, "a", buffering=1)
         to_file = logging.StreamHandler(stream)
         to_file.setFormatter(logging.Formatter(_FORMAT))
         root.addHandler(to_file)
+
+
+def current_log_file() -> Optional[str]:
+    """The OUTPUT_DIR/stdout.log this process logs to (None: the console alone)."""
+    return _log_file
 
 
 def _rounded(value: Any) -> Any:

@@ -47,8 +47,8 @@ def test_a_fine_tune_without_test_list_and_with_a_bad_label_fails_before_trainin
     out = tmp_path / "out"
     status = run_net.main(["--cfg", FT_CFG, "DATA.PATH_TO_DATA_DIR", str(data), "OUTPUT_DIR", str(out), *QUICK])
     err = capsys.readouterr().err
-    assert status == 2
-    assert "2 problem(s)" in err
+    assert status == 3  # data
+    assert "the run cannot start, 2 problems:" in err
     assert "val split (TEST.DATASET 'kinetics'" in err
     assert "1 of 4 labels lie outside [0, MODEL.NUM_CLASSES = 4), e.g. 7 for" in err
     assert "set MODEL.NUM_CLASSES to the number of classes (at least 8)" in err

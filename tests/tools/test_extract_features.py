@@ -37,5 +37,5 @@ def test_one_row_per_video_and_a_second_run_skips_what_is_done(tiny_run, demo_da
 def test_a_missing_list_fails_clearly(tiny_run, demo_data_dir, tmp_path, capsys):
     argv = ["--cfg", DEMO_CFG, "--checkpoint", checkpoint.last_checkpoint(tiny_run), "--videos",
             str(tmp_path / "none.txt"), "--out", str(tmp_path / "f"), *demo_overrides(demo_data_dir, tiny_run)]
-    assert load_tool("extract_features").main(argv) == 2
+    assert load_tool("extract_features").main(argv) == 3  # data
     assert "video list not found" in capsys.readouterr().err

@@ -39,5 +39,5 @@ def test_visualize_writes_target_mask_and_prediction_pictures(tiny_run, demo_dat
 
 def test_visualize_without_a_checkpoint_says_so(demo_data_dir, tmp_path, capsys):
     argv = ["--cfg", DEMO_CFG, *demo_overrides(demo_data_dir, str(tmp_path))]
-    assert load_tool("visualize").main(argv) == 2
+    assert load_tool("visualize").main(argv) == 4  # checkpoint
     assert "no model to draw" in capsys.readouterr().err

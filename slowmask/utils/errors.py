@@ -1,0 +1,126 @@
+"""Expected errors, and how every entry point ends on one.
+
+An expected error is one the user can fix (a wrong key, a missing list, an unreadable
+checkpoint, a full disk) or an orderly stop (preemption). Its class subclasses
+`SlowmaskError` and names its `kind`; `run_tool` turns it into one line on stderr (the
+message, and where its traceback went) and the kind's exit status. Any other exception is
+a bug in slowmask or in a user's plug-in and keeps its traceback.
+
+Exit statuses (README, "Exit statuses"):
+   0  done
+   2  config       the configuration, a command-line argument or the devices it names
+   3  data         a split's list or files: missing, malformed, unreadable
+   4  checkpoint   a checkpoint that is missing, unreadable, not a model's, or not finite
+   5  distributed  the processes of a job could not meet or talk
+   6  output       OUTPUT_DIR cannot be written: in use by another run, full, not a folder
+   7  training     the training itself failed: a non-finite or exploding loss
+  75  preempted    stopped by a signal after writing a checkpoint: rerun to resume
+ 128+N            stopped by signal N before the first step (130 Ctrl-C, 143 SIGTERM)
+"""
+
+import logging
+import re
+import sys
+import traceback
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
+
+from torch.multiprocessing import ProcessRaisedException
+
+EXIT_STATUS: Dict[str, int] = {
+    "config": 2,
+    "data": 3,
+    "checkpoint": 4,
+    "distributed": 5,
+    "output": 6,
+    "training": 7,
+    "preempted": 75,
+}
+SIGNAL_EXIT_BASE = 128
+DEBUG_FLAG = "--debug"
+
+logger = logging.getLogger(__name__)
+
+
+class SlowmaskError(Exception):
+    """An expected error: its message says the cause and the fix; `kind` (a key of
+    EXIT_STATUS) chooses the exit status."""
+
+    kind = "config"
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.kind]
+
+
+class UsageError(SlowmaskError):
+    """A tool's command line that cannot work (a wrong argument or combination)."""
+
+
+class DataError(SlowmaskError):
+    """Input files a tool cannot read: missing, malformed, of the wrong kind."""
+
+    kind = "data"
+
+
+class StoppedBeforeStart(SlowmaskError):
+    """A stop signal arrived before the first step: nothing to checkpoint, nothing lost."""
+
+    def __init__(self, signal_number: int, name: str) -> None:
+        super().__init__(f"stopped by {name} before the first training step; nothing was trained or written")
+        self.signal_number = signal_number
+
+    @property
+    def exit_status(self) -> int:
+        return SIGNAL_EXIT_BASE + self.signal_number
+
+
+def _expected_classes(root: Type[SlowmaskError] = SlowmaskError) -> Iterator[Type[SlowmaskError]]:
+    for cls in root.__subclasses__():
+        yield cls
+        yield from _expected_classes(cls)
+
+
+def expected_stop(error: BaseException) -> Optional[Tuple[int, str]]:
+    """(exit status, one-line message) of an expected error, else None. A spawned
+    process's error arrives as ProcessRaisedException, whose text ends with the child's
+    traceback, "[module.]Name: message"; the class is found again by its name."""
+    if isinstance(error, SlowmaskError):
+        return error.exit_status, f"{type(error).__name__}: {error}"
+    if isinstance(error, ProcessRaisedException):
+        for cls in _expected_classes():
+            raised = re.search(rf"^(?:[\w.]+\.)?{cls.__name__}: (.*)", str(error), re.MULTILINE | re.DOTALL)
+            if raised and cls is not StoppedBeforeStart:
+                return EXIT_STATUS[cls.kind], f"{cls.__name__}: {raised.group(1).strip()}"
+    return None
+
+
+def keep_traceback(error: BaseException, log_file: Optional[str]) -> str:
+    """Append the traceback to `log_file`; returns where it went, for the message."""
+    if log_file:
+        try:
+            with open(log_file, "a") as log:
+                log.write("".join(traceback.format_exception(error)))
+            return f"traceback in {log_file}"
+        except OSError:
+            pass
+    return f"rerun with {DEBUG_FLAG} to see the traceback"
+
+
+def run_tool(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = None,
+             log_file: Callable[[], Optional[str]] = lambda: None) -> int:
+    """`main(argv)`, ending on an expected error with one line on stderr and its exit
+    status. `--debug` (taken out of argv) lets the traceback through instead; `log_file()`
+    names the file the traceback is appended to (the run's stdout.log, once known)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv
+    argv = [arg for arg in argv if arg != DEBUG_FLAG]
+    try:
+        return main(argv)
+    except BaseException as error:
+        stop = expected_stop(error)
+        if stop is None or debug:
+            raise
+        status, message = stop
+        where = "" if status == EXIT_STATUS["preempted"] else f" ({keep_traceback(error, log_file())})"
+        sys.stderr.write(f"{message}{where}\n")
+        return status
