@@ -12,10 +12,11 @@ import socket
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,38 @@ def mean_over_ranks(metrics: Dict[str, float]) -> Dict[str, float]:
     values /= dist.get_world_size()
     means = dict(zip(names, values.tolist()))
     return {name: means[name] for name in metrics}
+
+
+def gather_rows(rows: Tensor) -> List[Tensor]:
+    """Every rank's `rows` (n_r, ...) on every rank, in rank order, on the CPU; ranks may
+    hold different numbers of rows (trailing shape and dtype must agree). Bits are kept.
+
+    all_gather needs one size on all ranks, so the rows are padded to the largest n_r and
+    trimmed after; under nccl they travel on this process's GPU."""
+    if not is_distributed():
+        return [rows]
+    device = _collective_device()
+    count = torch.tensor([rows.shape[0]], dtype=torch.int64, device=device)
+    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, count)
+    sizes = [int(c.item()) for c in counts]
+    if max(sizes) == 0:
+        return [rows.cpu() for _ in sizes]
+    padded = rows.new_zeros((max(sizes), *rows.shape[1:]), device=device)
+    padded[: rows.shape[0]] = rows.to(device)
+    gathered = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(gathered, padded)
+    return [part[:size].cpu() for part, size in zip(gathered, sizes)]
+
+
+def gather_objects(value: Any) -> List[Any]:
+    """Every rank's picklable `value` on every rank, in rank order (for small values:
+    names, paths; torch moves the pickled bytes to this process's GPU under nccl)."""
+    if not is_distributed():
+        return [value]
+    values: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def leave_process_group() -> None:
