@@ -144,15 +144,12 @@ def tiny(data_dir, out_dir, shards, *opts):
 def test_two_gloo_processes_validate_and_test_as_one_process(demo_data_dir, tmp_path):
     data = small_splits(demo_data_dir, str(tmp_path / "data"))
     pair, single = tmp_path / "pair", tmp_path / "single"
-    env, port = {**os.environ, "OMP_NUM_THREADS": "1"}, free_port()
-    processes = [
-        subprocess.Popen([sys.executable, RUN_NET, "--cfg", FT_CFG, "--init_method", f"tcp://127.0.0.1:{port}",
-                          "--shard_id", str(shard), *tiny(data, pair, 2)], env=env, stderr=subprocess.PIPE, text=True)
-        for shard in (0, 1)
-    ]
-    for process in processes:
-        _, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err[-3000:]
+    # torchrun's two processes train, validate and test (shards would spawn anew for each).
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    job = subprocess.run([*torchrun, RUN_NET, "--cfg", FT_CFG, *tiny(data, pair, 2)], capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert job.returncode == 0, job.stderr[-3000:]
     trained = str(pair / "checkpoints" / "checkpoint_epoch_00001.pyth")
     cfg = load_config(FT_CFG, tiny(data, single, 1, "TEST.CHECKPOINT_FILE_PATH", trained))
 
