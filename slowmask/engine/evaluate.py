@@ -94,12 +94,11 @@ def ensemble_views(views: ViewScores, method: str = "sum") -> VideoScores:
     (a stable sort by video keeps it), so a video's row depends only on its own views."""
     combine = ENSEMBLES[method]
     order = torch.argsort(views.video, stable=True)
-    video, views_per_video = torch.unique_consecutive(views.video[order], return_counts=True)
-    groups = views.scores[order].split(views_per_video.tolist())
+    video, counts = torch.unique_consecutive(views.video[order], return_counts=True)
+    groups = views.scores[order].split(counts.tolist())
     scores = torch.stack([combine(group) for group in groups]) if groups else views.scores[:0]
-    first_views = views_per_video.cumsum(0) - views_per_video
-    labels = views.labels[order][first_views]
-    return VideoScores(scores, labels, video, views_per_video, {int(v): views.paths[int(v)] for v in video})
+    labels = views.labels[order][counts.cumsum(0) - counts]  # each video's first view's
+    return VideoScores(scores, labels, video, counts, {int(v): views.paths[int(v)] for v in video})
 
 
 def merge_shards(shards: Sequence[VideoScores]) -> VideoScores:
