@@ -6,6 +6,7 @@ ranks that did not answer.
 """
 
 import datetime
+import itertools
 import logging
 import os
 import socket
@@ -23,6 +24,14 @@ logger = logging.getLogger(__name__)
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 # Seconds between two attempts to reach the rendezvous address.
 PROBE_INTERVAL_S = 0.2
+
+
+# Joins of the process group by this process: each uses its own keys in the rendezvous
+# store. Under torchrun that store is the agent's and outlives a process group, and torch
+# numbers a new default group from 0 again, so a second job in the same processes
+# (testing after training) would read the keys the first one left and connect to sockets
+# that are closed. Every rank runs the same jobs in the same order, so the counts agree.
+_JOINS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ def join_process_group(
             dist.rendezvous(init_method, place.rank, place.world_size, timeout=datetime.timedelta(seconds=timeout_s))
         )
         store.set_timeout(datetime.timedelta(seconds=timeout_s))
+        store = dist.PrefixStore(f"slowmask_job_{next(_JOINS)}", store)
         dist.init_process_group(
             backend=backend,
             store=store,

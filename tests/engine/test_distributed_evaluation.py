@@ -105,12 +105,13 @@ def tiny(data_dir, out_dir, shards, *opts):
 def test_two_gloo_processes_validate_and_test_as_one_process(demo_data_dir, tmp_path):
     data = small_splits(demo_data_dir, str(tmp_path / "data"))
     pair, single = tmp_path / "pair", tmp_path / "single"
-    # torchrun's two processes train, validate and test (shards would spawn anew for each).
+    # torchrun's two processes train, validate and test, joining a process group for each job
+    # in the same agent store (shards would start new processes for each).
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                 "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
     job = subprocess.run([*torchrun, RUN_NET, "--cfg", FT_CFG, *tiny(data, pair, 2)], capture_output=True, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
-    assert job.returncode == 0, job.stderr[-3000:]
+    assert job.returncode == 0, job.stderr[-3000:] + job.stdout[-6000:]
     trained = str(pair / "checkpoints" / "checkpoint_epoch_00001.pyth")
     cfg = load_config(FT_CFG, tiny(data, single, 1, "TEST.CHECKPOINT_FILE_PATH", trained))
 
