@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from fvcore.common.config import CfgNode
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from slowmask.utils.stop_signals import STOP_SIGNALS
 
@@ -15,7 +15,7 @@ from .build import check_split
 from .collate import collate_clips
 from .custom_modules import import_custom_modules
 from .registry import DATASET_REGISTRY
-from .samplers import EpochShuffleSampler, ResumableDistributedSampler
+from .samplers import EpochShuffleSampler, ResumableDistributedSampler, VideoShardSampler
 
 __all__ = [
     "EpochShuffleSampler", "build_dataset", "build_loader", "check_starts_part_way", "ignore_stop_signals",
@@ -69,7 +69,9 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
     the number of processes videos; with AUG.NUM_SAMPLE > 1 each video gives that many
     rows (see collate_clips). Training shuffles (a DistributedSampler when
     torch.distributed is initialized, else EpochShuffleSampler seeded with RNG_SEED)
-    and drops the last partial batch; an IterableDataset orders and shards itself.
+    and drops the last partial batch; evaluation keeps the dataset's order and, in a
+    multi-process job, gives each process whole videos (VideoShardSampler); an
+    IterableDataset orders and shards itself.
     Call `set_epoch(loader, epoch)` every epoch. The loader draws its workers' base seed
     from its own generator (seeded with RNG_SEED), so iterating it leaves the global torch
     RNG (dropout, drop-path) untouched: a resumed run continues that stream exactly.
@@ -79,14 +81,7 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
     is_train = split == "train"
     total = cfg.TRAIN.BATCH_SIZE if is_train else cfg.TEST.BATCH_SIZE
     batch_size = max(1, total // processes(cfg))
-    if isinstance(dataset, IterableDataset):
-        sampler = None  # it orders and shards its items itself (e.g. PyTorchVideoDataset)
-    elif dist.is_available() and dist.is_initialized():
-        sampler = ResumableDistributedSampler(dataset, shuffle=is_train, seed=cfg.RNG_SEED, drop_last=is_train)
-    elif is_train:
-        sampler = EpochShuffleSampler(len(dataset), seed=cfg.RNG_SEED)
-    else:
-        sampler = None
+    sampler = _sampler(dataset, is_train, cfg.RNG_SEED)
     logger.info("%s loader: %d items, %d per batch in this process", split, len(dataset), batch_size)
     return DataLoader(
         dataset,
@@ -99,6 +94,27 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
         generator=torch.Generator().manual_seed(cfg.RNG_SEED),
         worker_init_fn=ignore_stop_signals,
     )
+
+
+def _sampler(dataset: Dataset, is_train: bool, seed: int) -> Optional[Sampler]:
+    """The order of `dataset`'s items in this process (None: the dataset's own order)."""
+    distributed = dist.is_available() and dist.is_initialized()
+    if isinstance(dataset, IterableDataset):
+        return None  # it orders and shards its items itself (e.g. PyTorchVideoDataset)
+    if is_train:
+        if distributed:
+            return ResumableDistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)
+        return EpochShuffleSampler(len(dataset), seed=seed)
+    if not distributed:
+        return None
+    views = getattr(dataset, "views_per_video", None)
+    if views is None:
+        raise ValueError(
+            f"{type(dataset).__name__} has no `views_per_video`, which evaluation in a multi-process job "
+            "needs to give each process whole videos; give the class that property (items "
+            "video * views_per_video + view, as Kinetics numbers them) or evaluate with one process"
+        )
+    return VideoShardSampler(len(dataset) // views, views, dist.get_rank(), dist.get_world_size())
 
 
 def set_epoch(loader: DataLoader, epoch: int, start_batch: int = 0) -> None:

@@ -1,6 +1,7 @@
-"""Training samplers whose epoch order depends on (seed, epoch) only, and which can
+"""Samplers. Training samplers' epoch order depends on (seed, epoch) only, and they can
 start an epoch part-way: a run resumed from a mid-epoch checkpoint skips the indices
-the interrupted run consumed without loading them (`set_start`)."""
+the interrupted run consumed without loading them (`set_start`). The evaluation
+sampler gives each process of a job whole videos, each exactly once."""
 
 import itertools
 from typing import Iterator
@@ -69,3 +70,35 @@ class ResumableDistributedSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         return itertools.islice(super().__iter__(), self.start, None)
+
+
+class VideoShardSampler(Sampler[int]):
+    """This rank's share of an evaluation split, by whole videos: videos rank,
+    rank + world_size, ..., each with its `views_per_video` consecutive items in view
+    order (item = video * views_per_video + view, as `Kinetics` numbers them).
+
+    Whole videos, so that a rank combines a video's views in the order one process
+    does (the per-video scores are then bit-identical) and only one row per video has to
+    be gathered; no padding, so no video is counted twice. Ranks may get one video more
+    than others: evaluation has no collective per batch.
+    """
+
+    def __init__(self, num_videos: int, views_per_video: int, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} lies outside [0, world size {world_size})")
+        if views_per_video < 1:
+            raise ValueError(f"a video needs at least one view, got views_per_video {views_per_video}")
+        self.num_videos = num_videos
+        self.views_per_video = views_per_video
+        self.rank = rank
+        self.world_size = world_size
+
+    def videos(self) -> range:
+        return range(self.rank, self.num_videos, self.world_size)
+
+    def __len__(self) -> int:
+        return len(self.videos()) * self.views_per_video
+
+    def __iter__(self) -> Iterator[int]:
+        views = self.views_per_video
+        return (video * views + view for video in self.videos() for view in range(views))

@@ -6,22 +6,32 @@ ranks that did not answer.
 """
 
 import datetime
+import itertools
 import logging
 import os
 import socket
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 # Seconds between two attempts to reach the rendezvous address.
 PROBE_INTERVAL_S = 0.2
+
+
+# Joins of the process group by this process: each uses its own keys in the rendezvous
+# store. Under torchrun that store is the agent's and outlives a process group, and torch
+# numbers a new default group from 0 again, so a second job in the same processes
+# (testing after training) would read the keys the first one left and connect to sockets
+# that are closed. Every rank runs the same jobs in the same order, so the counts agree.
+_JOINS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ def join_process_group(
             dist.rendezvous(init_method, place.rank, place.world_size, timeout=datetime.timedelta(seconds=timeout_s))
         )
         store.set_timeout(datetime.timedelta(seconds=timeout_s))
+        store = dist.PrefixStore(f"slowmask_job_{next(_JOINS)}", store)
         dist.init_process_group(
             backend=backend,
             store=store,
@@ -157,6 +168,38 @@ def mean_over_ranks(metrics: Dict[str, float]) -> Dict[str, float]:
     values /= dist.get_world_size()
     means = dict(zip(names, values.tolist()))
     return {name: means[name] for name in metrics}
+
+
+def gather_rows(rows: Tensor) -> List[Tensor]:
+    """Every rank's `rows` (n_r, ...) on every rank, in rank order, on the CPU; ranks may
+    hold different numbers of rows (trailing shape and dtype must agree). Bits are kept.
+
+    all_gather needs one size on all ranks, so the rows are padded to the largest n_r and
+    trimmed after; under nccl they travel on this process's GPU."""
+    if not is_distributed():
+        return [rows]
+    device = _collective_device()
+    count = torch.tensor([rows.shape[0]], dtype=torch.int64, device=device)
+    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, count)
+    sizes = [int(c.item()) for c in counts]
+    if max(sizes) == 0:
+        return [rows.cpu() for _ in sizes]
+    padded = rows.new_zeros((max(sizes), *rows.shape[1:]), device=device)
+    padded[: rows.shape[0]] = rows.to(device)
+    gathered = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(gathered, padded)
+    return [part[:size].cpu() for part, size in zip(gathered, sizes)]
+
+
+def gather_objects(value: Any) -> List[Any]:
+    """Every rank's picklable `value` on every rank, in rank order (for small values:
+    names, paths; torch moves the pickled bytes to this process's GPU under nccl)."""
+    if not is_distributed():
+        return [value]
+    values: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def leave_process_group() -> None:

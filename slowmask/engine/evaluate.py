@@ -4,16 +4,18 @@ Multi-view testing (PySlowFast's): a test dataset yields each video as
 TEST.NUM_ENSEMBLE_VIEWS temporal clips x TEST.NUM_SPATIAL_CROPS crops; the
 classifier's probabilities of a video's views are averaged ("sum") or maxed ("max"),
 and top-1 / top-5 / per-class accuracy are computed on the per-video scores.
-Validation during training is the same with one view per video.
+Validation during training is the same with one view per video. In a multi-process job
+each process scores whole videos and the per-video rows are gathered to all processes.
 """
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List
+from typing import Any, Callable, Dict, Iterable, List, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from .distributed import gather_objects, gather_rows
 from .step import check_labels
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,19 @@ class ViewScores:
     paths: Dict[int, str]
 
 
+@dataclass
+class VideoScores:
+    """One row per video, in video-index order: scores (V, K) float32 of its views
+    combined, labels (V,), video (V,) video index, views (V,) int64 number of views
+    combined, paths {video index: path}."""
+
+    scores: Tensor
+    labels: Tensor
+    video: Tensor
+    views: Tensor
+    paths: Dict[int, str]
+
+
 @torch.no_grad()
 def predict_views(
     model: nn.Module,
@@ -51,12 +66,13 @@ def predict_views(
     head_act: str = "softmax",
 ) -> ViewScores:
     """Run `model` (eval mode) on every batch of `loader` (items with "clip", "label",
-    "meta" holding "video_index" and "path") and collect the activated scores."""
+    "meta" holding "video_index" and "path") and collect the activated scores; none
+    (N = 0) when this process's share of the split is empty."""
     activation = HEAD_ACTIVATIONS[head_act]
     was_training = model.training
     model.eval()
-    scores: List[Tensor] = []
-    labels: List[Tensor] = []
+    scores: List[Tensor] = [torch.zeros(0, num_classes)]
+    labels: List[Tensor] = [torch.zeros(0, dtype=torch.long)]
     videos: List[int] = []
     paths: Dict[int, str] = {}
     try:
@@ -70,25 +86,73 @@ def predict_views(
                 paths[int(meta["video_index"])] = meta["path"]
     finally:
         model.train(was_training)
-    if not scores:
-        raise ValueError("the evaluation split has no videos")
-    return ViewScores(torch.cat(scores), torch.cat(labels), torch.as_tensor(videos), paths)
+    return ViewScores(torch.cat(scores), torch.cat(labels), torch.as_tensor(videos, dtype=torch.long), paths)
 
 
-def ensemble_views(views: ViewScores, method: str = "sum") -> ViewScores:
-    """One row per video (in video-index order): its views' scores combined by `method`.
+def ensemble_views(views: ViewScores, method: str = "sum") -> VideoScores:
+    """One row per video: its views' scores combined by `method`, in the order they came
+    (a stable sort by video keeps it), so a video's row depends only on its own views."""
+    combine = ENSEMBLES[method]
+    order = torch.argsort(views.video, stable=True)
+    video, counts = torch.unique_consecutive(views.video[order], return_counts=True)
+    groups = views.scores[order].split(counts.tolist())
+    scores = torch.stack([combine(group) for group in groups]) if groups else views.scores[:0]
+    labels = views.labels[order][counts.cumsum(0) - counts]  # each video's first view's
+    return VideoScores(scores, labels, video, counts, {int(v): views.paths[int(v)] for v in video})
+
+
+def merge_shards(shards: Sequence[VideoScores]) -> VideoScores:
+    """The videos of every process's share as one, in video-index order, each once.
+
+    A video in several shares (a padding sampler repeats videos to even the shares out)
+    is kept once, from the first share holding it.
 
     Raises:
-        ValueError: the videos did not all get the same number of views.
+        ValueError: a video is in several shares with different numbers of views (its
+            views were split between processes, so no share holds its ensemble).
     """
-    order = torch.unique(views.video)
-    counts = torch.bincount(views.video)[order]
-    if counts.min() != counts.max():
-        raise ValueError(f"videos got different numbers of views ({int(counts.min())} to {int(counts.max())})")
-    combine = ENSEMBLES[method]
-    scores = torch.stack([combine(views.scores[views.video == v]) for v in order.tolist()])
-    labels = torch.stack([views.labels[views.video == v][0] for v in order.tolist()])
-    return ViewScores(scores, labels, order, {int(v): views.paths[int(v)] for v in order})
+    video = torch.cat([shard.video for shard in shards])
+    views = torch.cat([shard.views for shard in shards])
+    order = torch.argsort(video, stable=True)  # stable: a repeated video's first share leads
+    ids, copies = torch.unique_consecutive(video[order], return_counts=True)
+    first = copies.cumsum(0) - copies
+    for row in (copies > 1).nonzero().flatten().tolist():
+        counts = views[order[first[row] : first[row] + copies[row]]]
+        if counts.min() != counts.max():
+            raise ValueError(
+                f"video {int(ids[row])} was scored by several processes with {sorted(counts.tolist())} "
+                "views: its views were split between them"
+            )
+    keep = order[first]
+    paths = {v: path for shard in reversed(shards) for v, path in shard.paths.items()}
+    return VideoScores(
+        torch.cat([shard.scores for shard in shards])[keep],
+        torch.cat([shard.labels for shard in shards])[keep],
+        ids,
+        views[keep],
+        {int(v): paths[int(v)] for v in ids},
+    )
+
+
+def gather_videos(videos: VideoScores) -> VideoScores:
+    """Every process's per-video rows merged (`merge_shards`), on every process."""
+    columns = [gather_rows(column) for column in (videos.scores, videos.labels, videos.video, videos.views)]
+    paths = gather_objects(videos.paths)
+    return merge_shards([VideoScores(*rows, rank_paths) for *rows, rank_paths in zip(*columns, paths)])
+
+
+def views_per_video(videos: VideoScores) -> int:
+    """The number of views every video got.
+
+    Raises:
+        ValueError: no videos, or videos got different numbers of views.
+    """
+    if videos.views.numel() == 0:
+        raise ValueError("the evaluation split has no videos")
+    low, high = int(videos.views.min()), int(videos.views.max())
+    if low != high:
+        raise ValueError(f"videos got different numbers of views ({low} to {high})")
+    return low
 
 
 def accuracy(scores: Tensor, labels: Tensor, num_classes: int) -> Dict[str, Any]:
@@ -119,10 +183,16 @@ def evaluate(
     ensemble_method: str = "sum",
 ) -> Dict[str, Any]:
     """Accuracies of `model` on `loader`, views combined per video; the per-video scores
-    ride along under "videos" (a ViewScores)."""
+    ride along under "videos" (a VideoScores).
+
+    In a multi-process job every process calls it with its share of the split (whole
+    videos, see data.samplers.VideoShardSampler) and gets the metrics of the whole split:
+    the per-video rows are gathered, so each video counts once and the figures equal
+    those of one process."""
     views = predict_views(model, loader, device, num_classes, head_act)
-    videos = ensemble_views(views, ensemble_method)
+    videos = gather_videos(ensemble_views(views, ensemble_method))
+    per_video = views_per_video(videos)
     metrics = accuracy(videos.scores, videos.labels, num_classes)
-    metrics["views_per_video"] = views.scores.shape[0] // videos.scores.shape[0]
+    metrics["views_per_video"] = per_video
     metrics["videos"] = videos
     return metrics

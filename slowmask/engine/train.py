@@ -161,7 +161,7 @@ def train(cfg: CfgNode) -> None:
             periodic,
         ]
         hooks += build_monitoring_hooks(cfg)
-        hooks += build_validation_hooks(cfg, model, optimizer, device, scaler)
+    hooks += build_validation_hooks(cfg, model, optimizer, device, scaler)  # every rank scores its share
     hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))  # last: the epoch is logged before it stops
     stop = StopOnSignal(periodic.save if is_main_process() else None, device)
     hooks.append(stop)  # after every other hook of the step: it may end the run there
