@@ -1,25 +1,8 @@
 """List files as people write them: PySlowFast's "path label" video lists (train.csv /
 val.csv / test.csv), read by `read_video_list`, on the line reader `read_list`.
 
-The format, one video per line:
-
-    PATH LABEL                      a.mp4 3
-    PATH,LABEL                      my clips/take one.mp4,3
-
-- The label is the last field: the text after the line's last separator (a comma, white
-  space, or DATA.PATH_LABEL_SEPARATOR); the path is everything before it, so a path may
-  hold spaces and commas.
-- A line with one field is a path without a label (label 0: unlabelled data, as PySlowFast).
-- A path in double quotes is taken as it is, a quote inside it doubled (CSV's rule):
-  `"take 2" 3`, `" leading space.mp4",1`, `"say ""hi"".mp4" 0`. Every path can be written
-  so; it is needed for a path that ends in a separator and a number, starts or ends with a
-  space, or starts with a quote.
-- A line with more columns than the list has (`a.mp4 0 7`) is an error naming the line:
-  an unquoted path whose last field is a number is taken for an extra column. A dataset
-  whose lists have more columns reads them with `read_list(path, columns=...)`.
-- A UTF-8 byte-order mark at the start (spreadsheets and Notepad write one) is not part
-  of the first path; blank lines are skipped; trailing separators are ignored; there is
-  no header line.
+The format is given in `read_video_list`'s docstring; `read_list` reads lists of more
+columns by the same rules.
 """
 
 import logging
@@ -92,7 +75,7 @@ def separator_pattern(separator: str) -> "re.Pattern[str]":
 
 
 def split_line(text: str, columns: Sequence[str], separators: "re.Pattern[str]") -> List[str]:
-    """The fields of one line (see the module docstring): the path, then the last
+    """The fields of one line (see `read_video_list` for the rules): the path, then the last
     `len(columns) - 1` fields; only the path when the line has a single field.
 
     Raises:
@@ -157,9 +140,27 @@ def read_list(list_path: str, columns: Sequence[str] = VIDEO_LIST_COLUMNS, separ
 
 
 def read_video_list(list_path: str, prefix: str = "", separator: str = " ") -> List[Tuple[str, int]]:
-    """[(path, label)] from a list file of "path label" lines, in the format of the
-    module docstring: the label after the line's last separator, a path in double quotes
-    where it holds what would read otherwise, no extra columns, no header.
+    """[(path, label)] from a list file of "path label" lines.
+
+    The format, one video per line:
+
+        PATH LABEL                      a.mp4 3
+        PATH,LABEL                      my clips/take one.mp4,3
+
+    - The label is the last field: the text after the line's last separator (a comma, white
+      space, or DATA.PATH_LABEL_SEPARATOR); the path is everything before it, so a path may
+      hold spaces and commas.
+    - A line with one field is a path without a label (label 0: unlabelled data, as PySlowFast).
+    - A path in double quotes is taken as it is, a quote inside it doubled (CSV's rule):
+      `"take 2" 3`, `" leading space.mp4",1`, `"say ""hi"".mp4" 0`. Every path can be written
+      so; it is needed for a path that ends in a separator and a number or in a separator,
+      starts with a space, or starts with a quote.
+    - A line with more columns than the list has (`a.mp4 0 7`) is an error naming the line:
+      an unquoted path whose last field is a number is taken for an extra column. A dataset
+      whose lists have more columns reads them with `read_list(path, columns=...)`.
+    - A UTF-8 byte-order mark at the start (spreadsheets and Notepad write one) is not part
+      of the first path; blank lines are skipped; trailing separators are ignored; there is
+      no header line.
 
     Args:
         list_path: the file (any iopath path).
