@@ -67,14 +67,14 @@ def read_list_lines(list_path: str, what: str = "list") -> List[Tuple[int, str]]
     return [(number, line.strip()) for number, line in enumerate(lines, start=1) if line.strip()]
 
 
-def separator_pattern(separator: str) -> "re.Pattern[str]":
+def _separator_pattern(separator: str) -> "re.Pattern[str]":
     """A run of separators: commas, white space and `separator`."""
     if not separator:
         raise ValueError("the path-label separator is empty; use ' ' or ','")
     return re.compile(rf"(?:[\s,]|{re.escape(separator)})+")
 
 
-def split_line(text: str, columns: Sequence[str], separators: "re.Pattern[str]") -> List[str]:
+def _split_line(text: str, columns: Sequence[str], separators: "re.Pattern[str]") -> List[str]:
     """The fields of one line (see `read_video_list` for the rules): the path, then the last
     `len(columns) - 1` fields; only the path when the line has a single field.
 
@@ -129,11 +129,11 @@ def read_list(list_path: str, columns: Sequence[str] = VIDEO_LIST_COLUMNS, separ
     """
     if len(columns) < 2:
         raise ValueError(f"a list has the path and at least one more column, got columns {list(columns)}")
-    separators = separator_pattern(separator)
+    separators = _separator_pattern(separator)
     rows = []
     for number, text in read_list_lines(list_path, what):
         try:
-            rows.append(ListRow(number, text, split_line(text, columns, separators)))
+            rows.append(ListRow(number, text, _split_line(text, columns, separators)))
         except ValueError as error:
             raise ListFormatError(f"{list_path}, line {number}: {error}") from None
     return rows
