@@ -4,7 +4,7 @@ Each check raises ConfigError naming the keys that disagree and what would be va
 `check_config` runs them all and reports every failure in one error.
 """
 
-from typing import Callable, List
+from typing import Any, Callable, Dict, List, Tuple
 
 from fvcore.common.config import CfgNode
 
@@ -36,6 +36,42 @@ def check_config(cfg: CfgNode) -> None:
             if not problems:
                 raise
             break
+    if problems:
+        raise ConfigError.of_all(problems)
+
+
+# Counts and sizes of the data, loader and job: the least value each can take, and what
+# that value means. Checked first: later checks divide by some of them.
+MINIMUMS: Dict[str, Tuple[int, str]] = {
+    "NUM_GPUS": (0, "GPUs per machine; 0 runs on the CPU"),
+    "NUM_SHARDS": (1, "machines in the job"),
+    "LOG_PERIOD": (1, "iterations between log lines"),
+    "TRAIN.EVAL_PERIOD": (1, "epochs between evaluations"),
+    "DATA.NUM_FRAMES": (1, "frames per clip"),
+    "DATA.SAMPLING_RATE": (1, "frames between sampled frames"),
+    "DATA.TARGET_FPS": (1, "frames per second"),
+    "DATA.TRAIN_CROP_SIZE": (1, "pixels"),
+    "DATA.TEST_CROP_SIZE": (1, "pixels"),
+    "DATA.DECODING_SHORT_SIZE": (0, "pixels; 0 keeps the native size"),
+    "DATA_LOADER.NUM_WORKERS": (0, "worker processes; 0 loads in the training process"),
+    "DATA_LOADER.NUM_RETRIES": (0, "other videos tried for an unreadable one; 0 fails at once"),
+}
+
+
+def _value(cfg: CfgNode, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def check_minimums(cfg: CfgNode) -> None:
+    """Every key of MINIMUMS at or above its least value, all failures reported together."""
+    problems = []
+    for key, (least, meaning) in MINIMUMS.items():
+        value = _value(cfg, key)
+        if value < least:
+            problems.append(f"{key} must be at least {least} ({meaning}), got {value}")
     if problems:
         raise ConfigError.of_all(problems)
 
@@ -192,7 +228,10 @@ def check_pyslowfast_features(cfg: CfgNode) -> None:
 
 
 def check_data_loader(cfg: CfgNode) -> None:
+    """The bad-data limit, the decode timeout and the list separator."""
     loader = cfg.DATA_LOADER
+    if not cfg.DATA.PATH_LABEL_SEPARATOR:
+        raise ConfigError("DATA.PATH_LABEL_SEPARATOR is empty; set it to the list's separator, e.g. ' ' or ','")
     if not 0.0 <= loader.MAX_BAD_FRACTION <= 1.0:
         raise ConfigError(f"DATA_LOADER.MAX_BAD_FRACTION must be in [0, 1], got {loader.MAX_BAD_FRACTION}")
     if loader.DECODE_TIMEOUT < 0:
@@ -232,6 +271,7 @@ def check_checkpointing(cfg: CfgNode) -> None:
 
 
 CHECKS: List[Callable[[CfgNode], None]] = [
+    check_minimums,
     check_choices,
     check_batch,
     check_patch_geometry,

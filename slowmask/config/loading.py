@@ -2,18 +2,20 @@
 overrides, each validated before it is merged, then the geometry checks; frozen.
 
 Every problem is reported before any work starts, all of them at once, naming the key
-and what would be valid: unknown keys come with the closest known key, wrong types with
-the expected one. PySlowFast's keys of features slowmask does not build are accepted; a
+and what would be valid: unknown keys come with the closest known key (and the file that
+sets them), wrong types with the expected one. A file that cannot be read as a mapping of
+keys (missing, a folder, a YAML syntax error, a list at the top, a `_BASE_` loop) is one
+line naming the file and, for a syntax error, the line. PySlowFast's keys of features slowmask does not build are accepted; a
 run lists the ones a file sets in one log line once its logging is set up (see
 unused_keys.py).
 """
 
 import difflib
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
-from fvcore.common.config import CfgNode
+from fvcore.common.config import BASE_KEY, CfgNode
 from iopath.common.file_io import g_pathmgr
 
 from .defaults import get_defaults
@@ -58,31 +60,107 @@ def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode
 
 
 def merge_file(cfg: CfgNode, path: str) -> None:
-    """Merge a yaml file (and its `_BASE_` files) into `cfg`, validating every key."""
-    if not g_pathmgr.exists(path):
-        raise ConfigError(f"config file not found: {path}")
-    loaded = CfgNode.load_yaml_with_base(path, allow_unsafe=False)
+    """Merge a yaml file (and its `_BASE_` files) into `cfg`, validating every key; each
+    problem names the file that sets the key."""
+    chain = read_yaml_chain(path)
     problems: List[str] = []
-    tree = _validated(loaded or {}, cfg, "", path, problems)
+    tree: Dict[str, Any] = {}
+    for file, own in chain:
+        _merge_into(tree, _validated(own, cfg, "", file, problems))
     if problems:
         raise ConfigError.of_all(problems)
     modules = tree.get("DATA", {}).get("CUSTOM_MODULES")
     if modules:
-        tree["DATA"]["CUSTOM_MODULES"] = _files_relative_to(_file_setting(path, "DATA", "CUSTOM_MODULES"), modules)
+        tree["DATA"]["CUSTOM_MODULES"] = _files_relative_to(_file_setting(chain, "DATA", "CUSTOM_MODULES"), modules)
     cfg.merge_from_other_cfg(CfgNode(tree))
 
 
-def _file_setting(path: str, section: str, key: str) -> str:
-    """The file of `path`'s _BASE_ chain whose own text sets section.key (the most
-    derived one), found the way fvcore follows _BASE_."""
-    with g_pathmgr.open(path, "r") as f:
-        own = yaml.safe_load(f) or {}
-    if key in (own.get(section) or {}) or not own.get("_BASE_"):
-        return path
-    base = os.path.expanduser(own["_BASE_"])
-    if not base.startswith(("/", "https://", "http://")):
-        base = os.path.join(os.path.dirname(path), base)
-    return _file_setting(base, section, key)
+def read_yaml_chain(path: str, parents: Sequence[str] = ()) -> List[Tuple[str, Dict[str, Any]]]:
+    """[(file, its own settings without _BASE_)] of `path` and the files its `_BASE_`
+    names (a file or a list of files, relative to the naming file, as fvcore reads it),
+    bases first: merged in this order, the later file wins. `parents` are the files that
+    led here, to name a loop.
+
+    Raises:
+        ConfigError: one line naming the file (and the line) that cannot be read: missing,
+            a folder, not YAML, not a mapping of keys, or a _BASE_ that leads back to itself.
+    """
+    here = path if "://" in path else os.path.normpath(os.path.abspath(path))
+    if here in parents:
+        loop = " -> ".join([*parents[list(parents).index(here):], here])
+        raise ConfigError(f"_BASE_ files form a loop: {loop}; remove the _BASE_ that leads back")
+    own = _read_yaml_mapping(path, parents[-1] if parents else None)
+    bases = own.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(base, str) for base in bases):
+        raise ConfigError(f"{path}: _BASE_ must be a file name or a list of them, got {bases!r}")
+    chain: List[Tuple[str, Dict[str, Any]]] = []
+    for base in bases:
+        chain += read_yaml_chain(_base_path(path, base), (*parents, here))
+    return [*chain, (path, own)]
+
+
+def _base_path(path: str, base: str) -> str:
+    base = os.path.expanduser(base)
+    if base.startswith(("/", "https://", "http://")):
+        return base
+    return os.path.join(os.path.dirname(path), base)
+
+
+def _read_yaml_mapping(path: str, named_by: Optional[str]) -> Dict[str, Any]:
+    """The top-level mapping of the yaml file `path` (empty for an empty file), loaded
+    safely: a tag that would build a Python object is an error, never run."""
+    kind, named = ("_BASE_ file", f" (named by {named_by})") if named_by else ("config file", "")
+    if not g_pathmgr.exists(path):
+        raise ConfigError(f"{kind} not found: {path}{named}")
+    if g_pathmgr.isdir(path):
+        found = sorted(name for name in g_pathmgr.ls(path) if name.endswith((".yaml", ".yml")))
+        hint = f", e.g. {os.path.join(path, found[0])}" if found else ""
+        raise ConfigError(f"{kind} {path}{named} is a folder; give the path of a .yaml file{hint}")
+    try:
+        with g_pathmgr.open(path, "rb") as f:
+            raw = f.read()
+        loaded = yaml.safe_load(raw)
+    except OSError as error:
+        raise ConfigError(f"{kind} {path}{named} cannot be read: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}{_yaml_problem(error, raw)}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"{path}: the top level must map sections to their keys (a line 'DATA:' and under it "
+            f"'  NUM_FRAMES: 16'), got a {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def _yaml_problem(error: yaml.YAMLError, raw: bytes) -> str:
+    """", line L, column C: what is wrong" for one YAML error."""
+    if isinstance(error, yaml.reader.ReaderError):
+        line = raw.count(b"\n", 0, error.position) + 1
+        return f", line {line}: not UTF-8 text ({error.reason}); save it as UTF-8"
+    mark = getattr(error, "problem_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if isinstance(error, yaml.constructor.ConstructorError):
+        return f"{where}: {problem}; tags that build Python objects are refused, write plain values"
+    return f"{where}: YAML syntax error: {problem}"
+
+
+def _merge_into(base: Dict[str, Any], derived: Dict[str, Any]) -> None:
+    """Merge `derived` into `base`, section by section; the derived value wins."""
+    for key, value in derived.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_into(base[key], value)
+        else:
+            base[key] = value
+
+
+def _file_setting(chain: Sequence[Tuple[str, Dict[str, Any]]], section: str, key: str) -> str:
+    """The file of a _BASE_ chain whose value of section.key is used (the last that sets it)."""
+    return next(file for file, own in reversed(chain) if key in (own.get(section) or {}))
 
 
 def _files_relative_to(yaml_path: str, entries: Sequence[str]) -> List[str]:

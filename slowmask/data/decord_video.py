@@ -11,9 +11,10 @@ from .decoding import DecodeError, Indices, Video, clamp_indices, resized_shape
 logger = logging.getLogger(__name__)
 
 
-def _probe(path: str) -> Tuple[int, int]:
+def _probe(path: str, upright: bool) -> Tuple[int, int]:
     """(height, width) from the container header, read with PyAV (decord has no call
-    for it, and decoding a frame only to learn its size would cost more).
+    for it); with `upright`, those of the frames as shown, which takes decoding the
+    first frame for its display matrix (a phone video's rotation).
 
     Raises:
         DecodeError: the container has no timeline decord can seek by (raw elementary
@@ -21,22 +22,23 @@ def _probe(path: str) -> Tuple[int, int]:
     """
     import av
 
-    from .pyav_video import UNRELIABLE_TIMELINE_FLAGS
+    from .pyav_video import UNRELIABLE_TIMELINE_FLAGS, upright_turns
 
     try:
         with av.open(path) as container:
-            context = container.streams.video[0].codec_context
+            stream = container.streams.video[0]
             unreliable = container.format.flags & UNRELIABLE_TIMELINE_FLAGS
             format_name = container.format.name
-            size = context.height, context.width
-    except (av.FFmpegError, IndexError) as e:
-        raise DecodeError(f"cannot open {path}: {e}") from e
+            size = stream.codec_context.height, stream.codec_context.width
+            turns = upright_turns(next(container.decode(stream)), path) if upright and not unreliable else 0
+    except (av.FFmpegError, IndexError, StopIteration) as e:
+        raise DecodeError(f"cannot open {path}: {str(e) or 'no decodable frame'}") from e
     if unreliable:
         raise DecodeError(
             f"decord cannot read {path}: a {format_name} stream has no timeline to seek by, and decord "
             "returns wrong frames from it; decode it with PyAV (DATA.DECODING_BACKEND pyav)"
         )
-    return size
+    return size[::-1] if turns % 2 else size
 
 
 class DecordVideo(Video):
@@ -47,6 +49,10 @@ class DecordVideo(Video):
     from containers without a timeline to seek by (raw .m1v/.h264 streams, MPEG-PS/TS),
     which are refused with a DecodeError that points to the PyAV backend.
 
+    decord turns the frames of a video whose display matrix rotates by a quarter turn
+    (a phone video) upright itself, and takes the size asked in that orientation: the
+    reader asks for the shown frame's size, so H and W are those shown, as with PyAV.
+
     Args:
         path: a local file.
         short_side: frames are decoded with their short side shrunk to this (0: native).
@@ -55,8 +61,11 @@ class DecordVideo(Video):
 
     def __init__(self, path: str, short_side: int = 0, num_threads: int = 1) -> None:
         self.path = path
-        native = _probe(path)
-        height, width = resized_shape(*native, short_side) if short_side > 0 else (-1, -1)
+        if short_side > 0:
+            height, width = resized_shape(*_probe(path, upright=True), short_side)
+        else:
+            _probe(path, upright=False)
+            height, width = -1, -1
         try:
             self._reader = decord.VideoReader(path, width=width, height=height, num_threads=num_threads)
             self._fps = float(self._reader.get_avg_fps())

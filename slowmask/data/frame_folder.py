@@ -19,13 +19,13 @@ from typing import Dict, List, Sequence, Set, Tuple, Union
 
 import torch
 from fvcore.common.config import CfgNode
-from iopath.common.file_io import g_pathmgr
 
 from .build import build_clip_dataset_parts, check_split
 from .decoding import Indices, Video, clamp_indices
 from .image_folder import open_image
 from .kinetics import Kinetics
 from .registry import DATASET_REGISTRY
+from .video_list import ListFormatError, read_list_lines
 
 logger = logging.getLogger(__name__)
 
@@ -48,25 +48,21 @@ def read_frame_list(list_path: str, prefix: str = "") -> FrameList:
     """Parse a PySlowFast frame list (see the module docstring).
 
     Raises:
-        FileNotFoundError: `list_path` does not exist.
-        ValueError: no header, a line without five fields, or a label that is not an integer.
+        ListNotFoundError (a FileNotFoundError): `list_path` does not exist.
+        ListFormatError (a ValueError): no header, a line without five fields, or a label
+            that is not an integer.
     """
-    if not g_pathmgr.exists(list_path):
-        raise FileNotFoundError(f"frame list not found: {list_path}")
-    with g_pathmgr.open(list_path, "r") as f:
-        lines = f.read().splitlines()
-    if not lines or not lines[0].startswith(FRAME_LIST_HEADER):
-        raise ValueError(
+    lines = read_list_lines(list_path, "frame list")
+    if not lines or not lines[0][1].startswith(FRAME_LIST_HEADER):
+        raise ListFormatError(
             f"{list_path}: the first line must be the header 'original_vido_id video_id frame_id path labels'"
         )
     frames: Dict[str, List[str]] = OrderedDict()
     labels: Dict[str, Set[int]] = {}
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in lines[1:]:
         fields = line.split()
-        if not fields:
-            continue
         if len(fields) != 5:
-            raise ValueError(
+            raise ListFormatError(
                 f"{list_path}, line {number}: expected 5 fields "
                 f"(original_vido_id video_id frame_id path labels), got {len(fields)}"
             )
@@ -75,9 +71,9 @@ def read_frame_list(list_path: str, prefix: str = "") -> FrameList:
         try:
             labels.setdefault(video, set()).update(int(x) for x in frame_labels.split(",") if x)
         except ValueError:
-            raise ValueError(f"{list_path}, line {number}: labels {fields[4]!r} are not integers") from None
+            raise ListFormatError(f"{list_path}, line {number}: labels {fields[4]!r} are not integers") from None
     if not frames:
-        raise ValueError(f"frame list {list_path} has no frames")
+        raise ListFormatError(f"frame list {list_path} has no frames")
     logger.info("read %d videos (%d frames) from %s", len(frames), sum(map(len, frames.values())), list_path)
     return FrameList(frames, labels)
 

@@ -2,7 +2,7 @@
 
 import bisect
 import logging
-from typing import Dict, Iterator, List, Optional, Set
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import av
 import numpy as np
@@ -28,6 +28,32 @@ REORDER_MARGIN = 8
 UNRELIABLE_TIMELINE_FLAGS = av.format.Flags.no_timestamps.value | av.format.Flags.ts_discont.value
 # Files read forward, so that the reason is logged once per file.
 _forward_only_logged: Set[str] = set()
+# Files whose display rotation cannot be applied, so that it is warned about once per file.
+_rotation_warned: Set[str] = set()
+
+
+def upright_turns(frame: av.VideoFrame, path: str) -> int:
+    """Counterclockwise quarter turns (0 to 3) that show `frame` as it is meant to be
+    seen: the rotation of its display matrix (a phone filming upright stores landscape
+    frames and a 90 or -90 degree rotation). A rotation that is not a quarter turn, or a
+    PyAV too old to read it, leaves the frame as stored, with a warning once per file."""
+    degrees = getattr(frame, "rotation", None)
+    if degrees is None:
+        _warn_rotation(path, f"PyAV {av.__version__} does not read display matrices; a rotated video comes out "
+                             "as stored (sideways): install a newer PyAV")
+        return 0
+    turns, rest = divmod(round(degrees), 90)
+    if rest:
+        _warn_rotation(path, f"its display matrix rotates by {degrees} degrees, not a quarter turn; its frames "
+                             "are read as stored")
+        return 0
+    return turns % 4
+
+
+def _warn_rotation(path: str, message: str) -> None:
+    if path not in _rotation_warned:
+        _rotation_warned.add(path)
+        logger.warning("%s: %s", path, message)
 
 
 class PyAVVideo(Video):
@@ -53,6 +79,9 @@ class PyAVVideo(Video):
     than its window: callers (Kinetics) sample a clip from `num_frames` once per open,
     so that clip ends early but is real footage, and any later sampling from this
     Video uses the true length.
+
+    Frames come out upright: a display matrix's quarter turn (a phone video's rotation)
+    is applied after the resize (see `upright_turns`), so H and W are those shown.
 
     Args:
         path: a local file.
@@ -87,7 +116,7 @@ class PyAVVideo(Video):
         self._timestamped = not flags & av.format.Flags.no_timestamps.value
         self._fps = self._frame_rate()
         self._time_base = float(self._stream.time_base)
-        self._start = self._first_pts()
+        self._start, self._turns = self._first_frame_facts()
         self._num_frames = max(1, self._frame_count())
         if flags & UNRELIABLE_TIMELINE_FLAGS:
             self._read_forward(f"a {self._container.format.name} stream has no timeline to seek by")
@@ -112,17 +141,15 @@ class PyAVVideo(Video):
             stream.thread_type = "AUTO"
         return stream
 
-    def _first_pts(self) -> int:
-        """Timestamp of the first frame shown, the origin of frame positions. Decoded
-        rather than read from the header: some containers (AVI with B-frames) start
-        their frames a tick after the stream's start time."""
+    def _first_frame_facts(self) -> Tuple[int, int]:
+        """(timestamp of the first frame shown, the origin of frame positions; its upright
+        quarter turns). Decoded rather than read from the header: some containers (AVI
+        with B-frames) start their frames a tick after the stream's start time, and the
+        display matrix reaches PyAV with the decoded frame."""
         for frame in self._container.decode(self._stream):
-            if frame.pts is not None:
-                return frame.pts
-            break
-        else:
-            raise DecodeError(f"{self.path} has no decodable frame")
-        return self._stream.start_time or 0
+            turns = upright_turns(frame, self.path)
+            return (self._stream.start_time or 0) if frame.pts is None else frame.pts, turns
+        raise DecodeError(f"{self.path} has no decodable frame")
 
     def _frame_count(self) -> int:
         """The header's frame count where the container records one or a duration it
@@ -285,4 +312,5 @@ class PyAVVideo(Video):
             return cached
         height, width = resized_shape(frame.height, frame.width, self._short_side)
         array = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=RESIZE_INTERPOLATION)
-        return frame, array
+        # Turned after the resize: a quarter turn keeps the short side short.
+        return frame, np.rot90(array, self._turns) if self._turns else array
