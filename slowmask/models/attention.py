@@ -8,10 +8,10 @@ pooling (the pooled query is added to the output).
 The relative positions enter `scaled_dot_product_attention` as extra query and key
 channels, which makes q and k wider than v (96 + 22 = 118 at MViTv2-S's first stage).
 FlashAttention and cuDNN attention take only q, k and v of one width, a multiple of 8;
-otherwise CUDA falls back to a slower kernel. So on CUDA the extra channels, and v, are
-padded with zeros to such a width (a zero channel adds nothing to q . k, a zero column
-of v only a zero output column, sliced off). The CPU kernel takes any widths, and there
-the padding would only add work.
+otherwise CUDA falls back to a slower kernel, and so does the CPU (to the math path,
+measured 1.2-1.75x slower on the attention cores of MViT at 8x112x112). So the extra
+channels, and v, are padded with zeros to such a width (a zero channel adds nothing to
+q . k, a zero column of v only a zero output column, sliced off).
 """
 
 from functools import partial
@@ -31,7 +31,12 @@ LayerNorm6 = partial(nn.LayerNorm, eps=1e-6)
 # FlashAttention and cuDNN attention need q, k and v of one head width, a multiple of this.
 FUSED_WIDTH_MULTIPLE = 8
 
-# MVIT.ATTENTION values -> MultiScaleAttention's (use_sdpa, pad_to_fused); None pads on CUDA only.
+# Whether padding to a fused width is the faster path, per device type: measured on the CPU
+# (above); on CUDA FlashAttention and cuDNN take nothing else. Other devices: not padded.
+PADDING_IS_FASTER = {"cpu": True, "cuda": True}
+
+# MVIT.ATTENTION values -> MultiScaleAttention's (use_sdpa, pad_to_fused); None: as
+# PADDING_IS_FASTER says for the device.
 ATTENTION_PATHS: Dict[str, Tuple[bool, Optional[bool]]] = {
     "auto": (True, None),
     "plain": (False, False),
@@ -54,8 +59,8 @@ def fused_width(width: int) -> int:
 
 def pads_on(device: torch.device, pad_to_fused: Optional[bool]) -> bool:
     """Whether attention on `device` pads to a fused width: as asked, or by default
-    on CUDA only (the only device whose fastest kernels need it)."""
-    return device.type == "cuda" if pad_to_fused is None else pad_to_fused
+    where PADDING_IS_FASTER says so."""
+    return PADDING_IS_FASTER.get(device.type, False) if pad_to_fused is None else pad_to_fused
 
 
 def widen(x: Tensor, extra: Optional[Tensor], padding: int) -> Tensor:
@@ -88,7 +93,7 @@ class MultiScaleAttention(nn.Module):
             extra query and key channels); False uses the explicit
             matmul-softmax-matmul path with the full additive bias.
         pad_to_fused: with SDPA, pad q, k and v to one width, a multiple of
-            FUSED_WIDTH_MULTIPLE (True), or not (False); None pads on CUDA only.
+            FUSED_WIDTH_MULTIPLE (True), or not (False); None: the faster per device.
     """
 
     def __init__(

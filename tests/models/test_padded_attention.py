@@ -64,8 +64,8 @@ def test_sdpa_sees_one_fused_width_only_when_padding(monkeypatch, pad_to_fused, 
 def test_fused_width_and_the_default_per_device():
     assert [fused_width(w) for w in (8, 9, 118, 120)] == [8, 16, 120, 120]
     assert FUSED_WIDTH_MULTIPLE == 8
-    assert pads_on(torch.device("cuda"), None) and not pads_on(torch.device("cpu"), None)
-    assert pads_on(torch.device("cpu"), True) and not pads_on(torch.device("cuda", 0), False)
+    assert pads_on(torch.device("cuda"), None) and pads_on(torch.device("cpu"), None)
+    assert not pads_on(torch.device("meta"), None) and not pads_on(torch.device("cuda", 0), False)
     assert attention_path("auto") == (True, None) and attention_path("plain") == (False, False)
     with pytest.raises(ValueError, match="MVIT.ATTENTION 'flash' is not known"):
         attention_path("flash")
