@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_DATA := demo_data
 DEMO_OUT := output/demo
 
-.PHONY: install demo test clean bench
+.PHONY: install demo test clean bench gpu-check
 
 install: $(VENV)/.installed
 
@@ -45,3 +45,9 @@ clean:
 bench: $(VENV)/.installed
 	$(PY) tools/benchmark.py --cfg configs/k400_MViT_S_MaskFeat_PT.yaml \
 		--video-dir output/bench_videos --json output/bench/benchmark.json
+
+# On a GPU machine: the gpu-marked tests, MaskFeat MViTv2-S/-L steps (MFU), MAE's sparse speed-up,
+# the SDPA backend of every attention shape, HOG and the loader, as one table (at most 8 minutes);
+# the JSON goes to output/gpu_check/gpu_check.json. PEAK_TFLOPS=X overrides the device's bf16 peak.
+gpu-check: $(VENV)/.installed
+	$(PY) tools/gpu_check.py --json output/gpu_check/gpu_check.json $(if $(PEAK_TFLOPS),--peak-tflops $(PEAK_TFLOPS))

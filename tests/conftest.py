@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+import torch
 
 from slowmask.data.synthetic import write_demo_dataset
 
@@ -22,3 +23,17 @@ def slowmask_logs_reach_caplog():
     tests read them through pytest's caplog, which listens at the root logger."""
     logging.getLogger("slowmask").propagate = True
     yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA device (run by tools/gpu_check.py; skipped without one)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip, saying why, where no CUDA device is at hand."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marked gpu)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)

@@ -2,7 +2,7 @@
 
 import logging
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from iopath.common.file_io import g_pathmgr
@@ -21,6 +21,19 @@ logger = logging.getLogger(__name__)
 SKIPPED_SHOWN = 10
 # Share of the iteration time above which the data wait is called the bottleneck.
 INPUT_BOUND_SHARE = 0.5
+
+
+def as_floats(rows: List[Dict[str, Any]]) -> List[Dict[str, float]]:
+    """The steps' metrics with their tensors read in one transfer per device (a GPU's
+    scalars would each make the host wait for it)."""
+    tensors: Dict[Any, List[torch.Tensor]] = {}
+    for metrics in rows:
+        for value in metrics.values():
+            if torch.is_tensor(value):
+                tensors.setdefault(value.device, []).append(value.detach().double().reshape(()))
+    read = {device: iter(torch.stack(group).tolist()) for device, group in tensors.items()}
+    return [{name: next(read[value.device]) if torch.is_tensor(value) else float(value)
+             for name, value in metrics.items()} for metrics in rows]
 
 
 class LRSchedule(Hook):
@@ -103,13 +116,23 @@ class PeriodicCheckpoint(Hook):
         if not self._due or done == loop.iters_per_epoch or getattr(loop.step, "pending_gradients", False):
             return
         self._due = False
+        _check_losses(loop)
         self.save(loop.epoch, done)
 
     def after_epoch(self, loop: TrainLoop) -> None:
         finished = loop.epoch + 1
         if finished % self.period and finished != loop.max_epoch:
             return
+        _check_losses(loop)
         self.save(loop.epoch)
+
+
+def _check_losses(loop: TrainLoop) -> None:
+    """On a GPU the step reads its losses one step late: every one is read before weights
+    are saved, so that no checkpoint holds an update made from a non-finite loss."""
+    check = getattr(loop.step, "raise_if_nonfinite", None)
+    if check is not None:
+        check()
 
 
 class MetricsLog(Hook):
@@ -117,7 +140,8 @@ class MetricsLog(Hook):
     memory) and the same figures as a JSON line; an epoch summary after each epoch
     (means, the data-wait and compute totals, the unreadable videos the epoch skipped);
     a run summary at the end (time, losses, best epoch, checkpoints, skipped videos,
-    whether data loading or compute took most of the time)."""
+    whether data loading or compute took most of the time). The steps' device tensors
+    are kept until a log line and read then, all together."""
 
     def __init__(self, output_dir: str, period: int) -> None:
         self.output_dir = output_dir
@@ -131,9 +155,11 @@ class MetricsLog(Hook):
         self.epoch_skipped: Dict[str, None] = {}
         self.epoch_replaced = 0  # items of the epoch that needed a replacement video
         self.data_seconds = self.step_seconds = 0.0
+        self.unread: List[Dict[str, Any]] = []  # metrics of the steps since the last log line
 
     def before_epoch(self, loop: TrainLoop) -> None:
         self.meters = Meters()
+        self.unread = []
         self.epoch_skipped, self.epoch_replaced = {}, 0
         if not self.epoch_losses:
             self.first_epoch = loop.epoch
@@ -143,12 +169,15 @@ class MetricsLog(Hook):
         self.data_seconds += loop.data_time
         self.step_seconds += loop.step_time
         metrics = {k: v for k, v in loop.metrics.items() if k != "lr"}
-        self.meters.add({**metrics, "data_time": loop.data_time, "step_time": loop.step_time})
+        self.unread.append({**metrics, "data_time": loop.data_time, "step_time": loop.step_time})
         self.iterations_done += 1
         self.seconds_done += loop.data_time + loop.step_time
         last = loop.iteration + 1 == loop.iters_per_epoch
         if (loop.iteration + 1) % self.period and not last:
             return
+        for step_metrics in as_floats(self.unread):
+            self.meters.add(step_metrics)
+        self.unread = []
         stats = {
             "_type": "train_iter",
             "epoch": f"{loop.epoch + 1}/{loop.max_epoch}",

@@ -1,11 +1,20 @@
 """One optimization step: forward under autocast, backward (scaled for fp16),
 gradient clipping, optimizer update — every `accum_steps` batches under gradient
 accumulation; a non-finite loss stops the run or skips the step. Everything a step
-needs is decided once, at construction, so the loop itself carries no flags."""
+needs is decided once, at construction, so the loop itself carries no flags.
+
+On a GPU the host queues work ahead of the device; each read of a device value on the
+host (`.item()`, `float()`) makes it wait until the device has caught up. So the step
+returns its metrics as device tensors (the logging hook reads them, all at once, at its
+log period), and checks the loss for finiteness one step late from a copy in pinned host
+memory (`LossWatch`). Two reads remain by nature: skipping a non-finite step
+(TRAIN.NONFINITE_LOSS "skip") must know the loss before the backward, and float16's
+GradScaler reads its found-inf flag in every update.
+"""
 
 import math
 from contextlib import nullcontext
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -14,8 +23,9 @@ from slowmask.utils.errors import SlowmaskError
 
 from .distributed import any_rank
 
-# (model, batch on device) -> (loss, extra metrics). Pretraining and classification differ here only.
-Objective = Callable[[nn.Module, Dict[str, Any]], Tuple[torch.Tensor, Dict[str, float]]]
+# (model, batch on device) -> (loss, extra metrics: floats or device scalars). Pretraining and
+# classification differ here only.
+Objective = Callable[[nn.Module, Dict[str, Any]], Tuple[torch.Tensor, Dict[str, Any]]]
 
 
 def masked_prediction_objective(model: nn.Module, batch: Dict[str, Any]):
@@ -62,14 +72,14 @@ class ClassificationObjective:
         self.num_classes = num_classes
         self.mixer = mixer
 
-    def __call__(self, model: nn.Module, batch: Dict[str, Any]) -> Tuple[torch.Tensor, Dict[str, float]]:
+    def __call__(self, model: nn.Module, batch: Dict[str, Any]) -> Tuple[torch.Tensor, Dict[str, Any]]:
         clip, labels = batch["clip"], batch["label"]
         check_labels(labels, self.num_classes)
         target = labels
         if self.mixer is not None:
             clip, target = self.mixer(clip, labels)
         logits = model(clip)
-        top1_err = 100.0 * float((logits.argmax(dim=1) != labels).float().mean())
+        top1_err = 100.0 * (logits.argmax(dim=1) != labels).float().mean().detach()
         return self.loss(logits, target), {"top1_err": top1_err}
 
 
@@ -79,6 +89,52 @@ def to_device(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
         key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
         for key, value in batch.items()
     }
+
+
+class LossWatch:
+    """Stops a run on a non-finite loss without making the host wait for the device.
+
+    On the CPU the loss is at hand and checked at once. On a GPU `watch` queues a copy
+    of it into pinned host memory behind the forward, with an event marking the copy's
+    end, and `check` reads the copies of the steps before (`wait`: the current one too);
+    the event of the step before has passed long ago when the next step starts, so the
+    host does not wait. The run then stops one step after the non-finite loss, before
+    that step's backward; whoever saves weights calls `check(wait=True)` first, so no
+    checkpoint holds an update made from it. Every rank checks the same steps (DDP).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.deferred = device.type == "cuda"
+        self._pending: List[Tuple[torch.Tensor, Any]] = []  # (host copy, event), oldest first
+
+    def watch(self, loss: torch.Tensor) -> None:
+        """Queue `loss` (a scalar on the step's device) for the next `check`."""
+        if not self.deferred:
+            self._pending.append((loss.detach(), None))
+            return
+        copy = torch.empty((), dtype=loss.dtype, pin_memory=True)
+        copy.copy_(loss.detach(), non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._pending.append((copy, event))
+
+    def check(self, wait: bool = False) -> None:
+        """Raise NonFiniteLossError if a watched loss (on any rank) is NaN or infinite;
+        the newest one is left for later unless `wait` or on the CPU."""
+        ready = self._pending if wait or not self.deferred else self._pending[:-1]
+        if not ready:
+            return
+        self._pending = self._pending[len(ready):]
+        for copy, event in ready:
+            if event is not None:
+                event.synchronize()
+        values = [float(copy) for copy, _ in ready]
+        bad = next((v for v in values if not math.isfinite(v)), None)
+        if any_rank(bad is not None):
+            if bad is None:
+                raise NonFiniteLossError(f"the loss is non-finite on another rank (here {values[-1]:.5g})")
+            late = "" if len(values) == 1 and not self.deferred else " (read after the step that made it)"
+            raise NonFiniteLossError(f"the loss is {bad}{late}")
 
 
 class TrainStep:
@@ -126,6 +182,7 @@ class TrainStep:
         self._in_cycle = 0  # micro-batches of the current accumulation cycle run so far
         self._accumulated = 0  # of these, the ones whose gradients are held in .grad
         self._epoch_end_next = False
+        self.losses = LossWatch(device)
 
     @property
     def pending_gradients(self) -> bool:
@@ -147,7 +204,13 @@ class TrainStep:
         no_sync = getattr(self.model, "no_sync", None)
         return nullcontext() if ends_cycle or no_sync is None else no_sync()
 
-    def __call__(self, batch: Dict[str, Any]) -> Dict[str, float]:
+    def raise_if_nonfinite(self) -> None:
+        """Check every loss so far (one wait for the device); before saving weights."""
+        self.losses.check(wait=True)
+
+    def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        """Metrics of the step: "loss" (and "grad_norm", "top1_err") as device tensors,
+        the others floats."""
         self.model.train()
         batch = to_device(batch, self.device)
         if self._in_cycle == 0:
@@ -158,11 +221,15 @@ class TrainStep:
         with self._gradient_sync(ends_cycle):
             with self._autocast():
                 loss, metrics = self.objective(self.model, batch)
-            value = loss.item()
-            if any_rank(not math.isfinite(value)):
-                return self._nonfinite(value, ends_cycle, metrics)
+            if self.skip_nonfinite:
+                value = loss.item()  # the skip is decided before the backward: the value is needed now
+                if any_rank(not math.isfinite(value)):
+                    return self._skip(ends_cycle, metrics)
+            else:
+                self.losses.watch(loss)
+                self._check_watched(ends_cycle)
             self._backward(loss / self.accum_steps)
-        out = {"loss": value, **metrics}
+        out = {"loss": loss.detach(), **metrics}
         if self.skip_nonfinite:
             out["nonfinite_skip"] = 0.0
         if ends_cycle:
@@ -171,25 +238,30 @@ class TrainStep:
                 out["grad_norm"] = grad_norm
         return out
 
+    def _check_watched(self, ends_cycle: bool) -> None:
+        """LossWatch.check, a raise ending the accumulation cycle as a skip would."""
+        try:
+            self.losses.check()
+        except NonFiniteLossError:
+            if ends_cycle:
+                self._in_cycle = 0
+            raise
+
     def _backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         self._accumulated += 1
 
-    def _nonfinite(self, value: float, ends_cycle: bool, metrics: Dict[str, float]) -> Dict[str, float]:
-        """Raise NonFiniteLossError, or drop the step and its cycle's gradients."""
+    def _skip(self, ends_cycle: bool, metrics: Dict[str, Any]) -> Dict[str, Any]:
+        """Drop the step (a non-finite loss here or on another rank) and its cycle's gradients."""
         if ends_cycle:
             self._in_cycle = 0
-        if not self.skip_nonfinite:
-            if math.isfinite(value):
-                raise NonFiniteLossError(f"the loss is non-finite on another rank (here {value:.5g})")
-            raise NonFiniteLossError(f"the loss is {value}")
         self.optimizer.zero_grad(set_to_none=True)
         self._accumulated = 0
         return {**metrics, "nonfinite_skip": 1.0}
 
-    def _update(self) -> Optional[float]:
-        """Clip and apply the cycle's gradients; returns their norm (None when a skipped
-        step dropped them all)."""
+    def _update(self) -> Optional[torch.Tensor]:
+        """Clip and apply the cycle's gradients; returns their norm, a device scalar
+        (None when a skipped step dropped them all)."""
         held, self._in_cycle, self._accumulated = self._accumulated, 0, 0
         if held == 0:
             return None
@@ -210,9 +282,9 @@ class TrainStep:
             if param.grad is not None:
                 param.grad.mul_(factor)
 
-    def _clip_gradients(self) -> float:
+    def _clip_gradients(self) -> torch.Tensor:
         params = [p for p in self.model.parameters() if p.grad is not None]
         if self.clip_grad_val is not None:
             torch.nn.utils.clip_grad_value_(params, self.clip_grad_val)
         max_norm = self.clip_grad_l2norm if self.clip_grad_l2norm is not None else math.inf
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        return torch.nn.utils.clip_grad_norm_(params, max_norm).detach()

@@ -4,10 +4,18 @@ Queries, keys and values are pooled over the token grid before attending: pooled
 queries shrink the output grid (a new stage), pooled keys/values make attention cheap
 on the large early grids. MViTv2 adds decomposed relative positions and residual
 pooling (the pooled query is added to the output).
+
+The relative positions enter `scaled_dot_product_attention` as extra query and key
+channels, which makes q and k wider than v (96 + 22 = 118 at MViTv2-S's first stage).
+FlashAttention and cuDNN attention take only q, k and v of one width, a multiple of 8;
+otherwise CUDA falls back to a slower kernel, and so does the CPU (to the math path,
+measured 1.2-1.75x slower on the attention cores of MViT at 8x112x112). So the extra
+channels, and v, are padded with zeros to such a width (a zero channel adds nothing to
+q . k, a zero column of v only a zero output column, sliced off).
 """
 
 from functools import partial
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +27,51 @@ from .relative_position import decomposed_bias, decomposed_terms, key_indicators
 
 # MViT's norm: LayerNorm with PySlowFast's epsilon.
 LayerNorm6 = partial(nn.LayerNorm, eps=1e-6)
+
+# FlashAttention and cuDNN attention need q, k and v of one head width, a multiple of this.
+FUSED_WIDTH_MULTIPLE = 8
+
+# Whether padding to a fused width is the faster path, per device type: measured on the CPU
+# (above); on CUDA FlashAttention and cuDNN take nothing else. Other devices: not padded.
+PADDING_IS_FASTER = {"cpu": True, "cuda": True}
+
+# MVIT.ATTENTION values -> MultiScaleAttention's (use_sdpa, pad_to_fused); None: as
+# PADDING_IS_FASTER says for the device.
+ATTENTION_PATHS: Dict[str, Tuple[bool, Optional[bool]]] = {
+    "auto": (True, None),
+    "plain": (False, False),
+    "sdpa": (True, False),
+    "sdpa_padded": (True, True),
+}
+
+
+def attention_path(choice: str) -> Tuple[bool, Optional[bool]]:
+    """(use_sdpa, pad_to_fused) for an MVIT.ATTENTION value; ValueError naming the choices."""
+    if choice not in ATTENTION_PATHS:
+        raise ValueError(f"MVIT.ATTENTION {choice!r} is not known; use one of {', '.join(map(repr, ATTENTION_PATHS))}")
+    return ATTENTION_PATHS[choice]
+
+
+def fused_width(width: int) -> int:
+    """The least head width >= `width` that the fused kernels accept."""
+    return -(-width // FUSED_WIDTH_MULTIPLE) * FUSED_WIDTH_MULTIPLE
+
+
+def pads_on(device: torch.device, pad_to_fused: Optional[bool]) -> bool:
+    """Whether attention on `device` pads to a fused width: as asked, or by default
+    where PADDING_IS_FASTER says so."""
+    return PADDING_IS_FASTER.get(device.type, False) if pad_to_fused is None else pad_to_fused
+
+
+def widen(x: Tensor, extra: Optional[Tensor], padding: int) -> Tensor:
+    """(B, heads, N, D) -> (B, heads, N, D + R + padding): `extra` ((B | 1, heads | 1, N, R),
+    broadcast) and `padding` zero channels appended, in one copy."""
+    parts = [x]
+    if extra is not None:
+        parts.append(extra.expand(*x.shape[:3], -1))
+    if padding:
+        parts.append(x.new_zeros(()).expand(*x.shape[:3], padding))
+    return torch.cat(parts, dim=-1) if len(parts) > 1 else x
 
 
 class MultiScaleAttention(nn.Module):
@@ -39,6 +92,8 @@ class MultiScaleAttention(nn.Module):
         use_sdpa: attend with `scaled_dot_product_attention` (relative positions as
             extra query and key channels); False uses the explicit
             matmul-softmax-matmul path with the full additive bias.
+        pad_to_fused: with SDPA, pad q, k and v to one width, a multiple of
+            FUSED_WIDTH_MULTIPLE (True), or not (False); None: the faster per device.
     """
 
     def __init__(
@@ -64,6 +119,7 @@ class MultiScaleAttention(nn.Module):
         residual_pooling: bool = False,
         separate_qkv: bool = False,
         use_sdpa: bool = True,
+        pad_to_fused: Optional[bool] = None,
     ) -> None:
         super().__init__()
         if mode == "conv_unshared" and not pool_first:
@@ -74,6 +130,7 @@ class MultiScaleAttention(nn.Module):
         self.num_prefix = 1 if has_cls_embed else 0
         self.pool_first, self.separate_qkv = pool_first, separate_qkv
         self.residual_pooling, self.use_sdpa = residual_pooling, use_sdpa
+        self.pad_to_fused = pad_to_fused
         # Pool-first folds the input into heads ("conv") or keeps it whole ("conv_unshared").
         self.fold = 1 if mode == "conv_unshared" else num_heads
         if pool_first or separate_qkv:
@@ -158,16 +215,24 @@ class MultiScaleAttention(nn.Module):
         """The same through `scaled_dot_product_attention`, the relative-position bias
         factored into extra query and key channels (relative_position.py): no mask, so
         the fused kernel runs forward and backward. The query terms are divided by the
-        scale that SDPA multiplies every logit by."""
+        scale that SDPA multiplies every logit by. Where `pads_on` the device, q, k and
+        v are zero-padded to one fused width and the output sliced back."""
+        head_dim = v.shape[-1]
+        terms = keys = None
         if self.has_rel_pos:
             tables = (self.rel_pos_h, self.rel_pos_w, self.rel_pos_t)
-            terms = decomposed_terms(q, q_grid, k_grid, *tables, self.num_prefix)
+            terms = decomposed_terms(q, q_grid, k_grid, *tables, self.num_prefix) / self.scale
             keys = key_indicators(
                 k_grid, self.rel_pos_t is not None, self.rel_pos_h is not None, self.num_prefix, k.dtype, k.device
             )
-            q = torch.cat((q, terms / self.scale), dim=-1)
-            k = torch.cat((k, keys.expand(*k.shape[:2], -1, -1)), dim=-1)
-        return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        width = head_dim + (0 if terms is None else terms.shape[-1])
+        pad = pads_on(q.device, self.pad_to_fused)
+        padding = fused_width(width) - width if pad else 0
+        q, k = widen(q, terms, padding), widen(k, keys, padding)
+        if pad:
+            v = widen(v, None, q.shape[-1] - head_dim)
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        return out if out.shape[-1] == head_dim else out[..., :head_dim]
 
     def forward(self, x: Tensor, grid: Grid) -> Tuple[Tensor, Grid]:
         """(B, N, dim) tokens on `grid` -> (B, N_q, dim_out) tokens on the pooled query grid."""

@@ -33,6 +33,7 @@ class BlockOptions:
     dim_mul_in_att: bool = False
     separate_qkv: bool = False
     use_sdpa: bool = True
+    pad_to_fused: Optional[bool] = None
 
 
 class DropPath(nn.Module):
@@ -128,6 +129,7 @@ class MultiScaleBlock(nn.Module):
             residual_pooling=options.residual_pooling,
             separate_qkv=options.separate_qkv,
             use_sdpa=options.use_sdpa,
+            pad_to_fused=options.pad_to_fused,
         )
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(att_dim)

@@ -15,6 +15,7 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from . import mvit
+from .attention import attention_path
 from .block import BlockOptions
 from .decoder_head import DecoderPredictionHead
 from .geometry import Grid, query_strides, token_grid
@@ -81,6 +82,7 @@ def trunk_args(cfg: CfgNode) -> Dict[str, Any]:
         drop_path_rate=mv.DROPPATH_RATE,
         dim_mul_in_att=mv.DIM_MUL_IN_ATT,
     )
+    use_sdpa, pad_to_fused = attention_path(mv.ATTENTION)
     options = BlockOptions(
         mlp_ratio=mv.MLP_RATIO,
         qkv_bias=mv.QKV_BIAS,
@@ -94,6 +96,8 @@ def trunk_args(cfg: CfgNode) -> Dict[str, Any]:
         residual_pooling=mv.RESIDUAL_POOLING,
         dim_mul_in_att=mv.DIM_MUL_IN_ATT,
         separate_qkv=mv.SEPARATE_QKV,
+        use_sdpa=use_sdpa,
+        pad_to_fused=pad_to_fused,
     )
     return dict(
         layout=layout,

@@ -1,0 +1,43 @@
+"""tools/gpu_check.py at toy size on the CPU: every row of the GPU table is produced by
+the code a GPU runs, printed and written as JSON."""
+
+import json
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+import gpu_check  # noqa: E402
+import torch  # noqa: E402
+
+
+def test_the_tiny_check_runs_every_row_on_the_cpu(tmp_path, capsys):
+    out = tmp_path / "gpu.json"
+    gpu_check.main(["--device", "cpu", "--tiny", "--json", str(out), "--work-dir", str(tmp_path / "work"),
+                    "--peak-tflops", "2.0"])
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert result["tiny"] and result["peak_bf16_tflops"] == 2.0 and result["device"] == "cpu"
+    parts = [r["part"] for r in rows]
+    assert parts[:3] == ["tests", "step", "sparse"] and parts[-3:] == ["hog", "loader", "pyslowfast"]
+    assert set(parts[3:-3]) == {"attention"}
+    tests = rows[0]
+    assert tests["failures"] == tests["errors"] == 0 and tests["skipped"] == tests["tests"] >= 5  # no CUDA here
+    step = rows[1]
+    assert step["batch"] == 2 and step["host_syncs"] is None
+    assert abs(step["clips_per_s"] * step["step_ms"] / 1000 - step["batch"]) < 1e-9 * step["batch"]
+    assert abs(step["mfu"] * 2.0 - step["tflops"]) < 1e-9 * step["tflops"]
+    assert all(r["backend"] in gpu_check.SDPA_BACKENDS.values() for r in rows[3:-3])
+    assert all("widths q/k/v" in r["what"] for r in rows[3:-3])
+    assert rows[-2]["workers_needed"] > 0 and "| part |" in printed
+    assert all(r["what"] in printed for r in rows)
+
+
+def test_the_peak_rate_comes_from_the_table_or_the_argument():
+    assert gpu_check.peak_tflops(torch.device("cpu"), 0.0) is None
+    assert gpu_check.peak_tflops(torch.device("cpu"), 7.5) == 7.5
+    names = [name for name, _ in gpu_check.PEAK_BF16_TFLOPS]
+    assert names.index("H100 PCIe") < names.index("H100")  # the precise name is matched first
+    assert dict(gpu_check.PEAK_BF16_TFLOPS)["H200"] == dict(gpu_check.PEAK_BF16_TFLOPS)["H100"] == 989.0
