@@ -282,7 +282,7 @@ def load(
     """Load model, optimizer and scaler states from `path`; returns the checkpoint dict
     (epoch, iteration, rng_state ... : see resume.ResumePoint)."""
     state = read_checkpoint(path)
-    _load_states(path, state, model, optimizer, scaler)
+    load_states(path, state, model, optimizer, scaler)
     return state
 
 
@@ -292,28 +292,38 @@ def load_newest(
     optimizer: Optional[torch.optim.Optimizer] = None,
     scaler: Optional[Any] = None,
 ) -> Optional[Dict[str, Any]]:
-    """Load the newest readable checkpoint of the run in `output_dir`, by (epoch,
-    iteration); returns its dict, or None when there is none. A newest file that cannot
-    be read (copied half-way, truncated by a full disk) is skipped with a warning for
-    the one before it."""
+    """Load the newest readable checkpoint of the run in `output_dir` (read_newest);
+    returns its dict, or None when there is none."""
+    newest = read_newest(output_dir)
+    if newest is None:
+        return None
+    path, state = newest
+    load_states(path, state, model, optimizer, scaler)
+    return state
+
+
+def read_newest(output_dir: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """(path, dict) of the newest readable checkpoint of the run in `output_dir`, by
+    (epoch, iteration), or None when there is none. A newest file that cannot be read
+    (copied half-way, truncated by a full disk) is skipped with a warning for the one
+    before it."""
     for path in reversed(epoch_checkpoints(output_dir)):
         try:
-            state = read_checkpoint(path)
+            return path, read_checkpoint(path)
         except CheckpointError as error:
             logger.warning("skipping unreadable checkpoint, trying the previous one: %s", error)
-            continue
-        _load_states(path, state, model, optimizer, scaler)
-        return state
     return None
 
 
-def _load_states(
+def load_states(
     path: str,
     state: Dict[str, Any],
     model: nn.Module,
     optimizer: Optional[torch.optim.Optimizer],
     scaler: Optional[Any],
 ) -> None:
+    """Put a checkpoint dict read from `path` into model, optimizer and scaler
+    (strict names; weights that are not finite refused, see check_finite)."""
     model = unwrapped(model)
     check_finite(path, state["model_state"])
     try:
