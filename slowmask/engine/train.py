@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
+import yaml
 from fvcore.common.config import CfgNode
 from torch import nn
 
@@ -105,12 +106,11 @@ def check_resumed_config(cfg: CfgNode, path: str, stored_yaml: Optional[str]) ->
     Raises:
         ResumeConflict: the recipe differs and changes are not allowed.
     """
-    if not stored_yaml:
+    stored = _as_config(stored_yaml)
+    if stored is None:
         logger.warning("%s holds no config: the current one cannot be compared with the one it was written with", path)
         return
-    # Both sides go through yaml, so that a tuple and the list it is dumped as compare equal.
-    stored = CfgNode.load_cfg(stored_yaml)
-    current = CfgNode.load_cfg(cfg.dump())
+    current = _as_config(cfg.dump())  # through yaml too, so that a tuple equals the list it is dumped as
     differ = {key: (_value_at(stored, key), value) for key, value in changed_keys(current, stored).items()
               if _value_at(stored, key) is not _ABSENT}
     if not differ:
@@ -128,6 +128,15 @@ def check_resumed_config(cfg: CfgNode, path: str, stored_yaml: Optional[str]) ->
 
 
 _ABSENT = object()
+
+
+def _as_config(text: Optional[str]) -> Optional[CfgNode]:
+    """The yaml mapping in `text` as a CfgNode; None for no text or text that is not one."""
+    try:
+        loaded = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return None
+    return CfgNode(loaded) if isinstance(loaded, dict) else None
 
 
 def _value_at(node: CfgNode, key: str) -> Any:

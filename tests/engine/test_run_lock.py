@@ -119,6 +119,8 @@ def test_a_config_without_changes_or_keys_the_checkpoint_lacks_pass_quietly(capl
         check_resumed_config(cfg, "c.pyth", cfg.dump())
         check_resumed_config(cfg, "c.pyth", "SOLVER:\n  BASE_LR: 0.002\n")  # an older config, fewer keys
     assert caplog.text == ""
-    with caplog.at_level("WARNING"):
-        check_resumed_config(cfg, "c.pyth", "")
-    assert "c.pyth holds no config: the current one cannot be compared" in caplog.text
+    for text in ("", "not: [yaml", "- a list"):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            check_resumed_config(cfg, "c.pyth", text)
+        assert "c.pyth holds no config: the current one cannot be compared" in caplog.text
