@@ -9,6 +9,7 @@ from slowmask.config import load_config
 from slowmask.engine import checkpoint
 from slowmask.engine.pretrained import load_pretrained
 from slowmask.models import build_model
+from slowmask.utils.logging import setup_logging
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -160,6 +161,7 @@ def test_non_finite_weights_are_refused_naming_the_tensors(tmp_path):
 
 
 def test_feature_extraction_from_a_nan_checkpoint_exits_4(demo_data_dir, tmp_path, capsys):
+    setup_logging(None)  # to this test's console, not to an earlier test's run
     small = ["DATA.NUM_FRAMES", "4", "DATA.TRAIN_CROP_SIZE", "32", "MVIT.DEPTH", "2", "MODEL.MODEL_NAME", "MViT",
              "MASK.ENABLE", "False", "MODEL.NUM_CLASSES", "4"]
     model = build_model(load_config(DEMO, small))
