@@ -53,6 +53,8 @@ _C.TRAIN.CHECKPOINT_PERIOD_ITERS = 0
 _C.TRAIN.CHECKPOINT_KEEP_LAST = 0
 # Resume from the newest checkpoint in OUTPUT_DIR/checkpoints when there is one.
 _C.TRAIN.AUTO_RESUME = True
+# Resume even when the recipe (model, batch, LR, schedule, masking, augmentation, input) differs from the checkpoint's config.
+_C.TRAIN.AUTO_RESUME_ALLOW_CHANGES = False
 # Checkpoint whose weights initialize the model (ignored once the run has its own).
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
 # Format of CHECKPOINT_FILE_PATH; only "pytorch" is supported.

@@ -10,15 +10,23 @@ mid-epoch file is named checkpoint_epoch_XXXXX.iter_YYYYYY.pyth with XXXXX = epo
 the epoch number the logs show, so that names sort by (epoch, iteration) both bytewise
 and in a locale's order: epoch 2 after 3 batches sorts between the ends of epochs 1 and 2.
 
-Writes go to a temporary file that is renamed into place, so a crash never leaves
-half a checkpoint under the final name. Reads use `torch.load(weights_only=True)`:
-a checkpoint holds tensors and plain values only.
+Writes go to a temporary file (NAME.tmp-PID) that is renamed into place, so a crash
+never leaves half a checkpoint under the final name. Before writing, the free space is
+compared with the checkpoint's size (its tensors' bytes, or the previous checkpoint's
+size when larger): too little fails at once, little warns. A write that fails removes its
+temporary file; a full disk ends with one DiskFullError.
+
+Reads use `torch.load(weights_only=True)`: a checkpoint holds tensors and plain values
+only, and a file that asks for any other Python object is refused unread. Weights that
+are not finite (NaN, inf) are refused when loaded into a model, naming the tensors: no
+evaluation, feature extraction or resumed training can come out of them.
 """
 
 import io
 import logging
 import math
 import os
+import pickle
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -29,6 +37,7 @@ from torch import nn
 from .rng_state import capture_rng_state
 from .state_diff import state_diff
 from slowmask.utils.errors import SlowmaskError
+from slowmask.utils.output_files import DiskFullError, check_free_space, disk_full_cause, free_bytes, remove_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +51,12 @@ CAFFE2_HINT = (
     " (a .pkl file is likely a Caffe2 checkpoint: Caffe2 checkpoints are out of scope for slowmask; "
     "convert it to a PyTorch .pyth with PySlowFast first)"
 )
+DISK_FULL_ADVICE = (
+    "free space there (delete old checkpoints, or keep fewer with TRAIN.CHECKPOINT_KEEP_LAST) or move OUTPUT_DIR "
+    "to a larger disk, then rerun: the run resumes from its last complete checkpoint"
+)
+# How torch's weights-only unpickler names an object it refuses to load: "GLOBAL module.name".
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 class CheckpointError(SlowmaskError, RuntimeError):
@@ -134,11 +149,40 @@ def save_checkpoint(
     if iteration is not None:
         state["iteration"] = iteration
     g_pathmgr.mkdirs(os.path.dirname(path))
+    needed = max(_tensor_bytes(state), _previous_size(os.path.dirname(path)))
+    check_free_space(path, needed, DISK_FULL_ADVICE)
     temporary = f"{path}.tmp-{os.getpid()}"
-    with g_pathmgr.open(temporary, "wb") as f:
-        torch.save(state, f)
+    try:
+        with g_pathmgr.open(temporary, "wb") as f:
+            torch.save(state, f)
+    except BaseException as error:  # a killed or failed write must not leave its partial file
+        remove_quietly(temporary)
+        full = disk_full_cause(error)
+        if full is not None:
+            raise DiskFullError(path, needed, free_bytes(os.path.dirname(path)), DISK_FULL_ADVICE) from full
+        raise
     _move_into_place(temporary, path)
     logger.info("wrote checkpoint %s", path)
+
+
+def _tensor_bytes(value: Any) -> int:
+    """Bytes of the tensors in a nested checkpoint dict: the size of the file, less
+    its small zip overhead."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(item) for item in value)
+    return 0
+
+
+def _previous_size(folder: str) -> int:
+    """Size of the newest checkpoint in `folder` (0 without one, or on remote storage)."""
+    if "://" in folder or not os.path.isdir(folder):
+        return 0
+    names = sorted((name for name in os.listdir(folder) if position_in_name(name)), key=position_in_name)
+    return os.path.getsize(os.path.join(folder, names[-1])) if names else 0
 
 
 def _move_into_place(temporary: str, path: str) -> None:
@@ -157,15 +201,66 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     """Read a checkpoint dict, with one clear error for a missing or unreadable file."""
     if not g_pathmgr.exists(path):
         raise CheckpointError(f"checkpoint not found: {path}")
+    with g_pathmgr.open(path, "rb") as f:
+        data = f.read()
+    if not data:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: empty file (0 bytes; its write never began)")
     try:
-        with g_pathmgr.open(path, "rb") as f:
-            state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
-    except Exception as error:  # any failure to unpickle means the same thing to the user
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # torch's text would advise weights_only=False: not relayed
+        raise CheckpointError(_refused_pickle(path, error)) from None
+    except Exception as error:  # any other failure to unpickle means the same thing to the user
         hint = CAFFE2_HINT if path.endswith(".pkl") else ""
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint{hint}: {error}") from error
     if not isinstance(state, dict) or "model_state" not in state:
         raise CheckpointError(f"{path} is not a checkpoint: it has no 'model_state'")
     return state
+
+
+def _refused_pickle(path: str, error: pickle.UnpicklingError) -> str:
+    """Why the weights-only unpickler refused a file: the Python object it asked for,
+    or torch's specific reason. torch's own message advises retrying with
+    weights_only=False, the one step that would run a malicious file's payload."""
+    hint = CAFFE2_HINT if path.endswith(".pkl") else ""
+    refused = _REFUSED_GLOBAL.search(str(error))
+    if refused is None:
+        paragraphs = [part.strip() for part in str(error).split("\n\n")[1:]]
+        reason = "; ".join(part for part in paragraphs if part and "torch.load" not in part) or "not a pickle"
+        return f"{path} is not a readable PyTorch checkpoint{hint}: {reason}"
+    return (
+        f"{path} is not a plain checkpoint{hint}: it asks to load the Python object {refused.group(1)}, which a "
+        "checkpoint of tensors and numbers never needs, so it was refused unread. Do not load it with "
+        "torch.load(weights_only=False): that would run whatever the file holds; get the checkpoint again from a "
+        "source you trust"
+    )
+
+
+def nonfinite_tensors(state: Dict[str, Any]) -> Dict[str, int]:
+    """{name: count of NaN / inf values} of the floating-point tensors in a model state."""
+    counts = {}
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                counts[name] = bad
+    return counts
+
+
+def check_finite(path: str, state: Dict[str, Any]) -> None:
+    """Refuse a model state with NaN or inf values, naming the tensors: a model made of
+    them gives NaN for every clip.
+
+    Raises:
+        CheckpointError: some tensor is not finite.
+    """
+    counts = nonfinite_tensors(state)
+    if counts:
+        named = ", ".join(f"{name} ({bad} of {state[name].numel()})" for name, bad in list(counts.items())[:5])
+        more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+        raise CheckpointError(
+            f"{path} holds weights that are not finite (NaN or inf) in {len(counts)} tensor(s): {named}{more}; the run "
+            "that wrote it diverged: use an earlier checkpoint of it"
+        )
 
 
 def resume(
@@ -187,7 +282,7 @@ def load(
     """Load model, optimizer and scaler states from `path`; returns the checkpoint dict
     (epoch, iteration, rng_state ... : see resume.ResumePoint)."""
     state = read_checkpoint(path)
-    _load_states(path, state, model, optimizer, scaler)
+    load_states(path, state, model, optimizer, scaler)
     return state
 
 
@@ -197,29 +292,40 @@ def load_newest(
     optimizer: Optional[torch.optim.Optimizer] = None,
     scaler: Optional[Any] = None,
 ) -> Optional[Dict[str, Any]]:
-    """Load the newest readable checkpoint of the run in `output_dir`, by (epoch,
-    iteration); returns its dict, or None when there is none. A newest file that cannot
-    be read (copied half-way, truncated by a full disk) is skipped with a warning for
-    the one before it."""
+    """Load the newest readable checkpoint of the run in `output_dir` (read_newest);
+    returns its dict, or None when there is none."""
+    newest = read_newest(output_dir)
+    if newest is None:
+        return None
+    path, state = newest
+    load_states(path, state, model, optimizer, scaler)
+    return state
+
+
+def read_newest(output_dir: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """(path, dict) of the newest readable checkpoint of the run in `output_dir`, by
+    (epoch, iteration), or None when there is none. A newest file that cannot be read
+    (copied half-way, truncated by a full disk) is skipped with a warning for the one
+    before it."""
     for path in reversed(epoch_checkpoints(output_dir)):
         try:
-            state = read_checkpoint(path)
+            return path, read_checkpoint(path)
         except CheckpointError as error:
             logger.warning("skipping unreadable checkpoint, trying the previous one: %s", error)
-            continue
-        _load_states(path, state, model, optimizer, scaler)
-        return state
     return None
 
 
-def _load_states(
+def load_states(
     path: str,
     state: Dict[str, Any],
     model: nn.Module,
     optimizer: Optional[torch.optim.Optimizer],
     scaler: Optional[Any],
 ) -> None:
+    """Put a checkpoint dict read from `path` into model, optimizer and scaler
+    (strict names; weights that are not finite refused, see check_finite)."""
     model = unwrapped(model)
+    check_finite(path, state["model_state"])
     try:
         model.load_state_dict(state["model_state"], strict=True)
     except RuntimeError:

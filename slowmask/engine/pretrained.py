@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from slowmask.models.checkpoint_geometry import adapt
 
-from .checkpoint import CheckpointError, read_checkpoint, unwrapped
+from .checkpoint import CheckpointError, check_finite, read_checkpoint, unwrapped
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +110,11 @@ def load_pretrained(
     path: str, model: nn.Module, clear_name_patterns: Sequence[str] = (), drop: Sequence[str] = PRETRAINING_ONLY
 ) -> LoadReport:
     """Initialize `model` from the weights of the checkpoint at `path` (no optimizer
-    state, no epoch) and log, once, what was loaded, fitted, skipped and new."""
-    state = renamed(read_checkpoint(path)["model_state"], clear_name_patterns)
+    state, no epoch) and log, once, what was loaded, fitted, skipped and new. Weights
+    that are not finite are refused (CheckpointError), naming the tensors."""
+    state = read_checkpoint(path)["model_state"]
+    check_finite(path, state)
+    state = renamed(state, clear_name_patterns)
     try:
         to_load, report = match_state(state, model, tuple(drop))
     except CheckpointError as error:

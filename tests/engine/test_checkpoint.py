@@ -1,10 +1,22 @@
 import os
+import sys
 
 import pytest
 import torch
 from torch import nn
 
+from slowmask.config import load_config
 from slowmask.engine import checkpoint
+from slowmask.engine.pretrained import load_pretrained
+from slowmask.models import build_model
+from slowmask.utils.logging import setup_logging
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+import extract_features  # noqa: E402
+
+DEMO = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 
 
 def model_and_optimizer(seed):
@@ -99,3 +111,70 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     for a, b in zip(model.state_dict().values(), fresh_model.state_dict().values()):
         assert torch.equal(a, b)
     assert checkpoint.load_newest(str(tmp_path / "elsewhere"), fresh_model) is None
+
+
+def test_an_empty_file_is_named_as_such(tmp_path):
+    empty = tmp_path / "empty.pyth"
+    empty.write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match=r"empty.pyth is not a readable PyTorch checkpoint: empty file \(0 bytes"):
+        checkpoint.read_checkpoint(str(empty))
+
+
+class Payload:
+    """What a malicious checkpoint pickles: a call of os.system when unpickled."""
+
+    def __reduce__(self):
+        return os.system, ("touch pwned",)
+
+
+def test_a_blocked_pickle_names_what_it_asked_for_and_never_advises_weights_only_false(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = str(tmp_path / "hostile.pyth")
+    torch.save({"model_state": {"w": torch.zeros(1)}, "epoch": Payload()}, path)
+    with pytest.raises(checkpoint.CheckpointError) as caught:
+        checkpoint.read_checkpoint(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not a plain checkpoint: it asks to load the Python object posix.system, "
+                              "which a checkpoint of tensors and numbers never needs, so it was refused unread")
+    assert "Do not load it with torch.load(weights_only=False)" in message
+    assert "will likely succeed" not in message and caught.value.__cause__ is None
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_non_finite_weights_are_refused_naming_the_tensors(tmp_path):
+    model, _ = model_and_optimizer(0)
+    with torch.no_grad():
+        model[0].weight[0, :2] = float("nan")
+        model[2].bias[1] = float("inf")
+    path = str(tmp_path / "diverged.pyth")
+    checkpoint.save_checkpoint(path, model, None, 3, "")
+    fresh, _ = model_and_optimizer(1)
+    before = [p.clone() for p in fresh.parameters()]
+    with pytest.raises(checkpoint.CheckpointError) as caught:
+        checkpoint.resume(path, fresh)  # what testing, extract_features, visualize and export call
+    assert str(caught.value) == (f"{path} holds weights that are not finite (NaN or inf) in 2 tensor(s): "
+                                 "0.weight (2 of 12), 2.bias (1 of 2); the run that wrote it diverged: use an earlier "
+                                 "checkpoint of it")
+    assert all(torch.equal(a, b) for a, b in zip(before, fresh.parameters()))
+    with pytest.raises(checkpoint.CheckpointError, match=r"diverged.pyth holds weights that are not finite .*0.weight"):
+        load_pretrained(path, fresh)  # fine-tuning from it
+
+
+def test_feature_extraction_from_a_nan_checkpoint_exits_4(demo_data_dir, tmp_path, capsys):
+    setup_logging(None)  # to this test's console, not to an earlier test's run
+    small = ["DATA.NUM_FRAMES", "4", "DATA.TRAIN_CROP_SIZE", "32", "MVIT.DEPTH", "2", "MODEL.MODEL_NAME", "MViT",
+             "MASK.ENABLE", "False", "MODEL.NUM_CLASSES", "4"]
+    model = build_model(load_config(DEMO, small))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan"))
+    path = str(tmp_path / "nan.pyth")
+    checkpoint.save_checkpoint(path, model, None, 0, "")
+    videos = tmp_path / "videos.txt"
+    videos.write_text(open(os.path.join(demo_data_dir, "test.csv")).read())
+    status = extract_features.main(["--cfg", DEMO, "--checkpoint", path, "--videos", str(videos),
+                                    "--out", str(tmp_path / "features"), *small])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert status == 4
+    assert line.startswith(f"CheckpointError: {path} holds weights that are not finite (NaN or inf) in ")
+    assert not (tmp_path / "features" / "features.npy").exists()

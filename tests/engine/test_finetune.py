@@ -44,6 +44,7 @@ def test_a_resumed_fine_tuning_run_ignores_the_init_checkpoint(demo_data_dir, tm
     first = ["TRAIN.CHECKPOINT_FILE_PATH", "", "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_EPOCHS", "0.5"]
     assert run_net.main(opts + first) == 0
     missing = str(tmp_path / "missing.pyth")
-    assert run_net.main(opts + ["TRAIN.CHECKPOINT_FILE_PATH", missing]) == 0  # AUTO_RESUME wins
+    # AUTO_RESUME wins; the warmup differs from the first run's, which resuming must be told to accept.
+    assert run_net.main(opts + ["TRAIN.CHECKPOINT_FILE_PATH", missing, "TRAIN.AUTO_RESUME_ALLOW_CHANGES", "True"]) == 0
     epochs = [s["epoch"] for s in read_json_stats(str(tmp_path)) if s["_type"] == "train_epoch"]
     assert epochs == ["1/1", "2/2"]
