@@ -21,6 +21,7 @@ from typing import List, Optional
 from slowmask.config import load_config
 from slowmask.engine.launch import launch
 from slowmask.engine.preflight import describe, preflight
+from slowmask.engine.run_lock import OutputDirInUse, in_use_message
 from slowmask.engine.testing import run_test
 from slowmask.engine.train import train
 from slowmask.utils.errors import run_tool
@@ -62,6 +63,9 @@ def config_from_args(args: argparse.Namespace):
 def run(argv: List[str]) -> int:
     args = parse_args(argv)
     cfg = config_from_args(args)
+    in_use = in_use_message(cfg.OUTPUT_DIR)
+    if in_use:  # before the log opens: nothing of this run lands in the other one's files
+        raise OutputDirInUse(in_use)
     # Under torchrun every process runs this; one of them writes stdout.log.
     setup_logging(None if args.check else cfg.OUTPUT_DIR, int(os.environ.get("RANK", 0)) == 0)
     checked = preflight(cfg)

@@ -166,6 +166,26 @@ class RunLock:
         return holder.describe() if holder is not None else "a holder its content does not name"
 
 
+def in_use_message(output_dir: str) -> Optional[str]:
+    """Why OUTPUT_DIR is in use by a live run on this host (its lock is held), or None.
+    A look, not a lock: the entry point asks it before writing anything (its log
+    included); `hold_output_dir`, around the training itself, decides."""
+    path = os.path.join(output_dir, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = Holder.parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+        return (f"{output_dir} is in use by another run ({RunLock._describe(holder)}; lock file {path}): "
+                "wait for it to end, or give this run another OUTPUT_DIR")
+    finally:
+        os.close(fd)  # closing drops a shared lock taken just to look
+    return None
+
+
 @contextmanager
 def hold_output_dir(output_dir: str) -> Iterator[None]:
     """Hold OUTPUT_DIR's run lock for the body (see the module docstring)."""
