@@ -57,6 +57,19 @@ def check_choices(cfg: CfgNode) -> None:
             raise ConfigError(f"{key} is {value!r}; supported: {', '.join(map(repr, valid))}")
 
 
+def check_job_size(cfg: CfgNode) -> None:
+    """The job's shape, before anything divides by it: GPUs per machine, machines, this one."""
+    if cfg.NUM_GPUS < 0:
+        raise ConfigError(f"NUM_GPUS is {cfg.NUM_GPUS}; it counts the GPUs of each machine: 0 (the CPU) or more")
+    if cfg.NUM_SHARDS < 1:
+        raise ConfigError(f"NUM_SHARDS (--num_shards) is {cfg.NUM_SHARDS}; it counts the machines of the job: 1 or more")
+    if not 0 <= cfg.SHARD_ID < cfg.NUM_SHARDS:
+        raise ConfigError(
+            f"SHARD_ID (--shard_id) is {cfg.SHARD_ID} but NUM_SHARDS (--num_shards) is {cfg.NUM_SHARDS}: "
+            f"the machines are numbered 0 to {cfg.NUM_SHARDS - 1}"
+        )
+
+
 def check_batch(cfg: CfgNode) -> None:
     world = max(1, cfg.NUM_GPUS) * cfg.NUM_SHARDS
     for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
@@ -233,6 +246,7 @@ def check_checkpointing(cfg: CfgNode) -> None:
 
 CHECKS: List[Callable[[CfgNode], None]] = [
     check_choices,
+    check_job_size,  # before check_batch, which divides by the number of processes
     check_batch,
     check_patch_geometry,
     check_masking,

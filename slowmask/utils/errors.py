@@ -20,6 +20,7 @@ Exit statuses (README, "Exit statuses"):
 
 import logging
 import re
+import signal
 import sys
 import traceback
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
@@ -51,6 +52,11 @@ class SlowmaskError(Exception):
     def exit_status(self) -> int:
         return EXIT_STATUS[self.kind]
 
+    @classmethod
+    def status_of(cls, message: str) -> int:
+        """The exit status of this class's error with `message`, as a spawned process relays it."""
+        return EXIT_STATUS[cls.kind]
+
 
 class UsageError(SlowmaskError):
     """A tool's command line that cannot work (a wrong argument or combination)."""
@@ -62,16 +68,31 @@ class DataError(SlowmaskError):
     kind = "data"
 
 
-class StoppedBeforeStart(SlowmaskError):
-    """A stop signal arrived before the first step: nothing to checkpoint, nothing lost."""
+class StoppedBySignal(SlowmaskError):
+    """A stop signal ended the run without a checkpoint; exit 128 + its number. The
+    message names the signal ("by SIGTERM"), which is how a parent finds the status."""
 
-    def __init__(self, signal_number: int, name: str) -> None:
-        super().__init__(f"stopped by {name} before the first training step; nothing was trained or written")
+    def __init__(self, signal_number: int, message: str) -> None:
+        super().__init__(message)
         self.signal_number = signal_number
 
     @property
     def exit_status(self) -> int:
         return SIGNAL_EXIT_BASE + self.signal_number
+
+    @classmethod
+    def status_of(cls, message: str) -> int:
+        named = re.search(r"\bby (?:a second )?(SIG[A-Z0-9]+)\b", message)
+        if named is None or named.group(1) not in signal.Signals.__members__:
+            return SIGNAL_EXIT_BASE
+        return SIGNAL_EXIT_BASE + signal.Signals[named.group(1)].value
+
+
+class StoppedBeforeStart(StoppedBySignal):
+    """A stop signal arrived before the first step: nothing to checkpoint, nothing lost."""
+
+    def __init__(self, signal_number: int, name: str) -> None:
+        super().__init__(signal_number, f"stopped by {name} before the first training step; nothing was trained or written")
 
 
 def _expected_classes(root: Type[SlowmaskError] = SlowmaskError) -> Iterator[Type[SlowmaskError]]:
@@ -83,14 +104,17 @@ def _expected_classes(root: Type[SlowmaskError] = SlowmaskError) -> Iterator[Typ
 def expected_stop(error: BaseException) -> Optional[Tuple[int, str]]:
     """(exit status, one-line message) of an expected error, else None. A spawned
     process's error arrives as ProcessRaisedException, whose text ends with the child's
-    traceback, "[module.]Name: message"; the class is found again by its name."""
+    traceback, "[module.]Name: message" (after any error it chains); the class is found
+    again by its name, in the last such line."""
     if isinstance(error, SlowmaskError):
         return error.exit_status, f"{type(error).__name__}: {error}"
     if isinstance(error, ProcessRaisedException):
-        for cls in _expected_classes():
-            raised = re.search(rf"^(?:[\w.]+\.)?{cls.__name__}: (.*)", str(error), re.MULTILINE | re.DOTALL)
-            if raised and cls is not StoppedBeforeStart:
-                return EXIT_STATUS[cls.kind], f"{cls.__name__}: {raised.group(1).strip()}"
+        classes = {cls.__name__: cls for cls in _expected_classes()}
+        text = str(error)
+        raised = [m for m in re.finditer(r"^(?:[\w.]+\.)?(\w+): ", text, re.MULTILINE) if m.group(1) in classes]
+        if raised:
+            name, message = raised[-1].group(1), text[raised[-1].end():].strip()
+            return classes[name].status_of(message), f"{name}: {message}"
     return None
 
 
