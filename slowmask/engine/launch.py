@@ -29,7 +29,7 @@ from torch.multiprocessing import ProcessExitedException
 
 from slowmask.config import ConfigError
 from slowmask.utils.errors import SlowmaskError, StoppedBeforeStart, StoppedBySignal
-from slowmask.utils.stop_signals import STOP_SIGNALS, Forwarder, stopping_at_once
+from slowmask.utils.stop_signals import Forwarder, stopping_at_once
 
 from .distributed import (
     Place,
@@ -149,11 +149,11 @@ def _spawn(cfg: CfgNode, job: Job, init_method: str) -> None:
             while not processes.join():
                 pass
         except ProcessExitedException as error:
-            # Killed by a forwarded signal before it had installed its own handlers.
-            stopped = [number for number in STOP_SIGNALS if signal.Signals(number).name == error.signal_name]
-            if stopped:
-                raise StoppedBeforeStart(stopped[0], error.signal_name) from error
-            raise
+            # A child that got the signal while it started (importing, before its own
+            # handlers) died of it, or of the KeyboardInterrupt of a Ctrl-C.
+            if forward.received is None:
+                raise
+            raise StoppedBeforeStart(forward.received, signal.Signals(forward.received).name) from error
 
 
 def _spawned(local_rank: int, job: Job, cfg: CfgNode, init_method: str) -> None:

@@ -113,13 +113,15 @@ class Forwarder:
     context; name them with `to(pids)` once started; the signals that came before are
     sent then). The children act on them: stop at once before their first step, else
     checkpoint and stop. A Ctrl-C of the terminal is not passed on, as the children have
-    it already and a copy would count as a second Ctrl-C."""
+    it already and a copy would count as a second Ctrl-C. `received` keeps the first
+    signal, for a child that died of it before installing its own handlers."""
 
     def __init__(self, signals: Sequence[int] = STOP_SIGNALS) -> None:
         self.signals = signals
         self.pids: List[int] = []
         self.pending: List[int] = []
         self.previous: Dict[int, Any] = {}
+        self.received: Optional[int] = None  # the first stop signal this process got
 
     def __enter__(self) -> "Forwarder":
         if threading.current_thread() is threading.main_thread():
@@ -137,6 +139,7 @@ class Forwarder:
         self.pending.clear()
 
     def _receive(self, signum: int, frame: Any) -> None:
+        self.received = self.received or signum
         if signum == signal.SIGINT and _terminal_signals_the_group():
             return
         if self.pids:

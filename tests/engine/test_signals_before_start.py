@@ -78,6 +78,34 @@ def test_sigterm_while_a_shard_waits_at_the_rendezvous_ends_the_job_within_5_s(d
     assert not (tmp_path / "checkpoints").exists()
 
 
+def spawned_ranks(pid: int):
+    """The children of `pid` that torch's spawn started (not multiprocessing's helpers)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        pids = listing.read().split()
+    ranks = []
+    for child in pids:
+        try:
+            with open(f"/proc/{child}/cmdline") as cmdline:
+                if "spawn_main" in cmdline.read():
+                    ranks.append(child)
+        except FileNotFoundError:  # ended meanwhile
+            pass
+    return ranks
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"), reason="needs Linux /proc")
+def test_sigterm_while_the_spawned_processes_start_ends_the_job_with_143(demo_data_dir, tmp_path):
+    process = start(["--cfg", PT_CFG, "--init_method", f"tcp://127.0.0.1:{free_port()}", "--num_shards", "2",
+                     "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(tmp_path), "TRAIN.BATCH_SIZE", "8",
+                     *QUICK])
+    wait_for(lambda: spawned_ranks(process.pid), process)  # the rank is still importing: no handlers yet
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("StoppedBeforeStart: stopped by SIGTERM before the first")
+    assert "terminated with signal SIGTERM" in (tmp_path / "stdout.log").read_text()  # it died of the signal
+
+
 def test_ctrl_c_during_training_writes_a_checkpoint_and_exits_75(demo_data_dir, tmp_path):
     process = start(["--cfg", PT_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(tmp_path),
                      "TRAIN.BATCH_SIZE", "2", *QUICK])
