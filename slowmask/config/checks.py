@@ -62,7 +62,9 @@ def check_job_size(cfg: CfgNode) -> None:
     if cfg.NUM_GPUS < 0:
         raise ConfigError(f"NUM_GPUS is {cfg.NUM_GPUS}; it counts the GPUs of each machine: 0 (the CPU) or more")
     if cfg.NUM_SHARDS < 1:
-        raise ConfigError(f"NUM_SHARDS (--num_shards) is {cfg.NUM_SHARDS}; it counts the machines of the job: 1 or more")
+        raise ConfigError(
+            f"NUM_SHARDS (--num_shards) is {cfg.NUM_SHARDS}; it counts the machines of the job: 1 or more"
+        )
     if not 0 <= cfg.SHARD_ID < cfg.NUM_SHARDS:
         raise ConfigError(
             f"SHARD_ID (--shard_id) is {cfg.SHARD_ID} but NUM_SHARDS (--num_shards) is {cfg.NUM_SHARDS}: "

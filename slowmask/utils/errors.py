@@ -92,7 +92,8 @@ class StoppedBeforeStart(StoppedBySignal):
     """A stop signal arrived before the first step: nothing to checkpoint, nothing lost."""
 
     def __init__(self, signal_number: int, name: str) -> None:
-        super().__init__(signal_number, f"stopped by {name} before the first training step; nothing was trained or written")
+        super().__init__(signal_number,
+                         f"stopped by {name} before the first training step; nothing was trained or written")
 
 
 def _expected_classes(root: Type[SlowmaskError] = SlowmaskError) -> Iterator[Type[SlowmaskError]]:

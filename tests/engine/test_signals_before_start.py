@@ -11,10 +11,11 @@ import sys
 import time
 
 import pytest
+import torch.distributed as dist
 from torch.multiprocessing import ProcessRaisedException
 
 from slowmask.engine import checkpoint
-from slowmask.engine.distributed import DistributedError, Place, join_process_group
+from slowmask.engine.distributed import DistributedError, Place, join_process_group, leave_process_group, self_test
 from slowmask.engine.launch import init_method_problem
 from slowmask.utils.errors import expected_stop
 
@@ -167,3 +168,19 @@ def test_the_parent_ends_with_the_status_of_a_childs_stop():
     assert expected_stop(relayed(aborted))[0] == 130
     timed_out = "slowmask.engine.distributed.DistributedError: rank 1 of 2 waited at tcp://h:1 (gloo)"
     assert expected_stop(relayed(timed_out))[0] == 5
+
+
+def test_a_failed_collective_self_test_is_a_distributed_error_naming_the_rank(monkeypatch):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    join_process_group("gloo", address, Place(rank=0, local_rank=0, world_size=1), timeout_s=5)
+    try:
+        def silent_rank(**kwargs):
+            raise RuntimeError("Rank 1 failed to pass monitoredBarrier in 2000 ms")
+
+        monkeypatch.setattr(dist, "monitored_barrier", silent_rank)
+        with pytest.raises(DistributedError, match=rf"self-test of rank 0 of 1 at {address}: not every rank "
+                                                   r"answered within 2 s .*Rank 1 failed") as raised:
+            self_test(2, address)
+        assert raised.value.exit_status == 5
+    finally:
+        leave_process_group()
