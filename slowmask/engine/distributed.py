@@ -84,7 +84,7 @@ def join_process_group(
             world_size=place.world_size,
             timeout=datetime.timedelta(seconds=collective_timeout_s),
         )
-    except SlowmaskError:  # the meeting's own error, or a stop signal's
+    except SlowmaskError:  # the meeting's own error
         raise
     except Exception as error:  # the store and backends raise several unrelated types
         raise DistributedError(

@@ -161,12 +161,13 @@ def _spawned(local_rank: int, job: Job, cfg: CfgNode, init_method: str) -> None:
     place = Place(cfg.SHARD_ID * per_machine + local_rank, local_rank, world_size(cfg))
     try:
         run_at(place, job, cfg, init_method)
-    except StoppedBySignal:
-        # torch's spawn wrapper saves this error for the parent, then exits; the exit then
-        # ends here, without the interpreter's teardown (seconds with torch loaded), so the
-        # parent ends the run at once. Nothing is left to write but the logs.
+    except StoppedBySignal as stop:
+        # torch's spawn wrapper relays an Exception to the parent (which finds the stop by
+        # its name in the traceback), then exits; the exit ends here, without the
+        # interpreter's teardown (seconds with torch loaded), so that the parent ends the
+        # run at once. Nothing is left to write but the logs.
         atexit.register(_exit_after_logs, 1)
-        raise
+        raise RuntimeError(f"rank {place.rank} stopped") from stop
 
 
 def _exit_after_logs(status: int) -> None:

@@ -4,7 +4,10 @@ An expected error is one the user can fix (a wrong key, a missing list, an unrea
 checkpoint, a full disk) or an orderly stop (preemption). Its class subclasses
 `SlowmaskError` and names its `kind`; `run_tool` turns it into one line on stderr (the
 message, and where its traceback went) and the kind's exit status. Any other exception is
-a bug in slowmask or in a user's plug-in and keeps its traceback.
+a bug in slowmask or in a user's plug-in and keeps its traceback. A stop signal with
+nothing to checkpoint (before the first step, or a second Ctrl-C) raises StoppedBySignal,
+which `run_tool` ends on alike with 128 + the signal; like KeyboardInterrupt it is no
+Exception, so that no `except Exception` takes it for the failure it interrupted.
 
 Exit statuses (README, "Exit statuses"):
    0  done
@@ -68,8 +71,11 @@ class DataError(SlowmaskError):
     kind = "data"
 
 
-class StoppedBySignal(SlowmaskError):
-    """A stop signal ended the run without a checkpoint; exit 128 + its number. The
+class StoppedBySignal(BaseException):
+    """A stop signal ended the run without a checkpoint; exit 128 + its number. Like
+    KeyboardInterrupt it is no Exception: a signal handler raises it wherever the main
+    thread is, and an `except Exception` there (a video that fails to decode, a checkpoint
+    that fails to load, a preflight check) must not take it for its own failure. The
     message names the signal ("by SIGTERM"), which is how a parent finds the status."""
 
     def __init__(self, signal_number: int, message: str) -> None:
@@ -96,25 +102,31 @@ class StoppedBeforeStart(StoppedBySignal):
                          f"stopped by {name} before the first training step; nothing was trained or written")
 
 
-def _expected_classes(root: Type[SlowmaskError] = SlowmaskError) -> Iterator[Type[SlowmaskError]]:
+def _expected_classes(root: type) -> Iterator[type]:
     for cls in root.__subclasses__():
         yield cls
         yield from _expected_classes(cls)
 
 
+# Where the message of a relayed error ends: a blank line starts the next chained one.
+_CHAINED = re.compile(r"\n\s*\n")
+
+
 def expected_stop(error: BaseException) -> Optional[Tuple[int, str]]:
-    """(exit status, one-line message) of an expected error, else None. A spawned
-    process's error arrives as ProcessRaisedException, whose text ends with the child's
-    traceback, "[module.]Name: message" (after any error it chains); the class is found
-    again by its name, in the last such line."""
-    if isinstance(error, SlowmaskError):
+    """(exit status, one-line message) of an expected error or a stop, else None. A
+    spawned process's error arrives as ProcessRaisedException, whose text ends with the
+    child's traceback, "[module.]Name: message" (after any error it chains); the class is
+    found again by its name, in the last such line."""
+    if isinstance(error, (SlowmaskError, StoppedBySignal)):
         return error.exit_status, f"{type(error).__name__}: {error}"
     if isinstance(error, ProcessRaisedException):
-        classes = {cls.__name__: cls for cls in _expected_classes()}
+        roots = (SlowmaskError, StoppedBySignal)
+        classes = {cls.__name__: cls for root in roots for cls in (root, *_expected_classes(root))}
         text = str(error)
         raised = [m for m in re.finditer(r"^(?:[\w.]+\.)?(\w+): ", text, re.MULTILINE) if m.group(1) in classes]
         if raised:
-            name, message = raised[-1].group(1), text[raised[-1].end():].strip()
+            name = raised[-1].group(1)
+            message = _CHAINED.split(text[raised[-1].end():], maxsplit=1)[0].strip()
             return classes[name].status_of(message), f"{name}: {message}"
     return None
 

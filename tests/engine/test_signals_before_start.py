@@ -107,6 +107,19 @@ def test_sigterm_while_the_spawned_processes_start_ends_the_job_with_143(demo_da
     assert "terminated with signal SIGTERM" in (tmp_path / "stdout.log").read_text()  # it died of the signal
 
 
+def test_ctrl_c_before_the_first_step_ends_a_single_process_run_with_130(demo_data_dir, tmp_path):
+    process = start(["--cfg", PT_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(tmp_path),
+                     "TRAIN.BATCH_SIZE", "2", *QUICK])
+    log = tmp_path / "stdout.log"
+    wait_for(lambda: log.exists() and "read 16 videos" in log.read_text(), process)  # in the preflight
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 130, err[-3000:]
+    assert "KeyboardInterrupt" not in err
+    assert err.strip().splitlines()[-1].startswith("StoppedBeforeStart: stopped by SIGINT before the first")
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_ctrl_c_during_training_writes_a_checkpoint_and_exits_75(demo_data_dir, tmp_path):
     process = start(["--cfg", PT_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(tmp_path),
                      "TRAIN.BATCH_SIZE", "2", *QUICK])
@@ -162,8 +175,12 @@ def relayed(error_line: str) -> ProcessRaisedException:
 
 def test_the_parent_ends_with_the_status_of_a_childs_stop():
     stopped = "slowmask.utils.errors.StoppedBeforeStart: stopped by SIGUSR1 before the first training step"
-    assert expected_stop(relayed(stopped)) == (
-        128 + signal.SIGUSR1, "StoppedBeforeStart: stopped by SIGUSR1 before the first training step")
+    status = (128 + signal.SIGUSR1, "StoppedBeforeStart: stopped by SIGUSR1 before the first training step")
+    assert expected_stop(relayed(stopped)) == status
+    # As the child relays it: chained to the Exception that torch's spawn passes on.
+    chained = (f"{stopped}\n\nThe above exception was the direct cause of the following exception:\n\n"
+               "Traceback (most recent call last):\n  File \"launch.py\", line 9, in _spawned\nRuntimeError: rank 0 stopped")
+    assert expected_stop(relayed(chained)) == status
     aborted = "slowmask.utils.errors.StoppedBySignal: aborted by a second SIGINT while stopping on SIGINT"
     assert expected_stop(relayed(aborted))[0] == 130
     timed_out = "slowmask.engine.distributed.DistributedError: rank 1 of 2 waited at tcp://h:1 (gloo)"
