@@ -8,7 +8,7 @@ step and stop (engine/preemption.py). Before that there is nothing to save:
 signal's number. A process that only waits for its training processes passes the signals
 on to them (`Forwarder`), so that they decide, each by its own moment.
 
-An SIGINT that the process was started ignoring (a shell's background job, nohup) stays
+A SIGINT that the process was started ignoring (a shell's background job, nohup) stays
 ignored: whoever started it chose so.
 """
 
@@ -28,7 +28,7 @@ def names(signals: Sequence[int]) -> str:
 
 
 def taken_over(signals: Sequence[int]) -> Tuple[int, ...]:
-    """The `signals` a run may handle: all but an SIGINT this process ignores."""
+    """The `signals` a run may handle: all but a SIGINT this process ignores."""
     return tuple(n for n in signals if not (n == signal.SIGINT and signal.getsignal(n) == signal.SIG_IGN))
 
 
