@@ -36,7 +36,6 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from slowmask.config import load_config
 from slowmask.engine.step import TrainStep, masked_prediction_objective
 from slowmask.masking import build_mask_generator
 from slowmask.models import MultiScaleAttention, build_model

@@ -19,13 +19,14 @@ import sys
 from typing import List, Optional
 
 from slowmask.config import load_config
-from slowmask.engine.launch import launch
+from slowmask.engine.launch import check_launch, launch
 from slowmask.engine.preflight import describe, preflight
 from slowmask.engine.run_lock import OutputDirInUse, in_use_message
 from slowmask.engine.testing import run_test
 from slowmask.engine.train import train
 from slowmask.utils.errors import run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.stop_signals import stopping_at_once
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -63,12 +64,14 @@ def config_from_args(args: argparse.Namespace):
 def run(argv: List[str]) -> int:
     args = parse_args(argv)
     cfg = config_from_args(args)
+    check_launch(cfg, args.init_method)  # a wrong shard or address fails before the preflight's minutes
     in_use = in_use_message(cfg.OUTPUT_DIR)
     if in_use:  # before the log opens: nothing of this run lands in the other one's files
         raise OutputDirInUse(in_use)
     # Under torchrun every process runs this; one of them writes stdout.log.
     setup_logging(None if args.check else cfg.OUTPUT_DIR, int(os.environ.get("RANK", 0)) == 0)
-    checked = preflight(cfg)
+    with stopping_at_once():  # nothing to save yet: a stop signal ends the run here (launch covers the rest)
+        checked = preflight(cfg)
     if args.check:
         print(describe(checked))
         return 0

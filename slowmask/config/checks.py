@@ -40,11 +40,10 @@ def check_config(cfg: CfgNode) -> None:
         raise ConfigError.of_all(problems)
 
 
-# Counts and sizes of the data, loader and job: the least value each can take, and what
-# that value means. Checked first: later checks divide by some of them.
+# Counts and sizes of the data and loader: the least value each can take, and what that
+# value means. Checked first: later checks divide by some of them (the job's own counts,
+# NUM_GPUS and NUM_SHARDS, are check_job_size's).
 MINIMUMS: Dict[str, Tuple[int, str]] = {
-    "NUM_GPUS": (0, "GPUs per machine; 0 runs on the CPU"),
-    "NUM_SHARDS": (1, "machines in the job"),
     "LOG_PERIOD": (1, "iterations between log lines"),
     "TRAIN.EVAL_PERIOD": (1, "epochs between evaluations"),
     "DATA.NUM_FRAMES": (1, "frames per clip"),
@@ -91,6 +90,21 @@ def check_choices(cfg: CfgNode) -> None:
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise ConfigError(f"{key} is {value!r}; supported: {', '.join(map(repr, valid))}")
+
+
+def check_job_size(cfg: CfgNode) -> None:
+    """The job's shape, before anything divides by it: GPUs per machine, machines, this one."""
+    if cfg.NUM_GPUS < 0:
+        raise ConfigError(f"NUM_GPUS is {cfg.NUM_GPUS}; it counts the GPUs of each machine: 0 (the CPU) or more")
+    if cfg.NUM_SHARDS < 1:
+        raise ConfigError(
+            f"NUM_SHARDS (--num_shards) is {cfg.NUM_SHARDS}; it counts the machines of the job: 1 or more"
+        )
+    if not 0 <= cfg.SHARD_ID < cfg.NUM_SHARDS:
+        raise ConfigError(
+            f"SHARD_ID (--shard_id) is {cfg.SHARD_ID} but NUM_SHARDS (--num_shards) is {cfg.NUM_SHARDS}: "
+            f"the machines are numbered 0 to {cfg.NUM_SHARDS - 1}"
+        )
 
 
 def check_batch(cfg: CfgNode) -> None:
@@ -273,6 +287,7 @@ def check_checkpointing(cfg: CfgNode) -> None:
 CHECKS: List[Callable[[CfgNode], None]] = [
     check_minimums,
     check_choices,
+    check_job_size,  # before check_batch, which divides by the number of processes
     check_batch,
     check_patch_geometry,
     check_masking,

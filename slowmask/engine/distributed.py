@@ -1,8 +1,9 @@
 """torch.distributed set-up and the few collectives the engine needs.
 
 Set-up fails loudly instead of hanging: the rendezvous has its own timeout and names
-the rank and address that waited; a collective self-test right after it names the
-ranks that did not answer.
+the rank and address that waited (a DistributedError, exit status 5); a collective
+self-test right after it names the ranks that did not answer. The waits for other ranks
+run in Python, so a stop signal ends them at once.
 """
 
 import datetime
@@ -19,11 +20,16 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from slowmask.utils.errors import SlowmaskError
+
 logger = logging.getLogger(__name__)
 
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
-# Seconds between two attempts to reach the rendezvous address.
+# Seconds between two attempts to reach the rendezvous address, and between two looks
+# at how many ranks have arrived there.
 PROBE_INTERVAL_S = 0.2
+MEET_INTERVAL_S = 0.05
+JOINED_KEY = "joined"
 
 
 # Joins of the process group by this process: each uses its own keys in the rendezvous
@@ -51,40 +57,99 @@ def torchrun_place(environ: Mapping[str, str] = os.environ) -> Place:
     return Place(int(environ["RANK"]), int(environ["LOCAL_RANK"]), int(environ["WORLD_SIZE"]))
 
 
+class DistributedError(SlowmaskError, RuntimeError):
+    """The processes of a job could not meet or talk: names the rank and the address."""
+
+    kind = "distributed"
+
+
 def join_process_group(
     backend: str, init_method: str, place: Place, timeout_s: float, collective_timeout_s: float = 1800.0
 ) -> None:
     """Join the job's process group. A rendezvous that does not complete within
-    `timeout_s` fails with a message naming this rank and the address; afterwards each
-    collective may wait `collective_timeout_s` for a late rank (the two differ: a
+    `timeout_s` fails with a DistributedError naming this rank and the address; afterwards
+    each collective may wait `collective_timeout_s` for a late rank (the two differ: a
     misconfigured address should fail in minutes, while rank 0 may validate or write a
-    checkpoint for longer than that as the others wait at the next all-reduce)."""
+    checkpoint for longer than that as the others wait at the next all-reduce).
+
+    The ranks meet in Python, polling the store (see `_meet`): torch's own waits for the
+    other ranks block in C++, where a stop signal's Python handler cannot run until they
+    time out."""
+    deadline = time.monotonic() + timeout_s
+    who = f"rank {place.rank} of {place.world_size}"
     address = _store_address(init_method)
     if place.rank != 0 and address is not None and not wait_for_listener(*address, timeout_s):
-        raise RuntimeError(
-            f"rank {place.rank} of {place.world_size} could not join the process group at {init_method} "
-            f"({backend}) within {timeout_s:g} s: nobody listens at {address[0]}:{address[1]} "
+        raise DistributedError(
+            f"{who} could not join the process group at {init_method} ({backend}) within {timeout_s:g} s "
+            f"(DIST_RENDEZVOUS_TIMEOUT_S): nobody listens at {address[0]}:{address[1]} "
             "(is rank 0 running, and are the address and port right?)"
         )
     try:
-        store, rank, world_size = next(
-            dist.rendezvous(init_method, place.rank, place.world_size, timeout=datetime.timedelta(seconds=timeout_s))
-        )
-        store.set_timeout(datetime.timedelta(seconds=timeout_s))
-        store = dist.PrefixStore(f"slowmask_job_{next(_JOINS)}", store)
+        store = _open_store(init_method, place, timeout_s)
+        _meet(store, place, deadline, f"{init_method} ({backend})")
         dist.init_process_group(
             backend=backend,
             store=store,
-            rank=rank,
-            world_size=world_size,
+            rank=place.rank,
+            world_size=place.world_size,
             timeout=datetime.timedelta(seconds=collective_timeout_s),
         )
+    except SlowmaskError:  # the meeting's own error
+        raise
     except Exception as error:  # the store and backends raise several unrelated types
-        raise RuntimeError(
-            f"rank {place.rank} of {place.world_size} could not join the process group at "
-            f"{init_method} ({backend}) within {timeout_s:g} s: {error}"
+        raise DistributedError(
+            f"{who} could not join the process group at {init_method} ({backend}) within {timeout_s:g} s: {error}"
         ) from error
-    logger.info("rank %d of %d joined %s (%s)", place.rank, place.world_size, init_method, backend)
+    logger.info("%s joined %s (%s)", who, init_method, backend)
+
+
+def _open_store(init_method: str, place: Place, timeout_s: float) -> dist.Store:
+    """The rendezvous store, opened without waiting for the other ranks: a TCPStore
+    (served by rank 0, or by torchrun's agent when it hosts one), else torch's store for
+    the init method (file://). Prefixed by the torchrun attempt and by this process's
+    join (see _JOINS), so that neither a restarted worker nor a second job reads the keys
+    of the one before."""
+    timeout = datetime.timedelta(seconds=timeout_s)
+    address = _store_address(init_method)
+    if address is None:
+        store, _, _ = next(dist.rendezvous(init_method, place.rank, place.world_size, timeout=timeout))
+    else:
+        host, port = address
+        store = dist.TCPStore(
+            host, port, place.world_size, is_master=place.rank == 0 and not _agent_serves(host, port),
+            timeout=timeout, wait_for_workers=False, multi_tenant=True,
+        )
+    store.set_timeout(timeout)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"slowmask/attempt_{attempt}/job_{next(_JOINS)}", store)
+
+
+def _agent_serves(host: str, port: int, environ: Mapping[str, str] = os.environ) -> bool:
+    """torchrun's agent hosts the store at its MASTER_ADDR:MASTER_PORT (all ranks are clients)."""
+    return (environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and environ.get("MASTER_ADDR") == host
+            and environ.get("MASTER_PORT") == str(port))
+
+
+def _meet(store: dist.Store, place: Place, deadline: float, where: str) -> None:
+    """Count this rank in at the store, then wait until all ranks are, sleeping between
+    looks so that a stop signal ends the wait at once; DistributedError at `deadline`."""
+    store.add(JOINED_KEY, 1)
+    said = False
+    while True:
+        joined = store.add(JOINED_KEY, 0)
+        if joined >= place.world_size:
+            return
+        if time.monotonic() >= deadline:
+            raise DistributedError(
+                f"rank {place.rank} of {place.world_size} waited at {where} until DIST_RENDEZVOUS_TIMEOUT_S "
+                f"ran out: {joined} of {place.world_size} ranks arrived; start the missing ones (each machine "
+                "with its --shard_id) or check --init_method and --num_shards"
+            )
+        if not said:
+            logger.info("rank %d of %d waits at %s for %d more rank(s)", place.rank, place.world_size, where,
+                        place.world_size - joined)
+            said = True
+        time.sleep(MEET_INTERVAL_S)
 
 
 def _store_address(init_method: str, environ: Mapping[str, str] = os.environ) -> Optional[Tuple[str, int]]:
@@ -115,18 +180,19 @@ def wait_for_listener(host: str, port: int, timeout_s: float) -> bool:
             time.sleep(min(PROBE_INTERVAL_S, max(0.0, deadline - time.monotonic())))
 
 
-def self_test(timeout_s: float) -> None:
+def self_test(timeout_s: float, init_method: str = "") -> None:
     """Check that every rank answers within `timeout_s`: a monitored barrier (on the
     job's group under gloo, on a gloo side group otherwise, since only gloo implements
-    it), then one all-reduce on the job's backend. Rank 0 raises RuntimeError naming
-    the ranks that did not answer."""
+    it), then one all-reduce on the job's backend. Raises DistributedError naming this
+    rank, the job's address (`init_method`) and, on rank 0, the ranks that did not answer."""
+    where = f"rank {dist.get_rank()} of {dist.get_world_size()}" + (f" at {init_method}" if init_method else "")
     timeout = datetime.timedelta(seconds=timeout_s)
     group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo", timeout=timeout)
     try:
         dist.monitored_barrier(group=group, timeout=timeout, wait_all_ranks=True)
     except RuntimeError as error:
-        raise RuntimeError(
-            f"collective self-test: not every rank answered within {timeout_s:g} s "
+        raise DistributedError(
+            f"collective self-test of {where}: not every rank answered within {timeout_s:g} s "
             f"(DIST_RENDEZVOUS_TIMEOUT_S) — {error}"
         ) from error
     finally:
@@ -135,8 +201,9 @@ def self_test(timeout_s: float) -> None:
     count = torch.ones(1, device=_collective_device())
     dist.all_reduce(count)
     if int(count.item()) != dist.get_world_size():
-        raise RuntimeError(
-            f"collective self-test: an all-reduce over {dist.get_world_size()} ranks summed to {int(count.item())}"
+        raise DistributedError(
+            f"collective self-test of {where}: an all-reduce over {dist.get_world_size()} ranks "
+            f"summed to {int(count.item())}"
         )
     logger.info("collective self-test passed: %d ranks answered", dist.get_world_size())
 

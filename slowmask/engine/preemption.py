@@ -1,8 +1,11 @@
 """Stopping on a preemption signal: SIGTERM, SIGUSR1 (what SLURM sends before it
-preempts or times out a job, `--signal=USR1@90`) or SIGUSR2 (submitit's signal) makes
-the run write a checkpoint after the current step and stop, so that the requeued job
-resumes with TRAIN.AUTO_RESUME. A handler that was installed before the run (submitit's,
-which requeues the job) is then handed the signal, so the checkpoint comes first.
+preempts or times out a job, `--signal=USR1@90`), SIGUSR2 (submitit's signal) or SIGINT
+(Ctrl-C) makes the run write a checkpoint after the current step and stop, so that the
+requeued job resumes with TRAIN.AUTO_RESUME. A handler that was installed before the run
+(submitit's, which requeues the job) is then handed the signal, so the checkpoint comes
+first. A signal before the first step stops the run at once (nothing to save:
+StoppedBeforeStart); a Ctrl-C while a stop is pending aborts at once, without the
+checkpoint (the ones written before stay).
 
 The handler only records the signal; the StopOnSignal hook acts on it between steps.
 In a multi-process job the ranks agree on it after every step (an all-reduce of one
@@ -21,12 +24,12 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 import torch
 import torch.distributed as dist
 
-from slowmask.utils.stop_signals import STOP_SIGNALS
+from slowmask.utils.errors import EXIT_STATUS, SlowmaskError, StoppedBeforeStart, StoppedBySignal
+from slowmask.utils.stop_signals import STOP_SIGNALS, handler_to_pass_on, names, pass_on, taken_over
 
 from .distributed import is_distributed
 from .loop import Hook, TrainLoop
 from .resume import ResumePoint
-from slowmask.utils.errors import EXIT_STATUS, SlowmaskError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +63,9 @@ def agree(flag: bool, device: torch.device) -> bool:
 class StopOnSignal(Hook):
     """Stops the loop after the first step (or epoch end) that follows a stop signal,
     once no gradients are pending, writing a checkpoint there through `save` (given on
-    rank 0 only). Install the handlers around the loop with `catching_signals()`.
+    rank 0 only). Install the handlers around the loop with `catching_signals()`. Before
+    the first step begins, a signal raises StoppedBeforeStart at once; a Ctrl-C (SIGINT)
+    while a stop is pending raises StoppedBySignal at once (a second Ctrl-C aborts).
 
     Args:
         save: writes the checkpoint of (0-based epoch, batches done or None); None on
@@ -74,6 +79,7 @@ class StopOnSignal(Hook):
         self.device = device
         self.signals = tuple(signals)
         self.received: Optional[int] = None  # the signal number, set by the handler
+        self.started = False  # the first step has begun: a signal now asks for a checkpoint
         self.stopping = False  # agreed by all ranks
         self.stopped: Optional[TrainingPreempted] = None
         self.previous: Dict[int, Any] = {}  # the handlers before catching_signals
@@ -87,17 +93,24 @@ class StopOnSignal(Hook):
         the main thread Python cannot install handlers: a warning says so."""
         if threading.current_thread() is not threading.main_thread():
             logger.warning("training outside the main thread: %s will not stop it with a checkpoint",
-                           "/".join(signal.Signals(number).name for number in self.signals))
+                           names(self.signals))
             yield self
             return
         owner = os.getpid()
 
         def record(signum: int, frame) -> None:
-            if os.getpid() == owner:  # not in a forked loader worker
-                self.received = signum  # no logging here: the handler may interrupt a log call
+            if os.getpid() != owner:  # in a forked loader worker
+                return
+            if not self.started:
+                pass_on(self.previous.get(signum), signum)
+                raise StoppedBeforeStart(signum, signal.Signals(signum).name)
+            if signum == signal.SIGINT and self.received is not None:
+                raise StoppedBySignal(signum, self._aborted())
+            self.received = signum  # no logging here: the handler may interrupt a log call
 
-        self.previous = {number: signal.getsignal(number) for number in self.signals}
-        for number in self.signals:
+        taken = taken_over(self.signals)
+        self.previous = {number: signal.getsignal(number) for number in taken}
+        for number in taken:
             signal.signal(number, record)
         try:
             yield self
@@ -105,13 +118,23 @@ class StopOnSignal(Hook):
             for number, handler in self.previous.items():
                 signal.signal(number, handler)
 
+    def _aborted(self) -> str:
+        return (f"aborted by a second SIGINT while stopping on {signal.Signals(self.received).name}: this stop's "
+                "checkpoint may be missing, those written before are intact; run the same command again "
+                "(TRAIN.AUTO_RESUME True) to continue from the newest")
+
     def hand_over(self) -> None:
         """Call the handler the received signal had before the run, when it was a Python
         function (submitit's requeue, which exits), now that the checkpoint is written."""
-        handler = self.previous.get(self.received) if self.received is not None else None
-        if callable(handler):
+        if self.received is None:
+            return
+        handler = handler_to_pass_on(self.previous.get(self.received), self.received)
+        if handler is not None:
             logger.info("handing %s to the handler installed before the run", signal.Signals(self.received).name)
             handler(self.received, None)
+
+    def before_step(self, loop: TrainLoop) -> None:
+        self.started = True
 
     def after_step(self, loop: TrainLoop) -> None:
         self.stopping = agree(self.received is not None, self.device) or self.stopping
@@ -153,17 +176,3 @@ def run_from(loop: TrainLoop, point: ResumePoint, stop: StopOnSignal) -> None:
     if stop.stopped is not None:
         stop.hand_over()
         raise stop.stopped
-
-
-@contextmanager
-def ignoring_stop_signals(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
-    """Ignore the stop signals in a process that only waits for its training processes
-    (PySlowFast-style spawning): SLURM signals it too, and its death would interrupt
-    its children (torch's spawn sends them SIGINT) before they write their checkpoint.
-    Children started meanwhile install their own handlers around their loops."""
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in signals}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)

@@ -4,7 +4,10 @@ An expected error is one the user can fix (a wrong key, a missing list, an unrea
 checkpoint, a full disk) or an orderly stop (preemption). Its class subclasses
 `SlowmaskError` and names its `kind`; `run_tool` turns it into one line on stderr (the
 message, and where its traceback went) and the kind's exit status. Any other exception is
-a bug in slowmask or in a user's plug-in and keeps its traceback.
+a bug in slowmask or in a user's plug-in and keeps its traceback. A stop signal with
+nothing to checkpoint (before the first step, or a second Ctrl-C) raises StoppedBySignal,
+which `run_tool` ends on alike with 128 + the signal; like KeyboardInterrupt it is no
+Exception, so that no `except Exception` takes it for the failure it interrupted.
 
 Exit statuses (README, "Exit statuses"):
    0  done
@@ -20,9 +23,10 @@ Exit statuses (README, "Exit statuses"):
 
 import logging
 import re
+import signal
 import sys
 import traceback
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from torch.multiprocessing import ProcessRaisedException
 
@@ -51,6 +55,11 @@ class SlowmaskError(Exception):
     def exit_status(self) -> int:
         return EXIT_STATUS[self.kind]
 
+    @classmethod
+    def status_of(cls, message: str) -> int:
+        """The exit status of this class's error with `message`, as a spawned process relays it."""
+        return EXIT_STATUS[cls.kind]
+
 
 class UsageError(SlowmaskError):
     """A tool's command line that cannot work (a wrong argument or combination)."""
@@ -62,35 +71,63 @@ class DataError(SlowmaskError):
     kind = "data"
 
 
-class StoppedBeforeStart(SlowmaskError):
-    """A stop signal arrived before the first step: nothing to checkpoint, nothing lost."""
+class StoppedBySignal(BaseException):
+    """A stop signal ended the run without a checkpoint; exit 128 + its number. Like
+    KeyboardInterrupt it is no Exception: a signal handler raises it wherever the main
+    thread is, and an `except Exception` there (a video that fails to decode, a checkpoint
+    that fails to load, a preflight check) must not take it for its own failure. The
+    message names the signal ("by SIGTERM"), which is how a parent finds the status."""
 
-    def __init__(self, signal_number: int, name: str) -> None:
-        super().__init__(f"stopped by {name} before the first training step; nothing was trained or written")
+    def __init__(self, signal_number: int, message: str) -> None:
+        super().__init__(message)
         self.signal_number = signal_number
 
     @property
     def exit_status(self) -> int:
         return SIGNAL_EXIT_BASE + self.signal_number
 
+    @classmethod
+    def status_of(cls, message: str) -> int:
+        named = re.search(r"\bby (?:a second )?(SIG[A-Z0-9]+)\b", message)
+        if named is None or named.group(1) not in signal.Signals.__members__:
+            return SIGNAL_EXIT_BASE
+        return SIGNAL_EXIT_BASE + signal.Signals[named.group(1)].value
 
-def _expected_classes(root: Type[SlowmaskError] = SlowmaskError) -> Iterator[Type[SlowmaskError]]:
+
+class StoppedBeforeStart(StoppedBySignal):
+    """A stop signal arrived before the first step: nothing to checkpoint, nothing lost."""
+
+    def __init__(self, signal_number: int, name: str) -> None:
+        super().__init__(signal_number,
+                         f"stopped by {name} before the first training step; nothing was trained or written")
+
+
+def _expected_classes(root: type) -> Iterator[type]:
     for cls in root.__subclasses__():
         yield cls
         yield from _expected_classes(cls)
 
 
+# Where the message of a relayed error ends: a blank line starts the next chained one.
+_CHAINED = re.compile(r"\n\s*\n")
+
+
 def expected_stop(error: BaseException) -> Optional[Tuple[int, str]]:
-    """(exit status, one-line message) of an expected error, else None. A spawned
-    process's error arrives as ProcessRaisedException, whose text ends with the child's
-    traceback, "[module.]Name: message"; the class is found again by its name."""
-    if isinstance(error, SlowmaskError):
+    """(exit status, one-line message) of an expected error or a stop, else None. A
+    spawned process's error arrives as ProcessRaisedException, whose text ends with the
+    child's traceback, "[module.]Name: message" (after any error it chains); the class is
+    found again by its name, in the last such line."""
+    if isinstance(error, (SlowmaskError, StoppedBySignal)):
         return error.exit_status, f"{type(error).__name__}: {error}"
     if isinstance(error, ProcessRaisedException):
-        for cls in _expected_classes():
-            raised = re.search(rf"^(?:[\w.]+\.)?{cls.__name__}: (.*)", str(error), re.MULTILINE | re.DOTALL)
-            if raised and cls is not StoppedBeforeStart:
-                return EXIT_STATUS[cls.kind], f"{cls.__name__}: {raised.group(1).strip()}"
+        roots = (SlowmaskError, StoppedBySignal)
+        classes = {cls.__name__: cls for root in roots for cls in (root, *_expected_classes(root))}
+        text = str(error)
+        raised = [m for m in re.finditer(r"^(?:[\w.]+\.)?(\w+): ", text, re.MULTILINE) if m.group(1) in classes]
+        if raised:
+            name = raised[-1].group(1)
+            message = _CHAINED.split(text[raised[-1].end():], maxsplit=1)[0].strip()
+            return classes[name].status_of(message), f"{name}: {message}"
     return None
 
 

@@ -102,11 +102,11 @@ def test_counts_below_their_least_value_are_reported_together():
                                "DATA_LOADER.NUM_RETRIES", "-2"])
     assert message.splitlines() == [
         "4 problems:",
-        "  - NUM_SHARDS must be at least 1 (machines in the job), got 0",
         "  - DATA.SAMPLING_RATE must be at least 1 (frames between sampled frames), got 0",
         "  - DATA_LOADER.NUM_WORKERS must be at least 0 (worker processes; 0 loads in the training process), got -1",
         "  - DATA_LOADER.NUM_RETRIES must be at least 0 (other videos tried for an unreadable one; 0 fails at once), "
         "got -2",
+        "  - NUM_SHARDS (--num_shards) is 0; it counts the machines of the job: 1 or more",
     ]
 
 

@@ -1,11 +1,14 @@
-"""SIGTERM / SIGUSR1 stop the loop at the next optimizer update with a checkpoint; all
-ranks of a job stop after the same iteration."""
+"""SIGTERM / SIGUSR1 / SIGUSR2 / SIGINT stop the loop at the next optimizer update with a
+checkpoint; all ranks of a job stop after the same iteration. Before the first step a
+signal stops at once; a second Ctrl-C aborts at once."""
 
 import datetime
 import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -14,16 +17,19 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from slowmask.engine.loop import Hook, TrainLoop
-from slowmask.engine.preemption import StopOnSignal, TrainingPreempted, ignoring_stop_signals, run_from
+from slowmask.engine.preemption import StopOnSignal, TrainingPreempted, run_from
 from slowmask.engine.resume import ResumePoint
+from slowmask.utils.errors import StoppedBeforeStart, StoppedBySignal
+from slowmask.utils.stop_signals import STOP_SIGNALS, Forwarder, stopping_at_once
 
 
 class SignallingStep:
     """Sends itself `signum` during batch number `at` (1-based); an optimizer update
     every `every` batches."""
 
-    def __init__(self, at: int, every: int = 1, signum: int = signal.SIGUSR1) -> None:
-        self.at, self.every, self.signum, self.seen = at, every, signum, 0
+    def __init__(self, at, every: int = 1, signum: int = signal.SIGUSR1) -> None:
+        self.at = at if isinstance(at, tuple) else (at,)
+        self.every, self.signum, self.seen = every, signum, 0
 
     @property
     def pending_gradients(self) -> bool:
@@ -31,7 +37,7 @@ class SignallingStep:
 
     def __call__(self, batch):
         self.seen += 1
-        if self.seen == self.at:
+        if self.seen in self.at:
             os.kill(os.getpid(), self.signum)
         return {}
 
@@ -143,12 +149,85 @@ def test_all_ranks_stop_after_the_same_iteration_and_rank_0_writes(tmp_path):
     assert "another rank's stop signal" in ranks[0]["stopped"] and "SIGUSR1" in ranks[1]["stopped"]
 
 
-def test_a_waiting_parent_ignores_the_stop_signals_meanwhile():
-    before = signal.getsignal(signal.SIGTERM)
-    with ignoring_stop_signals():
-        os.kill(os.getpid(), signal.SIGTERM)  # would end pytest without the context
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
-    assert signal.getsignal(signal.SIGTERM) == before
+def test_ctrl_c_checkpoints_like_sigterm_and_is_not_handed_to_keyboard_interrupt():
+    saved, _, stop = run(SignallingStep(at=2, signum=signal.SIGINT), signals=STOP_SIGNALS)
+    assert saved == [(0, 2)] and "stopped on SIGINT at epoch 1, after iteration 2" in str(stop.stopped)
+    stop.hand_over()  # Python's SIGINT handler would raise KeyboardInterrupt here
+
+
+def test_a_second_ctrl_c_aborts_at_once_without_the_checkpoint():
+    step = SignallingStep(at=(1, 2), every=4, signum=signal.SIGINT)  # the stop waits for batch 4
+    with pytest.raises(StoppedBySignal, match="aborted by a second SIGINT while stopping on SIGINT") as raised:
+        run(step, signals=STOP_SIGNALS)
+    assert step.seen == 2 and raised.value.exit_status == 130
+
+
+class SignallingLoader:
+    """A loader that is sent `signum` while it starts (as workers start or data is read)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __len__(self):
+        return 4
+
+    def __iter__(self):
+        os.kill(os.getpid(), self.signum)
+        yield from range(4)
+
+
+def test_a_signal_before_the_first_step_stops_at_once_without_a_checkpoint():
+    saved, step = [], SignallingStep(at=())
+    stop = StopOnSignal(lambda epoch, iteration: saved.append(epoch), torch.device("cpu"))
+    loop = TrainLoop(step, SignallingLoader(signal.SIGUSR2), [stop], max_epoch=1)
+    with pytest.raises(StoppedBeforeStart, match="stopped by SIGUSR2 before the first training step") as raised:
+        run_from(loop, ResumePoint(), stop)
+    assert step.seen == 0 and saved == [] and raised.value.exit_status == 128 + signal.SIGUSR2
+
+
+def test_stopping_at_once_raises_after_the_handler_before_and_restores_it():
+    calls, term = [], signal.getsignal(signal.SIGTERM)
+
+    def requeue(signum, frame):
+        calls.append(signum)
+
+    before = signal.signal(signal.SIGUSR1, requeue)
+    try:
+        with pytest.raises(StoppedBeforeStart) as raised:
+            with stopping_at_once():
+                os.kill(os.getpid(), signal.SIGUSR1)
+        assert calls == [signal.SIGUSR1] and raised.value.exit_status == 128 + signal.SIGUSR1
+        assert signal.getsignal(signal.SIGUSR1) is requeue and signal.getsignal(signal.SIGTERM) == term
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+
+
+def test_an_ignored_ctrl_c_stays_ignored():
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a shell's background job
+    try:
+        with stopping_at_once():
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_waiting_parent_passes_its_signals_on_once_the_children_exist():
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time\n"
+         "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\nprint('ready', flush=True)\ntime.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout.readline() == "ready\n"
+        with Forwarder() as forward:
+            os.kill(os.getpid(), signal.SIGTERM)  # before the children are named: kept, not lost
+            assert child.poll() is None
+            forward.to([child.pid])
+            assert child.wait(timeout=10) == 7
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_outside_the_main_thread_a_warning_says_signals_will_not_stop_the_run(caplog):
@@ -163,4 +242,4 @@ def test_outside_the_main_thread_a_warning_says_signals_will_not_stop_the_run(ca
     with caplog.at_level("WARNING"):
         thread.start()
         thread.join()
-    assert "outside the main thread: SIGTERM/SIGUSR1/SIGUSR2 will not stop it with a checkpoint" in caplog.text
+    assert "outside the main thread: SIGTERM/SIGUSR1/SIGUSR2/SIGINT will not stop it with a checkpoint" in caplog.text
