@@ -18,7 +18,7 @@ from slowmask.engine.step_hooks import NONFINITE_CHOICES
 from .loading import ConfigError
 from .unused_keys import refused_keys_set
 
-SUPPORTED_BACKENDS = ("pyav", "decord", "torchvision")
+SUPPORTED_BACKENDS = ("pyav", "decord", "torchcodec", "torchvision")
 SUPPORTED_OPTIMIZERS = ("sgd", "adam", "adamw")
 SUPPORTED_LR_POLICIES = ("cosine", "constant")
 
@@ -184,6 +184,18 @@ def check_finetuning(cfg: CfgNode) -> None:
         )
 
 
+def check_device_normalization(cfg: CfgNode) -> None:
+    """DATA.NORMALIZE_ON_DEVICE leaves the loader's clips uint8. RandAugment acts on uint8
+    frames and mixup / cutmix on the normalized batch in the step, so both still work;
+    random erasing fills boxes of the normalized clip in the worker, which has none."""
+    if cfg.DATA.NORMALIZE_ON_DEVICE and cfg.AUG.ENABLE and cfg.AUG.RE_PROB > 0:
+        raise ConfigError(
+            "DATA.NORMALIZE_ON_DEVICE keeps the loader's clips uint8, but random erasing (AUG.RE_PROB "
+            f"{cfg.AUG.RE_PROB}) works on normalized float clips in the loader: set AUG.RE_PROB 0 or "
+            "DATA.NORMALIZE_ON_DEVICE False"
+        )
+
+
 def check_available_features(cfg: CfgNode) -> None:
     """Keys whose features are not built yet fail here instead of being ignored."""
     if cfg.AUG.ENABLE and cfg.AUG.RE_SPLIT:
@@ -278,6 +290,7 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_masking,
     check_schedule,
     check_finetuning,
+    check_device_normalization,
     check_available_features,
     check_clips_per_video,
     check_pyslowfast_features,
