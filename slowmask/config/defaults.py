@@ -369,6 +369,8 @@ _C.DATA.TARGET_FPS = 30
 _C.DATA.DECODING_BACKEND = "pyav"
 # Short side the frames are resized to while decoding (0 keeps the native size).
 _C.DATA.DECODING_SHORT_SIZE = 256
+# Where videos are decoded: "cpu", or "cuda" (torchcodec's NVDEC on this process's GPU; loads in the training process).
+_C.DATA.DECODING_DEVICE = "cpu"
 # Sample the jitter scale as the inverse of a uniform draw.
 _C.DATA.INV_UNIFORM_SAMPLE = False
 # Random horizontal flip in training.

@@ -15,7 +15,7 @@ from fvcore.common.config import CfgNode
 
 from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
 from .collate import ClipsToDevice, to_device
-from .decoding import Video, open_video, resolve_backend
+from .decoding import Video, check_device, open_video, resolve_backend
 from .mixup import MixupCutmix
 from .sampling import CenterClipSampler, ClipSampler, OffsetClipSampler, RandomClipSampler, UniformClipSampler
 from .transforms import (
@@ -111,13 +111,16 @@ def build_batch_mixer(cfg: CfgNode) -> Optional[MixupCutmix]:
 
 
 def build_video_opener(cfg: CfgNode) -> Callable[[str], Video]:
-    """path -> Video with DATA.DECODING_BACKEND, frames shrunk to DATA.DECODING_SHORT_SIZE;
-    several decoder threads when DATA_LOADER.ENABLE_MULTI_THREAD_DECODE."""
+    """path -> Video with DATA.DECODING_BACKEND on DATA.DECODING_DEVICE, frames shrunk to
+    DATA.DECODING_SHORT_SIZE; several decoder threads when DATA_LOADER.ENABLE_MULTI_THREAD_DECODE."""
+    backend = resolve_backend(cfg.DATA.DECODING_BACKEND)
+    check_device(backend, cfg.DATA.DECODING_DEVICE)
     return functools.partial(
         open_video,
-        backend=resolve_backend(cfg.DATA.DECODING_BACKEND),
+        backend=backend,
         short_side=cfg.DATA.DECODING_SHORT_SIZE,
         num_threads=0 if cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE else 1,
+        device=cfg.DATA.DECODING_DEVICE,
     )
 
 
