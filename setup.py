@@ -18,5 +18,12 @@ setup(
         "tqdm",
         "numpy",
     ],
-    extras_require={"test": ["pytest>=7", "submitit>=1.5"], "tensorboard": ["tensorboard"], "slurm": ["submitit>=1.5"]},
+    extras_require={
+        "test": ["pytest>=7", "submitit>=1.5"],
+        "tensorboard": ["tensorboard"],
+        "slurm": ["submitit>=1.5"],
+        # DATA.DECODING_BACKEND torchcodec (0.17 is the release built for torch 2.14); it loads the
+        # system's FFmpeg 4-8 libraries (INSTALL.md).
+        "torchcodec": ["torchcodec>=0.17,<0.18"],
+    },
 )

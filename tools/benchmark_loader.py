@@ -14,10 +14,14 @@ Videos: panning-texture H.264 files (slowmask.data.synthetic.write_panning_video
 - both backends (PyAV, decord), each with its own one-window baseline;
 - the ceiling of repeated sampling: decoding alone (no crop, no transfer), several
   windows against one. However cheap the rest of an item becomes, the loader's
-  speedup from windows cannot exceed this ratio.
+  speedup from windows cannot exceed this ratio;
+- torchcodec (where it loads): its loader at one window beside PyAV's decoding-only
+  ceiling at one window, the most a PyAV loader can reach (its own decoding alone rides
+  along in the row as `decoding_only_clips_per_s`).
 """
 
 import gc
+import importlib
 import multiprocessing
 import os
 import time
@@ -124,15 +128,15 @@ def clips_timing(
 
 
 def decode_only_timings(
-    cfg: CfgNode, video: str, work_dir: str, windows: int, items: int = 4, repeats: int = 3
+    cfg: CfgNode, video: str, work_dir: str, windows: int, items: int = 4, repeats: int = 3, backend: str = "pyav"
 ) -> Tuple[Timing, Timing]:
     """Seconds per clip of decoding alone, in this process: `windows` windows of one
-    decode against one window per decode (the training sampler's windows, PyAV)."""
+    decode against one window per decode (the training sampler's windows)."""
     list_dir = os.path.join(work_dir, f"list_{os.path.basename(video)}")
     os.makedirs(list_dir, exist_ok=True)
     with open(os.path.join(list_dir, "train.csv"), "w") as f:
         f.write(f"{video} 0\n")
-    dataset = build_dataset(_loader_cfg(cfg, list_dir, "pyav", 1, 0), "train")
+    dataset = build_dataset(_loader_cfg(cfg, list_dir, backend, 1, 0), "train")
     generator = torch.Generator().manual_seed(0)
 
     def decode(windows: int) -> Callable[[], None]:
@@ -150,6 +154,15 @@ def decode_only_timings(
 
 def _per_clip(timing: Timing, clips: int) -> Timing:
     return Timing([seconds / clips for seconds in timing.seconds], timing.peak_bytes)
+
+
+def torchcodec_loads() -> bool:
+    """Whether the optional torchcodec backend (and the FFmpeg libraries it loads) is installed."""
+    try:
+        importlib.import_module("slowmask.data.torchcodec_video")
+    except ImportError:
+        return False
+    return True
 
 
 def loader_rows(
@@ -185,6 +198,11 @@ def loader_rows(
     many, one_window = decode_only_timings(cfg, videos["short"], video_dir, 4, items, repeats)
     rows.append(row("loader", "pyav, decoding only, TRAIN_CROP_NUM_TEMPORAL=4 (ceiling of the first row)", many,
                     "decoding only, TRAIN_CROP_NUM_TEMPORAL=1", one_window, per_clip=True))
+    if torchcodec_loads():
+        _, decoding_only = decode_only_timings(cfg, videos["short"], video_dir, 1, items, repeats, "torchcodec")
+        rows.append(row("loader", f"torchcodec, TRAIN_CROP_NUM_TEMPORAL=1 ({clip})", timing(backend="torchcodec"),
+                        "pyav, decoding only, TRAIN_CROP_NUM_TEMPORAL=1 (the ceiling)", one_window, per_clip=True,
+                        decoding_only_clips_per_s=1.0 / decoding_only.median))
     for backend in backends or ["decord"]:
         single = timing(backend=backend, windows=1)
         rows.append(row("loader", f"{backend}, TRAIN_CROP_NUM_TEMPORAL=4 ({clip})", timing(backend=backend, windows=4),

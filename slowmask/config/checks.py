@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from fvcore.common.config import CfgNode
 
 from slowmask.data.augment import ERASE_VALUES, parse_rand_augment
+from slowmask.data.decoding import BACKENDS, BACKEND_ALIASES, DEVICE_BACKENDS
 from slowmask.models.geometry import block_grids, divides, token_grid
 
 from slowmask.engine.batchnorm import NORM_TYPES
@@ -18,7 +19,8 @@ from slowmask.engine.step_hooks import NONFINITE_CHOICES
 from .loading import ConfigError
 from .unused_keys import refused_keys_set
 
-SUPPORTED_BACKENDS = ("pyav", "decord", "torchvision")
+SUPPORTED_BACKENDS = (*BACKENDS, *BACKEND_ALIASES)
+DECODING_DEVICES = ("cpu", *DEVICE_BACKENDS)
 SUPPORTED_OPTIMIZERS = ("sgd", "adam", "adamw")
 SUPPORTED_LR_POLICIES = ("cosine", "constant")
 
@@ -198,6 +200,42 @@ def check_finetuning(cfg: CfgNode) -> None:
         )
 
 
+def check_device_normalization(cfg: CfgNode) -> None:
+    """DATA.NORMALIZE_ON_DEVICE leaves the loader's clips uint8. RandAugment acts on uint8
+    frames and mixup / cutmix on the normalized batch in the step, so both still work;
+    random erasing fills boxes of the normalized clip in the worker, which has none."""
+    if cfg.DATA.NORMALIZE_ON_DEVICE and cfg.AUG.ENABLE and cfg.AUG.RE_PROB > 0:
+        raise ConfigError(
+            "DATA.NORMALIZE_ON_DEVICE keeps the loader's clips uint8, but random erasing (AUG.RE_PROB "
+            f"{cfg.AUG.RE_PROB}) works on normalized float clips in the loader: set AUG.RE_PROB 0 or "
+            "DATA.NORMALIZE_ON_DEVICE False"
+        )
+
+
+def check_decoding_device(cfg: CfgNode) -> None:
+    """DATA.DECODING_DEVICE "cuda": torchcodec's NVDEC, on a GPU of this job, in the
+    training process (CUDA cannot run in forked loader workers, and frames already on
+    the GPU cannot be pinned)."""
+    device = cfg.DATA.DECODING_DEVICE
+    if device not in DECODING_DEVICES:
+        raise ConfigError(f"DATA.DECODING_DEVICE is {device!r}; supported: {', '.join(map(repr, DECODING_DEVICES))}")
+    if device == "cpu":
+        return
+    if cfg.DATA.DECODING_BACKEND not in DEVICE_BACKENDS[device]:
+        raise ConfigError(
+            f'DATA.DECODING_DEVICE "{device}" needs DATA.DECODING_BACKEND {" or ".join(DEVICE_BACKENDS[device])}, '
+            f"got {cfg.DATA.DECODING_BACKEND!r}"
+        )
+    if cfg.NUM_GPUS < 1:
+        raise ConfigError(f'DATA.DECODING_DEVICE "{device}" needs a GPU (NUM_GPUS >= 1), got NUM_GPUS {cfg.NUM_GPUS}')
+    if cfg.DATA_LOADER.NUM_WORKERS != 0 or cfg.DATA_LOADER.PIN_MEMORY:
+        raise ConfigError(
+            f'DATA.DECODING_DEVICE "{device}" decodes in the training process: set DATA_LOADER.NUM_WORKERS 0 '
+            f"(got {cfg.DATA_LOADER.NUM_WORKERS}; CUDA cannot run in forked workers) and DATA_LOADER.PIN_MEMORY "
+            f"False (got {cfg.DATA_LOADER.PIN_MEMORY}; the frames are on the GPU already)"
+        )
+
+
 def check_available_features(cfg: CfgNode) -> None:
     """Keys whose features are not built yet fail here instead of being ignored."""
     if cfg.AUG.ENABLE and cfg.AUG.RE_SPLIT:
@@ -293,6 +331,8 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_masking,
     check_schedule,
     check_finetuning,
+    check_device_normalization,
+    check_decoding_device,
     check_available_features,
     check_clips_per_video,
     check_pyslowfast_features,

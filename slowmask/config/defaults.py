@@ -367,10 +367,12 @@ _C.DATA.TRAIN_CROP_SIZE = 224
 _C.DATA.TEST_CROP_SIZE = 256
 # Frame rate the sampling rate refers to; videos at other rates are resampled.
 _C.DATA.TARGET_FPS = 30
-# Decoder ("pyav" or "decord"; PySlowFast's "torchvision" reads with PyAV).
+# Decoder ("pyav", "decord" or "torchcodec"; PySlowFast's "torchvision" reads with PyAV).
 _C.DATA.DECODING_BACKEND = "pyav"
 # Short side the frames are resized to while decoding (0 keeps the native size).
 _C.DATA.DECODING_SHORT_SIZE = 256
+# Where videos are decoded: "cpu", or "cuda" (torchcodec's NVDEC on this process's GPU; loads in the training process).
+_C.DATA.DECODING_DEVICE = "cpu"
 # Sample the jitter scale as the inverse of a uniform draw.
 _C.DATA.INV_UNIFORM_SAMPLE = False
 # Random horizontal flip in training.
@@ -381,6 +383,8 @@ _C.DATA.MULTI_LABEL = False
 _C.DATA.ENSEMBLE_METHOD = "sum"
 # Reverse the clip's channels after normalization (RGB <-> BGR; SSv2 frames are read as BGR, as PySlowFast).
 _C.DATA.REVERSE_INPUT_CHANNEL = False
+# Training clips leave the loader as uint8 and are normalized on the training device (a quarter of the copy).
+_C.DATA.NORMALIZE_ON_DEVICE = False
 # Training windows cut from one decoded video, each at its own random start (repeated sampling).
 _C.DATA.TRAIN_CROP_NUM_TEMPORAL = 1
 # Clips cut from each training window's frames (multiplies AUG.NUM_SAMPLE).

@@ -14,10 +14,13 @@ import torch
 from fvcore.common.config import CfgNode
 
 from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
-from .decoding import Video, open_video, resolve_backend
+from .collate import ClipsToDevice, to_device
+from .decoding import Video, check_device, open_video, resolve_backend
 from .mixup import MixupCutmix
 from .sampling import CenterClipSampler, ClipSampler, OffsetClipSampler, RandomClipSampler, UniformClipSampler
-from .transforms import ClipTransform, EvalTransform, RandomResizedBox, ShortSideJitterBox, TrainTransform
+from .transforms import (
+    ClipNormalizer, ClipTransform, EvalTransform, RandomResizedBox, ShortSideJitterBox, TrainTransform,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,9 @@ def build_clip_transform(cfg: CfgNode, split: str) -> ClipTransform:
     TRAIN_JITTER_ASPECT_RELATIVE), or short-side jitter (DATA.TRAIN_JITTER_SCALES) when
     those are empty, to DATA.TRAIN_CROP_SIZE; flip when DATA.RANDOM_FLIP. Otherwise:
     short side to DATA.TEST_CROP_SIZE, then a DATA.TEST_CROP_SIZE crop. Channels
-    reversed at the end when DATA.REVERSE_INPUT_CHANNEL."""
+    reversed at the end when DATA.REVERSE_INPUT_CHANNEL. With DATA.NORMALIZE_ON_DEVICE
+    the training clips stay uint8, normalized (and reversed) by build_batch_transfer's
+    part on the device."""
     check_split(split)
     data = cfg.DATA
     if split != "train":
@@ -63,10 +68,22 @@ def build_clip_transform(cfg: CfgNode, split: str) -> ClipTransform:
         min_size, max_size = data.TRAIN_JITTER_SCALES
         box_sampler = ShortSideJitterBox(min_size, max_size, data.TRAIN_CROP_SIZE, data.INV_UNIFORM_SAMPLE)
     rand_augment, erasing = build_clip_augmentations(cfg)
+    on_device = bool(data.NORMALIZE_ON_DEVICE)
     return TrainTransform(
         data.TRAIN_CROP_SIZE, box_sampler, data.MEAN, data.STD, random_flip=data.RANDOM_FLIP,
-        rand_augment=rand_augment, erasing=erasing, reverse_channels=data.REVERSE_INPUT_CHANNEL,
+        rand_augment=rand_augment, erasing=erasing, normalize=not on_device,
+        reverse_channels=data.REVERSE_INPUT_CHANNEL and not on_device,
     )
+
+
+def build_batch_transfer(cfg: CfgNode) -> Callable[[Dict[str, Any], torch.device], Dict[str, Any]]:
+    """How a training batch reaches its device (TrainStep's `transfer`): as it is, or with
+    DATA.NORMALIZE_ON_DEVICE as uint8 clips normalized there with DATA.MEAN / DATA.STD
+    (channels reversed after, when DATA.REVERSE_INPUT_CHANNEL), as the loader would have."""
+    data = cfg.DATA
+    if not data.NORMALIZE_ON_DEVICE:
+        return to_device
+    return ClipsToDevice(ClipNormalizer(data.MEAN, data.STD, reverse_channels=data.REVERSE_INPUT_CHANNEL))
 
 
 def build_clip_augmentations(cfg: CfgNode) -> Tuple[Optional[ClipRandAugment], Optional[ClipErasing]]:
@@ -94,13 +111,16 @@ def build_batch_mixer(cfg: CfgNode) -> Optional[MixupCutmix]:
 
 
 def build_video_opener(cfg: CfgNode) -> Callable[[str], Video]:
-    """path -> Video with DATA.DECODING_BACKEND, frames shrunk to DATA.DECODING_SHORT_SIZE;
-    several decoder threads when DATA_LOADER.ENABLE_MULTI_THREAD_DECODE."""
+    """path -> Video with DATA.DECODING_BACKEND on DATA.DECODING_DEVICE, frames shrunk to
+    DATA.DECODING_SHORT_SIZE; several decoder threads when DATA_LOADER.ENABLE_MULTI_THREAD_DECODE."""
+    backend = resolve_backend(cfg.DATA.DECODING_BACKEND)
+    check_device(backend, cfg.DATA.DECODING_DEVICE)
     return functools.partial(
         open_video,
-        backend=resolve_backend(cfg.DATA.DECODING_BACKEND),
+        backend=backend,
         short_side=cfg.DATA.DECODING_SHORT_SIZE,
         num_threads=0 if cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE else 1,
+        device=cfg.DATA.DECODING_DEVICE,
     )
 
 

@@ -1,6 +1,7 @@
-"""Batching dataset items, with repeated samples flattened into the batch."""
+"""Batching dataset items, with repeated samples flattened into the batch, and moving
+a batch to the device that trains on it."""
 
-from typing import List
+from typing import Any, Callable, Dict, List
 
 import torch
 
@@ -33,7 +34,8 @@ def collate_clips(items: List[dict]) -> dict:
     An item with a list of NUM_SAMPLE clips gives NUM_SAMPLE rows; its label, index and
     meta are repeated for each. With B rows in all:
 
-        clip   float32 (B, 3, T, H, W)
+        clip   float32 (B, 3, T, H, W), normalized; uint8 from a transform built
+               with normalize=False (ClipsToDevice finishes it)
         mask   bool (B, t, h, w), when the items have masks
         label  int64 (B,); float (B, num_classes) for multi-hot labels (multi-label data)
         index  int64 (B,)
@@ -60,3 +62,36 @@ def collate_clips(items: List[dict]) -> dict:
     if with_mask:
         batch["mask"] = torch.stack(masks).bool()
     return batch
+
+
+def _moved(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    return {
+        key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
+        for key, value in batch.items()
+    }
+
+
+def to_device(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    """Move the batch's tensors to `device` (non-blocking from pinned memory); a uint8
+    clip is refused, as the model would get it unnormalized."""
+    clip = batch.get("clip")
+    if torch.is_tensor(clip) and clip.dtype == torch.uint8:
+        raise TypeError(
+            "the batch's clip is uint8, not normalized (DATA.NORMALIZE_ON_DEVICE): move it with the "
+            "transfer that normalizes it, build_batch_transfer(cfg) (TrainStep's `transfer`)"
+        )
+    return _moved(batch, device)
+
+
+class ClipsToDevice:
+    """(batch, device) -> the batch on `device`, its uint8 clip normalized there by
+    `normalize` (a transforms.ClipNormalizer): the clip crosses as uint8, a quarter of
+    the bytes of float32, and from pinned memory without making the host wait."""
+
+    def __init__(self, normalize: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.normalize = normalize
+
+    def __call__(self, batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+        moved = _moved(batch, device)
+        moved["clip"] = self.normalize(moved["clip"])
+        return moved

@@ -1,8 +1,9 @@
 """The decoder interface: a `Video` that returns uint8 frames by index.
 
-Two backends implement it, each in its own file and imported only when chosen:
-PyAV (`pyav_video.py`) and decord (`decord_video.py`). Frame index `i` means the
-frame shown at time `i / fps` from the start of the stream.
+Three backends implement it, each in its own file and imported only when chosen:
+PyAV (`pyav_video.py`), decord (`decord_video.py`) and torchcodec (`torchcodec_video.py`,
+an optional extra, the one that can decode on a GPU). Frame index `i` means the frame
+shown at time `i / fps` from the start of the stream.
 """
 
 import importlib
@@ -17,7 +18,14 @@ from slowmask.utils.errors import SlowmaskError
 logger = logging.getLogger(__name__)
 
 # Backend name -> (module in this package, Video class), imported only when used.
-BACKENDS = {"pyav": (".pyav_video", "PyAVVideo"), "decord": (".decord_video", "DecordVideo")}
+BACKENDS = {
+    "pyav": (".pyav_video", "PyAVVideo"),
+    "decord": (".decord_video", "DecordVideo"),
+    "torchcodec": (".torchcodec_video", "TorchCodecVideo"),
+}
+# Decoding devices other than the CPU -> the backends that decode there (their Video
+# takes a `device` argument).
+DEVICE_BACKENDS = {"cuda": ("torchcodec",)}
 # PySlowFast's names that slowmask reads with another backend.
 BACKEND_ALIASES = {"torchvision": "pyav"}
 _aliases_logged = set()
@@ -118,21 +126,34 @@ def clamp_indices(indices: Indices) -> torch.Tensor:
     return torch.as_tensor(indices, dtype=torch.long).reshape(-1).clamp(min=0)
 
 
-def open_video(path: str, backend: str = "pyav", short_side: int = 0, num_threads: int = 1) -> Video:
+def check_device(backend: str, device: str) -> None:
+    """A clear error for a decoding device the backend cannot decode on."""
+    if device != "cpu" and backend not in DEVICE_BACKENDS.get(device, ()):
+        able = ", ".join(DEVICE_BACKENDS.get(device, ())) or "none"
+        raise ValueError(f"the {backend} backend decodes on the CPU only, not on {device!r}; backends that do: {able}")
+
+
+def open_video(
+    path: str, backend: str = "pyav", short_side: int = 0, num_threads: int = 1, device: str = "cpu"
+) -> Video:
     """Open `path` (local or any iopath path) with the named backend.
 
     Args:
         path: the video file.
-        backend: "pyav" or "decord" ("torchvision" is read with PyAV).
+        backend: "pyav", "decord" or "torchcodec" ("torchvision" is read with PyAV).
         short_side: frames are decoded with their short side shrunk to this (0: native).
         num_threads: decoder threads (0: as many as the decoder likes).
+        device: where the frames are decoded: "cpu", or "cuda" (see DEVICE_BACKENDS).
     Raises:
         FileNotFoundError: `path` does not exist.
         DecodeError: the file cannot be opened as a video.
+        ImportError: the backend's package (or the libraries it loads) is not installed.
     """
     backend = resolve_backend(backend)
+    check_device(backend, device)
     if not g_pathmgr.exists(path):
         raise FileNotFoundError(f"video not found: {path}")
     module_name, class_name = BACKENDS[backend]
     video_class = getattr(importlib.import_module(module_name, __package__), class_name)
-    return video_class(g_pathmgr.get_local_path(path), short_side=short_side, num_threads=num_threads)
+    on_device = {} if device == "cpu" else {"device": device}
+    return video_class(g_pathmgr.get_local_path(path), short_side=short_side, num_threads=num_threads, **on_device)

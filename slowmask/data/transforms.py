@@ -12,11 +12,17 @@ come from the `torch.Generator` passed in, so a clip is reproducible from its se
 `num_views` is the number of spatial views (test time); `spatial_index` picks one.
 `reverse_channels` (PySlowFast's DATA.REVERSE_INPUT_CHANNEL) reverses the channel order
 of the finished clip, after normalization, where PySlowFast reverses it.
+
+A training transform built with `normalize=False` stops before the normalization and
+returns the uint8 clip (3, T, S, S): a quarter of the bytes through the workers' shared
+memory and the copy to the GPU. `ClipNormalizer` then finishes the batch on its device,
+with the same float32 operations, so the clip the model, its mask and its HOG or pixel
+targets see is the same to the bit.
 """
 
 import abc
 import math
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torchvision.transforms.v2.functional as F
@@ -100,6 +106,17 @@ def view_box(height: int, width: int, short_side: int, crop_size: int, position:
     return across, along, side, side
 
 
+def normalization_constants(mean: Sequence[float], std: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """float32 (C,) `scale` and `shift` with (x / 255 - mean) / std = x * scale - shift.
+
+    Always computed on the CPU, so that a clip normalized on another device gets the
+    very same constants (and with them the same result, to the bit).
+    """
+    std_t = torch.tensor(std, dtype=torch.float32)
+    mean_t = torch.tensor(mean, dtype=torch.float32)
+    return 1.0 / (255.0 * std_t), mean_t / std_t
+
+
 def to_normalized_float(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (T, 3, S, S) -> float32 (T, 3, S, S), (clip / 255 - mean) / std per channel.
 
@@ -110,10 +127,44 @@ def to_normalized_float(clip: torch.Tensor, mean: Sequence[float], std: Sequence
     frames, channels, height, width = clip.shape
     out = torch.empty((channels, frames, height, width), dtype=torch.float32, device=clip.device)
     out.copy_(clip.transpose(0, 1))
-    std_t = torch.tensor(std, dtype=torch.float32, device=clip.device).view(channels, 1, 1, 1)
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=clip.device).view(channels, 1, 1, 1)
-    out.mul_(1.0 / (255.0 * std_t)).sub_(mean_t / std_t)
+    scale, shift = (c.to(clip.device).view(channels, 1, 1, 1) for c in normalization_constants(mean, std))
+    out.mul_(scale).sub_(shift)
     return out.transpose(0, 1)
+
+
+class ClipNormalizer:
+    """The loader's normalization of a batch, run on the batch's device: uint8
+    (B, 3, T, H, W) -> float32 (B, 3, T, H, W), (clip / 255 - mean) / std per channel,
+    then the channels reversed when `reverse_channels` (after normalization, as in
+    ClipTransform). The operations are those of `to_normalized_float`, in the same
+    order on the same constants: the result equals the loader's to the bit."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], reverse_channels: bool = False) -> None:
+        if len(mean) != len(std):
+            raise ValueError(f"mean and std need one value per channel, got {list(mean)} and {list(std)}")
+        self.mean, self.std = list(mean), list(std)
+        self.reverse_channels = reverse_channels
+        self._scale, self._shift = (c.view(1, -1, 1, 1, 1) for c in normalization_constants(mean, std))
+        self._on_device: Dict[torch.device, Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _constants(self, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        # Moved once per device: a copy in every step would be a host-to-device transfer each time.
+        if device not in self._on_device:
+            self._on_device[device] = (self._scale.to(device), self._shift.to(device))
+        return self._on_device[device]
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        if clip.dtype != torch.uint8:
+            raise TypeError(
+                f"normalizing on the device needs the loader's uint8 clips, got {clip.dtype}: this dataset "
+                "normalizes its clips itself; set DATA.NORMALIZE_ON_DEVICE False"
+            )
+        if clip.dim() != 5 or clip.shape[1] != len(self.mean):
+            raise ValueError(f"expected a (B, {len(self.mean)}, T, H, W) clip, got {tuple(clip.shape)}")
+        scale, shift = self._constants(clip.device)
+        out = clip.to(torch.float32)
+        out.mul_(scale).sub_(shift)
+        return out.flip(1) if self.reverse_channels else out  # (B, 3, T, H, W): RGB <-> BGR
 
 
 class ClipTransform(abc.ABC):
@@ -121,7 +172,9 @@ class ClipTransform(abc.ABC):
     says so, [RandAugment the uint8 frames], scale to [0, 1], normalize with `mean` /
     `std` (per channel of the frames as decoded) [and erase boxes] [and reverse the
     channels]; the optional `rand_augment` and `erasing` (see augment.py) act on
-    (T, 3, S, S) with the same choice for every frame."""
+    (T, 3, S, S) with the same choice for every frame. With `normalize` False the clip
+    is returned as uint8 after the RandAugment, for a ClipNormalizer to finish on the
+    device; erasing and reversing act on the normalized clip, so they cannot come here."""
 
     num_views = 1
 
@@ -133,13 +186,20 @@ class ClipTransform(abc.ABC):
         rand_augment: Optional[ClipAugment] = None,
         erasing: Optional[ClipAugment] = None,
         reverse_channels: bool = False,
+        normalize: bool = True,
     ) -> None:
+        if not normalize and (erasing is not None or reverse_channels):
+            raise ValueError(
+                "random erasing and channel reversal act on the normalized clip: with normalize=False "
+                "leave them to the device (ClipNormalizer reverses; erasing has no device path)"
+            )
         self.crop_size = crop_size
         self.mean = list(mean)
         self.std = list(std)
         self.rand_augment = rand_augment
         self.erasing = erasing
         self.reverse_channels = reverse_channels
+        self.normalize = normalize
 
     @abc.abstractmethod
     def box(self, height: int, width: int, generator: torch.Generator, spatial_index: int) -> Box:
@@ -151,8 +211,9 @@ class ClipTransform(abc.ABC):
     def __call__(
         self, frames: torch.Tensor, generator: Optional[torch.Generator], spatial_index: int = 0
     ) -> torch.Tensor:
-        """uint8 (T, H, W, 3) -> float32 (3, T, crop_size, crop_size), normalized.
-        (`generator` may be None for a transform without random choices.)"""
+        """uint8 (T, H, W, 3) -> float32 (3, T, crop_size, crop_size), normalized (uint8,
+        not normalized, when built with normalize=False). (`generator` may be None for a
+        transform without random choices.)"""
         _, height, width, _ = frames.shape
         top, left, box_h, box_w = self.box(height, width, generator, spatial_index)
         clip = frames.permute(0, 3, 1, 2)  # (T, 3, H, W)
@@ -161,6 +222,8 @@ class ClipTransform(abc.ABC):
             clip = F.horizontal_flip(clip)
         if self.rand_augment is not None:
             clip = self.rand_augment(clip, generator)
+        if not self.normalize:
+            return clip.permute(1, 0, 2, 3).contiguous()  # uint8 (3, T, S, S)
         clip = to_normalized_float(clip, self.mean, self.std)
         if self.erasing is not None:
             clip = self.erasing(clip, generator)
@@ -172,7 +235,7 @@ class ClipTransform(abc.ABC):
 class TrainTransform(ClipTransform):
     """Training: a box from `box_sampler` (RandomResizedBox or ShortSideJitterBox), a
     horizontal flip with probability 0.5 when `random_flip`, and the optional
-    `rand_augment` and `erasing` of fine-tuning."""
+    `rand_augment` and `erasing` of fine-tuning; uint8 out when not `normalize`."""
 
     def __init__(
         self,
@@ -184,8 +247,9 @@ class TrainTransform(ClipTransform):
         rand_augment: Optional[ClipAugment] = None,
         erasing: Optional[ClipAugment] = None,
         reverse_channels: bool = False,
+        normalize: bool = True,
     ) -> None:
-        super().__init__(crop_size, mean, std, rand_augment, erasing, reverse_channels)
+        super().__init__(crop_size, mean, std, rand_augment, erasing, reverse_channels, normalize)
         self.box_sampler = box_sampler
         self.random_flip = random_flip
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from slowmask.data.collate import to_device
 from slowmask.utils.errors import SlowmaskError
 
 from .distributed import any_rank
@@ -83,12 +84,9 @@ class ClassificationObjective:
         return self.loss(logits, target), {"top1_err": top1_err}
 
 
-def to_device(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
-    """Move the batch's tensors to `device` (non-blocking from pinned memory)."""
-    return {
-        key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
-        for key, value in batch.items()
-    }
+# (batch from the loader, device) -> the batch on the device, as the objective takes it:
+# `to_device`, or a data.collate.ClipsToDevice that normalizes uint8 clips there.
+BatchTransfer = Callable[[Dict[str, Any], torch.device], Dict[str, Any]]
 
 
 class LossWatch:
@@ -152,6 +150,8 @@ class TrainStep:
             cycle's gradients discarded) and report `nonfinite_skip` 1 instead of raising
             FloatingPointError. Under DDP all ranks agree first (one tiny all-reduce), so
             they all skip or all raise, and none waits for the others in the backward.
+        transfer: moves each batch to `device` (see BatchTransfer); built by
+            data.build.build_batch_transfer from DATA.NORMALIZE_ON_DEVICE.
     """
 
     def __init__(
@@ -166,6 +166,7 @@ class TrainStep:
         scaler: Optional[torch.amp.GradScaler] = None,
         accum_steps: int = 1,
         skip_nonfinite: bool = False,
+        transfer: BatchTransfer = to_device,
     ) -> None:
         if accum_steps < 1:
             raise ValueError(f"accum_steps must be at least 1, got {accum_steps}")
@@ -179,6 +180,7 @@ class TrainStep:
         self.scaler = scaler
         self.accum_steps = accum_steps
         self.skip_nonfinite = skip_nonfinite
+        self.transfer = transfer
         self._in_cycle = 0  # micro-batches of the current accumulation cycle run so far
         self._accumulated = 0  # of these, the ones whose gradients are held in .grad
         self._epoch_end_next = False
@@ -212,7 +214,7 @@ class TrainStep:
         """Metrics of the step: "loss" (and "grad_norm", "top1_err") as device tensors,
         the others floats."""
         self.model.train()
-        batch = to_device(batch, self.device)
+        batch = self.transfer(batch, self.device)
         if self._in_cycle == 0:
             self.optimizer.zero_grad(set_to_none=True)
         self._in_cycle += 1

@@ -3,30 +3,31 @@ import os
 
 import pytest
 import torch
+from backends import BACKENDS, TORCHCODEC
 from counting_video import VFR_TIMES_MS, frame_numbers
 
 from slowmask.data import decoding
 from slowmask.data.decoding import DecodeError, open_video, resized_shape
 
-BACKENDS = ("pyav", "decord")
 
 
 def _demo_video(demo_data_dir: str) -> str:
     return os.path.join(demo_data_dir, "videos", "train", "square_horizontal_001.mp4")
 
 
+@pytest.mark.parametrize("other", ["decord", TORCHCODEC])
 @pytest.mark.parametrize("short_side, max_mean_diff", [(0, 1.0), (32, 2.0)])
-def test_backends_give_the_same_frames(demo_data_dir, short_side, max_mean_diff):
-    """Both decode with FFmpeg: identical at native size; resized, within swscale rounding
-    (mean absolute difference under 2 of 255 grey levels)."""
+def test_backends_give_the_same_frames(demo_data_dir, other, short_side, max_mean_diff):
+    """All decode with FFmpeg: identical at native size; resized, within the rounding of
+    their resize filters (mean absolute difference under 2 of 255 grey levels)."""
     indices = [40, 0, 17, 17, 3, 47, 25]
     with open_video(_demo_video(demo_data_dir), "pyav", short_side) as video:
         pyav_frames = video.get_frames(indices)
-    with open_video(_demo_video(demo_data_dir), "decord", short_side) as video:
-        decord_frames = video.get_frames(indices)
-    assert pyav_frames.dtype == decord_frames.dtype == torch.uint8
-    assert pyav_frames.shape == decord_frames.shape
-    assert (pyav_frames.float() - decord_frames.float()).abs().mean() < max_mean_diff
+    with open_video(_demo_video(demo_data_dir), other, short_side) as video:
+        other_frames = video.get_frames(indices)
+    assert pyav_frames.dtype == other_frames.dtype == torch.uint8
+    assert pyav_frames.shape == other_frames.shape
+    assert (pyav_frames.float() - other_frames.float()).abs().mean() < max_mean_diff
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,5 +1,5 @@
 """Phone videos: landscape frames stored with a display matrix that turns them upright.
-Both backends return the frames as shown; the content is checked, not only the shape.
+Every backend returns the frames as shown; the content is checked, not only the shape.
 
 The videos are written with PyAV's `VideoStream.set_display_rotation`, which records the
 matrix in the MP4 track header (tkhd), where phones put it."""
@@ -9,11 +9,11 @@ import logging
 import av
 import numpy as np
 import pytest
+from backends import BACKENDS
 
 from slowmask.data import pyav_video
 from slowmask.data.decoding import open_video
 
-BACKENDS = ("pyav", "decord")
 # Stored frames: 128 wide, 64 high (widths decord 0.6 reads), a white block in the
 # top-left corner of a black frame.
 STORED_HEIGHT, STORED_WIDTH, BLOCK = 64, 128, 24

@@ -9,6 +9,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "tools"))
 
 import benchmark  # noqa: E402
+import benchmark_loader  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -28,6 +29,10 @@ def test_all_parts_at_toy_sizes(tmp_path, capsys):
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
     rows = result["rows"]
+    if benchmark_loader.torchcodec_loads():  # its row, after the decoding-only ceiling
+        torchcodec = rows.pop(4)
+        assert "torchcodec" in torchcodec["what"] and "ceiling" in torchcodec["baseline"]
+        assert torchcodec["decoding_only_clips_per_s"] > 0
     assert [r["part"] for r in rows] == ["loader"] * 5 + ["hog", "step", "step"]
     assert result["machine"]["torch"] and "| part |" in printed
     for r in rows:
