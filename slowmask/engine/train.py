@@ -14,6 +14,7 @@ from torch import nn
 
 from slowmask.config import changed_keys, write_config
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
+from slowmask.data.build import build_batch_transfer
 from slowmask.data.loader import check_starts_part_way
 from slowmask.models import build_loss, build_model
 from slowmask.config.unused_keys import report_unused_keys
@@ -247,6 +248,7 @@ def _train(cfg: CfgNode) -> None:
         scaler=scaler,
         accum_steps=cfg.TRAIN.GRAD_ACCUM_STEPS,
         skip_nonfinite=cfg.TRAIN.NONFINITE_LOSS == "skip",
+        transfer=build_batch_transfer(cfg),
     )
     hooks = [
         DataEpoch(lambda epoch: set_epoch(loader, epoch, point.batches_done(epoch))),

@@ -14,7 +14,9 @@ from slowmask.data.build import build_batch_transfer
 from slowmask.data.collate import to_device
 from slowmask.engine.optim import build_optimizer
 from slowmask.engine.step import TrainStep, masked_prediction_objective
+from slowmask.engine.train import train
 from slowmask.models import build_model
+from slowmask.utils.logging import read_json_stats
 from numerics import assert_same_gradients
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -96,3 +98,13 @@ def test_a_pinned_uint8_batch_is_normalized_on_the_gpu_as_on_the_cpu():
     on_gpu = transfer({"clip": clip.pin_memory()}, torch.device("cuda"))["clip"]
     assert on_gpu.device.type == "cuda" and on_gpu.dtype == torch.float32
     assert torch.equal(on_gpu.cpu(), transfer({"clip": clip}, CPU)["clip"])
+
+
+def test_a_training_run_with_the_key_logs_the_losses_of_one_without(demo_data_dir, tmp_path):
+    losses = {}
+    for on_device in (False, True):
+        out = tmp_path / str(on_device)
+        train(_cfg(demo_data_dir, on_device, "OUTPUT_DIR", str(out), "SOLVER.MAX_EPOCH", "1",
+                   "SOLVER.WARMUP_EPOCHS", "0.0", "LOG_PERIOD", "1", "TRAIN.BATCH_SIZE", "8"))
+        losses[on_device] = [s["loss"] for s in read_json_stats(str(out)) if s["_type"] == "train_iter"]
+    assert len(losses[True]) == 2 and losses[True] == losses[False]
