@@ -84,7 +84,7 @@ def _late_rank_1(rank):
 
 def test_the_self_test_names_a_rank_that_does_not_answer(tmp_path):
     rank0, _ = run_ranks(_late_rank_1, tmp_path)
-    assert "collective self-test: not every rank answered within 0.5 s" in rank0["error"]
+    assert "DistributedError: collective self-test of rank 0 of 2: not every rank answered within 0.5 s" in rank0["error"]
     assert "Ranks 1 failed to pass monitoredBarrier" in rank0["error"]
 
 
