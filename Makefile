@@ -28,8 +28,8 @@ $(DEMO_DATA)/train.csv: $(VENV)/.installed
 # against it: k-NN, linear and attentive probes of the frozen encoder and fine-tuning on the
 # 64 labelled videos, all scored on the 128 test videos; the table ends the output and is
 # written to $(DEMO_OUT)/summary.json.
-PT_CFG := configs/demo/MViT_tiny_MaskFeat_PT_unlabelled.yaml
-FT_CFG := configs/demo/MViT_tiny_FT_few_labels.yaml
+PT_CFG := configs/demo/MViT_tiny_MaskFeat_unlabelled_PT.yaml
+FT_CFG := configs/demo/MViT_tiny_few_labels_FT.yaml
 PT_CHECKPOINT := $(DEMO_OUT)/pretrain/checkpoints/checkpoint_epoch_00012.pyth
 SEEDED := RNG_SEED $(SEED)
 # The final probes use every labelled video (the probe during pretraining, a subset).

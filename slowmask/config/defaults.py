@@ -479,12 +479,10 @@ _C.PROBE.KNN_TEMPERATURE = 0.07
 _C.PROBE.KNN_STANDARDIZE = True
 # Also train a linear probe on the cached pooled features at each probe during pretraining.
 _C.PROBE.LINEAR = False
-# Epochs of the linear probe over the cached features.
-_C.PROBE.LINEAR_EPOCHS = 100
-# AdamW learning rate of the linear probe (cosine to zero).
-_C.PROBE.LINEAR_LR = 0.01
-# Weight decay of the linear probe.
-_C.PROBE.LINEAR_WEIGHT_DECAY = 1e-4
+# Most L-BFGS iterations of the linear probe (a logistic regression on the cached features).
+_C.PROBE.LINEAR_MAX_ITERS = 200
+# L2 penalty (LINEAR_L2 / 2 * |W|^2) of the linear probe's weights.
+_C.PROBE.LINEAR_L2 = 0.1
 # Epochs of the attentive probe (tools/probe.py) over the cached tokens.
 _C.PROBE.ATTENTIVE_EPOCHS = 100
 # AdamW learning rate of the attentive probe (cosine to zero).
@@ -493,7 +491,7 @@ _C.PROBE.ATTENTIVE_LR = 0.003
 _C.PROBE.ATTENTIVE_WEIGHT_DECAY = 0.01
 # Attention heads of the attentive probe's cross-attention (must divide the feature width).
 _C.PROBE.ATTENTIVE_HEADS = 1
-# Cached features per step when training the linear and attentive probes.
+# Cached token sets per step when training the attentive probe.
 _C.PROBE.HEAD_BATCH_SIZE = 64
 
 # PySlowFast's keys of features slowmask does not build: accepted, reported, unused.

@@ -3,9 +3,12 @@
 Three read-outs of cached features, each a plain function on tensors:
 - k-NN: cosine similarity to the labelled set, the k nearest vote with weight
   exp(similarity / temperature) (Wu et al. 2018, sec. 3.4; DINO's and solo-learn's
-  online evaluation);
-- linear probe: a linear classifier on the pooled features, standardized with the
-  labelled set's statistics (MAE's BatchNorm without affine before the head, appendix A.2);
+  online evaluation); by default on standardized features, since every clip's pooled
+  features share a large common part and a few dimensions of large spread (colour),
+  which a raw cosine would mostly compare;
+- linear probe: a logistic regression on the pooled features, standardized with the
+  labelled set's statistics (MAE's BatchNorm without affine before the head, appendix A.2),
+  fitted to convergence by L-BFGS;
 - attentive probe: one learned query cross-attending the frozen tokens, then a linear
   classifier (V-JEPA's evaluation, sec. 4): it can weigh the tokens that matter, which a
   mean over mostly-background tokens cannot.
@@ -116,15 +119,29 @@ def fit_classifier(
 
 
 def linear_probe_predict(
-    train: Tensor, train_labels: Tensor, query: Tensor, num_classes: int, epochs: int = 100,
-    lr: float = 0.01, weight_decay: float = 1e-4, batch_size: int = 64, seed: int = 0,
+    train: Tensor, train_labels: Tensor, query: Tensor, num_classes: int, max_iters: int = 200,
+    l2: float = 0.1, seed: int = 0,
 ) -> Tensor:
-    """(M,) classes of `query` (M, D) from a linear classifier trained on standardized
-    `train` (N, D) features with labels (N,)."""
+    """(M,) classes of `query` (M, D) from a multinomial logistic regression on
+    standardized `train` (N, D) features with labels (N,), fitted to convergence by
+    full-batch L-BFGS with an `l2` * |W|^2 / 2 penalty (CLIP's linear-probe protocol,
+    Radford et al. 2021, appendix A.3): with a few labelled items per class a
+    stochastic optimizer's result depends on its schedule more than on the features."""
+    if max_iters < 1:
+        raise ValueError(f"the linear probe needs at least one L-BFGS iteration, got {max_iters}")
     train, query = standardized(train.float(), query.float())
     torch.manual_seed(seed)  # the head's initial weights
-    head = fit_classifier(nn.Linear(train.shape[1], num_classes), train, train_labels,
-                          epochs, lr, weight_decay, batch_size, seed)
+    head = nn.Linear(train.shape[1], num_classes)
+    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=max_iters, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(head(train), train_labels) + l2 / 2 * head.weight.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
     with torch.no_grad():
         return head(query).argmax(dim=1)
 
@@ -350,8 +367,7 @@ def build_probes(cfg: CfgNode, linear: bool, attentive: bool = False) -> Dict[st
     probes: Dict[str, Callable[..., Tensor]] = {"knn": knn}
     if linear:
         probes["linear"] = lambda train, query, k: linear_probe_predict(
-            train.pooled, train.labels, query.pooled, k, p.LINEAR_EPOCHS, p.LINEAR_LR, p.LINEAR_WEIGHT_DECAY,
-            p.HEAD_BATCH_SIZE, cfg.RNG_SEED)
+            train.pooled, train.labels, query.pooled, k, p.LINEAR_MAX_ITERS, p.LINEAR_L2, cfg.RNG_SEED)
     if attentive:
         probes["attentive"] = lambda train, query, k: attentive_probe_predict(
             train.tokens, train.labels, query.tokens, k, p.ATTENTIVE_EPOCHS, p.ATTENTIVE_LR,

@@ -58,9 +58,9 @@ def test_standardized_uses_the_training_rows_statistics():
 def test_linear_probe_separates_blobs_and_repeats_with_its_seed():
     train, train_labels = blobs(20, 8, 4, seed=0)
     query, query_labels = blobs(10, 8, 4, seed=1)
-    first = linear_probe_predict(train, train_labels, query, 4, epochs=100, seed=3)
+    first = linear_probe_predict(train, train_labels, query, 4, seed=3)
     assert top1(first, query_labels) == 100.0
-    assert torch.equal(first, linear_probe_predict(train, train_labels, query, 4, epochs=100, seed=3))
+    assert torch.equal(first, linear_probe_predict(train, train_labels, query, 4, seed=3))
 
 
 def tokens_with_one_informative(num_items, seed, length=8, dim=8):
@@ -132,7 +132,7 @@ def test_probe_is_off_by_default_and_for_classifiers(demo_data_dir, tmp_path):
 
 def test_pretraining_logs_knn_and_linear_top1_of_the_val_videos(demo_data_dir, tmp_path):
     train(demo_cfg(demo_data_dir, tmp_path, "PROBE.ENABLE", "True", "PROBE.LINEAR", "True",
-                   "PROBE.LINEAR_EPOCHS", "5", "PROBE.KNN_K", "4", "PROBE.TRAIN_MAX_ITEMS", "8"))
+                   "PROBE.LINEAR_MAX_ITERS", "20", "PROBE.KNN_K", "4", "PROBE.TRAIN_MAX_ITEMS", "8"))
     (record,) = [r for r in read_json_stats(str(tmp_path)) if r["_type"] == "probe_epoch"]
     assert record["epoch"] == "1/1"
     # 4 val videos: every top-1 is a whole number of them.
