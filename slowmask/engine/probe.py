@@ -14,8 +14,8 @@ Three read-outs of cached features, each a plain function on tensors:
   mean over mostly-background tokens cannot.
 
 `ProbeHook` runs k-NN (and, if asked, the linear probe) every `period` epochs of
-pretraining on features encoded once per evaluation; `build_probe_hooks(cfg, ...)` is the
-only function here that reads the config.
+pretraining on features encoded once per evaluation; the `build_*(cfg, ...)` functions at
+the end are the only ones here that read the config.
 """
 
 import logging
@@ -88,6 +88,14 @@ def standardized(train: Tensor, *others: Tensor, eps: float = 1e-6) -> List[Tens
     return [(x - mean) / std for x in (train, *others)]
 
 
+def seeded(make: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """`make()` with the CPU generator seeded by `seed`, the global random state restored
+    afterwards: a probe during training must not change the run's data order or masks."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
 def fit_classifier(
     head: nn.Module,
     inputs: Tensor,
@@ -130,8 +138,7 @@ def linear_probe_predict(
     if max_iters < 1:
         raise ValueError(f"the linear probe needs at least one L-BFGS iteration, got {max_iters}")
     train, query = standardized(train.float(), query.float())
-    torch.manual_seed(seed)  # the head's initial weights
-    head = nn.Linear(train.shape[1], num_classes)
+    head = seeded(lambda: nn.Linear(train.shape[1], num_classes), seed)
     optimizer = torch.optim.LBFGS(head.parameters(), max_iter=max_iters, line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:
@@ -174,8 +181,7 @@ def attentive_probe_predict(
     """(M,) classes of `query_tokens` (M, L, D) from an AttentivePooler trained on
     standardized `train_tokens` (N, L, D) with labels (N,)."""
     train_tokens, query_tokens = standardized(train_tokens.float(), query_tokens.float())
-    torch.manual_seed(seed)
-    head = AttentivePooler(train_tokens.shape[-1], num_classes, num_heads)
+    head = seeded(lambda: AttentivePooler(train_tokens.shape[-1], num_classes, num_heads), seed)
     fit_classifier(head, train_tokens, train_labels, epochs, lr, weight_decay, batch_size, seed)
     with torch.no_grad():
         return head(query_tokens).argmax(dim=1)
@@ -300,7 +306,8 @@ class ProbeHook(Hook):
     def before_train(self, loop: TrainLoop) -> None:
         if self.prepare is not None:
             start = time.perf_counter()
-            self.prepare()
+            with torch.random.fork_rng(devices=[]):
+                self.prepare()
             logger.info("probe sets ready in %.1f s", time.perf_counter() - start)
 
     def before_epoch(self, loop: TrainLoop) -> None:
@@ -312,7 +319,8 @@ class ProbeHook(Hook):
             return
         start = time.perf_counter()
         epoch_seconds = start - self.epoch_start
-        scores = self.evaluate()
+        with torch.random.fork_rng(devices=[]):  # the run's data order and masks must not depend on the probe
+            scores = self.evaluate()
         seconds = time.perf_counter() - start
         if not is_main_process():
             return

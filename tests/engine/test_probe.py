@@ -101,13 +101,15 @@ def test_hook_probes_every_period_and_after_the_last_epoch(tmp_path):
     calls = []
 
     def evaluate():
-        calls.append(1)
+        calls.append(torch.rand(1))  # a probe that draws from the global generator
         return {"knn": 50.0, "linear": 62.5}
 
     hook = ProbeHook(evaluate, period=2, output_dir=str(tmp_path))
+    state = torch.get_rng_state()
     for epoch in range(5):
         hook.before_epoch(FakeLoop(epoch))
         hook.after_epoch(FakeLoop(epoch))
+    assert torch.equal(torch.get_rng_state(), state)  # the run's random state is untouched
     records = read_json_stats(str(tmp_path))
     assert [r["epoch"] for r in records] == ["2/5", "4/5", "5/5"]
     assert {r["_type"] for r in records} == {"probe_epoch"}
@@ -182,3 +184,11 @@ def test_cached_clips_are_decoded_once():
     assert [cached[i]["index"] for i in range(4)] == [0, 1, 2, 3]
     assert [cached[i]["index"] for i in range(4)] == [0, 1, 2, 3]
     assert sorted(reads) == [0, 1, 2, 3]
+
+
+def test_probes_leave_the_global_random_state_as_they_found_it():
+    train, train_labels = blobs(5, 4, 2, seed=0)
+    state = torch.get_rng_state()
+    linear_probe_predict(train, train_labels, train, 2, max_iters=5)
+    attentive_probe_predict(train[:, None], train_labels, train[:, None], 2, epochs=1)
+    assert torch.equal(torch.get_rng_state(), state)
