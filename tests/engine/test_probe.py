@@ -1,10 +1,15 @@
 """Representation probes: k-NN votes, linear and attentive probes on cached features, the
 probe hook of pretraining."""
 
+import json
+import multiprocessing
 import os
+import socket
 
 import pytest
 import torch
+import torch.distributed as dist
+from torch import nn
 
 from slowmask.config import load_config
 from slowmask.engine.loop import TrainLoop
@@ -192,3 +197,45 @@ def test_probes_leave_the_global_random_state_as_they_found_it():
     linear_probe_predict(train, train_labels, train, 2, max_iters=5)
     attentive_probe_predict(train[:, None], train_labels, train[:, None], 2, epochs=1)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+class TokenEncoder(nn.Module):
+    """encoder.forward_features(x): (B, 1, T, H, W) clips -> (B, T*H*W, 1) tokens."""
+
+    def forward_features(self, x):
+        return x.flatten(2).transpose(1, 2)
+
+
+class Encoded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = TokenEncoder()
+
+
+def _encode_on_rank(rank, world, port, out_dir):
+    """A spawned rank of a gloo group: encode its share of 5 clips, write what it gathered."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        clips = torch.arange(5.0).reshape(5, 1, 1, 1, 1).expand(5, 1, 1, 2, 2).contiguous()
+        probe_set = encode_probe_set(Encoded(), ClipList(clips), [10, 11, 12, 13, 14], torch.device("cpu"))
+        result = {"pooled": probe_set.pooled[:, 0].tolist(), "labels": probe_set.labels.tolist()}
+    finally:
+        dist.destroy_process_group()
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(result, f)
+
+
+def test_features_are_gathered_across_ranks_with_their_labels(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = multiprocessing.get_context("spawn")
+    ranks = [context.Process(target=_encode_on_rank, args=(rank, 2, port, str(tmp_path))) for rank in range(2)]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(60)
+    results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
+    # Rank 0 encodes items 0, 2, 4 and rank 1 items 1, 3; every rank gets all, each with its label.
+    assert results[0] == results[1] == {"pooled": [0.0, 2.0, 4.0, 1.0, 3.0], "labels": [10, 12, 14, 11, 13]}
