@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DATA := demo_data
 DEMO_OUT := output/demo
+# Seed of the demo's videos and of its runs (make demo SEED=1 DEMO_DATA=demo_data_1 DEMO_OUT=output/demo_1).
+SEED ?= 0
 
 .PHONY: install demo test clean bench gpu-check
 
@@ -19,20 +21,35 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 $(DEMO_DATA)/train.csv: $(VENV)/.installed
-	$(PY) tools/make_demo_data.py $(DEMO_DATA) --videos-per-class 16
+	$(PY) tools/make_demo_data.py $(DEMO_DATA) --videos-per-class 16 --unlabelled-per-class 112 \
+		--val-per-class 8 --test-per-class 32 --seed $(SEED)
+
+# Pretraining on all 512 training videos (64 of them labelled), then random initialization
+# against it: k-NN, linear and attentive probes of the frozen encoder and fine-tuning on the
+# 64 labelled videos, all scored on the 128 test videos; the table ends the output and is
+# written to $(DEMO_OUT)/summary.json.
+PT_CFG := configs/demo/MViT_tiny_MaskFeat_unlabelled_PT.yaml
+FT_CFG := configs/demo/MViT_tiny_few_labels_FT.yaml
+PT_CHECKPOINT := $(DEMO_OUT)/pretrain/checkpoints/checkpoint_epoch_00012.pyth
+SEEDED := RNG_SEED $(SEED)
+# The final probes use every labelled video (the probe during pretraining, a subset).
+PROBED := PROBE.PATH_TO_DATA_DIR $(DEMO_DATA) PROBE.TRAIN_MAX_ITEMS 0 $(SEEDED)
 
 demo: $(DEMO_DATA)/train.csv
-	rm -rf $(DEMO_OUT)/pretrain
-	$(PY) tools/run_net.py --cfg configs/demo/MViT_tiny_MaskFeat_PT.yaml \
-		DATA.PATH_TO_DATA_DIR $(DEMO_DATA) OUTPUT_DIR $(DEMO_OUT)/pretrain
-	rm -rf $(DEMO_OUT)/finetune
-	$(PY) tools/run_net.py --cfg configs/demo/MViT_tiny_FT.yaml \
-		DATA.PATH_TO_DATA_DIR $(DEMO_DATA) OUTPUT_DIR $(DEMO_OUT)/finetune \
-		TRAIN.CHECKPOINT_FILE_PATH $(DEMO_OUT)/pretrain/checkpoints/checkpoint_epoch_00020.pyth
-	$(PY) tools/visualize.py --cfg configs/demo/MViT_tiny_MaskFeat_PT.yaml \
-		DATA.PATH_TO_DATA_DIR $(DEMO_DATA) OUTPUT_DIR $(DEMO_OUT)/pretrain
+	rm -rf $(DEMO_OUT)
+	$(PY) tools/run_net.py --cfg $(PT_CFG) DATA.PATH_TO_DATA_DIR $(DEMO_DATA)/videos \
+		PROBE.PATH_TO_DATA_DIR $(DEMO_DATA) OUTPUT_DIR $(DEMO_OUT)/pretrain $(SEEDED)
+	$(PY) tools/probe.py --cfg $(PT_CFG) --json $(DEMO_OUT)/probe_random_init.json $(PROBED)
+	$(PY) tools/probe.py --cfg $(PT_CFG) --checkpoint $(PT_CHECKPOINT) --json $(DEMO_OUT)/probe_pretrained.json \
+		$(PROBED)
+	$(PY) tools/run_net.py --cfg $(FT_CFG) DATA.PATH_TO_DATA_DIR $(DEMO_DATA) OUTPUT_DIR $(DEMO_OUT)/finetune \
+		TRAIN.CHECKPOINT_FILE_PATH $(PT_CHECKPOINT) $(SEEDED)
+	$(PY) tools/run_net.py --cfg $(FT_CFG) DATA.PATH_TO_DATA_DIR $(DEMO_DATA) \
+		OUTPUT_DIR $(DEMO_OUT)/finetune_random_init TRAIN.CHECKPOINT_FILE_PATH "" $(SEEDED)
+	$(PY) tools/visualize.py --cfg $(PT_CFG) DATA.PATH_TO_DATA_DIR $(DEMO_DATA) OUTPUT_DIR $(DEMO_OUT)/pretrain
 	$(PY) tools/plot.py $(DEMO_OUT)/pretrain
-	$(PY) tools/plot.py $(DEMO_OUT)/finetune
+	$(PY) tools/plot.py $(DEMO_OUT)/finetune $(DEMO_OUT)/finetune_random_init
+	$(PY) tools/demo_summary.py $(DEMO_OUT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests

@@ -17,6 +17,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", help="directory for the videos and the csv files")
     parser.add_argument("--videos-per-class", type=int, default=8, help="training videos per class (default 8)")
+    parser.add_argument("--unlabelled-per-class", type=int, default=0,
+                        help="more training videos per class that no list names, for pretraining (default 0)")
+    parser.add_argument("--val-per-class", type=int, default=0,
+                        help="validation videos per class (default 0: a quarter of --videos-per-class)")
+    parser.add_argument("--test-per-class", type=int, default=0,
+                        help="test videos per class (default 0: a quarter of --videos-per-class)")
     parser.add_argument("--num-frames", type=int, default=48, help="frames per video (default 48)")
     parser.add_argument("--height", type=int, default=64, help="frame height, even (default 64)")
     parser.add_argument("--width", type=int, default=80, help="frame width, even (default 80)")
@@ -34,6 +40,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         height=args.height,
         width=args.width,
         seed=args.seed,
+        unlabelled_per_class=args.unlabelled_per_class,
+        val_per_class=args.val_per_class,
+        test_per_class=args.test_per_class,
     )
 
 

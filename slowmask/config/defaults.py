@@ -459,6 +459,51 @@ _C.TENSORBOARD.ENABLE = False
 # TensorBoard directory ("" means OUTPUT_DIR/runs).
 _C.TENSORBOARD.LOG_DIR = ""
 
+# ---------------------------------------------------------------------------- #
+# Representation probe (k-NN / linear / attentive top-1 of frozen encoder features)
+# ---------------------------------------------------------------------------- #
+_C.PROBE = CfgNode()
+# Probe the encoder during pretraining (k-NN, and the linear probe with PROBE.LINEAR).
+_C.PROBE.ENABLE = False
+# Probe after every PERIOD-th epoch and after the last.
+_C.PROBE.PERIOD = 5
+# Folder of the labelled lists ({split}.csv or class folders {split}/); "" means DATA.PATH_TO_DATA_DIR.
+_C.PROBE.PATH_TO_DATA_DIR = ""
+# Split whose features are the k-NN memory and the probes' training set.
+_C.PROBE.TRAIN_SPLIT = "train"
+# Split scored during pretraining.
+_C.PROBE.EVAL_SPLIT = "val"
+# At most this many items of TRAIN_SPLIT, evenly spread over its list (0: all).
+_C.PROBE.TRAIN_MAX_ITEMS = 0
+# Number of classes of the lists (0: the largest label of TRAIN_SPLIT plus one).
+_C.PROBE.NUM_CLASSES = 0
+# Clips per forward pass when encoding the probe sets.
+_C.PROBE.BATCH_SIZE = 16
+# Decode the probe sets once, before training, and keep the clips in memory (N x 3 x T x S x S float32: small sets).
+_C.PROBE.CACHE_CLIPS = False
+# Neighbours that vote in the k-NN probe.
+_C.PROBE.KNN_K = 20
+# Temperature of the k-NN votes' weights exp(cosine similarity / T).
+_C.PROBE.KNN_TEMPERATURE = 0.07
+# Standardize the pooled features with the labelled set's per-dimension mean and std before the k-NN's cosine.
+_C.PROBE.KNN_STANDARDIZE = True
+# Also train a linear probe on the cached pooled features at each probe during pretraining.
+_C.PROBE.LINEAR = False
+# Most L-BFGS iterations of the linear probe (a logistic regression on the cached features).
+_C.PROBE.LINEAR_MAX_ITERS = 200
+# L2 penalty (LINEAR_L2 / 2 * |W|^2) of the linear probe's weights.
+_C.PROBE.LINEAR_L2 = 0.1
+# Epochs of the attentive probe (tools/probe.py) over the cached tokens.
+_C.PROBE.ATTENTIVE_EPOCHS = 100
+# AdamW learning rate of the attentive probe (cosine to zero).
+_C.PROBE.ATTENTIVE_LR = 0.003
+# Weight decay of the attentive probe.
+_C.PROBE.ATTENTIVE_WEIGHT_DECAY = 0.01
+# Attention heads of the attentive probe's cross-attention (must divide the feature width).
+_C.PROBE.ATTENTIVE_HEADS = 1
+# Cached token sets per step when training the attentive probe.
+_C.PROBE.HEAD_BATCH_SIZE = 64
+
 # PySlowFast's keys of features slowmask does not build: accepted, reported, unused.
 add_unused_keys(_C)
 

@@ -3,14 +3,17 @@ for benchmarks.
 
 Four classes, so there is something to learn: a circle or a square, moving
 horizontally or vertically (bouncing off the borders), with random colours, size,
-start and speed drawn from a seeded generator. The panning texture has detail at every
+start and speed drawn from a seeded generator. The class is in the shape and the
+motion, never in the colours, which vary more from video to video than anything else:
+features that only summarize colour (a randomly initialized encoder's, pooled) cannot
+tell the classes apart. The panning texture has detail at every
 scale, so that it costs a decoder about what camera footage of the same size costs.
 """
 
 import itertools
 import logging
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import av
 import numpy as np
@@ -145,31 +148,52 @@ def write_demo_dataset(
     width: int = 80,
     fps: int = 30,
     seed: int = 0,
+    unlabelled_per_class: int = 0,
+    val_per_class: int = 0,
+    test_per_class: int = 0,
 ) -> Dict[str, List[Tuple[str, int]]]:
     """Write videos of every class and train.csv / val.csv / test.csv into `out_dir`.
 
-    Training gets `videos_per_class` videos of each class, validation and test a
-    quarter of that (at least one). CSV rows are "absolute_path label".
-    Returns {split: [(path, label)]}.
+    videos/train/ holds `videos_per_class` labelled videos of each class (listed in
+    train.csv) and `unlabelled_per_class` more that no list names: pretraining reads the
+    whole folder (dataset video_folder), probes and fine-tuning the small labelled list.
+    Validation and test get `val_per_class` and `test_per_class` videos of each class
+    (0: a quarter of `videos_per_class`, at least one). CSV rows are "absolute_path label".
+    Returns {split: [(path, label)]}, and "unlabelled" with label -1.
     """
     rng = np.random.default_rng(seed)
     codec = pick_encoder()
     out_dir = os.path.abspath(out_dir)
-    counts = {"train": videos_per_class, "val": max(1, videos_per_class // 4), "test": max(1, videos_per_class // 4)}
+    held_out = max(1, videos_per_class // 4)
+    counts = {"train": videos_per_class, "val": val_per_class or held_out, "test": test_per_class or held_out}
     splits: Dict[str, List[Tuple[str, int]]] = {}
     for split, count in counts.items():
-        g_pathmgr.mkdirs(os.path.join(out_dir, "videos", split))
-        rows = []
-        for label, (shape, motion) in enumerate(CLASSES):
-            for number in range(count):
-                path = os.path.join(out_dir, "videos", split, f"{shape}_{motion}_{number:03d}.mp4")
-                write_video(path, render_moving_shape(shape, motion, rng, num_frames, height, width), fps, codec)
-                rows.append((path, label))
+        folder = os.path.join(out_dir, "videos", split)
+        splits[split] = _write_videos(folder, range(count), rng, num_frames, height, width, fps, codec)
         with g_pathmgr.open(os.path.join(out_dir, f"{split}.csv"), "w") as f:
-            f.writelines(f"{path} {label}\n" for path, label in rows)
-        splits[split] = rows
+            f.writelines(f"{path} {label}\n" for path, label in splits[split])
+    # Numbered after the labelled videos, in the same folder: unlisted, so unlabelled.
+    numbers = range(videos_per_class, videos_per_class + unlabelled_per_class)
+    written = _write_videos(os.path.join(out_dir, "videos", "train"), numbers, rng, num_frames, height, width,
+                            fps, codec)
+    splits["unlabelled"] = [(path, -1) for path, _ in written]
     logger.info("wrote %d videos (%s) to %s", sum(map(len, splits.values())), codec, out_dir)
     return splits
+
+
+def _write_videos(
+    folder: str, numbers: Sequence[int], rng: np.random.Generator, num_frames: int, height: int, width: int,
+    fps: int, codec: str,
+) -> List[Tuple[str, int]]:
+    """[(path, label)] of one video of each class per number in `numbers`, written into `folder`."""
+    g_pathmgr.mkdirs(folder)
+    rows = []
+    for label, (shape, motion) in enumerate(CLASSES):
+        for number in numbers:
+            path = os.path.join(folder, f"{shape}_{motion}_{number:03d}.mp4")
+            write_video(path, render_moving_shape(shape, motion, rng, num_frames, height, width), fps, codec)
+            rows.append((path, label))
+    return rows
 
 
 def write_unreadable_files(out_dir: str, good_video: str) -> Dict[str, str]:

@@ -32,6 +32,7 @@ from .loop import TrainLoop
 from .monitoring import build_monitoring_hooks
 from .optim import build_optimizer
 from .preemption import StopOnSignal, run_from
+from .probe import build_probe_hooks
 from .resume import ResumePoint
 from .run_lock import OutputDirInUse, hold_output_dir
 from .schedule import build_lr_schedule
@@ -254,6 +255,7 @@ def _train(cfg: CfgNode) -> None:
         DataEpoch(lambda epoch: set_epoch(loader, epoch, point.batches_done(epoch))),
         LRSchedule(optimizer, build_lr_schedule(cfg)),
         *build_step_hooks(cfg, step),  # before the logging hooks: metrics are rank means
+        *build_probe_hooks(cfg, model, device),  # on every rank: each encodes its share of the probe sets
     ]
     periodic = PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler,
                                   cfg.TRAIN.CHECKPOINT_PERIOD_ITERS, cfg.TRAIN.CHECKPOINT_KEEP_LAST)

@@ -8,12 +8,15 @@ from torch import Tensor, nn
 def encoder_tokens(model: nn.Module, x: Tensor) -> Tensor:
     """(B, 3, T, H, W) clip -> (B, N, D) grid tokens (no class token), (t, h, w) order.
 
-    A masked pretrainer (an `encoder(x, mask)` returning per-depth features and grids,
-    see MaskedPretrainer) gives its deepest pretraining depth, unmasked; a classifier
+    A masked pretrainer's sparse encoder (MAE) gives `encoder.forward_features(x)`, the
+    encoder on all tokens; a dense one (an `encoder(x, mask)` returning per-depth features
+    and grids, see MaskedPretrainer) gives its deepest pretraining depth, unmasked; a classifier
     with `forward_features` (MViT) gives its last block, before the final norm.
     """
     model.eval()
     encoder = getattr(model, "encoder", None)
+    if hasattr(encoder, "forward_features"):  # a sparse encoder (MAE): all tokens, none dropped
+        return encoder.forward_features(x)
     if encoder is not None:
         try:
             features, _ = encoder(x, None)

@@ -133,6 +133,14 @@ class MAEEncoder(MViTTrunk):
         latent, _, _ = self.forward_blocks(visible, (1, 1, keep.shape[1]))
         return self.norm(latent), keep
 
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(B, 3, T, H, W) clip -> (B, N, D) latents of all N = t*h*w tokens (nothing
+        masked, no class token), after `norm`: what a probe or a classifier reads."""
+        tokens, grid = self.patch_embed(x)
+        nothing_masked = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        latent, _ = self.encode_visible(tokens, grid, nothing_masked)
+        return latent[:, self.num_prefix :]
+
     def _decoder_pos_embed(self, grid: Grid) -> Tensor:
         """(1, [1+]N, decoder_dim) decoder positions for the token grid."""
         if self.decoder_sep_pos_embed:

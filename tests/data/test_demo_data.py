@@ -5,7 +5,7 @@ import sys
 import numpy as np
 
 from slowmask.data import open_video, read_video_list
-from slowmask.data.synthetic import CLASSES, render_moving_shape
+from slowmask.data.synthetic import CLASSES, render_moving_shape, write_demo_dataset
 
 TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "make_demo_data.py")
 
@@ -35,3 +35,14 @@ def test_shapes_move_along_their_axis():
         vertical = _centroids(render_moving_shape(shape, "vertical", rng))
         assert np.ptp(horizontal[:, 0]) < 0.5 < 5 < np.ptp(horizontal[:, 1])
         assert np.ptp(vertical[:, 1]) < 0.5 < 5 < np.ptp(vertical[:, 0])
+
+
+def test_unlabelled_videos_lie_beside_the_labelled_ones_in_no_list(tmp_path):
+    splits = write_demo_dataset(str(tmp_path), videos_per_class=1, num_frames=8, height=16, width=16,
+                                unlabelled_per_class=2, val_per_class=1, test_per_class=3)
+    counts = {split: len(rows) for split, rows in splits.items()}
+    assert counts == {"train": 4, "val": 4, "test": 12, "unlabelled": 8}
+    listed = {path for path, _ in read_video_list(str(tmp_path / "train.csv"))}
+    folder = {str(path) for path in (tmp_path / "videos" / "train").iterdir()}
+    assert listed < folder and folder - listed == {path for path, _ in splits["unlabelled"]}
+    assert {label for _, label in splits["unlabelled"]} == {-1}

@@ -1,0 +1,72 @@
+"""tools/probe.py: k-NN, linear and attentive top-1 of a checkpoint or of random
+initialization, with chance; tools/demo_summary.py: the demo's table."""
+
+import json
+
+from tool_runs import DEMO_CFG, demo_overrides, load_tool
+
+from slowmask.engine import checkpoint
+
+# Small probes: the demo's 16 training videos are the labelled set, its 4 val videos scored.
+QUICK = ["PROBE.KNN_K", "4", "PROBE.LINEAR_MAX_ITERS", "20", "PROBE.ATTENTIVE_EPOCHS", "5"]
+# 4 scored videos: every top-1 is a whole number of them.
+QUARTERS = (0.0, 25.0, 50.0, 75.0, 100.0)
+
+
+def test_probes_a_checkpoint_and_random_initialization(tiny_run, demo_data_dir, tmp_path, capsys):
+    tool = load_tool("probe")
+    figures = {}
+    for name, weights in (("random", []), ("trained", ["--checkpoint", checkpoint.last_checkpoint(tiny_run)])):
+        out = tmp_path / f"{name}.json"
+        argv = ["--cfg", DEMO_CFG, *weights, "--eval-split", "val", "--json", str(out),
+                *demo_overrides(demo_data_dir, str(tmp_path)), *QUICK]
+        assert tool.main(argv) == 0
+        figures[name] = json.loads(out.read_text())
+        assert set(figures[name]) == {"chance", "knn", "linear", "attentive"}
+        assert figures[name]["chance"] == 25.0  # one val video per class
+        assert all(figures[name][key] in QUARTERS for key in ("knn", "linear", "attentive")), figures
+    table = capsys.readouterr().out
+    assert "knn" in table and "attentive" in table and "chance        25.00" in table
+
+
+def test_random_initialization_repeats_with_its_seed(demo_data_dir, tmp_path):
+    tool = load_tool("probe")
+    runs = []
+    for number in range(2):
+        out = tmp_path / f"{number}.json"
+        argv = ["--cfg", DEMO_CFG, "--eval-split", "val", "--probes", "knn", "linear", "--json", str(out),
+                *demo_overrides(demo_data_dir, str(tmp_path)), *QUICK]
+        assert tool.main(argv) == 0
+        runs.append(json.loads(out.read_text()))
+    assert runs[0] == runs[1]
+
+
+def test_a_missing_checkpoint_fails_clearly(demo_data_dir, tmp_path, capsys):
+    argv = ["--cfg", DEMO_CFG, "--checkpoint", str(tmp_path / "none.pyth"),
+            *demo_overrides(demo_data_dir, str(tmp_path))]
+    assert load_tool("probe").main(argv) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def write_demo_outputs(demo_out, figures):
+    for name, (probe_file, finetune_dir) in (("random_init", ("probe_random_init.json", "finetune_random_init")),
+                                             ("pretrained", ("probe_pretrained.json", "finetune"))):
+        knn, linear, finetune = figures[name]
+        (demo_out / probe_file).write_text(json.dumps({"chance": 25.0, "knn": knn, "linear": linear}))
+        (demo_out / finetune_dir).mkdir()
+        (demo_out / finetune_dir / "test_results.json").write_text(json.dumps({"top1": finetune}))
+
+
+def test_demo_summary_writes_the_table_of_both_initializations(tmp_path, capsys):
+    write_demo_outputs(tmp_path, {"random_init": (30.0, 35.0, 40.0), "pretrained": (55.0, 60.0, 50.0)})
+    assert load_tool("demo_summary").main([str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == {"chance": 25.0, "random_init": {"knn": 30.0, "linear": 35.0, "finetune": 40.0},
+                       "pretrained": {"knn": 55.0, "linear": 60.0, "finetune": 50.0}}
+    gain = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gain")]
+    assert gain[0].split() == ["gain", "+25.00", "+25.00", "+10.00"]
+
+
+def test_demo_summary_names_what_is_missing(tmp_path, capsys):
+    assert load_tool("demo_summary").main([str(tmp_path)]) == 2
+    assert "probe_random_init.json is missing" in capsys.readouterr().err

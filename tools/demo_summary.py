@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The demo's table: random initialization against this run's pretraining.
+
+    python tools/demo_summary.py DEMO_OUT
+
+Reads what `make demo` wrote into DEMO_OUT: the probes of tools/probe.py --json
+(probe_random_init.json, probe_pretrained.json) and the fine-tuning runs' test results
+(finetune_random_init/ and finetune/, test_results.json). Prints k-NN, linear-probe,
+attentive-probe and fine-tune top-1 of both, and chance, and writes them to
+DEMO_OUT/summary.json as {"chance": .., "random_init": {"knn": .., "linear": ..,
+"attentive": .., "finetune": ..}, "pretrained": {...}}, top-1 in percent.
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List, Optional
+
+# Row of the table -> (probe file, fine-tuning folder) under DEMO_OUT.
+RUNS = {
+    "random_init": ("probe_random_init.json", "finetune_random_init"),
+    "pretrained": ("probe_pretrained.json", "finetune"),
+}
+COLUMNS = ("knn", "linear", "attentive", "finetune")
+TEST_RESULTS = "test_results.json"
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("demo_out", help="the demo's output folder (output/demo)")
+    return parser.parse_args(argv)
+
+
+def _read(path: str) -> dict:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: run `make demo` (it writes it) before the summary")
+    with open(path) as f:
+        return json.load(f)
+
+
+def summarize(demo_out: str) -> Dict[str, object]:
+    """The summary of the figures the demo's runs wrote into `demo_out`."""
+    summary: Dict[str, object] = {}
+    for name, (probe_file, finetune_dir) in RUNS.items():
+        probes = _read(os.path.join(demo_out, probe_file))
+        test = _read(os.path.join(demo_out, finetune_dir, TEST_RESULTS))
+        summary["chance"] = probes["chance"]
+        summary[name] = {**{key: probes[key] for key in COLUMNS[:-1] if key in probes}, "finetune": test["top1"]}
+    return summary
+
+
+def table(summary: Dict[str, object]) -> str:
+    """Rows random_init / pretrained / gain, a column per figure, chance below."""
+    columns = [c for c in COLUMNS if c in summary["pretrained"]]
+    lines = [f"{'top-1 %':<12}" + "".join(f"{c:>10}" for c in columns)]
+    for name in RUNS:
+        lines.append(f"{name:<12}" + "".join(f"{summary[name][c]:>10.2f}" for c in columns))
+    gains = [summary["pretrained"][c] - summary["random_init"][c] for c in columns]
+    lines.append(f"{'gain':<12}" + "".join(f"{g:>+10.2f}" for g in gains))
+    lines.append(f"{'chance':<12}{summary['chance']:>10.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = summarize(args.demo_out)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    path = os.path.join(args.demo_out, "summary.json")
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=1)
+    sys.stdout.write(table(summary) + f"\nwritten to {path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

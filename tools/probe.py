@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Probe a checkpoint's frozen encoder, or a randomly initialized one, on labelled lists:
+
+    python tools/probe.py --cfg CONFIG [--checkpoint CK] [--eval-split test] \
+        [--probes knn linear attentive] [--json out.json] [KEY VALUE ...]
+
+CONFIG builds the model (a pretraining recipe: its encoder is probed); without
+--checkpoint the weights are its random initialization (seeded by RNG_SEED), the
+baseline a pretraining gain is measured against. Each item of PROBE.TRAIN_SPLIT and of
+--eval-split under PROBE.PATH_TO_DATA_DIR (else DATA.PATH_TO_DATA_DIR) is encoded once,
+as one centre view; then k-NN (PROBE.KNN_*), a linear probe on the pooled features
+(PROBE.LINEAR_*) and an attentive probe on the tokens (PROBE.ATTENTIVE_*) give top-1 on
+--eval-split. Prints a table with chance (the share of the most frequent class);
+--json writes {"chance": .., "knn": .., "linear": .., "attentive": ..} in percent.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Dict, List, Optional
+
+import torch
+
+from slowmask.config import ConfigError, load_config
+from slowmask.engine import checkpoint
+from slowmask.engine.launch import select_device
+from slowmask.engine.probe import ProbeError, build_probe_clips, build_probes, encode_probe_set, probe_scores
+from slowmask.models import build_model
+from slowmask.utils.logging import setup_logging
+
+logger = logging.getLogger("slowmask.tools.probe")
+
+PROBES = ("knn", "linear", "attentive")
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config of the model")
+    parser.add_argument("--checkpoint", default="", help="weights to probe (default: random initialization)")
+    parser.add_argument("--eval-split", default="test", help="split scored (default test)")
+    parser.add_argument("--probes", nargs="+", choices=PROBES, default=list(PROBES), help="probes to run")
+    parser.add_argument("--json", default="", help="write the figures to this file")
+    parser.add_argument("--out", default="", help="folder of the log (default: none)")
+    args, args.overrides = parser.parse_known_args(argv)  # the rest: KEY VALUE config overrides
+    return args
+
+
+def chance(labels: torch.Tensor) -> float:
+    """Top-1 in percent of always answering the most frequent class of `labels`."""
+    return 100.0 * torch.bincount(labels).max().item() / labels.numel()
+
+
+def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str]) -> Dict[str, float]:
+    """{"chance": .., probe: top-1 %} of the model `cfg` builds, with `checkpoint_path`'s
+    weights or (when "") its seeded random initialization."""
+    torch.manual_seed(cfg.RNG_SEED)
+    model = build_model(cfg)
+    if checkpoint_path:
+        checkpoint.resume(checkpoint_path, model)
+    device = select_device(cfg)
+    model.to(device)
+    probes = build_probes(cfg, linear=True, attentive=True)
+    encode = dict(device=device, batch_size=cfg.PROBE.BATCH_SIZE, keep_tokens="attentive" in names,
+                  num_workers=cfg.DATA_LOADER.NUM_WORKERS)
+    train_clips, train_labels = build_probe_clips(cfg, cfg.PROBE.TRAIN_SPLIT, cfg.PROBE.TRAIN_MAX_ITEMS)
+    eval_clips, eval_labels = build_probe_clips(cfg, eval_split)
+    train = encode_probe_set(model, train_clips, train_labels, **encode)
+    query = encode_probe_set(model, eval_clips, eval_labels, **encode)
+    num_classes = cfg.PROBE.NUM_CLASSES or int(train.labels.max()) + 1
+    logger.info("probing %s on %d %s and %d %s items, %d classes",
+                checkpoint_path or "random initialization", len(train.labels), cfg.PROBE.TRAIN_SPLIT,
+                len(query.labels), eval_split, num_classes)
+    scores = probe_scores(train, query, num_classes, {name: probes[name] for name in names})
+    return {"chance": chance(query.labels), **scores}
+
+
+def table(scores: Dict[str, float]) -> str:
+    """A two-column table: probe, top-1 %, chance last."""
+    rows = [(name, value) for name, value in scores.items() if name != "chance"] + [("chance", scores["chance"])]
+    return "\n".join([f"{'probe':<10} {'top-1 %':>8}"] + [f"{name:<10} {value:>8.2f}" for name, value in rows])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.cfg_file, list(args.overrides))
+    except ConfigError as error:
+        sys.stderr.write(f"config error: {error}\n")
+        return 2
+    if args.out:
+        setup_logging(args.out)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        scores = run_probes(cfg, args.checkpoint, args.eval_split, args.probes)
+    except (checkpoint.CheckpointError, FileNotFoundError, ProbeError, ValueError, TypeError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    sys.stdout.write(table(scores) + "\n")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({name: round(value, 4) for name, value in scores.items()}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
