@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Dict, List, Optional
 
+from slowmask.utils.errors import DataError, run_tool
+
 # Row of the table -> (probe file, fine-tuning folder) under DEMO_OUT.
 RUNS = {
     "random_init": ("probe_random_init.json", "finetune_random_init"),
@@ -62,18 +64,21 @@ def table(summary: Dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def run(argv: List[str]) -> int:
     args = parse_args(argv)
     try:
         summary = summarize(args.demo_out)
     except (FileNotFoundError, KeyError, ValueError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+        raise DataError(str(error)) from error
     path = os.path.join(args.demo_out, "summary.json")
     with open(path, "w") as f:
         json.dump(summary, f, indent=1)
     sys.stdout.write(table(summary) + f"\nwritten to {path}\n")
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_tool(run, argv)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,13 @@ from typing import Dict, List, Optional
 
 import torch
 
-from slowmask.config import ConfigError, load_config
+from slowmask.config import load_config
 from slowmask.engine import checkpoint
 from slowmask.engine.launch import select_device
-from slowmask.engine.probe import ProbeError, build_probe_clips, build_probes, encode_probe_set, probe_scores
+from slowmask.engine.probe import build_probe_clips, build_probes, encode_probe_set, probe_scores
 from slowmask.models import build_model
-from slowmask.utils.logging import setup_logging
+from slowmask.utils.errors import DataError, SlowmaskError, UsageError, run_tool
+from slowmask.utils.logging import current_log_file, setup_logging
 
 logger = logging.getLogger("slowmask.tools.probe")
 
@@ -82,28 +83,31 @@ def table(scores: Dict[str, float]) -> str:
     return "\n".join([f"{'probe':<10} {'top-1 %':>8}"] + [f"{name:<10} {value:>8.2f}" for name, value in rows])
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def run(argv: List[str]) -> int:
     args = parse_args(argv)
-    try:
-        cfg = load_config(args.cfg_file, list(args.overrides))
-    except ConfigError as error:
-        sys.stderr.write(f"config error: {error}\n")
-        return 2
+    cfg = load_config(args.cfg_file, list(args.overrides))
     if args.out:
         setup_logging(args.out)
     else:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         scores = run_probes(cfg, args.checkpoint, args.eval_split, args.probes)
-    except (checkpoint.CheckpointError, FileNotFoundError, ProbeError, ValueError, TypeError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+    except (FileNotFoundError, ValueError) as error:  # a split's list or files (ProbeError and ConfigError pass)
+        if isinstance(error, SlowmaskError):
+            raise
+        raise DataError(str(error)) from error
+    except TypeError as error:  # a model that cannot give features (see encoder_tokens)
+        raise UsageError(str(error)) from error
     sys.stdout.write(table(scores) + "\n")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump({name: round(value, 4) for name, value in scores.items()}, f, indent=1)
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_tool(run, argv, current_log_file)
 
 
 if __name__ == "__main__":

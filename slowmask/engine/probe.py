@@ -38,6 +38,7 @@ from slowmask.features import MediaClips
 from slowmask.features.encode import encoder_tokens
 from slowmask.features.media import collate_media
 from slowmask.utils.logging import write_json_stats
+from slowmask.utils.errors import SlowmaskError
 
 from .distributed import get_rank, get_world_size, is_distributed, is_main_process
 from .loop import Hook, TrainLoop
@@ -47,8 +48,10 @@ from .tensorboard import summary_writer
 logger = logging.getLogger(__name__)
 
 
-class ProbeError(ValueError):
+class ProbeError(SlowmaskError, ValueError):
     """A probe set that cannot be scored (no items, labels outside the classes)."""
+
+    kind = "data"
 
 
 @dataclass

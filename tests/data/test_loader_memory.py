@@ -2,7 +2,6 @@
 reader is closed, and nothing of a decode outlives its item."""
 
 import functools
-import os
 from typing import Callable, List
 
 import numpy as np

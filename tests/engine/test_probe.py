@@ -12,7 +12,6 @@ import torch.distributed as dist
 from torch import nn
 
 from slowmask.config import load_config
-from slowmask.engine.loop import TrainLoop
 from slowmask.engine.probe import (
     AttentivePooler, CachedClips, ProbeError, ProbeHook, attentive_probe_predict, build_probe_hooks, check_labels,
     encode_probe_set, knn_predict, linear_probe_predict, standardized, top1,

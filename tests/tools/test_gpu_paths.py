@@ -9,7 +9,6 @@ import socket
 import pytest
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from slowmask.config import load_config
 from slowmask.engine import checkpoint

@@ -44,7 +44,7 @@ def test_random_initialization_repeats_with_its_seed(demo_data_dir, tmp_path):
 def test_a_missing_checkpoint_fails_clearly(demo_data_dir, tmp_path, capsys):
     argv = ["--cfg", DEMO_CFG, "--checkpoint", str(tmp_path / "none.pyth"),
             *demo_overrides(demo_data_dir, str(tmp_path))]
-    assert load_tool("probe").main(argv) == 2
+    assert load_tool("probe").main(argv) == 4  # checkpoint
     assert "checkpoint not found" in capsys.readouterr().err
 
 
@@ -68,5 +68,5 @@ def test_demo_summary_writes_the_table_of_both_initializations(tmp_path, capsys)
 
 
 def test_demo_summary_names_what_is_missing(tmp_path, capsys):
-    assert load_tool("demo_summary").main([str(tmp_path)]) == 2
+    assert load_tool("demo_summary").main([str(tmp_path)]) == 3  # data
     assert "probe_random_init.json is missing" in capsys.readouterr().err
