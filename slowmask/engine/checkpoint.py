@@ -230,7 +230,7 @@ def _refused_pickle(path: str, error: pickle.UnpicklingError) -> str:
     return (
         f"{path} is not a plain checkpoint{hint}: it asks to load the Python object {refused.group(1)}, which a "
         "checkpoint of tensors and numbers never needs, so it was refused unread. Do not load it with "
-        "torch.load(weights_only=False): that would run whatever the file holds; get the checkpoint again from a "
+        "weights_only=False: that would run whatever the file holds; get the checkpoint again from a "
         "source you trust"
     )
 
