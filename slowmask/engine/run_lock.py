@@ -126,12 +126,9 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = Holder.parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+            message = _in_use(self.path, fd)
             os.close(fd)
-            raise OutputDirInUse(
-                f"{os.path.dirname(self.path)} is in use by another run ({self._describe(holder)}; lock file "
-                f"{self.path}): wait for it to end, or give this run another OUTPUT_DIR"
-            ) from None
+            raise OutputDirInUse(message) from None
         if not self._same_file(fd):  # released and replaced between our open and flock
             os.close(fd)
             return False
@@ -178,12 +175,17 @@ def in_use_message(output_dir: str) -> Optional[str]:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = Holder.parse(os.pread(fd, 4096, 0).decode(errors="replace"))
-        return (f"{output_dir} is in use by another run ({RunLock._describe(holder)}; lock file {path}): "
-                "wait for it to end, or give this run another OUTPUT_DIR")
+        return _in_use(path, fd)
     finally:
         os.close(fd)  # closing drops a shared lock taken just to look
     return None
+
+
+def _in_use(path: str, fd: int) -> str:
+    """The message for a lock file `path` (open as `fd`) that a live run holds."""
+    holder = Holder.parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+    return (f"{os.path.dirname(path)} is in use by another run ({RunLock._describe(holder)}; lock file {path}): "
+            "wait for it to end, or give this run another OUTPUT_DIR")
 
 
 @contextmanager
