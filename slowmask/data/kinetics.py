@@ -16,7 +16,7 @@ from .registry import DATASET_REGISTRY
 from .sampling import ClipSampler
 from .seeding import item_generator
 from .transforms import ClipTransform
-from .video_list import read_video_list
+from .video_list import missing_file_advice, read_video_list
 from slowmask.utils.errors import SlowmaskError
 
 logger = logging.getLogger(__name__)
@@ -35,10 +35,7 @@ def _unreadable_hint(paths: Sequence[str]) -> str:
     """What to check when no video of an item could be read."""
     if any(os.path.exists(path) for path in paths) or "://" in paths[0]:
         return "check that the dataset's files are videos the decoder reads (DATA.DECODING_BACKEND)"
-    if os.path.isabs(paths[0]):
-        return "the files do not exist: check DATA.PATH_PREFIX, which is joined in front of every listed path"
-    return (f"the files do not exist: the listed paths are relative, read from the working directory "
-            f"{os.getcwd()}; set DATA.PATH_PREFIX to the folder they are relative to")
+    return f"the files do not exist: {missing_file_advice(paths[0])}"
 
 
 @DATASET_REGISTRY.register()

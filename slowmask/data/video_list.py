@@ -195,3 +195,11 @@ def _label_problem(list_path: str, row: ListRow, first: bool) -> str:
         f"{list_path}, line {row.number}: label {row.fields[1]!r} is not an integer (the label is the last field; "
         "write a path without a label that holds a space or a comma in double quotes)"
     )
+
+
+def missing_file_advice(path: str) -> str:
+    """What to check when a listed local file `path` (prefix joined) does not exist."""
+    if os.path.isabs(path):
+        return "check DATA.PATH_PREFIX, which is joined in front of every listed path"
+    return (f"the listed paths are relative, so they are read from the working directory {os.getcwd()}; "
+            "set DATA.PATH_PREFIX to the folder they are relative to")

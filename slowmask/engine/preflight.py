@@ -19,6 +19,7 @@ from fvcore.common.config import CfgNode
 from torch.utils.data import Dataset, IterableDataset
 
 from slowmask.data import build_dataset
+from slowmask.data.video_list import missing_file_advice
 from slowmask.utils.errors import SlowmaskError
 
 from . import checkpoint
@@ -162,12 +163,8 @@ def _missing_file_problems(cfg: CfgNode, split: str, paths: List[str]) -> List[s
                        len(missing), len(local), split, missing[0])
         return []
     example = missing[0]
-    if os.path.isabs(example):
-        hint = f"check DATA.PATH_PREFIX ({cfg.DATA.PATH_PREFIX!r}), which is joined in front of every listed path"
-    else:
-        hint = (f"the listed paths are relative and DATA.PATH_PREFIX is {cfg.DATA.PATH_PREFIX!r}, so they are read "
-                f"from the working directory {os.getcwd()}; set DATA.PATH_PREFIX to the folder they are relative to")
-    return [f"{_where(cfg, split)}: none of the first {len(local)} listed files exists, e.g. {example}; {hint}"]
+    return [f"{_where(cfg, split)}: none of the first {len(local)} listed files exists, e.g. {example} "
+            f"(DATA.PATH_PREFIX {cfg.DATA.PATH_PREFIX!r}); {missing_file_advice(example)}"]
 
 
 def _probe_indices(length: int) -> List[int]:

@@ -96,6 +96,17 @@ def test_every_video_bad_raises_naming_them(tmp_path, corrupt_video):
     assert len(dataset.skipped) == 4
 
 
+def test_missing_relative_paths_are_named_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dataset = _dataset([("videos/a.mp4", 0), ("videos/b.mp4", 1)], num_retries=1)
+    with pytest.raises(RuntimeError) as raised:
+        dataset[0]
+    assert str(raised.value).endswith(
+        f"the files do not exist: the listed paths are relative, so they are read from the working directory "
+        f"{tmp_path}; set DATA.PATH_PREFIX to the folder they are relative to"
+    )
+
+
 class OverstatingVideo(Video):
     """A real video that claims to be ten times longer."""
 

@@ -74,7 +74,8 @@ def test_relative_paths_without_a_prefix_are_named_as_such(demo_data_dir, tmp_pa
         preflight(cfg)
     (problem,) = caught.value.problems
     assert "none of the first 16 listed files exists, e.g. videos/train/circle_horizontal_000.mp4" in problem
-    assert f"the listed paths are relative and DATA.PATH_PREFIX is '', so they are read from the working directory {tmp_path}" in problem
+    assert ("(DATA.PATH_PREFIX ''); the listed paths are relative, so they are read from the working directory "
+            f"{tmp_path}; set DATA.PATH_PREFIX to the folder they are relative to") in problem
     preflight(load_config(PT_CFG, ["DATA.PATH_TO_DATA_DIR", str(data), "DATA.PATH_PREFIX", demo_data_dir, *QUICK]))
 
 
