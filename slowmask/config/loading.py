@@ -19,7 +19,7 @@ from fvcore.common.config import BASE_KEY, CfgNode
 from iopath.common.file_io import g_pathmgr
 
 from .defaults import get_defaults
-from slowmask.utils.errors import SlowmaskError
+from slowmask.utils.errors import SlowmaskError, problems_text
 
 
 class ConfigError(SlowmaskError, ValueError):
@@ -33,10 +33,7 @@ class ConfigError(SlowmaskError, ValueError):
     @classmethod
     def of_all(cls, problems: Sequence[str]) -> "ConfigError":
         """One error for several problems: the problem itself when alone, else a list."""
-        if len(problems) == 1:
-            return cls(problems[0])
-        listed = "\n".join(f"  - {problem}" for problem in problems)
-        return cls(f"{len(problems)} problems:\n{listed}", problems)
+        return cls(problems_text(problems), problems)
 
 
 def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode:

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, IterableDataset
 
 from slowmask.data import build_dataset
 from slowmask.data.video_list import missing_file_advice
-from slowmask.utils.errors import SlowmaskError
+from slowmask.utils.errors import SlowmaskError, problems_text
 
 from . import checkpoint
 from .launch import device_problem
@@ -41,11 +41,7 @@ class PreflightError(SlowmaskError, ValueError):
     def __init__(self, problems: Sequence[str], kind: str = "data") -> None:
         self.problems = list(problems)
         self.kind = kind
-        if len(self.problems) == 1:
-            super().__init__(f"the run cannot start: {self.problems[0]}")
-            return
-        listed = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"the run cannot start, {len(self.problems)} problems:\n{listed}")
+        super().__init__(problems_text(self.problems, "the run cannot start"))
 
 
 @dataclass

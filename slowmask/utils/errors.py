@@ -102,6 +102,15 @@ class StoppedBeforeStart(StoppedBySignal):
                          f"stopped by {name} before the first training step; nothing was trained or written")
 
 
+def problems_text(problems: Sequence[str], lead: str = "") -> str:
+    """One problem as itself, several as an indented list under "N problems:"; `lead`
+    ("the run cannot start") goes in front of either."""
+    if len(problems) == 1:
+        return f"{lead}: {problems[0]}" if lead else problems[0]
+    listed = "\n".join(f"  - {problem}" for problem in problems)
+    return f"{lead + ', ' if lead else ''}{len(problems)} problems:\n{listed}"
+
+
 def _expected_classes(root: type) -> Iterator[type]:
     for cls in root.__subclasses__():
         yield cls
