@@ -24,7 +24,7 @@ from slowmask.config import ConfigError, load_config
 from slowmask.data import build_dataset
 from slowmask.engine import checkpoint
 from slowmask.models import build_model
-from slowmask.targets import build_target, target_name
+from slowmask.targets import build_target
 from slowmask.targets.prediction_grid import prediction_stride
 from slowmask.utils.errors import run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
@@ -86,7 +86,7 @@ def draw(cfg, args: argparse.Namespace) -> None:
     model = build_model(cfg)
     checkpoint.resume(model_checkpoint(cfg), model)
     target = build_target(cfg)
-    painter = build_painter(target_name(cfg), target)
+    painter = build_painter(target)
     dataset = build_dataset(cfg, args.split)
     grid = prediction_grid(cfg)
     count = min(args.num_clips, len(dataset))

@@ -5,25 +5,25 @@ parts (decoders, samplers, transforms, datasets) take plain arguments and work a
 """
 
 from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
-from .build import build_batch_mixer, build_clip_sampler, build_clip_transform, build_video_opener
+from .build import (
+    DATASET_REGISTRY, build_batch_mixer, build_clip_sampler, build_clip_transform, build_dataset, build_loader,
+    build_video_opener, set_epoch,
+)
+from .clip_windows import (
+    CenterClipSampler, ClipSampler, OffsetClipSampler, RandomClipSampler, SegmentSampler, UniformClipSampler,
+)
 from .collate import collate_clips
 from .decode_timeout import DecodeTimeout, call_with_timeout
 from .decoding import DecodeError, Video, open_video
 from .frame_folder import FrameFolder, FrameListVideo, read_frame_list
 from .image_folder import ImageAsVideo, ImageFolder, list_image_folder, open_image
-from .kinetics import Kinetics, NoReadableVideoError
-from .loader import EpochShuffleSampler, build_dataset, build_loader, set_epoch
+from .index_samplers import EpochShuffleSampler
 from .mixup import MixupCutmix
 from .pytorchvideo_dataset import PyTorchVideoDataset
-from .registry import DATASET_REGISTRY
-from .sampling import (
-    CenterClipSampler, ClipSampler, OffsetClipSampler, RandomClipSampler, SegmentSampler, UniformClipSampler,
-)
-from .seeding import item_generator
 from .ssv2 import Ssv2, read_ssv2_labels
 from .transforms import EvalTransform, RandomResizedBox, ShortSideJitterBox, TrainTransform
+from .video_dataset import Kinetics, NoReadableVideoError, VideoDataset, item_generator
 from .video_list import read_video_list
-from .video_dataset import VideoDataset
 from .video_folder import VideoFolder, list_video_files
 
 __all__ = [

@@ -48,7 +48,7 @@ class Video(ABC):
     even when the video is shorter than the window or its header overstates its length.
 
     Callers sample a clip's indices from `num_frames` before decoding (see
-    sampling.py), so a wrong length makes wrong clips: one understated makes every clip
+    clip_windows.py), so a wrong length makes wrong clips: one understated makes every clip
     out of the first frames, one overstated makes clips of the last frame repeated.
     Readers therefore count the frames (or refuse the file) where the header only
     holds an estimate, and a reader whose decode meets the end of the stream earlier

@@ -1,7 +1,7 @@
 """Images as one-frame videos: an ImageNet-style folder (one sub-folder of JPEG / PNG
 files per class) or a "path label" list of images.
 
-An image is opened as a `Video` with one frame, so the image datasets are the Kinetics
+An image is opened as a `Video` with one frame, so the image datasets are the video
 dataset with another opener and list: the same sampling, transforms (a (3, 1, S, S)
 clip), masks, retries of unreadable files (a corrupt JPEG is logged, recorded in
 `skipped` and replaced) and test views.
@@ -17,11 +17,10 @@ from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 from PIL import Image
 
-from .build import build_clip_dataset_parts, check_split
+from .build import DATASET_REGISTRY, build_clip_dataset_parts, check_split
 from .decoding import DecodeError, Indices, Video, clamp_indices, resized_shape
-from .kinetics import Kinetics
-from .registry import DATASET_REGISTRY
-from .sampling import CenterClipSampler
+from .video_dataset import VideoDataset
+from .clip_windows import CenterClipSampler
 from .video_list import read_video_list
 
 logger = logging.getLogger(__name__)
@@ -113,8 +112,8 @@ def image_list(data_dir: str, split: str, prefix: str = "", separator: str = " "
 
 @DATASET_REGISTRY.register(name="imagenet")
 @DATASET_REGISTRY.register(name="imagefolder")
-class ImageFolder(Kinetics):
-    """Images as (3, 1, S, S) clips; items, masks, retries and views as `Kinetics`."""
+class ImageFolder(VideoDataset):
+    """Images as (3, 1, S, S) clips; items, masks, retries and views as `VideoDataset`."""
 
     @classmethod
     def from_config(cls, cfg: CfgNode, split: str) -> "ImageFolder":

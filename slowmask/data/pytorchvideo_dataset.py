@@ -10,23 +10,20 @@ video order, worker and distributed sharding are pytorchvideo's).
 
 import logging
 import os
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
 from fvcore.common.config import CfgNode
 
-from .build import build_clip_transform, build_item_mask_generator, check_split, clips_per_video
+from slowmask.masking import MaskGenerator, build_mask_generator
+
+from .build import DATASET_REGISTRY, build_clip_transform, check_split, clips_per_video
 from .decoding import resolve_backend
-from .kinetics import NoReadableVideoError
-from .registry import DATASET_REGISTRY
-from .seeding import item_generator
 from .transforms import ClipTransform
+from .video_dataset import NoReadableVideoError, item_generator
 
 logger = logging.getLogger(__name__)
-
-MaskGenerator = Callable[[torch.Generator], torch.Tensor]
-
 
 def even_frames(video: torch.Tensor, num_frames: int) -> torch.Tensor:
     """float (3, T', H, W) in [0, 255] (pytorchvideo's clip) -> uint8 (num_frames, H, W, 3):
@@ -121,7 +118,7 @@ class PyTorchVideoDataset(torch.utils.data.IterableDataset):
             videos,
             num_frames=cfg.DATA.NUM_FRAMES,
             transform=build_clip_transform(cfg, split),
-            mask_generator=build_item_mask_generator(cfg),
+            mask_generator=build_mask_generator(cfg),
             views_per_video=clips * crops,
             seed=cfg.RNG_SEED,
             num_retries=cfg.DATA_LOADER.NUM_RETRIES,

@@ -8,7 +8,7 @@ DATA.PATH_TO_DATA_DIR:
 
 A video's label is its template's index (brackets removed); the frame lists' label
 column is not read. Videos of the json that the frame list lacks are left out, as
-PySlowFast does. Frames are sampled one per segment (sampling.SegmentSampler: random in
+PySlowFast does. Frames are sampled one per segment (clip_windows.SegmentSampler: random in
 training, the middle one otherwise) and read in OpenCV's BGR order, as PySlowFast reads
 them, so its recipes' DATA.REVERSE_INPUT_CHANNEL True gives the model RGB clips.
 """
@@ -22,12 +22,11 @@ import torch
 from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 
-from .build import build_clip_dataset_parts, check_split
+from .build import DATASET_REGISTRY, build_clip_dataset_parts, check_split
 from .decoding import Indices, Video
 from .frame_folder import FrameListVideo, read_frame_list
-from .kinetics import Kinetics
-from .registry import DATASET_REGISTRY
-from .sampling import SegmentSampler
+from .video_dataset import VideoDataset
+from .clip_windows import SegmentSampler
 
 LABELS_FILE = "something-something-v2-labels.json"
 # split -> (label file, frame list); PySlowFast tests on the validation set.
@@ -71,9 +70,9 @@ def open_bgr_frame_video(video_id: str, frames: Dict[str, List[str]], fps: float
 
 
 @DATASET_REGISTRY.register()
-class Ssv2(Kinetics):
+class Ssv2(VideoDataset):
     """Something-Something v2 in PySlowFast's layout (module docstring). Items as
-    `Kinetics`, `meta["path"]` the video id; one temporal view per video (PySlowFast's
+    `VideoDataset`, `meta["path"]` the video id; one temporal view per video (PySlowFast's
     test views of a video all take the same middle frames), TEST.NUM_SPATIAL_CROPS
     spatial ones."""
 

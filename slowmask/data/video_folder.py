@@ -6,7 +6,7 @@ from typing import List, Sequence, Tuple
 
 from iopath.common.file_io import g_pathmgr
 
-from .registry import DATASET_REGISTRY
+from .build import DATASET_REGISTRY
 from .video_dataset import VideoDataset
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Bad data never kills a run, until there is too much of it.
 
 The datasets replace an unreadable video by another one and record it in the item's
-`meta["skipped"]` (see slowmask.data.kinetics). This hook counts, per epoch, the items
+`meta["skipped"]` (see slowmask.data.video_dataset). This hook counts, per epoch, the items
 the loader delivered and those that needed a replacement, and stops the run when more
 than `max_fraction` of them did: a few corrupt files are normal in a large download, a
 third of the dataset missing is a broken mount or a wrong path, and training on what

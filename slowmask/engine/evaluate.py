@@ -186,7 +186,7 @@ def evaluate(
     ride along under "videos" (a VideoScores).
 
     In a multi-process job every process calls it with its share of the split (whole
-    videos, see data.samplers.VideoShardSampler) and gets the metrics of the whole split:
+    videos, see data.index_samplers.VideoShardSampler) and gets the metrics of the whole split:
     the per-video rows are gathered, so each video counts once and the figures equal
     those of one process."""
     views = predict_views(model, loader, device, num_classes, head_act)

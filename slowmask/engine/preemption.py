@@ -89,7 +89,7 @@ class StopOnSignal(Hook):
         """Record the signals while the block runs; the previous handlers come back after.
 
         A loader worker forked meanwhile inherits the handler, which does nothing there
-        (the training loaders' workers ignore these signals, see data.loader). Outside
+        (the training loaders' workers ignore these signals, see data.build). Outside
         the main thread Python cannot install handlers: a warning says so."""
         if threading.current_thread() is not threading.main_thread():
             logger.warning("training outside the main thread: %s will not stop it with a checkpoint",

@@ -15,7 +15,7 @@ from torch import nn
 from slowmask.config import changed_keys, write_config
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
 from slowmask.data.build import build_batch_transfer
-from slowmask.data.loader import check_starts_part_way
+from slowmask.data.build import check_starts_part_way
 from slowmask.models import build_loss, build_model
 from slowmask.config.unused_keys import report_unused_keys
 from slowmask.utils.errors import SlowmaskError

@@ -1,8 +1,15 @@
-"""MaskFeat's cube masking (Wei et al., 2022, Sec. 4.1): space-time blocks, so that a
-masked region cannot be recovered by copying the same place from a neighbouring
-frame. Images (t = 1) use the same class, registered also as "block": BEiT-style block
-masking with the cube's area bounds (PySlowFast's image path bounds a block's area by
-AUG.MAX_MASK_PATCHES_PER_BLOCK instead, which the builder passes as max_block_area).
+"""Block masks. MaskFeat's cube masking (Wei et al., 2022, Sec. 4.1): space-time blocks,
+so that a masked region cannot be recovered by copying the same place from a
+neighbouring frame. Images (t = 1) use the same class, registered also as "block":
+BEiT-style block masking with the cube's area bounds (PySlowFast's image path bounds a
+block's area by AUG.MAX_MASK_PATCHES_PER_BLOCK instead, which `from_config` passes as
+max_block_area).
+
+Per-frame block masking ("frame_block") draws an independent 2-D block mask at every
+temporal index: where the cube mask hides a region for a span of frames, this one draws
+each frame's blocks anew, so a masked region is often visible in a neighbouring frame and
+the task tests spatial reconstruction with motion cues. ("frame" masks whole temporal
+slices instead, as PySlowFast's AUG.MASK_FRAMES; see uniform.py.)
 """
 
 import math
@@ -10,9 +17,11 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from fvcore.common.config import CfgNode
 from torch import Tensor
 
-from .registry import MASK_REGISTRY
+from .build import MASK_REGISTRY
+from .grids import Grid, check_grid, check_mask_ratio
 
 # Boxes are (count, 6) int64 rows (front, top, left, span, height, width) on the grid.
 Boxes = Tensor
@@ -51,12 +60,8 @@ class CubeMaskGenerator:
         max_aspect: Optional[float] = None,
         max_attempts: int = 100,
     ):
-        self.grid: Tuple[int, int, int] = tuple(int(size) for size in grid)
-        if len(self.grid) != 3 or min(self.grid) < 1:
-            raise ValueError(f"grid must be three positive sizes (t, h, w), got {tuple(grid)}")
-        if not 0.0 < mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must lie in (0, 1), got {mask_ratio}")
-        self.num_masked = round(mask_ratio * math.prod(self.grid))
+        self.grid = check_grid(grid)
+        self.num_masked = round(check_mask_ratio(mask_ratio) * math.prod(self.grid))
         self.max_block_area = max_block_area if max_block_area is not None else self.grid[1] * self.grid[2]
         self.min_block_area = min_block_area if min_block_area is not None else self.max_block_area // 5
         if not 0 <= self.min_block_area <= self.max_block_area or min_aspect <= 0 or max_attempts < 1:
@@ -66,6 +71,11 @@ class CubeMaskGenerator:
             )
         self.log_aspect = (math.log(min_aspect), math.log(max_aspect or 1.0 / min_aspect))
         self.max_attempts = max_attempts
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, grid: Grid, mask_ratio: float) -> "CubeMaskGenerator":
+        """With AUG.MAX_MASK_PATCHES_PER_BLOCK (when set) as max_block_area."""
+        return cls(grid, mask_ratio, max_block_area=cfg.AUG.MAX_MASK_PATCHES_PER_BLOCK)
 
     def __repr__(self) -> str:
         return (
@@ -152,3 +162,32 @@ def _masked_in_boxes(mask: Tensor, boxes: Boxes) -> Tensor:
 MASK_REGISTRY.register(CubeMaskGenerator, name="cube")
 # The image case: cube masking on a grid with t = 1.
 MASK_REGISTRY.register(CubeMaskGenerator, name="block")
+
+
+@MASK_REGISTRY.register(name="frame_block")
+class FrameBlockMaskGenerator:
+    """bool (t, h, w), True = masked: at every temporal index, a 2-D block mask of
+    exactly round(mask_ratio * h * w) units, drawn independently of the other indices
+    with the block rules of CubeMaskGenerator on a (1, h, w) grid.
+
+    Args:
+        grid: mask grid (t, h, w).
+        mask_ratio: fraction of each frame's units to mask, in (0, 1).
+        max_block_area: largest spatial block area (default h * w).
+    """
+
+    def __init__(self, grid: Sequence[int], mask_ratio: float, max_block_area: Optional[int] = None) -> None:
+        t, h, w = self.grid = check_grid(grid)
+        self.frame = CubeMaskGenerator((1, h, w), mask_ratio, max_block_area=max_block_area)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, grid: Grid, mask_ratio: float) -> "FrameBlockMaskGenerator":
+        """With AUG.MAX_MASK_PATCHES_PER_BLOCK (when set) as max_block_area."""
+        return cls(grid, mask_ratio, max_block_area=cfg.AUG.MAX_MASK_PATCHES_PER_BLOCK)
+
+    def __repr__(self) -> str:
+        return f"FrameBlockMaskGenerator(grid={self.grid}, per frame: {self.frame!r})"
+
+    def __call__(self, generator: torch.Generator) -> Tensor:
+        """A fresh mask, bool (t, h, w); random only through `generator`."""
+        return torch.cat([self.frame(generator) for _ in range(self.grid[0])])

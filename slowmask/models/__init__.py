@@ -7,7 +7,7 @@ the modules themselves take plain arguments and can be built without a config.
 
 from .attention import MultiScaleAttention
 from .block import BlockOptions, MultiScaleBlock
-from .build import build_model, trunk_args
+from .build import MODEL_REGISTRY, build_model, trunk_args
 from .decoder_head import DecoderPredictionHead
 from .heads import SeparatePredictionHead, TransformerBasicHead
 from .layout import BlockLayout, mvit_layout
@@ -16,7 +16,6 @@ from .mae import MAEEncoder
 from .maskfeat import MaskFeatEncoder
 from .mvit import MViT, MViTTrunk
 from .pretrainer import MaskedPretrainer
-from .registry import MODEL_REGISTRY
 
 __all__ = [
     "BlockLayout",

@@ -5,6 +5,9 @@ Registered builders (MODEL.MODEL_NAME): "MViT" (classifier; ViT is MViT without
 pooling), "MaskMViT" (dense encoder with mask token: MaskFeat, SimMIM; PySlowFast's
 name, which with MASK.MAE_ON builds "MAE") and "MAE" (sparse encoder + decoder: MAE,
 VideoMAE). Methods differ by the parts the config picks (mask, target, loss).
+
+A model is a composition of several parts, none of which reads the config, so the
+MODEL registry's entries are builder functions rather than classes with `from_config`.
 """
 
 import logging
@@ -13,6 +16,10 @@ from typing import Any, Dict, Tuple
 
 from fvcore.common.config import CfgNode
 from torch import nn
+
+# The package, not its function: tests stand in for `targets.build_target`.
+from slowmask import targets
+from slowmask.utils.registry import Registry
 
 from . import mvit
 from .attention import attention_path
@@ -25,21 +32,25 @@ from .losses import build_loss
 from .mae import MAEEncoder
 from .maskfeat import MaskFeatEncoder
 from .pretrainer import MaskedPretrainer
-from .registry import MODEL_REGISTRY
 
 logger = logging.getLogger(__name__)
 
 PYSLOWFAST_HOG_PREFIX = "hogs."
+
+MODEL_REGISTRY = Registry("MODEL", "model")
+MODEL_REGISTRY.__doc__ = """Models, by the name MODEL.MODEL_NAME gives.
+
+Every entry is a builder function called as `builder(cfg)` that returns an nn.Module:
+a pretraining model called as `model(x, mask)` returning {"pred", "target", "loss"},
+or a classifier called as `model(x)` returning logits.
+"""
 
 
 def build_model(cfg: CfgNode) -> nn.Module:
     """The model MODEL.MODEL_NAME names, built by its registered builder (on the CPU,
     or on the current default device, e.g. inside `with torch.device("meta")`)."""
     name = cfg.MODEL.MODEL_NAME
-    if name not in MODEL_REGISTRY:
-        known = ", ".join(sorted(k for k, _ in MODEL_REGISTRY))
-        raise ValueError(f"MODEL.MODEL_NAME {name!r} is not a registered model; known: {known}")
-    model = MODEL_REGISTRY.get(name)(cfg)
+    model = MODEL_REGISTRY.get(name, "MODEL.MODEL_NAME")(cfg)
     logger.info("built %s with %d parameters", name, sum(p.numel() for p in model.parameters()))
     return model
 
@@ -125,8 +136,8 @@ def token_pixels(cfg: CfgNode, depth: int) -> Grid:
     return tuple(size * math.prod(q[axis] for q in q_strides) for axis, size in enumerate(stride))
 
 
-@MODEL_REGISTRY.register()
-def MViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the config string
+@MODEL_REGISTRY.register(name="MViT")
+def build_classifier(cfg: CfgNode) -> nn.Module:
     """MViTv2 / ViT classifier: model(x (B, 3, T, H, W)) -> (B, MODEL.NUM_CLASSES) logits."""
     return mvit.MViT(
         num_classes=cfg.MODEL.NUM_CLASSES,
@@ -139,21 +150,17 @@ def MViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the 
     )
 
 
-@MODEL_REGISTRY.register()
-def MaskMViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the config string
+@MODEL_REGISTRY.register(name="MaskMViT")
+def build_maskfeat(cfg: CfgNode) -> nn.Module:
     """MaskFeat: dense MViT encoder with mask token + separate linear head + target
     (MASK.TARGET / PRED_HOG) + MODEL.LOSS_FUNC; model(x, mask) -> {"pred", "target", "loss"}."""
     if cfg.MASK.MAE_ON:
         # PySlowFast's MaskMViT with MASK.MAE_ON is MAE: the flag picks the composition.
-        return MAE(cfg)
+        return build_mae(cfg)
     if cfg.MASK.HEAD_TYPE != "separate":
         raise ValueError(f'MASK.HEAD_TYPE {cfg.MASK.HEAD_TYPE!r} is not supported; use "separate"')
-    # Imported here: slowmask.targets imports slowmask.models.geometry, so a module-level
-    # import would be circular.
-    from slowmask.targets import build_target
-
     encoder = MaskFeatEncoder(pretrain_depth=cfg.MASK.PRETRAIN_DEPTH, **trunk_args(cfg))
-    target = build_target(cfg)
+    target = targets.build_target(cfg)
     # The target knows its width for a token's pixels (HOG: 3 * 9 * (ph/8) * (pw/8)).
     dims_out = [target.dim(token_pixels(cfg, depth)) for depth in encoder.pretrain_depth]
     head = SeparatePredictionHead(encoder.out_dims, dims_out)
@@ -162,21 +169,19 @@ def MaskMViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is 
     return model
 
 
-@MODEL_REGISTRY.register()
-def MAE(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the config string
+@MODEL_REGISTRY.register(name="MAE")
+def build_mae(cfg: CfgNode) -> nn.Module:
     """MAE / VideoMAE: sparse ViT encoder (visible tokens only) + transformer decoder
     (MASK.DECODER_DEPTH / DECODER_EMBED_DIM / DECODER_SEP_POS_EMBED) + target (MASK.TARGET,
     pixels by default) + MODEL.LOSS_FUNC; model(x, mask) -> {"pred", "target", "loss"}."""
     _check_mae_supported(cfg)
-    from slowmask.targets import build_target
-
     args = trunk_args(cfg)
     depth = cfg.MASK.PRETRAIN_DEPTH[0]
     args["layout"] = args["layout"][: depth + 1]
     encoder = MAEEncoder(
         decoder_dim=cfg.MASK.DECODER_EMBED_DIM, decoder_sep_pos_embed=cfg.MASK.DECODER_SEP_POS_EMBED, **args
     )
-    target = build_target(cfg)
+    target = targets.build_target(cfg)
     head = DecoderPredictionHead(
         cfg.MASK.DECODER_EMBED_DIM,
         target.dim(token_pixels(cfg, depth)),

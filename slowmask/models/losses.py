@@ -3,12 +3,13 @@
 from typing import Callable
 
 import torch.nn.functional as F
-from fvcore.common.registry import Registry
 from torch import Tensor
 
-LOSS_REGISTRY = Registry("LOSS")
-LOSS_REGISTRY.__doc__ = """Losses: a registered function is called as `loss(pred, target)`
--> scalar; for pretraining with (N_masked, C) rows of predictions and targets, for
+from slowmask.utils.registry import Registry
+
+LOSS_REGISTRY = Registry("LOSS", "loss")
+LOSS_REGISTRY.__doc__ = """Losses, by the name MODEL.LOSS_FUNC gives. A loss has no settings, so
+every entry is the loss function itself, called as `loss(pred, target)` -> scalar; for pretraining with (N_masked, C) rows of predictions and targets, for
 classification with (B, K) logits and (B,) class indices or (B, K) class probabilities."""
 
 
@@ -46,8 +47,5 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
 
 
 def build_loss(name: str) -> Callable[[Tensor, Tensor], Tensor]:
-    """The registered loss `name`; a clear error names the known ones."""
-    if name not in LOSS_REGISTRY:
-        known = ", ".join(sorted(k for k, _ in LOSS_REGISTRY))
-        raise ValueError(f"MODEL.LOSS_FUNC {name!r} is not a registered loss; known: {known}")
-    return LOSS_REGISTRY.get(name)
+    """The registered loss `name` (MODEL.LOSS_FUNC); a clear error names the registered ones."""
+    return LOSS_REGISTRY.get(name, "MODEL.LOSS_FUNC")

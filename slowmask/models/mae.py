@@ -15,10 +15,11 @@ from typing import Any, List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from slowmask.masking.grids import upsample_mask
+
 from .attention import LayerNorm6
 from .geometry import Grid
 from .layout import NO_POOL, BlockLayout
-from .mask_grid import upsample_mask
 from .mvit import MViTTrunk
 from .position import resize_pos_embed
 from .weight_init import INIT_STD, init_weights

@@ -7,9 +7,10 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from slowmask.masking.grids import upsample_mask
+
 from .geometry import Grid
 from .layout import BlockLayout
-from .mask_grid import upsample_mask
 from .mvit import MViTTrunk
 from .weight_init import INIT_STD
 

@@ -9,8 +9,9 @@ from typing import Any, Callable, Dict, List, Mapping
 import torch
 from torch import Tensor, nn
 
+from slowmask.masking.grids import upsample_mask
+
 from .geometry import Grid
-from .mask_grid import upsample_mask
 
 ENCODER_PREFIX = "encoder."
 

@@ -6,7 +6,7 @@ from fractions import Fraction
 import av
 
 from slowmask.data.decoding import resized_shape
-from slowmask.data.synthetic import pick_encoder
+from slowmask.data.video_writer import pick_encoder
 
 
 def probe_video(path: str) -> None:

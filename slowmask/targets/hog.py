@@ -26,7 +26,7 @@ from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
 from .prediction_grid import prediction_stride
-from .registry import TARGET_REGISTRY
+from .build import TARGET_REGISTRY
 from .sobel import sobel_gradients
 
 # HOG is computed on each of the clip's RGB channels.

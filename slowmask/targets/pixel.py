@@ -14,7 +14,7 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
-from .registry import TARGET_REGISTRY
+from .build import TARGET_REGISTRY
 
 # Pixel targets are taken from the clip's RGB channels.
 RGB_CHANNELS = 3

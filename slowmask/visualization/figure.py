@@ -11,7 +11,7 @@ from iopath.common.file_io import g_pathmgr
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from slowmask.data.synthetic import write_video
+from slowmask.data.video_writer import write_video
 
 COLUMNS = ("frame", "mask", "target", "prediction (masked)")
 # Masked pixels are tinted with this colour ...

@@ -1,17 +1,16 @@
-"""What to draw for a prediction, by target name (PAINTER registry).
+"""What to draw for a prediction, found from the target's class (PAINTERS).
 
 A masked-prediction model regresses a target per prediction token (HOG for MaskFeat,
 pixels for MAE); a painter turns such rows, target or predicted alike, back into
 pictures of the frames they describe, so the two can be shown side by side.
 """
 
-from typing import List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 from torch import Tensor, nn
 
-from slowmask.utils.registry import Registry
-
+from slowmask.targets import HOGTarget, PixelTarget
 from slowmask.targets.pixel import RGB_CHANNELS, unpatchify
 
 from .hog_glyphs import channel_mean_cells, hog_glyphs, token_rows_to_cells
@@ -19,10 +18,10 @@ from .hog_glyphs import channel_mean_cells, hog_glyphs, token_rows_to_cells
 # Standard deviations of a standardized pixel value at either end of the drawn range.
 PIXEL_SIGMAS = 2.0
 
-PAINTER_REGISTRY = Registry("PAINTER")
-PAINTER_REGISTRY.__doc__ = """Painters of target rows, registered under the target's name (MASK.TARGET).
-
-A registered class is built as `cls(target)` from the target module and has:
+# Painter classes by the target class they draw. A target registers once, in TARGET_REGISTRY;
+# its painter is found from its class (or a base class), whatever names it is registered under.
+PAINTERS: Dict[type, type] = {}
+PAINTER_CONTRACT = """A painter class is built as `cls(target)` from the target module and has:
     frame_indices(t, num_frames) -> [int]: the clip frame each prediction-grid temporal
         index describes (the one shown beside its pictures);
     paint(rows, grid, frame_size, scale) -> uint8 (t, H * scale, W * scale, 3): pictures of
@@ -31,7 +30,19 @@ A registered class is built as `cls(target)` from the target module and has:
 """
 
 
-@PAINTER_REGISTRY.register(name="hog")
+def paints(target_class: type) -> Callable[[type], type]:
+    """Class decorator: the painter of `target_class` and its subclasses (PAINTER_CONTRACT)."""
+
+    def register(painter: type) -> type:
+        if target_class in PAINTERS:
+            raise ValueError(f"{target_class.__name__} already has a painter: {PAINTERS[target_class].__name__}")
+        PAINTERS[target_class] = painter
+        return painter
+
+    return register
+
+
+@paints(HOGTarget)
 class HOGPainter:
     """HOG rows as oriented-gradient glyphs, one per 8 x 8 cell (see hog_glyphs.py), the
     mean over the RGB channels' histograms."""
@@ -58,7 +69,7 @@ class HOGPainter:
         return np.stack(pictures)
 
 
-@PAINTER_REGISTRY.register(name="pixel")
+@paints(PixelTarget)
 class PixelPainter:
     """Pixel rows (MAE, SimMIM; see targets/pixel.py) put back into frames: the first frame
     of each token's temporal patch. Values are drawn as standardized: 0 is mid-grey and
@@ -91,12 +102,13 @@ class PixelPainter:
         return pictures.repeat(scale, axis=1).repeat(scale, axis=2)
 
 
-def build_painter(target_name: str, target: nn.Module):
-    """The painter registered for `target_name`, built for the `target` module."""
-    if target_name not in PAINTER_REGISTRY:
-        registered = ", ".join(repr(name) for name, _ in sorted(PAINTER_REGISTRY))
-        raise ValueError(
-            f"no painter is registered for the target {target_name!r} (registered: {registered}); "
-            "register one in slowmask.visualization.PAINTER_REGISTRY to draw its predictions"
-        )
-    return PAINTER_REGISTRY.get(target_name)(target)
+def build_painter(target: nn.Module):
+    """The painter of the `target` module's class (or of its nearest base class that has one)."""
+    for cls in type(target).__mro__:
+        if cls in PAINTERS:
+            return PAINTERS[cls](target)
+    registered = ", ".join(sorted(cls.__name__ for cls in PAINTERS))
+    raise ValueError(
+        f"no painter is registered for the target {type(target).__name__} (registered: {registered}); "
+        "decorate one with @paints(YourTarget) from slowmask.visualization.painters to draw its predictions"
+    )

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from slowmask.models.mask_grid import upsample_mask
+from slowmask.masking.grids import upsample_mask
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from slowmask.models.mask_grid import upsample_mask
+from slowmask.masking.grids import upsample_mask
 
 from .figure import clip_grid, enlarge, masked_prediction, tint_masked
 from .predictions import ClipPrediction
@@ -22,7 +22,7 @@ def prediction_figure(
     Args:
         frames: uint8 (T, H, W, 3), the clip.
         prediction: targets and predictions on `grid` (see predict_clip).
-        painter: draws target rows (see PAINTER_REGISTRY).
+        painter: draws target rows (see painters.py).
         grid: the prediction grid (t, h, w).
         scale: pictures are `scale` times the frame size.
     """

@@ -9,7 +9,7 @@ import pytest
 from counting_video import COUNTING_SIZE, VFR_TIMES_MS, counting_frames
 
 from slowmask.config import get_cfg
-from slowmask.data.synthetic import write_video
+from slowmask.data.video_writer import write_video
 
 @pytest.fixture(scope="session")
 def video_dir(tmp_path_factory):

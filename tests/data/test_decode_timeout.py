@@ -11,7 +11,7 @@ import torch
 
 from slowmask.data import DecodeTimeout, Kinetics, call_with_timeout, open_video, read_video_list
 from slowmask.data.decoding import Video
-from slowmask.data.sampling import RandomClipSampler
+from slowmask.data.clip_windows import RandomClipSampler
 from slowmask.data.transforms import RandomResizedBox, TrainTransform
 
 MEAN, STD = [0.45] * 3, [0.225] * 3

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from slowmask.data import Kinetics, Video, open_video
-from slowmask.data.sampling import RandomClipSampler
-from slowmask.data.synthetic import render_moving_shape, write_video
+from slowmask.data.clip_windows import RandomClipSampler
+from slowmask.data.synthetic import render_moving_shape
+from slowmask.data.video_writer import write_video
 from slowmask.data.transforms import RandomResizedBox, TrainTransform
 from slowmask.utils.timing import release_free_memory, resident_bytes
 

@@ -7,7 +7,7 @@ from counting_video import counting_frames, frame_numbers
 
 from slowmask.data import PyTorchVideoDataset, build_dataset, build_loader
 from slowmask.data.pytorchvideo_dataset import even_frames
-from slowmask.data.synthetic import write_video
+from slowmask.data.video_writer import write_video
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from counting_video import COUNTING_SIZE, counting_frames, frame_numbers
 
 from slowmask.data import pyav_video
 from slowmask.data.decoding import DecodeError, open_video
-from slowmask.data.sampling import RandomClipSampler
+from slowmask.data.clip_windows import RandomClipSampler
 
 NUM_FRAMES = 40
 FPS = 30

@@ -6,7 +6,7 @@ import pytest
 from counting_video import counting_frames, frame_numbers
 
 from slowmask.data import VideoFolder, build_dataset, list_video_files
-from slowmask.data.synthetic import write_video
+from slowmask.data.video_writer import write_video
 
 
 @pytest.fixture(scope="module")

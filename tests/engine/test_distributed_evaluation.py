@@ -13,7 +13,7 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.data import build_loader
-from slowmask.data.samplers import VideoShardSampler
+from slowmask.data.index_samplers import VideoShardSampler
 from slowmask.engine import checkpoint
 from slowmask.engine.evaluate import ViewScores, ensemble_views, evaluate, merge_shards, views_per_video
 from slowmask.engine.testing import run_test

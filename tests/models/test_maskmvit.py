@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from slowmask.models import MaskedPretrainer, build_model
-from slowmask.models.mask_grid import upsample_mask
+from slowmask.masking.grids import upsample_mask
 from numerics import assert_close_at_scale, assert_same_gradients
 
 B, T, H, W = 2, 8, 32, 32

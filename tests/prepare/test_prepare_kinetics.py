@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from slowmask.data.synthetic import write_video
+from slowmask.data.video_writer import write_video
 from slowmask.prepare import entries_from_annotations, entries_from_folders, prepare_dataset, read_kinetics_annotations
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from slowmask.config import load_config
 from slowmask.data import build_dataset
-from slowmask.data.sampling import OffsetClipSampler, SegmentSampler
+from slowmask.data.clip_windows import OffsetClipSampler, SegmentSampler
 from slowmask.engine.loop import TrainLoop
 from slowmask.engine.step_hooks import LossExplosionError, LossExplosionStop
 from slowmask.engine.train import train

@@ -1,4 +1,4 @@
-"""Painters (one per target name) and the per-clip figure."""
+"""Painters (one per target class) and the per-clip figure."""
 
 import textwrap
 
@@ -8,20 +8,20 @@ import torch
 
 from slowmask.targets import HOGTarget
 from slowmask.targets.pixel import PixelTarget
-from slowmask.visualization import PAINTER_REGISTRY, build_painter, predict_clip, prediction_figure
+from slowmask.visualization import PAINTERS, build_painter, predict_clip, prediction_figure
 
 
 def test_every_registered_target_has_a_painter():
-    assert {"hog", "pixel"} <= {name for name, _ in PAINTER_REGISTRY}
-    with pytest.raises(ValueError, match="no painter is registered for the target 'depth'"):
-        build_painter("depth", torch.nn.Identity())
+    assert {HOGTarget, PixelTarget} <= set(PAINTERS)
+    with pytest.raises(ValueError, match="no painter is registered for the target Identity"):
+        build_painter(torch.nn.Identity())
 
 
 def test_pixel_painter_puts_raw_pixels_back_in_place():
     clip = torch.linspace(-2, 2, 3 * 4 * 8 * 8).reshape(1, 3, 4, 8, 8)
     grid = (2, 2, 2)
     rows = PixelTarget(normalize=False, time_stride=True)(clip, grid)[0]
-    painter = build_painter("pixel", PixelTarget(normalize=False))
+    painter = build_painter(PixelTarget(normalize=False))
     pictures = painter.paint(rows, grid, (8, 8), scale=2)
     assert pictures.shape == (2, 16, 16, 3) and painter.frame_indices(2, 4) == [0, 2]
     expected = ((clip[0, :, ::2] / 4 + 0.5) * 255).round().permute(1, 2, 3, 0).numpy()
@@ -46,8 +46,8 @@ def test_predictions_fill_masked_tokens_and_the_figure_has_four_columns():
     assert torch.equal(prediction.predicted[prediction.masked.flatten()], torch.zeros(4, 27))
     assert torch.equal(prediction.predicted[~prediction.masked.flatten()], prediction.target[~prediction.masked.flatten()])
     frames = np.zeros((4, 16, 16, 3), dtype=np.uint8)
-    figure = prediction_figure(frames, prediction, build_painter("hog", target), (2, 2, 2), scale=2)
-    caption_lines = len(textwrap.wrap(build_painter("hog", target).caption(), 4 * 36 // 6 - 1))
+    figure = prediction_figure(frames, prediction, build_painter(target), (2, 2, 2), scale=2)
+    caption_lines = len(textwrap.wrap(build_painter(target).caption(), 4 * 36 // 6 - 1))
     assert figure.size == (4 * (32 + 4), 14 + 2 * (32 + 4) + 12 * caption_lines)
     assert np.asarray(figure)[14 + 2 * 36:].min() < 64  # dark caption text under the grid
     with pytest.raises(ValueError, match="predicted rows of shape"):
@@ -55,8 +55,8 @@ def test_predictions_fill_masked_tokens_and_the_figure_has_four_columns():
 
 
 def test_the_caption_says_what_the_target_pictures_show():
-    per_patch = build_painter("pixel", PixelTarget(normalize=True)).caption()
+    per_patch = build_painter(PixelTarget(normalize=True)).caption()
     assert per_patch.startswith("target: pixels normalized per patch (mean 0, std 1 within each patch")
     assert "grey is each patch's own mean" in per_patch
-    assert build_painter("pixel", PixelTarget(normalize=False)).caption().startswith("target: the clip's normalized pixels")
-    assert "temporally centred frame" in build_painter("hog", HOGTarget(frame_stride=2)).caption()
+    assert build_painter(PixelTarget(normalize=False)).caption().startswith("target: the clip's normalized pixels")
+    assert "temporally centred frame" in build_painter(HOGTarget(frame_stride=2)).caption()

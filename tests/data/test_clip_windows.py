@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from slowmask.data.sampling import CenterClipSampler, RandomClipSampler, UniformClipSampler
+from slowmask.data.clip_windows import CenterClipSampler, RandomClipSampler, UniformClipSampler
 
 
 def _generator(seed: int = 0) -> torch.Generator:

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from slowmask.data import build_loader, set_epoch
-from slowmask.data.loader import check_starts_part_way
-from slowmask.data.samplers import EpochShuffleSampler, ResumableDistributedSampler
+from slowmask.data.build import check_starts_part_way
+from slowmask.data.index_samplers import EpochShuffleSampler, ResumableDistributedSampler
 
 
 def test_epoch_shuffle_sampler_starts_part_way_and_a_new_epoch_starts_at_0():

@@ -1,0 +1,71 @@
+"""Building the mask generator the config names: the MASK registry and its builder, the
+only masking code that reads cfg besides the generators' `from_config`."""
+
+import logging
+from typing import Callable, Optional, Tuple
+
+import torch
+from fvcore.common.config import CfgNode
+from torch import Tensor
+
+from slowmask.utils.registry import Registry
+
+from .grids import Grid, check_grid, check_mask_ratio
+
+logger = logging.getLogger(__name__)
+
+# A generator -> bool (t, h, w) mask, True = masked.
+MaskGenerator = Callable[[torch.Generator], Tensor]
+
+MASK_REGISTRY = Registry("MASK", "mask generator")
+MASK_REGISTRY.__doc__ = """Mask generators, by the name AUG.MASK_TYPE gives.
+
+Every entry is a class built as `cls.from_config(cfg, grid, mask_ratio)`, where the
+builder has checked `grid` ((t, h, w), the mask grid) and `mask_ratio` (float in
+(0, 1)); `from_config` adds the class's own keywords from the config. Calling the
+instance with a `torch.Generator` returns a bool tensor of shape (t, h, w), True =
+masked, random only through that generator.
+"""
+
+
+def mask_type(cfg: CfgNode) -> Tuple[str, str]:
+    """The generator's name and the key it comes from: AUG.MASK_TYPE, or when that is
+    "" PySlowFast's flags AUG.MASK_TUBE, AUG.MASK_FRAMES, MASK.MAE_RND_MASK (cube without)."""
+    if cfg.AUG.MASK_TYPE:
+        return cfg.AUG.MASK_TYPE, "AUG.MASK_TYPE"
+    flags = (("AUG.MASK_TUBE", "tube"), ("AUG.MASK_FRAMES", "frame"), ("MASK.MAE_RND_MASK", "random"))
+    for key, name in flags:
+        node, leaf = key.split(".")
+        if cfg[node][leaf]:
+            return name, f"AUG.MASK_TYPE '' with {key} True"
+    return "cube", "AUG.MASK_TYPE '' (default)"
+
+
+def build_mask_generator(cfg: CfgNode) -> Optional[MaskGenerator]:
+    """The mask generator the config names, called as `generator(torch.Generator)` ->
+    bool (t, h, w); None when MASK.ENABLE is False."""
+    if not cfg.MASK.ENABLE:
+        return None
+    name, source = mask_type(cfg)
+    cls = MASK_REGISTRY.get(name, source)
+    ratio = check_mask_ratio(cfg.AUG.MASK_RATIO, "AUG.MASK_RATIO")
+    grid = tuple(cfg.AUG.MASK_WINDOW_SIZE)
+    if source.endswith("MASK.MAE_RND_MASK True"):
+        grid = _token_grid(cfg)
+        logger.info("MASK.MAE_RND_MASK: random masks of single tokens, on the token grid %s", grid)
+    elif cfg.MVIT.PATCH_2D and grid[:1] != (1,):
+        # PySlowFast's image path ignores AUG.MASK_WINDOW_SIZE (its default is a video grid)
+        # and masks the token grid; its image yaml files keep that default.
+        grid = _token_grid(cfg)
+        logger.info("images (MVIT.PATCH_2D) with AUG.MASK_WINDOW_SIZE t != 1: masks on the token grid %s", grid)
+    return cls.from_config(cfg, check_grid(grid, "AUG.MASK_WINDOW_SIZE"), ratio)
+
+
+def _token_grid(cfg: CfgNode) -> Grid:
+    """The patch embedding's token grid: input (T, H, W) over MVIT.PATCH_STRIDE (one frame
+    per token with MVIT.PATCH_2D). PySlowFast masks this grid, whatever AUG.MASK_WINDOW_SIZE
+    says, with MASK.MAE_RND_MASK and for images, so its yaml files mask the same here."""
+    stride = list(cfg.MVIT.PATCH_STRIDE)
+    stride = [1] + stride[-2:] if cfg.MVIT.PATCH_2D else stride
+    size = (cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+    return tuple(length // step for length, step in zip(size, stride))
