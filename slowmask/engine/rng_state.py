@@ -2,7 +2,7 @@
 on resume, so that dropout and drop-path draws continue as in the uninterrupted run.
 
 Data randomness does not depend on them (items draw from generators seeded by
-(seed, epoch, index), see slowmask/data/seeding.py); the model's stochastic layers do.
+(seed, epoch, index), see slowmask/data/video_dataset.py); the model's stochastic layers do.
 The state is kept in plain types and tensors, so `torch.load(weights_only=True)` reads it.
 """
 
