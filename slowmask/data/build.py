@@ -192,10 +192,11 @@ def ignore_stop_signals(worker_id: int) -> None:
         signal.signal(number, signal.SIG_IGN)
 
 
-def _dataset_class(name: str) -> type:
-    """The registered class called `name`; case is ignored ("kinetics" finds Kinetics)."""
+def _dataset_class(name: str, source: str) -> type:
+    """The class registered as `name` (from the config key `source`); case is ignored
+    ("kinetics" finds Kinetics)."""
     matches = [key for key in DATASET_REGISTRY.names() if key.lower() == name.lower()]
-    return DATASET_REGISTRY.get(matches[0] if matches else name, advice=REGISTER_ADVICE)
+    return DATASET_REGISTRY.get(matches[0] if matches else name, source, advice=REGISTER_ADVICE)
 
 
 def build_dataset(cfg: CfgNode, split: str) -> Dataset:
@@ -203,8 +204,8 @@ def build_dataset(cfg: CfgNode, split: str) -> Dataset:
     after importing DATA.CUSTOM_MODULES (where user datasets register themselves)."""
     check_split(split)
     import_custom_modules(cfg.DATA.CUSTOM_MODULES)
-    name = cfg.TRAIN.DATASET if split == "train" else cfg.TEST.DATASET
-    return _dataset_class(name).from_config(cfg, split)
+    name, source = (cfg.TRAIN.DATASET, "TRAIN.DATASET") if split == "train" else (cfg.TEST.DATASET, "TEST.DATASET")
+    return _dataset_class(name, source).from_config(cfg, split)
 
 
 def processes(cfg: CfgNode) -> int:
