@@ -127,5 +127,5 @@ def test_mask_grid_must_divide_the_grid():
 
 
 def test_unknown_loss_is_reported(make_cfg, tiny_maskfeat, stand_in_target):
-    with pytest.raises(ValueError, match="MODEL.LOSS_FUNC 'huber'.*mse, multi_mse"):
+    with pytest.raises(ValueError, match="MODEL.LOSS_FUNC 'huber'.*'mse', 'multi_mse'"):
         build_model(make_cfg(tiny_maskfeat, ["MODEL.LOSS_FUNC", "huber"]))

@@ -87,7 +87,7 @@ def test_layout_widths_heads_and_adaptive_kv_strides_of_mvitv2_s():
 
 
 def test_unknown_model_name_is_reported(make_cfg):
-    with pytest.raises(ValueError, match="MODEL.MODEL_NAME 'MViT3'.*MViT, MaskMViT"):
+    with pytest.raises(ValueError, match="MODEL.MODEL_NAME 'MViT3'.*'MViT', 'MaskMViT'"):
         build_model(make_cfg(["MODEL.MODEL_NAME", "MViT3"]))
 
 
