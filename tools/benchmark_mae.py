@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from slowmask.config import load_config
 from slowmask.masking import build_mask_generator
 from slowmask.models import MaskedPretrainer, build_model
-from slowmask.models.geometry import Grid
+from slowmask.geometry import Grid
 from slowmask.models.mae import MAEEncoder
 from slowmask.models.mask_grid import upsample_mask
 

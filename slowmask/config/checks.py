@@ -10,13 +10,13 @@ from fvcore.common.config import CfgNode
 
 from slowmask.data.augment import ERASE_VALUES, parse_rand_augment
 from slowmask.data.decoding import BACKENDS, BACKEND_ALIASES, DEVICE_BACKENDS
-from slowmask.models.geometry import block_grids, divides, token_grid
+from slowmask.geometry import block_grids, divides, token_grid
 
 from slowmask.engine.batchnorm import NORM_TYPES
 from slowmask.engine.precision import PRECISION_CHOICES
 from slowmask.engine.step_hooks import NONFINITE_CHOICES
 
-from .loading import ConfigError
+from slowmask.utils.errors import ConfigError
 from .unused_keys import refused_keys_set
 
 SUPPORTED_BACKENDS = (*BACKENDS, *BACKEND_ALIASES)

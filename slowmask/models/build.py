@@ -14,11 +14,12 @@ from typing import Any, Dict, Tuple
 from fvcore.common.config import CfgNode
 from torch import nn
 
+from slowmask.geometry import Grid, query_strides, token_grid
+
 from . import mvit
 from .attention import attention_path
 from .block import BlockOptions
 from .decoder_head import DecoderPredictionHead
-from .geometry import Grid, query_strides, token_grid
 from .heads import SeparatePredictionHead
 from .layout import mvit_layout
 from .losses import build_loss

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from torch import Tensor
 
-from .geometry import divides
+from slowmask.geometry import divides
 
 
 def upsample_mask(mask: Tensor, grid: Sequence[int]) -> Tensor:

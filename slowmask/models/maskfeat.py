@@ -7,7 +7,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .geometry import Grid
+from slowmask.geometry import Grid
 from .layout import BlockLayout
 from .mask_grid import upsample_mask
 from .mvit import MViTTrunk

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Mapping
 import torch
 from torch import Tensor, nn
 
-from .geometry import Grid
+from slowmask.geometry import Grid
 from .mask_grid import upsample_mask
 
 ENCODER_PREFIX = "encoder."

@@ -3,9 +3,11 @@
 from fvcore.common.config import CfgNode
 from torch import nn
 
+from slowmask.geometry import TokenGeometry
+
 from .hog import HOGTarget, hog
 from .pixel import PixelTarget, normalize_patches, patchify, unpatchify
-from .prediction_grid import prediction_stride
+
 from .registry import TARGET_REGISTRY
 
 
@@ -28,7 +30,7 @@ def build_target(cfg: CfgNode) -> nn.Module:
 def target_dim(cfg: CfgNode) -> int:
     """Length of one token's target vector, to size the prediction head (HOG:
     3 * nbins * (ph / 8) * (pw / 8) for a ph x pw pixel prediction token)."""
-    return build_target(cfg).dim(prediction_stride(cfg))
+    return build_target(cfg).dim(TokenGeometry.from_config(cfg).prediction_stride)
 
 
 def _registered() -> str:
