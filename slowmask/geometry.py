@@ -96,7 +96,8 @@ class TokenGeometry:
             padding=padding,
             pool_q_stride=tuple(tuple(int(v) for v in row) for row in mvit.POOL_Q_STRIDE),
             depth=int(mvit.DEPTH),
-            prediction_block=max(int(block) for block in cfg.MASK.PRETRAIN_DEPTH),
+            # A model without a masked-prediction head has no PRETRAIN_DEPTH to read.
+            prediction_block=max((int(block) for block in cfg.MASK.PRETRAIN_DEPTH), default=0),
         )
 
     @property
