@@ -33,7 +33,7 @@ from slowmask.config import load_config
 from slowmask.models import build_model
 from slowmask.targets.hog import hog
 from slowmask.targets.hog_reference import hog_reference
-from slowmask.targets.prediction_grid import prediction_stride
+from slowmask.geometry import TokenGeometry
 from slowmask.utils.timing import Timing, compare
 
 from benchmark_attention import core_timings
@@ -93,7 +93,7 @@ def hog_rows(batch: int, size: int, warmup: int, repeats: int) -> List[dict]:
 def step_cfg(cfg_path: str, opts: List[str], frames: int, size: int) -> CfgNode:
     """The config at a (frames, size) clip, masks drawn on the prediction grid."""
     base = load_config(cfg_path, opts)
-    stride = prediction_stride(base)
+    stride = TokenGeometry.from_config(base).prediction_stride
     grid = [frames // stride[0], size // stride[1], size // stride[2]]
     extra = ["DATA.NUM_FRAMES", str(frames), "DATA.TRAIN_CROP_SIZE", str(size), "AUG.MASK_WINDOW_SIZE", str(grid)]
     return load_config(cfg_path, [*opts, *extra])

@@ -24,7 +24,7 @@ from slowmask.config import load_config
 from slowmask.masking import build_mask_generator
 from slowmask.masking.grids import upsample_mask
 from slowmask.models import MaskedPretrainer, build_model
-from slowmask.models.geometry import Grid
+from slowmask.geometry import Grid
 from slowmask.models.mae import MAEEncoder
 
 logger = logging.getLogger(__name__)

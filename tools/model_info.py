@@ -18,7 +18,7 @@ from fvcore.common.config import CfgNode
 from slowmask.config import load_config
 from slowmask.models import build_model
 from slowmask.models.build import trunk_args
-from slowmask.models.geometry import block_grids
+from slowmask.geometry import block_grids
 from slowmask.utils.errors import run_tool
 from slowmask.utils.model_info import count_flops, count_parameters, mvit_stages, stage_lines
 

@@ -15,7 +15,6 @@ import argparse
 import logging
 import os
 import sys
-from typing import Tuple
 
 import numpy as np
 import torch
@@ -24,8 +23,8 @@ from slowmask.config import ConfigError, load_config
 from slowmask.data import build_dataset
 from slowmask.engine import checkpoint
 from slowmask.models import build_model
+from slowmask.geometry import TokenGeometry
 from slowmask.targets import build_target
-from slowmask.targets.prediction_grid import prediction_stride
 from slowmask.utils.errors import run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
 from slowmask.visualization import (
@@ -76,11 +75,6 @@ def visualization_config(cfg):
     return cfg
 
 
-def prediction_grid(cfg) -> Tuple[int, int, int]:
-    size = (cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
-    return tuple(s // stride for s, stride in zip(size, prediction_stride(cfg)))
-
-
 def draw(cfg, args: argparse.Namespace) -> None:
     out_dir = args.out or os.path.join(cfg.OUTPUT_DIR, "vis")
     model = build_model(cfg)
@@ -88,7 +82,7 @@ def draw(cfg, args: argparse.Namespace) -> None:
     target = build_target(cfg)
     painter = build_painter(target)
     dataset = build_dataset(cfg, args.split)
-    grid = prediction_grid(cfg)
+    grid = TokenGeometry.from_config(cfg).prediction_grid
     count = min(args.num_clips, len(dataset))
     for number, index in enumerate(np.linspace(0, len(dataset) - 1, count).round().astype(int)):
         item = dataset[int(index)]

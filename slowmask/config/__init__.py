@@ -1,7 +1,9 @@
 """Configuration: PySlowFast-style YACS defaults, loading with early, clear checks."""
 
+from slowmask.utils.errors import ConfigError
+
 from .defaults import get_defaults
-from .loading import ConfigError, changed_keys, load_config, write_config
+from .loading import changed_keys, load_config, write_config
 
 
 def get_cfg():

@@ -10,13 +10,13 @@ from fvcore.common.config import CfgNode
 
 from slowmask.data.augment import ERASE_VALUES, parse_rand_augment
 from slowmask.data.decoding import BACKENDS, BACKEND_ALIASES, DEVICE_BACKENDS
-from slowmask.models.geometry import block_grids, divides, token_grid
+from slowmask.geometry import TokenGeometry, divides, world_size
 
 from slowmask.engine.batchnorm import NORM_TYPES
 from slowmask.engine.precision import PRECISION_CHOICES
 from slowmask.engine.step_hooks import NONFINITE_CHOICES
 
-from .loading import ConfigError
+from slowmask.utils.errors import ConfigError
 from .unused_keys import refused_keys_set
 
 SUPPORTED_BACKENDS = (*BACKENDS, *BACKEND_ALIASES)
@@ -77,10 +77,6 @@ def check_minimums(cfg: CfgNode) -> None:
         raise ConfigError.of_all(problems)
 
 
-def _input_size(cfg: CfgNode) -> List[int]:
-    return [cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE]
-
-
 def check_choices(cfg: CfgNode) -> None:
     choices = {
         "DATA.DECODING_BACKEND": (cfg.DATA.DECODING_BACKEND, SUPPORTED_BACKENDS),
@@ -110,7 +106,7 @@ def check_job_size(cfg: CfgNode) -> None:
 
 
 def check_batch(cfg: CfgNode) -> None:
-    world = max(1, cfg.NUM_GPUS) * cfg.NUM_SHARDS
+    world = world_size(cfg.NUM_GPUS, cfg.NUM_SHARDS)
     for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
         size = cfg.TRAIN.BATCH_SIZE if key.startswith("TRAIN") else cfg.TEST.BATCH_SIZE
         if size < world or size % world:
@@ -121,19 +117,18 @@ def check_batch(cfg: CfgNode) -> None:
 
 
 def check_patch_geometry(cfg: CfgNode) -> None:
-    size = _input_size(cfg)
-    stride = cfg.MVIT.PATCH_STRIDE
     if cfg.MVIT.PATCH_2D and cfg.DATA.NUM_FRAMES != 1:
         raise ConfigError(f"MVIT.PATCH_2D needs DATA.NUM_FRAMES 1, got {cfg.DATA.NUM_FRAMES}")
+    geometry = TokenGeometry.from_config(cfg)
+    size, stride, grid = list(geometry.input_size), list(geometry.stride), geometry.token_grid
     if cfg.MVIT.PATCH_2D:
-        size, stride = size[1:], list(stride)[-2:]
+        size, stride = size[1:], stride[1:]
         if not divides(stride, size):
             raise ConfigError(
                 f"the image DATA.TRAIN_CROP_SIZE^2 = {size} is not divided evenly by the 2-D "
                 f"MVIT.PATCH_STRIDE {stride}"
             )
         return
-    grid = token_grid(size, cfg.MVIT.PATCH_KERNEL, stride, cfg.MVIT.PATCH_PADDING)
     expected = tuple(s // st for s, st in zip(size, stride))
     if not divides(stride, size) or grid != expected:
         raise ConfigError(
@@ -157,9 +152,8 @@ def check_masking(cfg: CfgNode) -> None:
         raise ConfigError(f"AUG.MASK_RATIO must lie in (0, 1), got {cfg.AUG.MASK_RATIO}")
     if cfg.MVIT.PATCH_2D:  # images: the mask builder puts the mask on the token grid when t != 1
         return
-    size = _input_size(cfg)
-    tokens = token_grid(size, cfg.MVIT.PATCH_KERNEL, cfg.MVIT.PATCH_STRIDE, cfg.MVIT.PATCH_PADDING)
-    grids = block_grids(tokens, cfg.MVIT.POOL_Q_STRIDE, depth)
+    geometry = TokenGeometry.from_config(cfg)
+    size, tokens, grids = list(geometry.input_size), geometry.token_grid, geometry.block_grids
     window = list(cfg.AUG.MASK_WINDOW_SIZE)
     for depth_index in cfg.MASK.PRETRAIN_DEPTH:
         prediction = grids[depth_index]

@@ -18,29 +18,15 @@ import yaml
 from fvcore.common.config import BASE_KEY, CfgNode
 from iopath.common.file_io import g_pathmgr
 
+from slowmask.utils.errors import ConfigError
+
+from .checks import check_config
 from .defaults import get_defaults
-from slowmask.utils.errors import SlowmaskError, problems_text
-
-
-class ConfigError(SlowmaskError, ValueError):
-    """A configuration that cannot run, with a message that says why; `problems` holds
-    each problem it reports (one, or several found together)."""
-
-    def __init__(self, message: str, problems: Optional[Sequence[str]] = None) -> None:
-        super().__init__(message)
-        self.problems = list(problems) if problems else [message]
-
-    @classmethod
-    def of_all(cls, problems: Sequence[str]) -> "ConfigError":
-        """One error for several problems: the problem itself when alone, else a list."""
-        return cls(problems_text(problems), problems)
 
 
 def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode:
     """Defaults <- yaml file at `path` <- `opts` ([KEY, VALUE, ...]); checked and frozen.
     Raises one ConfigError listing every problem found."""
-    from .checks import check_config
-
     cfg = get_defaults()
     problems: List[str] = []
     for merge, source in ((merge_file, path), (merge_list, opts)):

@@ -11,7 +11,8 @@ from typing import Sequence, Tuple
 
 from torch import Tensor
 
-Grid = Tuple[int, int, int]
+from slowmask.geometry import Grid, divides
+
 
 
 def check_grid(grid: Sequence[int], name: str = "grid") -> Grid:
@@ -50,7 +51,7 @@ def upsample_mask(mask: Tensor, grid: Sequence[int]) -> Tensor:
     if mask.ndim != 4:
         raise ValueError(f"expected a mask (B, t, h, w), got shape {tuple(mask.shape)}")
     mask_grid = tuple(mask.shape[1:])
-    if not all(small > 0 and big % small == 0 for small, big in zip(mask_grid, grid)):
+    if not divides(mask_grid, grid):
         raise ValueError(
             f"mask grid {mask_grid} (AUG.MASK_WINDOW_SIZE) must divide the grid {tuple(grid)} "
             "it is upsampled to"

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .geometry import Grid
+from slowmask.geometry import Grid
 from .pooling import make_pool, pool_tokens
 from .relative_position import decomposed_bias, decomposed_terms, key_indicators, table_length
 

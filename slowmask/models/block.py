@@ -11,8 +11,9 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from slowmask.geometry import Grid
+
 from .attention import LayerNorm6, MultiScaleAttention
-from .geometry import Grid
 from .pooling import pool_tokens
 
 

@@ -19,13 +19,13 @@ from torch import nn
 
 # The package, not its function: tests stand in for `targets.build_target`.
 from slowmask import targets
+from slowmask.geometry import Grid, query_strides, token_grid
 from slowmask.utils.registry import Registry
 
 from . import mvit
 from .attention import attention_path
 from .block import BlockOptions
 from .decoder_head import DecoderPredictionHead
-from .geometry import Grid, query_strides, token_grid
 from .heads import SeparatePredictionHead
 from .layout import mvit_layout
 from .losses import build_loss

@@ -22,7 +22,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .geometry import Grid
+from slowmask.geometry import Grid
 from .position import resize_pos_embed
 from .relative_position import resize_table
 

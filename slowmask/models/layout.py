@@ -10,7 +10,7 @@ PySlowFast exactly, so that parameter shapes and checkpoints match.
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .geometry import Grid
+from slowmask.geometry import Grid
 
 NO_POOL: Tuple[int, ...] = ()
 

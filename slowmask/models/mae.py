@@ -15,14 +15,22 @@ from typing import Any, List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from slowmask.geometry import Grid
 from slowmask.masking.grids import upsample_mask
 
 from .attention import LayerNorm6
-from .geometry import Grid
 from .layout import NO_POOL, BlockLayout
 from .mvit import MViTTrunk
-from .position import resize_pos_embed
+from .position import learned_tables, positions_on_grid
 from .weight_init import INIT_STD, init_weights
+
+# PySlowFast's names of the decoder's position tables, by role (models/position.py).
+DECODER_POS_EMBED_NAMES = {
+    "joint": "decoder_pos_embed",
+    "spatial": "dec_pos_embed_spatial",
+    "temporal": "dec_pos_embed_temporal",
+    "class": "dec_pos_embed_class",
+}
 
 
 def visible_indices(mask: Tensor) -> Tensor:
@@ -91,18 +99,9 @@ class MAEEncoder(MViTTrunk):
         """Learned decoder positions for the token grid (always on: they tell the decoder
         where each mask token sits), one table or spatial + temporal + class."""
         self.decoder_sep_pos_embed = separate
-        t, h, w = self.patch_grid
-        if separate:
-            self.dec_pos_embed_spatial = nn.Parameter(torch.zeros(1, h * w, dim))
-            self.dec_pos_embed_temporal = nn.Parameter(torch.zeros(1, t, dim))
-            self.dec_pos_embed_class = nn.Parameter(torch.zeros(1, 1, dim)) if self.num_prefix else None
-            tables = [self.dec_pos_embed_spatial, self.dec_pos_embed_temporal, self.dec_pos_embed_class]
-        else:
-            self.decoder_pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix + t * h * w, dim))
-            tables = [self.decoder_pos_embed]
-        for table in tables:
-            if table is not None:
-                nn.init.trunc_normal_(table, std=INIT_STD)
+        tables = learned_tables(self.patch_grid, dim, self.num_prefix, separate, INIT_STD)
+        for role, table in tables.items():
+            setattr(self, DECODER_POS_EMBED_NAMES[role], table)
 
     def _visible_with_cls_and_pos(self, tokens: Tensor, grid: Grid, keep: Tensor) -> Tensor:
         """(B, N, D) patch tokens -> (B, [1+]K, D): the K kept ones with class token and
@@ -144,17 +143,8 @@ class MAEEncoder(MViTTrunk):
 
     def _decoder_pos_embed(self, grid: Grid) -> Tensor:
         """(1, [1+]N, decoder_dim) decoder positions for the token grid."""
-        if self.decoder_sep_pos_embed:
-            t, h, w = self.patch_grid
-            grid_pos = self.dec_pos_embed_spatial.repeat(1, t, 1) + self.dec_pos_embed_temporal.repeat_interleave(
-                h * w, dim=1
-            )
-            prefix = self.dec_pos_embed_class
-        else:
-            p = self.num_prefix
-            grid_pos, prefix = self.decoder_pos_embed[:, p:], self.decoder_pos_embed[:, :p]
-        grid_pos = resize_pos_embed(grid_pos, self.patch_grid, grid)
-        return grid_pos if prefix is None else torch.cat((prefix, grid_pos), dim=1)
+        tables = self.position_tables(DECODER_POS_EMBED_NAMES)
+        return positions_on_grid(tables, self.patch_grid, grid, self.num_prefix)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tuple[List[Tensor], List[Grid]]:
         """Encode the visible tokens, then lay out the decoder's input.

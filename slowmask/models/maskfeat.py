@@ -7,9 +7,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from slowmask.geometry import Grid
 from slowmask.masking.grids import upsample_mask
-
-from .geometry import Grid
 from .layout import BlockLayout
 from .mvit import MViTTrunk
 from .weight_init import INIT_STD

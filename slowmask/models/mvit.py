@@ -6,22 +6,31 @@ classifier head. Parameter names are PySlowFast's, so its checkpoints load as th
 """
 
 import logging
-from typing import Any, Collection, List, Sequence, Tuple
+from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from slowmask.geometry import Grid, token_grid
+
 from .attention import LayerNorm6
 from .block import BlockOptions, MultiScaleBlock
-from .geometry import Grid, token_grid
 from .heads import TransformerBasicHead
 from .layout import BlockLayout
 from .patch_embed import PatchEmbed
-from .position import resize_pos_embed, sincos_3d
+from .position import learned_tables, positions_on_grid, sincos_3d
 from .weight_init import INIT_STD, init_weights
 
 logger = logging.getLogger(__name__)
+
+# PySlowFast's names of the encoder's learned position tables, by role (models/position.py).
+POS_EMBED_NAMES = {
+    "joint": "pos_embed",
+    "spatial": "pos_embed_spatial",
+    "temporal": "pos_embed_temporal",
+    "class": "pos_embed_class",
+}
 
 
 def _as_3d(sizes: Sequence[int], pad_value: int, patch_2d: bool) -> Tuple[int, int, int]:
@@ -108,18 +117,9 @@ class MViTTrunk(nn.Module):
             raise ValueError("fixed sine-cosine positions need use_abs_pos on and sep_pos_embed off")
         if not use_abs_pos:
             return
-        t, h, w = self.patch_grid
-        if separate:
-            self.pos_embed_spatial = nn.Parameter(torch.zeros(1, h * w, dim))
-            self.pos_embed_temporal = nn.Parameter(torch.zeros(1, t, dim))
-            self.pos_embed_class = nn.Parameter(torch.zeros(1, 1, dim)) if self.num_prefix else None
-            tables = [self.pos_embed_spatial, self.pos_embed_temporal, self.pos_embed_class]
-        else:
-            self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix + t * h * w, dim))
-            tables = [self.pos_embed]
-        for table in tables:
-            if table is not None:
-                nn.init.trunc_normal_(table, std=INIT_STD)
+        tables = learned_tables(self.patch_grid, dim, self.num_prefix, separate, INIT_STD)
+        for role, table in tables.items():
+            setattr(self, POS_EMBED_NAMES[role], table)
         if fixed_sincos:
             self.pos_embed.requires_grad_(False)
             with torch.no_grad():
@@ -132,16 +132,11 @@ class MViTTrunk(nn.Module):
 
     def _abs_pos_embed(self, grid: Grid) -> Tensor:
         """(1, [1+]t*h*w, D) position embedding for a token grid."""
-        p = self.num_prefix
-        if self.sep_pos_embed:
-            t, h, w = self.patch_grid
-            spatial = self.pos_embed_spatial.repeat(1, t, 1)
-            temporal = self.pos_embed_temporal.repeat_interleave(h * w, dim=1)
-            grid_pos, prefix_pos = spatial + temporal, self.pos_embed_class
-        else:
-            grid_pos, prefix_pos = self.pos_embed[:, p:], self.pos_embed[:, :p]
-        grid_pos = resize_pos_embed(grid_pos, self.patch_grid, grid)
-        return grid_pos if prefix_pos is None else torch.cat((prefix_pos, grid_pos), dim=1)
+        return positions_on_grid(self.position_tables(POS_EMBED_NAMES), self.patch_grid, grid, self.num_prefix)
+
+    def position_tables(self, names: Mapping[str, str]) -> Dict[str, Optional[Tensor]]:
+        """The learned tables this model holds under `names` (role -> parameter name)."""
+        return {role: getattr(self, name) for role, name in names.items() if hasattr(self, name)}
 
     def add_cls_and_pos(self, tokens: Tensor, grid: Grid) -> Tensor:
         """(B, N, D) patch tokens -> (B, [1+]N, D) with class token and positions."""

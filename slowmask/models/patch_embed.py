@@ -4,7 +4,7 @@ from typing import Sequence, Tuple
 
 from torch import Tensor, nn
 
-from .geometry import Grid
+from slowmask.geometry import Grid
 
 
 class PatchEmbed(nn.Module):

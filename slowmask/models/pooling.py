@@ -6,7 +6,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .geometry import Grid
+from slowmask.geometry import Grid
 
 POOL_MODES = ("conv", "conv_unshared", "max", "avg")
 

@@ -1,14 +1,15 @@
-"""Absolute position embeddings of MViT/ViT: fixed sine-cosine tables and resizing of
-learned tables to another token grid."""
+"""Absolute position embeddings of MViT/ViT: fixed sine-cosine tables, learned tables
+(one joint table, or spatial + temporal + class as MVIT.SEP_POS_EMBED has them) for the
+encoder and for MAE's decoder, and resizing of learned tables to another token grid."""
 
 import math
-from typing import Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from .geometry import Grid
+from slowmask.geometry import Grid
 
 SINCOS_BASE = 10000.0
 
@@ -52,3 +53,40 @@ def resize_pos_embed(pos_embed: Tensor, from_grid: Sequence[int], to_grid: Seque
     volume = pos_embed.reshape(1, *from_grid, dim).permute(0, 4, 1, 2, 3)
     volume = F.interpolate(volume, size=tuple(to_grid), mode="trilinear", align_corners=False)
     return volume.reshape(1, dim, math.prod(to_grid)).transpose(1, 2)
+
+
+def learned_tables(grid: Grid, dim: int, num_prefix: int, separate: bool, std: float) -> Dict[str, Optional[nn.Parameter]]:
+    """Learned position tables for the token `grid`, truncated-normal initialized:
+    {"joint": (1, num_prefix + t*h*w, dim)} or, `separate`, {"spatial": (1, h*w, dim),
+    "temporal": (1, t, dim), "class": (1, 1, dim), or None without a class token}.
+    The owner registers them under its PySlowFast parameter names."""
+    t, h, w = grid
+    if separate:
+        tables = {
+            "spatial": nn.Parameter(torch.zeros(1, h * w, dim)),
+            "temporal": nn.Parameter(torch.zeros(1, t, dim)),
+            "class": nn.Parameter(torch.zeros(1, 1, dim)) if num_prefix else None,
+        }
+    else:
+        tables = {"joint": nn.Parameter(torch.zeros(1, num_prefix + t * h * w, dim))}
+    for table in tables.values():
+        if table is not None:
+            nn.init.trunc_normal_(table, std=std)
+    return tables
+
+
+def positions_on_grid(
+    tables: Mapping[str, Optional[Tensor]], table_grid: Grid, grid: Grid, num_prefix: int
+) -> Tensor:
+    """(1, [num_prefix +] t*h*w, D) positions for `grid` from `learned_tables`' tables
+    laid out for `table_grid`: the grid part resized, after the class token's position."""
+    if "joint" in tables:
+        joint = tables["joint"]
+        grid_pos, prefix_pos = joint[:, num_prefix:], joint[:, :num_prefix]
+    else:
+        t, h, w = table_grid
+        spatial = tables["spatial"].repeat(1, t, 1)
+        temporal = tables["temporal"].repeat_interleave(h * w, dim=1)
+        grid_pos, prefix_pos = spatial + temporal, tables["class"]
+    grid_pos = resize_pos_embed(grid_pos, table_grid, grid)
+    return grid_pos if prefix_pos is None else torch.cat((prefix_pos, grid_pos), dim=1)

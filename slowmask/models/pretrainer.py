@@ -9,9 +9,8 @@ from typing import Any, Callable, Dict, List, Mapping
 import torch
 from torch import Tensor, nn
 
+from slowmask.geometry import Grid
 from slowmask.masking.grids import upsample_mask
-
-from .geometry import Grid
 
 ENCODER_PREFIX = "encoder."
 

@@ -14,13 +14,14 @@ exact forms:
   that needs a gradient sends it to the unfused math path).
 """
 
-from typing import Optional
+import math
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .geometry import Grid
+from slowmask.geometry import Grid
 
 
 def table_length(q_size: int, k_size: int) -> int:
@@ -55,6 +56,30 @@ def _lookup(table: Tensor, q_size: int, k_size: int, dtype: torch.dtype) -> Tens
     return table[relative_index(q_size, k_size, table.device)]
 
 
+def _query_terms(
+    q: Tensor,
+    q_grid: Grid,
+    k_grid: Grid,
+    rel_pos_h: Optional[Tensor],
+    rel_pos_w: Optional[Tensor],
+    rel_pos_t: Optional[Tensor],
+    num_prefix: int,
+) -> Dict[str, Tensor]:
+    """Per axis ("t", "h", "w"), q . R[query - key] of every grid query: (B, heads, qt,
+    qh, qw, k_axis). The one computation behind `decomposed_bias` and `decomposed_terms`."""
+    batch, heads, _, channels = q.shape
+    qt, qh, qw = q_grid
+    kt, kh, kw = k_grid
+    r_q = q[:, :, num_prefix:].reshape(batch, heads, qt, qh, qw, channels)
+    terms = {}
+    if rel_pos_t is not None:
+        terms["t"] = torch.einsum("bnthwc,tkc->bnthwk", r_q, _lookup(rel_pos_t, qt, kt, q.dtype))
+    if rel_pos_h is not None and rel_pos_w is not None:
+        terms["h"] = torch.einsum("bnthwc,hkc->bnthwk", r_q, _lookup(rel_pos_h, qh, kh, q.dtype))
+        terms["w"] = torch.einsum("bnthwc,wkc->bnthwk", r_q, _lookup(rel_pos_w, qw, kw, q.dtype))
+    return terms
+
+
 def decomposed_bias(
     q: Tensor,
     q_grid: Grid,
@@ -73,22 +98,18 @@ def decomposed_bias(
         rel_pos_t: (Lt, C) temporal table, or None.
         num_prefix: class tokens in front of the grid tokens (zero bias).
     Returns:
-        (B, heads, Nq, Nk) in q's dtype, Nk = num_prefix + kt*kh*kw.
+        (B, heads, Nq, Nk) in q's dtype, Nk = num_prefix + kt*kh*kw: each axis's term
+        broadcast over the key grid.
     """
-    batch, heads, _, channels = q.shape
-    qt, qh, qw = q_grid
-    kt, kh, kw = k_grid
-    r_q = q[:, :, num_prefix:].reshape(batch, heads, qt, qh, qw, channels)
-    bias = r_q.new_zeros(())
-    if rel_pos_h is not None and rel_pos_w is not None:
-        rel_h = torch.einsum("bnthwc,hkc->bnthwk", r_q, _lookup(rel_pos_h, qh, kh, q.dtype))
-        rel_w = torch.einsum("bnthwc,wkc->bnthwk", r_q, _lookup(rel_pos_w, qw, kw, q.dtype))
-        bias = bias + rel_h[..., None, :, None] + rel_w[..., None, None, :]
-    if rel_pos_t is not None:
-        rel_t = torch.einsum("bnthwc,tkc->bnthwk", r_q, _lookup(rel_pos_t, qt, kt, q.dtype))
-        bias = bias + rel_t[..., :, None, None]
-    bias = bias.expand(batch, heads, qt, qh, qw, kt, kh, kw)
-    bias = bias.reshape(batch, heads, qt * qh * qw, kt * kh * kw)
+    terms = _query_terms(q, q_grid, k_grid, rel_pos_h, rel_pos_w, rel_pos_t, num_prefix)
+    batch, heads = q.shape[:2]
+    bias = q.new_zeros(())
+    if "h" in terms:
+        bias = bias + terms["h"][..., None, :, None] + terms["w"][..., None, None, :]
+    if "t" in terms:
+        bias = bias + terms["t"][..., :, None, None]
+    bias = bias.expand(batch, heads, *q_grid, *k_grid)
+    bias = bias.reshape(batch, heads, math.prod(q_grid), math.prod(k_grid))
     return F.pad(bias, (num_prefix, 0, num_prefix, 0))
 
 
@@ -107,18 +128,10 @@ def decomposed_terms(
     rows and columns of the spatial parts); the class token's terms are zero. With
     `key_indicators`, terms @ indicators^T equals `decomposed_bias`.
     """
-    batch, heads, _, channels = q.shape
-    qt, qh, qw = q_grid
-    kt, kh, kw = k_grid
-    r_q = q[:, :, num_prefix:].reshape(batch, heads, qt, qh, qw, channels)
-    parts = []
-    if rel_pos_t is not None:
-        parts.append(torch.einsum("bnthwc,tkc->bnthwk", r_q, _lookup(rel_pos_t, qt, kt, q.dtype)))
-    if rel_pos_h is not None and rel_pos_w is not None:
-        parts.append(torch.einsum("bnthwc,hkc->bnthwk", r_q, _lookup(rel_pos_h, qh, kh, q.dtype)))
-        parts.append(torch.einsum("bnthwc,wkc->bnthwk", r_q, _lookup(rel_pos_w, qw, kw, q.dtype)))
-    terms = torch.cat(parts, dim=-1).reshape(batch, heads, qt * qh * qw, -1)
-    return F.pad(terms, (0, 0, num_prefix, 0))
+    terms = _query_terms(q, q_grid, k_grid, rel_pos_h, rel_pos_w, rel_pos_t, num_prefix)
+    batch, heads = q.shape[:2]
+    joined = torch.cat(list(terms.values()), dim=-1).reshape(batch, heads, math.prod(q_grid), -1)
+    return F.pad(joined, (0, 0, num_prefix, 0))
 
 
 def key_indicators(

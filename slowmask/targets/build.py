@@ -4,9 +4,8 @@ the only target code that reads cfg besides the targets' `from_config`."""
 from fvcore.common.config import CfgNode
 from torch import nn
 
+from slowmask.geometry import TokenGeometry
 from slowmask.utils.registry import Registry
-
-from .prediction_grid import prediction_stride
 
 TARGET_REGISTRY = Registry("TARGET", "target")
 TARGET_REGISTRY.__doc__ = """Pretraining targets, by the name MASK.TARGET gives.
@@ -35,4 +34,4 @@ def build_target(cfg: CfgNode) -> nn.Module:
 def target_dim(cfg: CfgNode) -> int:
     """Length of one token's target vector, to size the prediction head (HOG:
     3 * nbins * (ph / 8) * (pw / 8) for a ph x pw pixel prediction token)."""
-    return build_target(cfg).dim(prediction_stride(cfg))
+    return build_target(cfg).dim(TokenGeometry.from_config(cfg).prediction_stride)

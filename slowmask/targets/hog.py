@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
-from .prediction_grid import prediction_stride
+from slowmask.geometry import TokenGeometry
+
 from .build import TARGET_REGISTRY
 from .sobel import sobel_gradients
 
@@ -110,10 +111,9 @@ class HOGTarget(nn.Module):
         """Frame stride from the prediction grid; with MASK.HOG_CENTER_FRAME the frame at
         the centre of the patch embedding's temporal receptive field (MVIT.PATCH_KERNEL,
         MVIT.PATCH_PADDING), otherwise the first frame of each step, as PySlowFast."""
-        frame_stride = prediction_stride(cfg)[0]
-        frame_offset = 0
-        if cfg.MASK.HOG_CENTER_FRAME and not cfg.MVIT.PATCH_2D:
-            frame_offset = cfg.MVIT.PATCH_KERNEL[0] // 2 - cfg.MVIT.PATCH_PADDING[0]
+        geometry = TokenGeometry.from_config(cfg)
+        frame_stride = geometry.prediction_stride[0]
+        frame_offset = geometry.first_token_centre[0] if cfg.MASK.HOG_CENTER_FRAME else 0
         if frame_offset < 0:
             raise ValueError(
                 f"MASK.HOG_CENTER_FRAME: MVIT.PATCH_KERNEL[0] // 2 - MVIT.PATCH_PADDING[0] = {frame_offset} "

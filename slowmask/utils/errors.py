@@ -61,6 +61,20 @@ class SlowmaskError(Exception):
         return EXIT_STATUS[cls.kind]
 
 
+class ConfigError(SlowmaskError, ValueError):
+    """A configuration that cannot run, with a message that says why; `problems` holds
+    each problem it reports (one, or several found together)."""
+
+    def __init__(self, message: str, problems: Optional[Sequence[str]] = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
+
+    @classmethod
+    def of_all(cls, problems: Sequence[str]) -> "ConfigError":
+        """One error for several problems: the problem itself when alone, else a list."""
+        return cls(problems_text(problems), problems)
+
+
 class UsageError(SlowmaskError):
     """A tool's command line that cannot work (a wrong argument or combination)."""
 

@@ -14,7 +14,7 @@ from typing import Any, List, Sequence, Tuple
 import torch
 from torch import nn
 
-from slowmask.models.geometry import Grid
+from slowmask.geometry import Grid
 
 logger = logging.getLogger(__name__)
 

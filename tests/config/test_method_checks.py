@@ -5,7 +5,7 @@ import os
 import pytest
 
 from slowmask.config import load_config
-from slowmask.config.loading import ConfigError
+from slowmask.config import ConfigError
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo")
 

@@ -13,7 +13,7 @@ from backends import needs_torchcodec
 from counting_video import COUNTING_SIZE, VFR_TIMES_MS, counting_frames, frame_numbers
 
 from slowmask.config import load_config
-from slowmask.config.loading import ConfigError
+from slowmask.config import ConfigError
 from slowmask.data.decoding import DecodeError, open_video
 
 pytestmark = needs_torchcodec

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.config.loading import ConfigError
+from slowmask.config import ConfigError
 from slowmask.data import build_dataset, collate_clips
 from slowmask.data.build import build_batch_transfer
 from slowmask.data.collate import to_device
