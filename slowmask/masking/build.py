@@ -8,6 +8,7 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import Tensor
 
+from slowmask.geometry import TokenGeometry
 from slowmask.utils.registry import Registry
 
 from .grids import Grid, check_grid, check_mask_ratio
@@ -62,10 +63,7 @@ def build_mask_generator(cfg: CfgNode) -> Optional[MaskGenerator]:
 
 
 def _token_grid(cfg: CfgNode) -> Grid:
-    """The patch embedding's token grid: input (T, H, W) over MVIT.PATCH_STRIDE (one frame
-    per token with MVIT.PATCH_2D). PySlowFast masks this grid, whatever AUG.MASK_WINDOW_SIZE
-    says, with MASK.MAE_RND_MASK and for images, so its yaml files mask the same here."""
-    stride = list(cfg.MVIT.PATCH_STRIDE)
-    stride = [1] + stride[-2:] if cfg.MVIT.PATCH_2D else stride
-    size = (cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
-    return tuple(length // step for length, step in zip(size, stride))
+    """The patch embedding's token grid. PySlowFast masks this grid, whatever
+    AUG.MASK_WINDOW_SIZE says, with MASK.MAE_RND_MASK and for images, so its yaml files
+    mask the same here."""
+    return TokenGeometry.from_config(cfg).token_grid

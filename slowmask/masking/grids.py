@@ -7,7 +7,7 @@ stride: 8x56x56); the prediction grid is the token grid at MASK.PRETRAIN_DEPTH (
 pooling brings it to 8x14x14); the mask grid is AUG.MASK_WINDOW_SIZE (MaskFeat MViTv2:
 8x7x7, one mask unit per 2x2 prediction tokens), whose sizes divide the other two."""
 
-from typing import Sequence, Tuple
+from typing import Sequence
 
 from torch import Tensor
 

@@ -11,15 +11,14 @@ MODEL registry's entries are builder functions rather than classes with `from_co
 """
 
 import logging
-import math
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
 from fvcore.common.config import CfgNode
 from torch import nn
 
 # The package, not its function: tests stand in for `targets.build_target`.
 from slowmask import targets
-from slowmask.geometry import Grid, query_strides, token_grid
+from slowmask.geometry import TokenGeometry
 from slowmask.utils.registry import Registry
 
 from . import mvit
@@ -55,18 +54,6 @@ def build_model(cfg: CfgNode) -> nn.Module:
     return model
 
 
-def _patch_geometry(cfg: CfgNode) -> Tuple[Grid, Grid, Grid]:
-    """(kernel, stride, padding) of the patch embedding as (t, h, w)."""
-    sizes = (cfg.MVIT.PATCH_KERNEL, cfg.MVIT.PATCH_STRIDE, cfg.MVIT.PATCH_PADDING)
-    if cfg.MVIT.PATCH_2D:
-        return tuple((pad,) + tuple(s) for s, pad in zip(sizes, (1, 1, 0)))
-    return tuple(tuple(s) for s in sizes)
-
-
-def _input_size(cfg: CfgNode) -> Grid:
-    return (cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
-
-
 def _check_supported(cfg: CfgNode) -> None:
     if cfg.MVIT.NORM != "layernorm":
         raise ValueError(f'MVIT.NORM {cfg.MVIT.NORM!r} is not supported; use "layernorm"')
@@ -77,13 +64,13 @@ def _check_supported(cfg: CfgNode) -> None:
 def trunk_args(cfg: CfgNode) -> Dict[str, Any]:
     """MViTTrunk's arguments (layout included) from the MVIT.*, DATA.* and MODEL.* keys."""
     _check_supported(cfg)
-    kernel, stride, padding = _patch_geometry(cfg)
+    geometry = TokenGeometry.from_config(cfg)
     mv = cfg.MVIT
     layout = mvit_layout(
         embed_dim=mv.EMBED_DIM,
         num_heads=mv.NUM_HEADS,
         depth=mv.DEPTH,
-        input_grid=token_grid(_input_size(cfg), kernel, stride, padding),
+        input_grid=geometry.token_grid,
         dim_mul=mv.DIM_MUL,
         head_mul=mv.HEAD_MUL,
         pool_q_stride=mv.POOL_Q_STRIDE,
@@ -113,7 +100,7 @@ def trunk_args(cfg: CfgNode) -> Dict[str, Any]:
     return dict(
         layout=layout,
         options=options,
-        input_size=_input_size(cfg),
+        input_size=geometry.input_size,
         patch_kernel=tuple(mv.PATCH_KERNEL),
         patch_stride=tuple(mv.PATCH_STRIDE),
         patch_padding=tuple(mv.PATCH_PADDING),
@@ -126,14 +113,6 @@ def trunk_args(cfg: CfgNode) -> Dict[str, Any]:
         norm_stem=mv.NORM_STEM,
         act_checkpoint=cfg.MODEL.ACT_CHECKPOINT,
     )
-
-
-def token_pixels(cfg: CfgNode, depth: int) -> Grid:
-    """Input (frames, height, width) one token covers after block `depth`: the patch
-    stride times the query strides of blocks 0..depth."""
-    _, stride, _ = _patch_geometry(cfg)
-    q_strides = query_strides(cfg.MVIT.POOL_Q_STRIDE, depth + 1)
-    return tuple(size * math.prod(q[axis] for q in q_strides) for axis, size in enumerate(stride))
 
 
 @MODEL_REGISTRY.register(name="MViT")
@@ -162,7 +141,7 @@ def build_maskfeat(cfg: CfgNode) -> nn.Module:
     encoder = MaskFeatEncoder(pretrain_depth=cfg.MASK.PRETRAIN_DEPTH, **trunk_args(cfg))
     target = targets.build_target(cfg)
     # The target knows its width for a token's pixels (HOG: 3 * 9 * (ph/8) * (pw/8)).
-    dims_out = [target.dim(token_pixels(cfg, depth)) for depth in encoder.pretrain_depth]
+    dims_out = [target.dim(TokenGeometry.from_config(cfg).stride_at(depth)) for depth in encoder.pretrain_depth]
     head = SeparatePredictionHead(encoder.out_dims, dims_out)
     model = MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
     model.register_load_state_dict_pre_hook(_drop_pyslowfast_hog_filters)
@@ -184,7 +163,7 @@ def build_mae(cfg: CfgNode) -> nn.Module:
     target = targets.build_target(cfg)
     head = DecoderPredictionHead(
         cfg.MASK.DECODER_EMBED_DIM,
-        target.dim(token_pixels(cfg, depth)),
+        target.dim(TokenGeometry.from_config(cfg).stride_at(depth)),
         depth=cfg.MASK.DECODER_DEPTH,
         dim=cfg.MASK.DECODER_EMBED_DIM,
         has_cls_embed=cfg.MVIT.CLS_EMBED_ON,
