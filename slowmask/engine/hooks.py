@@ -59,8 +59,8 @@ BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar:10}| {n}/{total} [{elapsed}<{remaini
 # Console log records of this logger (and its children) are printed above the bar.
 PACKAGE_LOGGER = "slowmask"
 
-# File names quoted in the error.
-EXAMPLES = 5
+# Unreadable files quoted in a BadDataError.
+BAD_DATA_EXAMPLES = 5
 
 # The exit status of a run stopped by a signal after writing its checkpoint:
 # EX_TEMPFAIL of sysexits.h, "a temporary failure; the user is invited to retry".
@@ -698,7 +698,7 @@ class BadDataGuard(Hook):
         """Raise BadDataError when the replaced items exceed the limit out of `epoch_items`."""
         if not self.replaced or self.replaced <= self.max_fraction * epoch_items:
             return
-        examples = list(self.paths)[:EXAMPLES]
+        examples = list(self.paths)[:BAD_DATA_EXAMPLES]
         more = f" and {len(self.paths) - len(examples)} more" if len(self.paths) > len(examples) else ""
         raise BadDataError(
             f"epoch {loop.epoch + 1}, iteration {loop.iteration + 1}: {self.replaced} of the "

@@ -1,8 +1,10 @@
 """Training set-up from a configuration: the model, data, optimizer, step and hooks are
 built here from cfg (`build_hooks` lists every hook in the order it runs), then the loop
-runs. The parts it builds (loop, step, hooks, checkpoints) take plain arguments; only
-this set-up and the other builders (`build_*`, evaluate.run_test, probe's builders)
-read cfg.
+runs.
+
+The parts it builds (loop, step, hooks, checkpoints, evaluation) take plain arguments.
+Only set-up code reads cfg: this module, the `build_*` functions of the other modules,
+the test's set-up (evaluate.run_test) and the launching and preflight of launch.py.
 """
 
 import logging
@@ -268,8 +270,9 @@ def _train(cfg: CfgNode) -> None:
         transfer=build_batch_transfer(cfg),
     )
     hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device)
+    stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)
     logger.info("training epochs %d..%d, %d iterations each", point.epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
-    run_from(TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH), point, hooks[-1])
+    run_from(TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH), point, stop)
 
 
 def build_hooks(
