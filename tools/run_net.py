@@ -6,7 +6,7 @@
     python tools/run_net.py --cfg ... --check [KEY VALUE ...]   # only check config, data, devices
 
 Before any model is built, the preflight checks every split the run will read, the
-checkpoints it will load and the devices (slowmask/engine/preflight.py). An expected error
+checkpoints it will load and the devices (slowmask/engine/launch.py, preflight). An expected error
 prints one line naming the cause and the fix, and exits with its kind's status (2 config,
 3 data, 4 checkpoint, 5 distributed, 6 output, 7 training, 75 preempted: rerun to resume;
 see slowmask/utils/errors.py); its traceback goes to OUTPUT_DIR/stdout.log, or to the
@@ -19,13 +19,12 @@ import sys
 from typing import List, Optional
 
 from slowmask.config import load_config
-from slowmask.engine.launch import check_launch, launch
-from slowmask.engine.preflight import describe, preflight
-from slowmask.engine.run_lock import OutputDirInUse, in_use_message
-from slowmask.engine.testing import run_test
+from slowmask.engine.evaluate import run_test
+from slowmask.engine.launch import check_launch, describe, launch, preflight
 from slowmask.engine.train import train
 from slowmask.utils.errors import run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.output_files import OutputDirInUse, in_use_message
 from slowmask.utils.stop_signals import stopping_at_once
 
 

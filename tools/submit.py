@@ -18,8 +18,8 @@ import sys
 from typing import Any, Dict, List
 
 from slowmask.config import ConfigError, load_config
-from slowmask.engine.slurm import SlurmTask, import_submitit
-from slowmask.engine.testing import run_test
+from slowmask.engine.evaluate import run_test
+from slowmask.engine.launch import SlurmTask, import_submitit
 from slowmask.engine.train import train
 from slowmask.utils.errors import UsageError, run_tool
 

@@ -12,9 +12,7 @@ from slowmask.data.augment import ERASE_VALUES, parse_rand_augment
 from slowmask.data.decoding import BACKENDS, BACKEND_ALIASES, DEVICE_BACKENDS
 from slowmask.geometry import TokenGeometry, divides, world_size
 
-from slowmask.engine.batchnorm import NORM_TYPES
-from slowmask.engine.precision import PRECISION_CHOICES
-from slowmask.engine.step_hooks import NONFINITE_CHOICES
+from slowmask.engine.step import NONFINITE_CHOICES, NORM_TYPES, PRECISION_CHOICES
 
 from slowmask.utils.errors import ConfigError
 from .unused_keys import refused_keys_set

@@ -1,7 +1,7 @@
 """Checkpoints in PySlowFast's format: a dict with `model_state`, `optimizer_state`,
 `epoch`, `cfg` (the YAML string) and `scaler_state` under mixed precision, saved as
 OUTPUT_DIR/checkpoints/checkpoint_epoch_XXXXX.pyth; plus `rng_state` (the global
-generators, see rng_state.py) and, in a mid-epoch checkpoint, `iteration`.
+generators, see `capture_rng_state`) and, in a mid-epoch checkpoint, `iteration`.
 
 `epoch` is the 0-based epoch the checkpoint was taken in: at its end (PySlowFast's
 convention; the run resumes at the next epoch) or, when `iteration` is present, after
@@ -20,6 +20,27 @@ Reads use `torch.load(weights_only=True)`: a checkpoint holds tensors and plain 
 only, and a file that asks for any other Python object is refused unread. Weights that
 are not finite (NaN, inf) are refused when loaded into a model, naming the tensors: no
 evaluation, feature extraction or resumed training can come out of them.
+
+Resuming puts the global random generators back where the interrupted run had them
+(`ResumePoint`), so that dropout and drop-path draws continue as in the uninterrupted
+run. Data randomness does not depend on them (items draw from generators seeded by
+(seed, epoch, index), see slowmask/data/video_dataset.py); the model's stochastic layers do.
+The state is kept in plain types and tensors, so `torch.load(weights_only=True)` reads it.
+
+A mismatch between a checkpoint and a model is told as a short diff (`state_diff`):
+`load_state_dict` reports one line per key, hundreds of lines for a checkpoint of
+another architecture (PySlowFast's model-zoo users know the wall of text); here keys are
+grouped by module, blocks.N collapsed into ranges, so the diff reads like
+"missing: blocks.0-15.attn.rel_pos_{h,w,t} (48)".
+
+Initializing a model from another run's checkpoint (fine-tuning from pretraining,
+`load_pretrained`): the encoder of a MaskFeat (or MAE) checkpoint goes into a
+classifier; both use PySlowFast's flat MViT names (patch_embed.proj, cls_token,
+pos_embed*, blocks.N.*, norm), so loading is by name. Pretraining-only parts (prediction
+head, mask token, decoder, PySlowFast's HOG filters) are dropped; tensors whose shape
+follows the input geometry (position tables, 2-D kernels) are fitted to the model
+(slowmask.models.checkpoint_geometry); what the checkpoint lacks (the classifier head)
+keeps its initialization. One log message says what was loaded, fitted, skipped and new.
 """
 
 import io
@@ -27,19 +48,23 @@ import logging
 import math
 import os
 import pickle
+import random
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from iopath.common.file_io import g_pathmgr
-from torch import nn
+from torch import Tensor, nn
 
-from .rng_state import capture_rng_state
-from .state_diff import state_diff
+from slowmask.models.checkpoint_geometry import adapt
 from slowmask.utils.errors import SlowmaskError
 from slowmask.utils.output_files import DiskFullError, check_free_space, disk_full_cause, free_bytes, remove_quietly
 
 logger = logging.getLogger(__name__)
+
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "checkpoint_best.pyth"
@@ -280,7 +305,7 @@ def load(
     scaler: Optional[Any] = None,
 ) -> Dict[str, Any]:
     """Load model, optimizer and scaler states from `path`; returns the checkpoint dict
-    (epoch, iteration, rng_state ... : see resume.ResumePoint)."""
+    (epoch, iteration, rng_state ... : see ResumePoint)."""
     state = read_checkpoint(path)
     load_states(path, state, model, optimizer, scaler)
     return state
@@ -341,3 +366,271 @@ def load_states(
         scaler.load_state_dict(state["scaler_state"])
     within = f"after iteration {state['iteration']}" if "iteration" in state else "at its end"
     logger.info("resumed from %s (epoch %d, %s)", path, state["epoch"] + 1, within)
+
+
+# Generator states.
+
+NUMPY_BIT_GENERATOR = "MT19937"
+
+
+def capture_rng_state() -> Dict[str, Any]:
+    """The states of torch's CPU generator, this process's CUDA device (when there is one),
+    numpy's legacy global generator and python's `random`."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state: Dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng_state(state: Dict[str, Any]) -> None:
+    """Set the generators to a `capture_rng_state()` result. A CUDA state met without a
+    visible GPU is left out with a warning (a GPU run resumed on a CPU cannot draw the same)."""
+    torch.set_rng_state(state["torch"])
+    numpy = state["numpy"]
+    keys = numpy["keys"].numpy().astype(np.uint32)
+    np.random.set_state(
+        (NUMPY_BIT_GENERATOR, keys, numpy["position"], numpy["has_gauss"], numpy["cached_gaussian"])
+    )
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" not in state:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+    else:
+        logger.warning("the checkpoint holds a CUDA generator state but no GPU is visible; it is not restored")
+
+
+# Where a run resumes.
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The next batch to run: `iteration` batches of 0-based `epoch` are done.
+    `rng_state`: the global generators at that moment (None: a fresh run, or a
+    checkpoint written without them, e.g. by PySlowFast)."""
+
+    epoch: int = 0
+    iteration: int = 0
+    rng_state: Optional[Dict[str, Any]] = None
+
+    @classmethod
+    def after(cls, state: Optional[Dict[str, Any]]) -> "ResumePoint":
+        """The point after a loaded checkpoint dict (None: the start of training). An
+        end-of-epoch checkpoint has no `iteration`: the run goes on at the next epoch."""
+        if state is None:
+            return cls()
+        if state.get("iteration") is None:
+            return cls(int(state["epoch"]) + 1, 0, state.get("rng_state"))
+        return cls(int(state["epoch"]), int(state["iteration"]), state.get("rng_state"))
+
+    def batches_done(self, epoch: int) -> int:
+        """Batches of `epoch` already run: `iteration` for the resumed epoch, else 0."""
+        return self.iteration if epoch == self.epoch else 0
+
+    def restore_generators(self) -> None:
+        """Put the global generators where the interrupted run had them (no-op without)."""
+        if self.rng_state is not None:
+            restore_rng_state(self.rng_state)
+
+
+# The difference between a checkpoint's state and a model's.
+
+Shape = Tuple[int, ...]
+_INDEX = re.compile(r"\.(\d+)(?=\.|$)")
+
+
+@dataclass
+class StateDiff:
+    """Keys only the model has (`missing`), only the checkpoint has (`unexpected`), and
+    keys both have with other shapes (`shape`: key -> (checkpoint shape, model shape))."""
+
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    shape: Dict[str, Tuple[Shape, Shape]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.shape)
+
+    def summary(self, max_lines: int = 12) -> str:
+        """The diff in at most about 3 * `max_lines` lines, grouped by module."""
+        parts = []
+        groups = (("missing in the checkpoint", self.missing), ("unexpected in the checkpoint", self.unexpected))
+        for title, keys in groups:
+            if keys:
+                parts.append(f"{title} ({len(keys)}):\n" + _grouped(keys, max_lines))
+        if self.shape:
+            parts.append(f"shape mismatch ({len(self.shape)}):\n" + self._shape_lines(max_lines))
+        return "\n".join(parts) if parts else "no difference"
+
+
+    def _shape_lines(self, max_lines: int) -> str:
+        """Each key with both shapes when they are few; else the keys grouped by module
+        and the first few as examples."""
+        lines = [f"  {key}: checkpoint {list(c)} vs model {list(m)}" for key, (c, m) in sorted(self.shape.items())]
+        if len(lines) <= max_lines:
+            return "\n".join(lines)
+        examples = max(1, max_lines // 4)
+        return _grouped(list(self.shape), max_lines) + "\n  e.g.\n" + "\n".join(lines[:examples])
+
+
+def state_diff(checkpoint_state: Mapping[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]) -> StateDiff:
+    """Compare two state dicts (name -> tensor) by names and shapes."""
+    diff = StateDiff(
+        missing=sorted(k for k in model_state if k not in checkpoint_state),
+        unexpected=sorted(k for k in checkpoint_state if k not in model_state),
+    )
+    for key in sorted(set(checkpoint_state) & set(model_state)):
+        ckpt, model = tuple(checkpoint_state[key].shape), tuple(model_state[key].shape)
+        if ckpt != model:
+            diff.shape[key] = (ckpt, model)
+    return diff
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8"."""
+    values = sorted(set(indices))
+    spans: List[List[int]] = []
+    for value in values:
+        if spans and value == spans[-1][1] + 1:
+            spans[-1][1] = value
+        else:
+            spans.append([value, value])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _grouped(keys: Sequence[str], max_lines: int) -> str:
+    """One line per module pattern: numeric indices collapsed into ranges, and the
+    parameter names of one module joined, e.g. "blocks.0-15.attn.{rel_pos_h,rel_pos_w}"."""
+    by_pattern: Dict[str, List[Tuple[int, ...]]] = defaultdict(list)
+    for key in keys:
+        by_pattern[_INDEX.sub(".#", key)].append(tuple(int(i) for i in _INDEX.findall(key)))
+    by_module: Dict[str, List[str]] = defaultdict(list)
+    for pattern, index_sets in by_pattern.items():
+        columns = list(zip(*index_sets))
+        filled = pattern
+        for column in columns:
+            filled = filled.replace("#", "{" + _ranges(column) + "}" if len(set(column)) > 1 else str(column[0]), 1)
+        module, _, leaf = filled.rpartition(".")
+        by_module[(module, len(index_sets))].append(leaf)
+    lines = []
+    for (module, count), leaves in sorted(by_module.items()):
+        names = leaves[0] if len(leaves) == 1 else "{" + ",".join(sorted(leaves)) + "}"
+        lines.append(f"  {module + '.' if module else ''}{names} ({count * len(leaves)})")
+    if len(lines) > max_lines:
+        lines = lines[:max_lines] + [f"  ... and {len(lines) - max_lines} more modules"]
+    return "\n".join(lines)
+
+
+# Initializing from a pretrained checkpoint.
+
+# Name prefixes of pretraining-only tensors: MaskFeat's prediction head and mask token,
+# MAE's decoder, PySlowFast's fixed HOG filters.
+PRETRAINING_ONLY = ("pred_head.", "mask_token", "decoder", "hogs.")
+
+
+@dataclass
+class LoadReport:
+    """What `load_pretrained` did with each name.
+
+    loaded: names copied as they are; fitted: names reshaped to the model, with
+    (checkpoint shape, model shape); skipped: checkpoint names not used, with the reason;
+    new: model names the checkpoint did not provide (they keep their initialization).
+    """
+
+    loaded: List[str] = field(default_factory=list)
+    fitted: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=dict)
+    skipped: Dict[str, str] = field(default_factory=dict)
+    new: List[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        fitted = ", ".join(f"{k} {list(a)} -> {list(b)}" for k, (a, b) in self.fitted.items())
+        skipped = ", ".join(f"{k} ({why})" for k, why in self.skipped.items())
+        return (
+            f"{len(self.loaded)} tensors loaded as they are; {len(self.fitted)} fitted to the model's "
+            f"geometry: {fitted or 'none'}; {len(self.skipped)} skipped: {skipped or 'none'}; "
+            f"{len(self.new)} new (initialized): {', '.join(self.new) or 'none'}"
+        )
+
+
+def renamed(state: Dict[str, Tensor], patterns: Sequence[str]) -> Dict[str, Tensor]:
+    """Remove the first occurrence of each pattern from every key (PySlowFast's
+    TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN), and a DistributedDataParallel `module.` prefix."""
+    out = {}
+    for key, value in state.items():
+        key = key[len("module.") :] if key.startswith("module.") else key
+        for pattern in patterns:
+            key = key.replace(pattern, "", 1)
+        out[key] = value
+    return out
+
+
+def match_state(
+    state: Dict[str, Tensor], model: nn.Module, drop: Sequence[str] = PRETRAINING_ONLY
+) -> Tuple[Dict[str, Tensor], LoadReport]:
+    """The part of `state` that goes into `model` (fitted where the geometry differs).
+
+    Raises:
+        CheckpointError: a tensor's shape differs for a reason no rule covers (another
+            width or depth: another architecture), or nothing of the model is in `state`.
+    """
+    own = unwrapped(model).state_dict()
+    grid = tuple(getattr(unwrapped(model), "patch_grid", (1, 1, 1)))
+    num_prefix = int(getattr(unwrapped(model), "num_prefix", 0))
+    report, to_load, misfits = LoadReport(), {}, []
+    for name, value in state.items():
+        if name.startswith(drop):
+            report.skipped[name] = "pretraining only"
+        elif name not in own:
+            report.skipped[name] = "not in this model"
+        elif value.shape == own[name].shape:
+            to_load[name] = value
+            report.loaded.append(name)
+        else:
+            try:
+                to_load[name] = adapt(name, value, own[name].shape, grid, num_prefix)
+            except ValueError as error:
+                misfits.append(f"{name}: {error}")
+                continue
+            report.fitted[name] = (tuple(value.shape), tuple(own[name].shape))
+    if misfits:
+        raise CheckpointError(
+            "the checkpoint was written for another architecture (or width/depth): "
+            + "; ".join(misfits[:5]) + (f"; and {len(misfits) - 5} more" if len(misfits) > 5 else "")
+        )
+    trunk = [name for name in to_load if not name.startswith(("head.", "norm."))]
+    if not trunk:
+        raise CheckpointError(
+            "no tensor of the checkpoint fits this model's encoder: it was written for another "
+            f"architecture (its first names: {', '.join(list(state)[:5]) or 'none'})"
+        )
+    report.new = [name for name in own if name not in to_load]
+    return to_load, report
+
+
+def load_pretrained(
+    path: str, model: nn.Module, clear_name_patterns: Sequence[str] = (), drop: Sequence[str] = PRETRAINING_ONLY
+) -> LoadReport:
+    """Initialize `model` from the weights of the checkpoint at `path` (no optimizer
+    state, no epoch) and log, once, what was loaded, fitted, skipped and new. Weights
+    that are not finite are refused (CheckpointError), naming the tensors."""
+    state = read_checkpoint(path)["model_state"]
+    check_finite(path, state)
+    state = renamed(state, clear_name_patterns)
+    try:
+        to_load, report = match_state(state, model, tuple(drop))
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from error
+    with torch.no_grad():
+        unwrapped(model).load_state_dict(to_load, strict=False)
+    logger.info("initialized from %s: %s", path, report.summary())
+    return report

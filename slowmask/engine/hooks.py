@@ -1,40 +1,76 @@
-"""Hooks of the training loop: learning-rate schedule, data epoch, checkpoints, logs."""
+"""The hooks of the training loop, in the order train.build_hooks lists them:
+
+- LRSchedule, DataEpoch: the learning rate of each step, the epoch of the data;
+- AccumulationEpochEnd, RankMeanMetrics, NonFiniteSkipLog, LossExplosionStop: around
+  the step (its accumulation cycle, metrics averaged over ranks, skipped non-finite
+  steps, the stop on an exploding loss);
+- ProbeHook: representation probes of a pretraining run (the probes are in probe.py);
+- MetricsLog, PeriodicCheckpoint, ProgressBar, TensorBoardScalars: logs, checkpoints and
+  what shows a run as it goes (main process only);
+- PeriodicValidation: a classifier's top-1 / top-5 on "val" (evaluate.py);
+- BadDataGuard: the stop when too many videos are unreadable;
+- StopOnSignal: the checkpoint and stop on a preemption signal (with `run_from`).
+
+Hooks take plain arguments; only train.build_hooks reads the config.
+"""
 
 import logging
+import math
 import os
-from typing import Any, Callable, Dict, List, Optional
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 import torch
+import torch.distributed as dist
 from iopath.common.file_io import g_pathmgr
 from torch import nn
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
+from slowmask.utils.errors import EXIT_STATUS, SlowmaskError, StoppedBeforeStart, StoppedBySignal
 from slowmask.utils.logging import write_json_stats
 from slowmask.utils.meters import Meters, format_eta, peak_memory_mb
+from slowmask.utils.stop_signals import STOP_SIGNALS, handler_to_pass_on, names, pass_on, taken_over
 
 from . import checkpoint
-from .bad_data import batch_skips
+from .checkpoint import ResumePoint
+from .distributed import any_rank, is_distributed, is_main_process, mean_over_ranks
 from .loop import Hook, TrainLoop
+from .step import TrainStep
 
 logger = logging.getLogger(__name__)
 
+
 # Unreadable files named in a human epoch line (the JSON record has them all).
 SKIPPED_SHOWN = 10
+
 # Share of the iteration time above which the data wait is called the bottleneck.
 INPUT_BOUND_SHARE = 0.5
 
+# A short bar, so that the figures fit on an 80-column terminal.
+BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar:10}| {n}/{total} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
-def as_floats(rows: List[Dict[str, Any]]) -> List[Dict[str, float]]:
-    """The steps' metrics with their tensors read in one transfer per device (a GPU's
-    scalars would each make the host wait for it)."""
-    tensors: Dict[Any, List[torch.Tensor]] = {}
-    for metrics in rows:
-        for value in metrics.values():
-            if torch.is_tensor(value):
-                tensors.setdefault(value.device, []).append(value.detach().double().reshape(()))
-    read = {device: iter(torch.stack(group).tolist()) for device, group in tensors.items()}
-    return [{name: next(read[value.device]) if torch.is_tensor(value) else float(value)
-             for name, value in metrics.items()} for metrics in rows]
+# Console log records of this logger (and its children) are printed above the bar.
+PACKAGE_LOGGER = "slowmask"
 
+# Unreadable files quoted in a BadDataError.
+BAD_DATA_EXAMPLES = 5
+
+# The exit status of a run stopped by a signal after writing its checkpoint:
+# EX_TEMPFAIL of sysexits.h, "a temporary failure; the user is invited to retry".
+EXIT_PREEMPTED = EXIT_STATUS["preempted"]
+
+# (0-based epoch, batches done or None at the epoch's end) -> path of the checkpoint written.
+SaveCheckpoint = Callable[[int, Optional[int]], str]
+
+
+# Schedule and data epoch.
 
 class LRSchedule(Hook):
     """Sets the learning rate of every parameter group before each step, from the
@@ -65,74 +101,169 @@ class DataEpoch(Hook):
         self.set_epoch(loop.epoch)
 
 
-class PeriodicCheckpoint(Hook):
-    """Writes OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch+1:05d}.pyth every `period`
-    epochs and after the last one; with `iter_period` > 0 also
-    checkpoint_epoch_{epoch+1:05d}.iter_{iteration:06d}.pyth every `iter_period`
-    iterations within an epoch (while gradients are being accumulated, at the next
-    optimizer update). The stored `epoch` is the 0-based index of the epoch (for an
-    end-of-epoch file the finished one, PySlowFast's convention). After each write only
-    the newest `keep_last` such files are kept (0: all; checkpoint_best.pyth stays)."""
+# Around the step.
+
+class AccumulationEpochEnd(Hook):
+    """Before an epoch's last batch, tells the step to end its accumulation cycle there,
+    so the epoch-end update and checkpoint see no pending gradient."""
+
+    def __init__(self, step: TrainStep) -> None:
+        self.step = step
+
+    def before_step(self, loop: TrainLoop) -> None:
+        if loop.iteration + 1 == loop.iters_per_epoch:
+            self.step.mark_epoch_end()
+
+
+class RankMeanMetrics(Hook):
+    """Replaces the step's metrics by their means over all ranks (one all-reduce of a
+    few floats per step), so rank 0 logs the job's loss, not its own share's. Every
+    step, not only logged ones: the log's medians and epoch means span every step.
+    Runs on every rank, before the hooks that log."""
+
+    def after_step(self, loop: TrainLoop) -> None:
+        loop.metrics = mean_over_ranks(loop.metrics)
+
+
+class NonFiniteSkipLog(Hook):
+    """Logs each step skipped for a non-finite loss (metric `nonfinite_skip` 1) with its
+    epoch and iteration, as a warning and a JSON line, and the list at the end."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
+        self.skipped: List[Tuple[int, int]] = []  # (epoch, iteration), 1-based
+
+    def after_step(self, loop: TrainLoop) -> None:
+        if loop.metrics.get("nonfinite_skip", 0.0) < 1.0:
+            return
+        self.skipped.append((loop.epoch + 1, loop.iteration + 1))
+        logger.warning(
+            "skipped the step at epoch %d, iteration %d: the loss is not finite (%d skipped so far)",
+            loop.epoch + 1, loop.iteration + 1, len(self.skipped),
+        )
+        write_json_stats(self.output_dir, {
+            "_type": "nonfinite_skip", "epoch": loop.epoch + 1, "iter": loop.iteration + 1,
+        })
+
+    def after_train(self, loop: TrainLoop) -> None:
+        if self.skipped:
+            where = ", ".join(f"epoch {e} iteration {i}" for e, i in self.skipped)
+            logger.warning("skipped %d step(s) with a non-finite loss: %s", len(self.skipped), where)
+
+
+class LossExplosionError(SlowmaskError, RuntimeError):
+    """A step's loss exceeded TRAIN.KILL_LOSS_EXPLOSION_FACTOR times its recent mean."""
+
+    kind = "training"
+
+
+class LossExplosionStop(Hook):
+    """Stops the run when a step's loss exceeds `factor` times the mean of the `window`
+    steps before it in the same epoch (PySlowFast's TRAIN.KILL_LOSS_EXPLOSION_FACTOR:
+    window 5, checked once the epoch has had 6 steps). Runs after the rank means, so every
+    rank sees the same loss and stops at the same step."""
+
+    def __init__(self, factor: float, window: int = 5) -> None:
+        self.factor = factor
+        self.recent: Deque[float] = deque(maxlen=window + 1)
+
+    def before_epoch(self, loop: TrainLoop) -> None:
+        self.recent.clear()
+
+    def after_step(self, loop: TrainLoop) -> None:
+        loss = float(loop.metrics["loss"])
+        previous = list(self.recent)[1:] if len(self.recent) == self.recent.maxlen else []
+        self.recent.append(loss)
+        if previous and loss > self.factor * sum(previous) / len(previous):
+            raise LossExplosionError(
+                f"loss exploded at epoch {loop.epoch + 1}, iteration {loop.iteration + 1}: {loss:.4g} > "
+                f"TRAIN.KILL_LOSS_EXPLOSION_FACTOR {self.factor:g} x {sum(previous) / len(previous):.4g} "
+                f"(mean of the {len(previous)} steps before); lower SOLVER.BASE_LR or raise the factor (0: off)"
+            )
+
+
+# Representation probes.
+
+class ProbeHook(Hook):
+    """Every `period` epochs (and after the last), `evaluate()` -> {probe: top-1 %}
+    (e.g. {"knn": .., "linear": ..}), logged, written as a "probe_epoch" JSON line with
+    <probe>_top1_acc keys (so tools/plot.py draws them) and, with a `writer`, as
+    TensorBoard scalars probe/<probe>_top1_acc. Every rank calls `evaluate` (features
+    are gathered across ranks); only the main process writes.
+
+    Its time is logged beside the epoch's (from this hook's before_epoch to its
+    after_epoch), so its cost is visible. `prepare()`, if given, runs before training
+    (e.g. decoding the probe sets once).
+    """
 
     def __init__(
         self,
-        output_dir: str,
+        evaluate: Callable[[], Dict[str, float]],
         period: int,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        cfg_yaml: str,
-        scaler: Optional[Any] = None,
-        iter_period: int = 0,
-        keep_last: int = 0,
+        output_dir: str,
+        writer: Any = None,
+        prepare: Optional[Callable[[], None]] = None,
     ) -> None:
-        self.output_dir = output_dir
+        if period < 1:
+            raise ValueError(f"PROBE.PERIOD must be at least 1, got {period}")
+        self.evaluate = evaluate
         self.period = period
-        self.model = model
-        self.optimizer = optimizer
-        self.cfg_yaml = cfg_yaml
-        self.scaler = scaler
-        self.iter_period = iter_period
-        self.keep_last = keep_last
-        self._due = False
+        self.output_dir = output_dir
+        self.writer = writer
+        self.prepare = prepare
+        self.epoch_start = time.perf_counter()
 
-    def save(self, epoch: int, iteration: Optional[int] = None) -> str:
-        """Write the checkpoint of 0-based `epoch` (at its end, or after `iteration`
-        batches), prune old ones; returns its path."""
-        path = checkpoint.checkpoint_path(self.output_dir, epoch + 1, iteration)
-        checkpoint.save_checkpoint(
-            path, self.model, self.optimizer, epoch, self.cfg_yaml, self.scaler, iteration=iteration
-        )
-        checkpoint.prune_checkpoints(self.output_dir, self.keep_last)
-        return path
+    def before_train(self, loop: TrainLoop) -> None:
+        if self.prepare is not None:
+            start = time.perf_counter()
+            with torch.random.fork_rng(devices=[]):
+                self.prepare()
+            logger.info("probe sets ready in %.1f s", time.perf_counter() - start)
 
     def before_epoch(self, loop: TrainLoop) -> None:
-        self._due = False
-
-    def after_step(self, loop: TrainLoop) -> None:
-        done = loop.iteration + 1
-        if self.iter_period and done % self.iter_period == 0:
-            self._due = True
-        # The epoch's last batch is left to after_epoch; an update still pending is not saved.
-        if not self._due or done == loop.iters_per_epoch or getattr(loop.step, "pending_gradients", False):
-            return
-        self._due = False
-        _check_losses(loop)
-        self.save(loop.epoch, done)
+        self.epoch_start = time.perf_counter()
 
     def after_epoch(self, loop: TrainLoop) -> None:
         finished = loop.epoch + 1
         if finished % self.period and finished != loop.max_epoch:
             return
-        _check_losses(loop)
-        self.save(loop.epoch)
+        start = time.perf_counter()
+        epoch_seconds = start - self.epoch_start
+        with torch.random.fork_rng(devices=[]):  # the run's data order and masks must not depend on the probe
+            scores = self.evaluate()
+        seconds = time.perf_counter() - start
+        if not is_main_process():
+            return
+        stats = {"_type": "probe_epoch", "epoch": f"{finished}/{loop.max_epoch}",
+                 **{f"{name}_top1_acc": value for name, value in scores.items()},
+                 "probe_time": seconds, "epoch_time": epoch_seconds}
+        shown = ", ".join(f"{name} top-1 {value:.2f} %" for name, value in scores.items())
+        logger.info("probe after epoch %d: %s (%.1f s, %.0f %% of the epoch's %.1f s)",
+                    finished, shown, seconds, 100 * seconds / max(epoch_seconds, 1e-9), epoch_seconds)
+        write_json_stats(self.output_dir, stats)
+        if self.writer is not None:
+            for name, value in scores.items():
+                self.writer.add_scalar(f"probe/{name}_top1_acc", value, finished)
+            self.writer.flush()
+
+    def after_train(self, loop: TrainLoop) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
-def _check_losses(loop: TrainLoop) -> None:
-    """On a GPU the step reads its losses one step late: every one is read before weights
-    are saved, so that no checkpoint holds an update made from a non-finite loss."""
-    check = getattr(loop.step, "raise_if_nonfinite", None)
-    if check is not None:
-        check()
+# Logs and checkpoints.
+
+def as_floats(rows: List[Dict[str, Any]]) -> List[Dict[str, float]]:
+    """The steps' metrics with their tensors read in one transfer per device (a GPU's
+    scalars would each make the host wait for it)."""
+    tensors: Dict[Any, List[torch.Tensor]] = {}
+    for metrics in rows:
+        for value in metrics.values():
+            if torch.is_tensor(value):
+                tensors.setdefault(value.device, []).append(value.detach().double().reshape(()))
+    read = {device: iter(torch.stack(group).tolist()) for device, group in tensors.items()}
+    return [{name: next(read[value.device]) if torch.is_tensor(value) else float(value)
+             for name, value in metrics.items()} for metrics in rows]
 
 
 class MetricsLog(Hook):
@@ -258,3 +389,460 @@ class MetricsLog(Hook):
             return f"{value:.5g}" if isinstance(value, float) else str(value)
 
         return " ".join(f"{key}: {show(value)}" for key, value in stats.items() if key != "_type")
+
+
+class PeriodicCheckpoint(Hook):
+    """Writes OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch+1:05d}.pyth every `period`
+    epochs and after the last one; with `iter_period` > 0 also
+    checkpoint_epoch_{epoch+1:05d}.iter_{iteration:06d}.pyth every `iter_period`
+    iterations within an epoch (while gradients are being accumulated, at the next
+    optimizer update). The stored `epoch` is the 0-based index of the epoch (for an
+    end-of-epoch file the finished one, PySlowFast's convention). After each write only
+    the newest `keep_last` such files are kept (0: all; checkpoint_best.pyth stays)."""
+
+    def __init__(
+        self,
+        output_dir: str,
+        period: int,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        cfg_yaml: str,
+        scaler: Optional[Any] = None,
+        iter_period: int = 0,
+        keep_last: int = 0,
+    ) -> None:
+        self.output_dir = output_dir
+        self.period = period
+        self.model = model
+        self.optimizer = optimizer
+        self.cfg_yaml = cfg_yaml
+        self.scaler = scaler
+        self.iter_period = iter_period
+        self.keep_last = keep_last
+        self._due = False
+
+    def save(self, epoch: int, iteration: Optional[int] = None) -> str:
+        """Write the checkpoint of 0-based `epoch` (at its end, or after `iteration`
+        batches), prune old ones; returns its path."""
+        path = checkpoint.checkpoint_path(self.output_dir, epoch + 1, iteration)
+        checkpoint.save_checkpoint(
+            path, self.model, self.optimizer, epoch, self.cfg_yaml, self.scaler, iteration=iteration
+        )
+        checkpoint.prune_checkpoints(self.output_dir, self.keep_last)
+        return path
+
+    def before_epoch(self, loop: TrainLoop) -> None:
+        self._due = False
+
+    def after_step(self, loop: TrainLoop) -> None:
+        done = loop.iteration + 1
+        if self.iter_period and done % self.iter_period == 0:
+            self._due = True
+        # The epoch's last batch is left to after_epoch; an update still pending is not saved.
+        if not self._due or done == loop.iters_per_epoch or _pending(loop):
+            return
+        self._due = False
+        _check_losses(loop)
+        self.save(loop.epoch, done)
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        finished = loop.epoch + 1
+        if finished % self.period and finished != loop.max_epoch:
+            return
+        _check_losses(loop)
+        self.save(loop.epoch)
+
+
+def _check_losses(loop: TrainLoop) -> None:
+    """On a GPU the step reads its losses one step late: every one is read before weights
+    are saved, so that no checkpoint holds an update made from a non-finite loss."""
+    check = getattr(loop.step, "raise_if_nonfinite", None)
+    if check is not None:
+        check()
+
+
+# Showing the run as it goes.
+
+def is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class ProgressBar(Hook):
+    """A tqdm bar over the iterations left in the run (epoch, iteration, loss, lr, it/s,
+    ETA), when `stream` (default sys.stderr) is a terminal; the console log lines then
+    print above it. Where the output is not a terminal (a file, a pipe, a cluster job's
+    log) the bar stays off and MetricsLog's plain lines, one per LOG_PERIOD, are the
+    progress: a bar's carriage returns would only clutter a log file."""
+
+    def __init__(self, stream: Optional[TextIO] = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.bar: Optional[tqdm] = None
+        self._redirect = None
+
+    def before_epoch(self, loop: TrainLoop) -> None:
+        if self.bar is not None or not is_terminal(self.stream):
+            return
+        self._redirect = logging_redirect_tqdm([logging.getLogger(PACKAGE_LOGGER)])
+        self._redirect.__enter__()
+        remaining = (loop.max_epoch - loop.epoch) * loop.iters_per_epoch - loop.start_iteration
+        # shutil's size: the terminal's, or COLUMNS x LINES (80 x 24) where a pseudo-terminal
+        # reports 0 x 0, which would make tqdm draw nothing.
+        size = shutil.get_terminal_size()
+        self.bar = tqdm(total=remaining, file=self.stream, unit="it", ncols=size.columns, nrows=size.lines,
+                        bar_format=BAR_FORMAT)
+
+    def after_step(self, loop: TrainLoop) -> None:
+        if self.bar is None:
+            return
+        self.bar.set_description(f"epoch {loop.epoch + 1}/{loop.max_epoch}", refresh=False)
+        self.bar.set_postfix(
+            iter=f"{loop.iteration + 1}/{loop.iters_per_epoch}",
+            loss=f"{loop.metrics.get('loss', math.nan):.4g}",
+            lr=f"{loop.metrics.get('lr', math.nan):.3g}",
+            refresh=False,
+        )
+        self.bar.update(1)
+
+    def after_train(self, loop: TrainLoop) -> None:
+        if self.bar is None:
+            return
+        self.bar.close()
+        self._redirect.__exit__(None, None, None)
+        self.bar = self._redirect = None
+
+
+def summary_writer(log_dir: str) -> Any:
+    """torch.utils.tensorboard's SummaryWriter on `log_dir`, or an ImportError that says
+    what to install (TensorBoard is an optional dependency)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise ImportError(
+            "TENSORBOARD.ENABLE is True but the tensorboard package is not installed: "
+            "pip install tensorboard (or pip install -e \".[tensorboard]\"), or set TENSORBOARD.ENABLE False"
+        ) from error
+    return SummaryWriter(log_dir=log_dir)
+
+
+class TensorBoardScalars(Hook):
+    """Writes every step's metrics as train/<name> at the global step, and each epoch's
+    means as train_epoch/<name> at the epoch number. `writer` has SummaryWriter's
+    add_scalar / flush / close."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.sums: Dict[str, float] = {}
+        self.count = 0
+
+    def before_epoch(self, loop: TrainLoop) -> None:
+        self.sums, self.count = {}, 0
+
+    def after_step(self, loop: TrainLoop) -> None:
+        step = loop.epoch * loop.iters_per_epoch + loop.iteration + 1
+        for name, value in loop.metrics.items():
+            self.writer.add_scalar(f"train/{name}", value, step)
+            self.sums[name] = self.sums.get(name, 0.0) + float(value)
+        self.count += 1
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        for name, total in self.sums.items():
+            self.writer.add_scalar(f"train_epoch/{name}", total / max(self.count, 1), loop.epoch + 1)
+        self.writer.flush()
+
+    def after_train(self, loop: TrainLoop) -> None:
+        self.writer.close()
+
+
+# Validation.
+
+class PeriodicValidation(Hook):
+    """Every `period` epochs and after the last one, the classifier's top-1 / top-5 on
+    the "val" split (one view per video), logged and written as a JSON line; the
+    checkpoint of the best top-1 so far is kept beside the periodic ones (`save_best`,
+    OUTPUT_DIR/checkpoints/checkpoint_best.pyth). In a multi-process job the hook runs in
+    every process, each scoring its share of the videos; the main process logs and writes.
+
+    Args:
+        evaluate: () -> metrics with "top1", "top5" and "num_videos" (see evaluate.evaluate);
+            in a multi-process job a collective that every process calls.
+        period: validate after every `period`-th epoch (and the last).
+        output_dir: where json_stats.log is.
+        save_best: (finished epoch, 0-based) -> None, writes the best checkpoint; called
+            when top-1 beats every earlier validation of this run.
+        writes: whether this process logs, writes the JSON line and saves the best
+            checkpoint (the main process of the job); the others only take part.
+    """
+
+    def __init__(
+        self,
+        evaluate: Callable[[], Dict[str, Any]],
+        period: int,
+        output_dir: str,
+        save_best: Optional[Callable[[int], None]] = None,
+        writes: bool = True,
+    ) -> None:
+        if period < 1:
+            raise ValueError(f"TRAIN.EVAL_PERIOD must be at least 1, got {period}")
+        self.evaluate = evaluate
+        self.period = period
+        self.output_dir = output_dir
+        self.save_best = save_best
+        self.writes = writes
+        self.best_top1 = float("-inf")
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        finished = loop.epoch + 1
+        if finished % self.period and finished != loop.max_epoch:
+            return
+        metrics = self.evaluate()
+        improved = metrics["top1"] > self.best_top1
+        if improved:
+            self.best_top1 = metrics["top1"]
+        if self.writes:
+            self._report(loop, metrics, improved)
+
+    def _report(self, loop: TrainLoop, metrics: Dict[str, Any], improved: bool) -> None:
+        finished = loop.epoch + 1
+        stats = {
+            "_type": "val_epoch",
+            "epoch": f"{finished}/{loop.max_epoch}",
+            "top1_acc": metrics["top1"],
+            "top5_acc": metrics["top5"],
+            "num_videos": metrics["num_videos"],
+            "best_top1_acc": self.best_top1,
+        }
+        logger.info(
+            "validation after epoch %d: top-1 %.2f %%, top-5 %.2f %% (%d videos); best top-1 %.2f %%",
+            finished, metrics["top1"], metrics["top5"], metrics["num_videos"], self.best_top1,
+        )
+        write_json_stats(self.output_dir, stats)
+        if improved and self.save_best is not None:
+            self.save_best(loop.epoch)
+
+
+# Bad data.
+
+class BadDataError(SlowmaskError, RuntimeError):
+    """Too large a fraction of an epoch's items needed a replacement video."""
+
+    kind = "data"
+
+
+def batch_items(batch: Any) -> List[dict]:
+    """The metas of the items in a batch, one per item (collate_clips repeats an item's
+    meta for each of its NUM_SAMPLE rows, consecutively; those count once). Empty for a
+    batch without metas."""
+    metas = batch.get("meta", []) if isinstance(batch, dict) else []
+    items: List[dict] = []
+    for meta in metas:
+        if not isinstance(meta, dict):
+            continue
+        if items and (meta is items[-1] or meta == items[-1]):
+            continue
+        items.append(meta)
+    return items
+
+
+def batch_skips(batch: Any) -> Tuple[int, int, List[str]]:
+    """(items, items that needed a replacement, the unreadable paths they met) of a batch."""
+    items = batch_items(batch)
+    replaced = [meta["skipped"] for meta in items if meta.get("skipped")]
+    return len(items), len(replaced), [path for skipped in replaced for path in skipped]
+
+
+class BadDataGuard(Hook):
+    """Stops the run when more than `max_fraction` of an epoch's items needed a
+    replacement video: bad data never kills a run, until there is too much of it.
+
+    The datasets replace an unreadable video by another one and record it in the item's
+    `meta["skipped"]` (see slowmask.data.video_dataset). A few corrupt files are normal in a
+    large download; a third of the dataset missing is a broken mount or a wrong path, and
+    training on what is left would silently learn from another distribution.
+
+    Checked after each step against the items the whole epoch will
+    load (the fraction can then only grow, so an early stop is certain to be right) and
+    at the end of the epoch.
+
+    In a distributed run every process checks its own share of the data.
+
+    Args:
+        max_fraction: in [0, 1]; 1 never stops.
+        limit_key: the config key of `max_fraction`, named in the error.
+    """
+
+    def __init__(self, max_fraction: float, limit_key: str = "DATA_LOADER.MAX_BAD_FRACTION") -> None:
+        if not 0.0 <= max_fraction <= 1.0:
+            raise ValueError(f"{limit_key} must be in [0, 1], got {max_fraction}")
+        self.max_fraction = max_fraction
+        self.limit_key = limit_key
+        self.items = self.replaced = 0
+        self.paths: Dict[str, None] = {}
+
+    def before_epoch(self, loop: TrainLoop) -> None:
+        self.items = self.replaced = 0
+        self.paths = {}
+
+    def after_step(self, loop: TrainLoop) -> None:
+        items, replaced, paths = batch_skips(loop.batch)
+        self.items += items
+        self.replaced += replaced
+        self.paths.update(dict.fromkeys(paths))
+        remaining = loop.iters_per_epoch - loop.iteration - 1
+        self._check(loop, self.items + remaining * items)
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        self._check(loop, self.items)
+
+    def _check(self, loop: TrainLoop, epoch_items: int) -> None:
+        """Raise BadDataError when the replaced items exceed the limit out of `epoch_items`."""
+        if not self.replaced or self.replaced <= self.max_fraction * epoch_items:
+            return
+        examples = list(self.paths)[:BAD_DATA_EXAMPLES]
+        more = f" and {len(self.paths) - len(examples)} more" if len(self.paths) > len(examples) else ""
+        raise BadDataError(
+            f"epoch {loop.epoch + 1}, iteration {loop.iteration + 1}: {self.replaced} of the "
+            f"{self.items} items loaded so far ({self.replaced / max(self.items, 1):.0%}; {epoch_items} "
+            f"in the epoch) needed a replacement for an unreadable video, more than {self.limit_key} = "
+            f"{self.max_fraction:g} of the epoch; {len(self.paths)} unreadable file(s), e.g. "
+            f"{', '.join(examples)}{more}. Check the dataset's files and paths, or raise {self.limit_key}"
+        )
+
+
+# Preemption.
+
+class TrainingPreempted(SlowmaskError, RuntimeError):
+    """The run stopped on a signal after writing `checkpoint` (on rank 0; None elsewhere)."""
+
+    kind = "preempted"
+
+    def __init__(self, message: str, checkpoint: Optional[str]) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+class StopOnSignal(Hook):
+    """Stops the loop after the first step (or epoch end) that follows a stop signal,
+    once no gradients are pending, writing a checkpoint there through `save` (given on
+    rank 0 only), so that the requeued job resumes with TRAIN.AUTO_RESUME. Install the
+    handlers around the loop with `catching_signals()`. Before the first step begins, a
+    signal raises StoppedBeforeStart at once (nothing to save); a Ctrl-C (SIGINT) while a
+    stop is pending raises StoppedBySignal at once (a second Ctrl-C aborts, without the
+    checkpoint; the ones written before stay).
+
+    The signals are those of utils.stop_signals: SIGTERM, SIGUSR1 (what SLURM sends before
+    it preempts or times out a job, `--signal=USR1@90`), SIGUSR2 (submitit's) and SIGINT.
+    A handler installed before the run (submitit's, which requeues the job) is handed the
+    signal once the checkpoint is written (`hand_over`). The handler only records the
+    signal; this hook acts on it between steps. In a multi-process job the ranks agree on
+    it after every step (an all-reduce of one number), so that all of them stop after the
+    same iteration; rank 0 writes the checkpoint while the others wait. While gradients
+    are being accumulated the stop waits for the next optimizer update. tools/run_net.py
+    then exits with EXIT_PREEMPTED.
+
+    Args:
+        save: writes the checkpoint of (0-based epoch, batches done or None); None on
+            ranks that do not write checkpoints.
+    """
+
+    def __init__(self, save: Optional[SaveCheckpoint], signals: Sequence[int] = STOP_SIGNALS) -> None:
+        self.save = save
+        self.signals = tuple(signals)
+        self.received: Optional[int] = None  # the signal number, set by the handler
+        self.started = False  # the first step has begun: a signal now asks for a checkpoint
+        self.stopping = False  # agreed by all ranks
+        self.stopped: Optional[TrainingPreempted] = None
+        self.previous: Dict[int, Any] = {}  # the handlers before catching_signals
+
+    @contextmanager
+    def catching_signals(self) -> Iterator["StopOnSignal"]:
+        """Record the signals while the block runs; the previous handlers come back after.
+
+        A loader worker forked meanwhile inherits the handler, which does nothing there
+        (the training loaders' workers ignore these signals, see data.build). Outside
+        the main thread Python cannot install handlers: a warning says so."""
+        if threading.current_thread() is not threading.main_thread():
+            logger.warning("training outside the main thread: %s will not stop it with a checkpoint",
+                           names(self.signals))
+            yield self
+            return
+        owner = os.getpid()
+
+        def record(signum: int, frame) -> None:
+            if os.getpid() != owner:  # in a forked loader worker
+                return
+            if not self.started:
+                pass_on(self.previous.get(signum), signum)
+                raise StoppedBeforeStart(signum, signal.Signals(signum).name)
+            if signum == signal.SIGINT and self.received is not None:
+                raise StoppedBySignal(signum, self._aborted())
+            self.received = signum  # no logging here: the handler may interrupt a log call
+
+        taken = taken_over(self.signals)
+        self.previous = {number: signal.getsignal(number) for number in taken}
+        for number in taken:
+            signal.signal(number, record)
+        try:
+            yield self
+        finally:
+            for number, handler in self.previous.items():
+                signal.signal(number, handler)
+
+    def _aborted(self) -> str:
+        return (f"aborted by a second SIGINT while stopping on {signal.Signals(self.received).name}: this stop's "
+                "checkpoint may be missing, those written before are intact; run the same command again "
+                "(TRAIN.AUTO_RESUME True) to continue from the newest")
+
+    def hand_over(self) -> None:
+        """Call the handler the received signal had before the run, when it was a Python
+        function (submitit's requeue, which exits), now that the checkpoint is written."""
+        if self.received is None:
+            return
+        handler = handler_to_pass_on(self.previous.get(self.received), self.received)
+        if handler is not None:
+            logger.info("handing %s to the handler installed before the run", signal.Signals(self.received).name)
+            handler(self.received, None)
+
+    def before_step(self, loop: TrainLoop) -> None:
+        self.started = True
+
+    def after_step(self, loop: TrainLoop) -> None:
+        self.stopping = any_rank(self.received is not None) or self.stopping
+        done = loop.iteration + 1
+        # At the epoch's last batch the next boundary is the epoch's end (after_epoch).
+        if self.stopping and done < loop.iters_per_epoch and not _pending(loop):
+            self._stop(loop, done)
+
+    def after_epoch(self, loop: TrainLoop) -> None:
+        if self.stopping and not _pending(loop):
+            self._stop(loop, None)
+
+    def _stop(self, loop: TrainLoop, iteration: Optional[int]) -> None:
+        path = self.save(loop.epoch, iteration) if self.save is not None else None
+        if is_distributed():
+            dist.barrier()  # no rank leaves before the checkpoint is complete
+        cause = signal.Signals(self.received).name if self.received is not None else "another rank's stop signal"
+        where = f"epoch {loop.epoch + 1}, " + (f"after iteration {iteration}" if iteration else "at its end")
+        message = (
+            f"stopped on {cause} at {where}; checkpoint: {path or 'written by rank 0'}; exit status "
+            f"{EXIT_PREEMPTED}; run the same command again (TRAIN.AUTO_RESUME True) to continue"
+        )
+        logger.warning(message)
+        self.stopped = TrainingPreempted(message, path)
+        loop.request_stop()
+
+
+def _pending(loop: TrainLoop) -> bool:
+    """Gradients accumulated for an optimizer update that has not happened yet."""
+    return bool(getattr(loop.step, "pending_gradients", False))
+
+
+def run_from(loop: TrainLoop, point: ResumePoint, stop: StopOnSignal) -> None:
+    """Run `loop` from `point` (its generators restored right before the first batch)
+    with the stop signals caught; raises TrainingPreempted when one stopped the run."""
+    point.restore_generators()
+    with stop.catching_signals():
+        loop.run(point.epoch, point.iteration)
+    if stop.stopped is not None:
+        stop.hand_over()
+        raise stop.stopped

@@ -1,17 +1,41 @@
-"""Starting the job's processes, in one of four ways:
+"""Launching a job's processes, the checks before it, and SLURM tasks.
+
+A job starts in one of four ways:
 
 - one process (NUM_GPUS <= 1 and NUM_SHARDS 1): the job runs here;
 - PySlowFast style: max(1, NUM_GPUS) processes spawned on each of NUM_SHARDS
   machines, this one being SHARD_ID, meeting at `--init_method tcp://host:port`;
 - torchrun: the processes exist already (RANK, LOCAL_RANK, WORLD_SIZE are set) and
   meet through the environment (env://);
-- SLURM through tools/submit.py: every task calls `run_at(place, ...)` with its place.
+- SLURM through tools/submit.py: every task (`SlurmTask`) calls `run_at(place, ...)`
+  with its place.
 
 Every multi-process job checks, right after the rendezvous, that all ranks answer
-(a collective self-test), so a broken rank fails the start instead of hanging the job.
-The launch arguments are checked before any process starts (`check_launch`). Until the
-first training step a stop signal ends each process at once (StoppedBeforeStart, exit
-128 + the signal); a parent that spawned the processes passes its signals on to them.
+(a collective self-test, distributed.py), so a broken rank fails the start instead of
+hanging the job. The launch arguments are checked before any process starts
+(`check_launch`). Until the first training step a stop signal ends each process at once
+(StoppedBeforeStart, exit 128 + the signal); a parent that spawned the processes passes
+its signals on to them (utils/stop_signals.py). After it, the training loop's
+StopOnSignal hook checkpoints first (hooks.py).
+
+The preflight (`preflight`): everything a run will read, checked before any model is built.
+
+A multi-day run must not fail at its end because its test list is missing. Before the
+first step, each split the run will use (train when TRAIN.ENABLE; val for a classifier's
+validation during training; test when TEST.ENABLE) is built as the run would build it:
+its list exists and parses, its labels lie in [0, MODEL.NUM_CLASSES) for a classifier,
+its first listed files exist, and a few items decode. The checkpoints it will load
+(TRAIN.CHECKPOINT_FILE_PATH for a new run, TEST.CHECKPOINT_FILE_PATH) must exist, and the
+devices NUM_GPUS asks for must be visible. Every problem is collected and reported at once, each with the key to
+change; `tools/run_net.py --check` runs the preflight alone.
+
+Under SLURM one task runs per GPU on every node (no spawning): each task finds its place
+(global rank SLURM_PROCID, local rank SLURM_LOCALID, world size SLURM_NTASKS) in
+submitit's JobEnvironment and meets the others at the first node of the job's node
+list. `SlurmTask` is checkpointable: on its preemption or time-out signal (SIGUSR2)
+the training loop first writes a checkpoint, then hands the signal to submitit, which
+calls `checkpoint()`: that requeues the same task, and the requeued job resumes from
+the checkpoint just written (TRAIN.AUTO_RESUME).
 """
 
 import atexit
@@ -20,17 +44,23 @@ import os
 import signal
 import sys
 import urllib.parse
-from typing import Callable, Mapping, Optional
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.multiprocessing as mp
 from fvcore.common.config import CfgNode
 from torch.multiprocessing import ProcessExitedException
+from torch.utils.data import Dataset, IterableDataset
 
-from slowmask.config import ConfigError
-from slowmask.utils.errors import SlowmaskError, StoppedBeforeStart, StoppedBySignal
+from slowmask.config import ConfigError, load_config
+from slowmask.data import build_dataset
+from slowmask.data.video_list import missing_file_advice
+from slowmask.utils.errors import SlowmaskError, StoppedBeforeStart, StoppedBySignal, problems_text
 from slowmask.utils.stop_signals import Forwarder, stopping_at_once
 
+from . import checkpoint
 from .distributed import (
     Place,
     join_process_group,
@@ -41,6 +71,7 @@ from .distributed import (
 )
 
 logger = logging.getLogger(__name__)
+
 
 Job = Callable[[CfgNode], None]
 
@@ -200,3 +231,239 @@ def select_device(cfg: CfgNode) -> torch.device:
         return torch.device("cpu")
     check_devices(cfg)
     return torch.device("cuda", torch.cuda.current_device())
+
+
+# The preflight.
+
+# Items decoded per split (first, middle, last): enough to catch a wrong folder, a wrong
+# backend or undecodable files, cheap enough to run before every job.
+ITEMS_TRIED = 3
+# Listed files whose existence is checked per split.
+FILES_LOOKED_FOR = 20
+
+
+class PreflightError(SlowmaskError, ValueError):
+    """The run would fail: one or more problems with its data, checkpoints or devices,
+    each in `problems`; `kind` is the first one's (see slowmask.utils.errors)."""
+
+    def __init__(self, problems: Sequence[str], kind: str = "data") -> None:
+        self.problems = list(problems)
+        self.kind = kind
+        super().__init__(problems_text(self.problems, "the run cannot start"))
+
+
+@dataclass
+class SplitReport:
+    split: str
+    items: int = 0
+    problems: List[str] = field(default_factory=list)
+
+
+def splits_in_use(cfg: CfgNode) -> List[str]:
+    """The splits the run reads: "train" (TRAIN.ENABLE), "val" (a classifier's validation
+    during training: TRAIN.ENABLE without MASK.ENABLE), "test" (TEST.ENABLE)."""
+    splits = []
+    if cfg.TRAIN.ENABLE:
+        splits.append("train")
+        if not cfg.MASK.ENABLE:
+            splits.append("val")
+    if cfg.TEST.ENABLE:
+        splits.append("test")
+    return splits
+
+
+def preflight(cfg: CfgNode) -> List[SplitReport]:
+    """Check every split the run uses and the devices; raise PreflightError listing
+    every problem, else return what was checked."""
+    device = device_problem(cfg)
+    found = {
+        "config": [device] if device else [],
+        "checkpoint": _checkpoint_problems(cfg),
+    }
+    reports = [check_split(cfg, split) for split in splits_in_use(cfg)]
+    found["data"] = [problem for report in reports for problem in report.problems]
+    problems = [problem for kind_problems in found.values() for problem in kind_problems]
+    if problems:
+        raise PreflightError(problems, next(kind for kind, listed in found.items() if listed))
+    for report in reports:
+        logger.info("preflight: the %s split has %d items; %d decoded", report.split, report.items,
+                    min(ITEMS_TRIED, report.items))
+    return reports
+
+
+def _checkpoint_problems(cfg: CfgNode) -> List[str]:
+    """The checkpoint files the run will load, where they are missing."""
+    wanted = {}
+    resumes = cfg.TRAIN.AUTO_RESUME and checkpoint.last_checkpoint(cfg.OUTPUT_DIR)
+    if cfg.TRAIN.ENABLE and cfg.TRAIN.CHECKPOINT_FILE_PATH and not resumes:
+        wanted["TRAIN.CHECKPOINT_FILE_PATH"] = cfg.TRAIN.CHECKPOINT_FILE_PATH
+    if cfg.TEST.ENABLE and cfg.TEST.CHECKPOINT_FILE_PATH:
+        wanted["TEST.CHECKPOINT_FILE_PATH"] = cfg.TEST.CHECKPOINT_FILE_PATH
+    return [f"{key} {path} does not exist; give the path of a checkpoint file (.pyth)"
+            for key, path in wanted.items() if "://" not in path and not os.path.isfile(path)]
+
+
+def _dataset_name(cfg: CfgNode, split: str) -> str:
+    return cfg.TRAIN.DATASET if split == "train" else cfg.TEST.DATASET
+
+
+def _where(cfg: CfgNode, split: str) -> str:
+    key = "TRAIN.DATASET" if split == "train" else "TEST.DATASET"
+    return f"{split} split ({key} {_dataset_name(cfg, split)!r}, DATA.PATH_TO_DATA_DIR {cfg.DATA.PATH_TO_DATA_DIR!r})"
+
+
+def check_split(cfg: CfgNode, split: str) -> SplitReport:
+    """One split: built, labelled within range, files present, a few items decoded."""
+    report = SplitReport(split)
+    try:
+        dataset = build_dataset(cfg, split)
+    except Exception as error:  # whatever the dataset's builder raises, the run would too
+        report.problems.append(f"{_where(cfg, split)}: {error}{_build_hint(cfg, split)}")
+        return report
+    report.items = len(dataset)
+    videos = getattr(dataset, "videos", None)
+    if isinstance(videos, list):
+        if not cfg.MASK.ENABLE:
+            report.problems += _label_problems(cfg, split, videos)
+        report.problems += _missing_file_problems(cfg, split, [path for path, _ in videos[:FILES_LOOKED_FOR]])
+    if not report.problems:
+        report.problems += _item_problems(cfg, split, dataset)
+    return report
+
+
+def _build_hint(cfg: CfgNode, split: str) -> str:
+    if split != "train" and cfg.TRAIN.ENABLE and cfg.TEST.DATASET.lower() != cfg.TRAIN.DATASET.lower():
+        return (f"; TEST.DATASET ({cfg.TEST.DATASET!r}) is not TRAIN.DATASET ({cfg.TRAIN.DATASET!r}): "
+                f"set TEST.DATASET {cfg.TRAIN.DATASET} if the {split} split comes from the same dataset")
+    if split == "test":
+        return "; add the list, or set TEST.ENABLE False to skip testing"
+    return ""
+
+
+def _label_problems(cfg: CfgNode, split: str, videos: List[Any]) -> List[str]:
+    num_classes = cfg.MODEL.NUM_CLASSES
+    outside = [(path, label) for path, label in videos
+               if isinstance(label, int) and not 0 <= label < num_classes]
+    if not outside:
+        return []
+    path, label = outside[0]
+    highest = max(label for _, label in outside)
+    return [
+        f"{_where(cfg, split)}: {len(outside)} of {len(videos)} labels lie outside [0, MODEL.NUM_CLASSES = "
+        f"{num_classes}), e.g. {label} for {path}; set MODEL.NUM_CLASSES to the number of classes "
+        f"(at least {highest + 1}) or correct the list"
+    ]
+
+
+def _missing_file_problems(cfg: CfgNode, split: str, paths: List[str]) -> List[str]:
+    """A problem when none of the first listed local files exists (a wrong folder or
+    prefix); a warning when only some are missing (the run skips and counts those)."""
+    local = [path for path in paths if "://" not in path]
+    missing = [path for path in local if not os.path.exists(path)]
+    if not missing:
+        return []
+    if len(missing) < len(local):
+        logger.warning("preflight: %d of the first %d files of the %s split are missing, e.g. %s",
+                       len(missing), len(local), split, missing[0])
+        return []
+    example = missing[0]
+    return [f"{_where(cfg, split)}: none of the first {len(local)} listed files exists, e.g. {example} "
+            f"(DATA.PATH_PREFIX {cfg.DATA.PATH_PREFIX!r}); {missing_file_advice(example)}"]
+
+
+def _probe_indices(length: int) -> List[int]:
+    return sorted({0, length // 2, length - 1}) if length else []
+
+
+def _item_problems(cfg: CfgNode, split: str, dataset: Dataset) -> List[str]:
+    """Decode a few items as the loader would; a failure is a problem, a replaced video
+    (an unreadable file among readable ones) a warning."""
+    try:
+        if isinstance(dataset, IterableDataset):
+            items = [next(iter(dataset))]
+        else:
+            items = [dataset[index] for index in _probe_indices(len(dataset))[:ITEMS_TRIED]]
+    except StopIteration:
+        return [f"{_where(cfg, split)}: it yields no items"]
+    except Exception as error:
+        return [f"{_where(cfg, split)}: its items cannot be read: {type(error).__name__}: {error}"]
+    skipped = [path for item in items for path in item.get("meta", {}).get("skipped", [])]
+    if skipped:
+        logger.warning("preflight: unreadable files in the %s split (the run skips them): %s",
+                       split, ", ".join(skipped))
+    return []
+
+
+def describe(reports: List[SplitReport]) -> str:
+    """One line of what a passed preflight checked."""
+    if not reports:
+        return "preflight passed: the run reads no split (TRAIN.ENABLE and TEST.ENABLE are off)"
+    splits = ", ".join(f"{report.split} ({report.items} items)" for report in reports)
+    return f"preflight passed: {splits}"
+
+
+# SLURM tasks (submitit).
+
+# Rendezvous ports are drawn from [PORT_BASE, PORT_BASE + PORT_RANGE) by job id, so two
+# jobs sharing a node rarely collide.
+PORT_BASE = 20000
+PORT_RANGE = 20000
+
+INSTALL_HINT = "submitit is needed to run under SLURM: pip install 'slowmask[slurm]'"
+
+
+def import_submitit() -> Any:
+    """The submitit module, or ImportError saying how to install it."""
+    try:
+        import submitit
+    except ImportError as error:
+        raise ImportError(INSTALL_HINT) from error
+    return submitit
+
+
+def rendezvous_port(job_id: str) -> int:
+    """A port in [PORT_BASE, PORT_BASE + PORT_RANGE) that every task of the job derives alike."""
+    return PORT_BASE + zlib.crc32(job_id.encode()) % PORT_RANGE
+
+
+def slurm_place(environment: Any, port: int = 0) -> Tuple[Place, str]:
+    """(place, init_method) of this task from a submitit JobEnvironment: ranks from
+    SLURM's task ids, `tcp://first-node:port` (port 0: derived from the job id)."""
+    place = Place(environment.global_rank, environment.local_rank, environment.num_tasks)
+    port = port or rendezvous_port(str(environment.job_id))
+    return place, f"tcp://{environment.hostnames[0]}:{port}"
+
+
+class SlurmTask:
+    """One SLURM task of a job: `cfg_file` with `opts`, run by every `job` (train, then
+    test) at this task's place. Picklable: submitit sends it to the nodes.
+
+    Args:
+        cfg_file: the yaml config.
+        opts: KEY VALUE overrides (NUM_GPUS and NUM_SHARDS set to the allocation).
+        jobs: the functions to run in turn, each `job(cfg)` (train, run_test).
+        port: rendezvous port on the first node; 0 derives one from the job id.
+    """
+
+    def __init__(self, cfg_file: str, opts: Sequence[str], jobs: Sequence[Callable], port: int = 0) -> None:
+        self.cfg_file = cfg_file
+        self.opts = list(opts)
+        self.jobs = list(jobs)
+        self.port = port
+
+    def __call__(self) -> None:
+        cfg = load_config(self.cfg_file, self.opts)
+        place, init_method = slurm_place(import_submitit().JobEnvironment(), self.port)
+        check_world_size(cfg, place, "SLURM")
+        logger.info("SLURM task: rank %d of %d (local %d), rendezvous %s",
+                    place.rank, place.world_size, place.local_rank, init_method)
+        for job in self.jobs:
+            if place.world_size == 1:
+                job(cfg)
+            else:
+                run_at(place, job, cfg, init_method)
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """Called by submitit on preemption or time-out: requeue this same task; it
+        resumes from the newest checkpoint written so far."""
+        return import_submitit().helpers.DelayedSubmission(SlurmTask(self.cfg_file, self.opts, self.jobs, self.port))

@@ -13,15 +13,13 @@ Three read-outs of cached features, each a plain function on tensors:
   classifier (V-JEPA's evaluation, sec. 4): it can weigh the tokens that matter, which a
   mean over mostly-background tokens cannot.
 
-`ProbeHook` runs k-NN (and, if asked, the linear probe) every `period` epochs of
-pretraining on features encoded once per evaluation; the `build_*(cfg, ...)` functions at
-the end are the only ones here that read the config.
+During pretraining the ProbeHook (hooks.py) runs a `ProbeEvaluation`: k-NN (and, if
+asked, the linear probe) on features encoded once per evaluation. The `build_*(cfg, ...)`
+functions at the end are the only ones here that read the config.
 """
 
 import logging
 import math
-import os
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -37,13 +35,9 @@ from slowmask.data.image_folder import image_list
 from slowmask.features import MediaClips
 from slowmask.features.encode import encoder_tokens
 from slowmask.features.media import collate_media
-from slowmask.utils.logging import write_json_stats
 from slowmask.utils.errors import SlowmaskError
 
-from .distributed import get_rank, get_world_size, is_distributed, is_main_process
-from .loop import Hook, TrainLoop
-from .monitoring import TENSORBOARD_DIR
-from .tensorboard import summary_writer
+from .distributed import get_rank, get_world_size, is_distributed
 
 logger = logging.getLogger(__name__)
 
@@ -277,72 +271,6 @@ def probe_scores(
     return {name: top1(predict(train, query, num_classes), query.labels) for name, predict in probes.items()}
 
 
-class ProbeHook(Hook):
-    """Every `period` epochs (and after the last), `evaluate()` -> {probe: top-1 %}
-    (e.g. {"knn": .., "linear": ..}), logged, written as a "probe_epoch" JSON line with
-    <probe>_top1_acc keys (so tools/plot.py draws them) and, with a `writer`, as
-    TensorBoard scalars probe/<probe>_top1_acc. Every rank calls `evaluate` (features
-    are gathered across ranks); only the main process writes.
-
-    Its time is logged beside the epoch's (from this hook's before_epoch to its
-    after_epoch), so its cost is visible. `prepare()`, if given, runs before training
-    (e.g. decoding the probe sets once).
-    """
-
-    def __init__(
-        self,
-        evaluate: Callable[[], Dict[str, float]],
-        period: int,
-        output_dir: str,
-        writer: Any = None,
-        prepare: Optional[Callable[[], None]] = None,
-    ) -> None:
-        if period < 1:
-            raise ValueError(f"PROBE.PERIOD must be at least 1, got {period}")
-        self.evaluate = evaluate
-        self.period = period
-        self.output_dir = output_dir
-        self.writer = writer
-        self.prepare = prepare
-        self.epoch_start = time.perf_counter()
-
-    def before_train(self, loop: TrainLoop) -> None:
-        if self.prepare is not None:
-            start = time.perf_counter()
-            with torch.random.fork_rng(devices=[]):
-                self.prepare()
-            logger.info("probe sets ready in %.1f s", time.perf_counter() - start)
-
-    def before_epoch(self, loop: TrainLoop) -> None:
-        self.epoch_start = time.perf_counter()
-
-    def after_epoch(self, loop: TrainLoop) -> None:
-        finished = loop.epoch + 1
-        if finished % self.period and finished != loop.max_epoch:
-            return
-        start = time.perf_counter()
-        epoch_seconds = start - self.epoch_start
-        with torch.random.fork_rng(devices=[]):  # the run's data order and masks must not depend on the probe
-            scores = self.evaluate()
-        seconds = time.perf_counter() - start
-        if not is_main_process():
-            return
-        stats = {"_type": "probe_epoch", "epoch": f"{finished}/{loop.max_epoch}",
-                 **{f"{name}_top1_acc": value for name, value in scores.items()},
-                 "probe_time": seconds, "epoch_time": epoch_seconds}
-        shown = ", ".join(f"{name} top-1 {value:.2f} %" for name, value in scores.items())
-        logger.info("probe after epoch %d: %s (%.1f s, %.0f %% of the epoch's %.1f s)",
-                    finished, shown, seconds, 100 * seconds / max(epoch_seconds, 1e-9), epoch_seconds)
-        write_json_stats(self.output_dir, stats)
-        if self.writer is not None:
-            for name, value in scores.items():
-                self.writer.add_scalar(f"probe/{name}_top1_acc", value, finished)
-            self.writer.flush()
-
-    def after_train(self, loop: TrainLoop) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
 
 def build_probe_clips(cfg: CfgNode, split: str, max_items: int = 0) -> Tuple[MediaClips, List[int]]:
     """The labelled `split` of PROBE.PATH_TO_DATA_DIR (else DATA.PATH_TO_DATA_DIR): its
@@ -439,17 +367,3 @@ def build_probe_evaluation(
         encode=encode,
         split_names=(cfg.PROBE.TRAIN_SPLIT, eval_split),
     )
-
-
-def build_probe_hooks(cfg: CfgNode, model: nn.Module, device: torch.device) -> List[Hook]:
-    """The representation probe of a pretraining run (PROBE.ENABLE with MASK.ENABLE):
-    k-NN (and with PROBE.LINEAR the linear probe) on PROBE.EVAL_SPLIT every PROBE.PERIOD
-    epochs; TensorBoard scalars too with TENSORBOARD.ENABLE."""
-    if not (cfg.PROBE.ENABLE and cfg.MASK.ENABLE):
-        return []
-    writer = None
-    if cfg.TENSORBOARD.ENABLE and is_main_process():
-        writer = summary_writer(cfg.TENSORBOARD.LOG_DIR or os.path.join(cfg.OUTPUT_DIR, TENSORBOARD_DIR))
-    evaluate = build_probe_evaluation(cfg, model, device, cfg.PROBE.EVAL_SPLIT)
-    prepare = evaluate.prepare if cfg.PROBE.CACHE_CLIPS else None
-    return [ProbeHook(evaluate, cfg.PROBE.PERIOD, cfg.OUTPUT_DIR, writer, prepare)]

@@ -10,8 +10,24 @@ log period), and checks the loss for finiteness one step late from a copy in pin
 memory (`LossWatch`). Two reads remain by nature: skipping a non-finite step
 (TRAIN.NONFINITE_LOSS "skip") must know the loss before the backward, and float16's
 GradScaler reads its found-inf flag in every update.
+
+Around the step sit the two choices made before it runs: the autocast dtype and the
+gradient scaler of mixed precision (`mixed_precision`), and the batch norm of the model
+(`with_norm_type`).
+
+bfloat16 keeps float32's exponent range, so gradients neither under- nor overflow and
+no scaler is needed; float16 needs a GradScaler (whose state goes into checkpoints as
+`scaler_state`). bfloat16 is chosen wherever the device computes it: on CPUs and on
+GPUs with compute capability 8.0 or more (Ampere, Hopper).
+
+Batch-norm statistics across processes: BN.NORM_TYPE "sync_batchnorm" (PySlowFast's
+name) turns every BatchNorm layer into torch's SyncBatchNorm in a multi-process GPU
+run, so statistics are taken over the whole batch of the job. The default,
+"batchnorm", keeps per-process statistics (as PySlowFast). MViT and ViT have no
+batch norm; the linear-probing head (MODEL.LINEAR_PROBE) has one.
 """
 
+import logging
 import math
 from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -22,7 +38,13 @@ from torch import nn
 from slowmask.data.collate import to_device
 from slowmask.utils.errors import SlowmaskError
 
-from .distributed import any_rank
+from .distributed import any_rank, is_distributed
+
+logger = logging.getLogger(__name__)
+
+# TRAIN.NONFINITE_LOSS values: stop the run, or skip the step.
+NONFINITE_CHOICES = ("stop", "skip")
+
 
 # (model, batch on device) -> (loss, extra metrics: floats or device scalars). Pretraining and
 # classification differ here only.
@@ -290,3 +312,69 @@ class TrainStep:
             torch.nn.utils.clip_grad_value_(params, self.clip_grad_val)
         max_norm = self.clip_grad_l2norm if self.clip_grad_l2norm is not None else math.inf
         return torch.nn.utils.clip_grad_norm_(params, max_norm).detach()
+
+
+# Mixed precision.
+
+# MIXED_PRECISION_DTYPE values -> autocast dtype ("auto" picks one per device).
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+PRECISION_CHOICES = ("auto", *DTYPES)
+
+
+def supports_bfloat16(device: torch.device) -> bool:
+    """CPUs always; CUDA devices that compute in bfloat16 natively."""
+    if device.type == "cpu":
+        return True
+    return device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def autocast_dtype(choice: str, device: torch.device) -> torch.dtype:
+    """The dtype for `choice` ("auto", "bfloat16", "float16") on `device`; ValueError
+    for an unknown choice or bfloat16 forced where the device lacks it."""
+    if choice not in PRECISION_CHOICES:
+        raise ValueError(f"mixed-precision dtype {choice!r}; supported: {', '.join(map(repr, PRECISION_CHOICES))}")
+    if choice == "auto":
+        return torch.bfloat16 if supports_bfloat16(device) else torch.float16
+    if choice == "bfloat16" and not supports_bfloat16(device):
+        raise ValueError(f"bfloat16 is not supported on {device}; use float16 (with a gradient scaler) or auto")
+    return DTYPES[choice]
+
+
+def mixed_precision(
+    enabled: bool, choice: str, device: torch.device
+) -> Tuple[Optional[torch.dtype], Optional[torch.amp.GradScaler]]:
+    """(autocast dtype, GradScaler) for a training step: (None, None) when disabled;
+    a scaler only for float16."""
+    if not enabled:
+        return None, None
+    dtype = autocast_dtype(choice, device)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    logger.info("mixed precision: %s autocast on %s%s", dtype, device, " with a gradient scaler" if scaler else "")
+    return dtype, scaler
+
+
+# Batch norm across processes.
+
+def _synchronized(model: nn.Module, device: torch.device) -> nn.Module:
+    if not is_distributed():
+        return model  # one process: its statistics are the job's
+    if device.type == "cpu":
+        raise ValueError(
+            'BN.NORM_TYPE "sync_batchnorm" needs GPUs: torch\'s SyncBatchNorm does not run on the CPU; '
+            'use BN.NORM_TYPE "batchnorm" (per-process statistics) for CPU runs'
+        )
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+# BN.NORM_TYPE -> (model, device) -> the model with that batch norm (the same parameters).
+NORM_TYPES: Dict[str, Callable[[nn.Module, torch.device], nn.Module]] = {
+    "batchnorm": lambda model, device: model,
+    "sync_batchnorm": _synchronized,
+}
+
+
+def with_norm_type(model: nn.Module, norm_type: str, device: torch.device) -> nn.Module:
+    """`model` with its BatchNorm layers of `norm_type`; ValueError for other types."""
+    if norm_type not in NORM_TYPES:
+        raise ValueError(f"BN.NORM_TYPE is {norm_type!r}; supported: {', '.join(map(repr, NORM_TYPES))}")
+    return NORM_TYPES[norm_type](model, device)

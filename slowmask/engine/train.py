@@ -1,10 +1,17 @@
-"""Set up and run training from a configuration: the only engine code that reads cfg."""
+"""Training set-up from a configuration: the model, data, optimizer, step and hooks are
+built here from cfg (`build_hooks` lists every hook in the order it runs), then the loop
+runs.
+
+The parts it builds (loop, step, hooks, checkpoints, evaluation) take plain arguments.
+Only set-up code reads cfg: this module, the `build_*` functions of the other modules,
+the test's set-up (evaluate.run_test) and the launching and preflight of launch.py.
+"""
 
 import logging
 import os
 import random
 from contextlib import ExitStack, contextmanager
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -13,37 +20,55 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from slowmask.config import changed_keys, write_config
+from slowmask.config.unused_keys import report_unused_keys
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
 from slowmask.data.build import build_batch_transfer
 from slowmask.data.build import check_starts_part_way
 from slowmask.models import build_loss, build_model
-from slowmask.config.unused_keys import report_unused_keys
 from slowmask.utils.errors import SlowmaskError
 from slowmask.utils.logging import setup_logging
-from slowmask.utils.output_files import remove_stale_temporaries
+from slowmask.utils.output_files import OutputDirInUse, hold_output_dir, remove_stale_temporaries
 
-from . import checkpoint, precision
-from .batchnorm import with_norm_type
-from .bad_data import BadDataGuard
+from . import checkpoint
+from .checkpoint import ResumePoint, load_pretrained
+from .evaluate import evaluate
+from .hooks import (
+    AccumulationEpochEnd,
+    BadDataGuard,
+    DataEpoch,
+    LossExplosionStop,
+    LRSchedule,
+    MetricsLog,
+    NonFiniteSkipLog,
+    PeriodicCheckpoint,
+    PeriodicValidation,
+    ProbeHook,
+    ProgressBar,
+    RankMeanMetrics,
+    StopOnSignal,
+    TensorBoardScalars,
+    run_from,
+    summary_writer,
+)
 from .distributed import any_rank, is_distributed, is_main_process
-from .hooks import DataEpoch, LRSchedule, MetricsLog, PeriodicCheckpoint
 from .launch import select_device
-from .loop import TrainLoop
-from .monitoring import build_monitoring_hooks
-from .optim import build_optimizer
-from .preemption import StopOnSignal, run_from
-from .probe import build_probe_hooks
-from .resume import ResumePoint
-from .run_lock import OutputDirInUse, hold_output_dir
-from .schedule import build_lr_schedule
-from .step_hooks import build_step_hooks
-from .pretrained import load_pretrained
-from .step import ClassificationObjective, Objective, TrainStep, masked_prediction_objective
-from .validation import build_validation_hooks
+from .loop import Hook, TrainLoop
+from .optim import build_lr_schedule, build_optimizer
+from .probe import build_probe_evaluation
+from .step import (
+    ClassificationObjective,
+    Objective,
+    TrainStep,
+    masked_prediction_objective,
+    mixed_precision,
+    with_norm_type,
+)
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
+# TensorBoard's folder under OUTPUT_DIR when TENSORBOARD.LOG_DIR is "".
+TENSORBOARD_DIR = "runs"
 
 # Keys (prefixes) that make the recipe: resuming a checkpoint written with other values
 # would mix two runs, so it needs TRAIN.AUTO_RESUME_ALLOW_CHANGES.
@@ -69,10 +94,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def mixed_precision(cfg: CfgNode, device: torch.device) -> Tuple[Optional[torch.dtype], Optional[torch.amp.GradScaler]]:
+def build_precision(cfg: CfgNode, device: torch.device) -> Tuple[Optional[torch.dtype], Optional[torch.amp.GradScaler]]:
     """Autocast dtype and gradient scaler (TRAIN.MIXED_PRECISION, TRAIN.MIXED_PRECISION_DTYPE):
-    bf16 where the device supports it, else fp16 with a scaler (see precision.py)."""
-    return precision.mixed_precision(cfg.TRAIN.MIXED_PRECISION, cfg.TRAIN.MIXED_PRECISION_DTYPE, device)
+    bf16 where the device supports it, else fp16 with a scaler (see step.mixed_precision)."""
+    return mixed_precision(cfg.TRAIN.MIXED_PRECISION, cfg.TRAIN.MIXED_PRECISION_DTYPE, device)
 
 
 def start_point(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> ResumePoint:
@@ -173,19 +198,12 @@ def _wrapped_for_training(cfg: CfgNode, model: nn.Module, device: torch.device) 
     return torch.compile(model) if cfg.MODEL.COMPILE else model
 
 
-def _classification_objective(cfg: CfgNode) -> Objective:
+def build_objective(cfg: CfgNode) -> Objective:
+    """The training objective: masked pretraining with MASK.ENABLE, else classification
+    (MODEL.LOSS_FUNC, with the batch mixer of MIXUP / label smoothing)."""
+    if cfg.MASK.ENABLE:
+        return masked_prediction_objective
     return ClassificationObjective(build_loss(cfg.MODEL.LOSS_FUNC), cfg.MODEL.NUM_CLASSES, build_batch_mixer(cfg))
-
-
-# MASK.ENABLE -> builder of the training objective: masked pretraining or classification.
-OBJECTIVES: Dict[bool, Callable[[CfgNode], Objective]] = {
-    True: lambda cfg: masked_prediction_objective,
-    False: _classification_objective,
-}
-
-
-def _objective(cfg: CfgNode) -> Objective:
-    return OBJECTIVES[bool(cfg.MASK.ENABLE)](cfg)
 
 
 def train(cfg: CfgNode) -> None:
@@ -198,7 +216,7 @@ def train(cfg: CfgNode) -> None:
 
 @contextmanager
 def owning_output_dir(output_dir: str) -> Iterator[None]:
-    """The main process holds the run lock of `output_dir` (run_lock.py) and removes the
+    """The main process holds the run lock of `output_dir` (utils.output_files) and removes the
     temporary files killed runs left there; when it cannot take the lock, every rank
     stops, so no rank waits at a collective for a main process that is gone."""
     with ExitStack() as held:
@@ -217,14 +235,14 @@ def owning_output_dir(output_dir: str) -> Iterator[None]:
 
 def _train(cfg: CfgNode) -> None:
     log_config(cfg)
-    objective = _objective(cfg)
+    objective = build_objective(cfg)
     seed_everything(cfg.RNG_SEED)
     device = select_device(cfg)
     model = build_model(cfg).to(device)
     logger.info("model %s: %s parameters", cfg.MODEL.MODEL_NAME, f"{sum(p.numel() for p in model.parameters()):,}")
     optimizer = build_optimizer(cfg, model)
     step_model = _wrapped_for_training(cfg, model, device)
-    autocast_dtype, scaler = mixed_precision(cfg, device)
+    autocast_dtype, scaler = build_precision(cfg, device)
     point = start_point(cfg, model, optimizer, scaler)
     if point.epoch >= cfg.SOLVER.MAX_EPOCH:
         logger.info(
@@ -251,23 +269,80 @@ def _train(cfg: CfgNode) -> None:
         skip_nonfinite=cfg.TRAIN.NONFINITE_LOSS == "skip",
         transfer=build_batch_transfer(cfg),
     )
-    hooks = [
-        DataEpoch(lambda epoch: set_epoch(loader, epoch, point.batches_done(epoch))),
-        LRSchedule(optimizer, build_lr_schedule(cfg)),
-        *build_step_hooks(cfg, step),  # before the logging hooks: metrics are rank means
-        *build_probe_hooks(cfg, model, device),  # on every rank: each encodes its share of the probe sets
-    ]
-    periodic = PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler,
-                                  cfg.TRAIN.CHECKPOINT_PERIOD_ITERS, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
-    if is_main_process():  # one process writes the logs and checkpoints of the job
-        hooks += [
-            MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD),
-            periodic,
-        ]
-        hooks += build_monitoring_hooks(cfg)
-    hooks += build_validation_hooks(cfg, model, optimizer, device, scaler)  # every rank scores its share
-    hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))  # last: the epoch is logged before it stops
-    stop = StopOnSignal(periodic.save if is_main_process() else None, device)
-    hooks.append(stop)  # after every other hook of the step: it may end the run there
+    hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device)
+    stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)
     logger.info("training epochs %d..%d, %d iterations each", point.epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
     run_from(TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH), point, stop)
+
+
+def build_hooks(
+    cfg: CfgNode,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: Optional[torch.amp.GradScaler],
+    step: TrainStep,
+    loader: Any,
+    point: ResumePoint,
+    device: torch.device,
+) -> List[Hook]:
+    """Every hook of a training run, in the order they run at each moment. `model` is the
+    plain model (checkpoints, validation, probes), `step` the step that trains it, `point`
+    where the run starts (the loader skips the batches of a resumed epoch already run).
+
+    The order matters: rank means replace the step's metrics before anything logs them;
+    the main process alone writes logs and checkpoints; every rank validates and probes
+    its share of the videos; BadDataGuard comes after the logs, so the epoch is logged
+    before it stops the run; StopOnSignal comes last (the step's last word: it may end the
+    run there) and is the list's last item, for `run_from`.
+    """
+    main = is_main_process()
+    checkpointer = PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler,
+                                      cfg.TRAIN.CHECKPOINT_PERIOD_ITERS, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
+    hooks: List[Hook] = [
+        DataEpoch(lambda epoch: set_epoch(loader, epoch, point.batches_done(epoch))),
+        LRSchedule(optimizer, build_lr_schedule(cfg)),
+        AccumulationEpochEnd(step),
+    ]
+    if is_distributed():
+        hooks.append(RankMeanMetrics())
+    if cfg.TRAIN.NONFINITE_LOSS == "skip" and main:
+        hooks.append(NonFiniteSkipLog(cfg.OUTPUT_DIR))
+    if cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR > 0:
+        hooks.append(LossExplosionStop(cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR))
+    if cfg.PROBE.ENABLE and cfg.MASK.ENABLE:  # the probe of a pretraining run
+        probes = build_probe_evaluation(cfg, model, device, cfg.PROBE.EVAL_SPLIT)
+        writer = summary_writer(tensorboard_dir(cfg)) if cfg.TENSORBOARD.ENABLE and main else None
+        hooks.append(ProbeHook(probes, cfg.PROBE.PERIOD, cfg.OUTPUT_DIR, writer,
+                               probes.prepare if cfg.PROBE.CACHE_CLIPS else None))
+    if main:
+        hooks += [MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD), checkpointer, ProgressBar()]
+        if cfg.TENSORBOARD.ENABLE:
+            hooks.append(TensorBoardScalars(summary_writer(tensorboard_dir(cfg))))
+    if not cfg.MASK.ENABLE:  # a classifier's validation; pretraining has no labels to score
+        hooks.append(PeriodicValidation(_validation(cfg, model, device), cfg.TRAIN.EVAL_PERIOD, cfg.OUTPUT_DIR,
+                                        _best_checkpoint_saver(cfg, model, optimizer, scaler), main))
+    hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))
+    hooks.append(StopOnSignal(checkpointer.save if main else None))
+    return hooks
+
+
+def tensorboard_dir(cfg: CfgNode) -> str:
+    """TENSORBOARD.LOG_DIR, by default OUTPUT_DIR/runs."""
+    return cfg.TENSORBOARD.LOG_DIR or os.path.join(cfg.OUTPUT_DIR, TENSORBOARD_DIR)
+
+
+def _validation(cfg: CfgNode, model: nn.Module, device: torch.device) -> Callable[[], Dict[str, Any]]:
+    """() -> the classifier's metrics on the "val" split (see evaluate.evaluate)."""
+    loader = build_loader(cfg, "val")
+    return lambda: evaluate(model, loader, device, cfg.MODEL.NUM_CLASSES, cfg.MODEL.HEAD_ACT, cfg.DATA.ENSEMBLE_METHOD)
+
+
+def _best_checkpoint_saver(
+    cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Optional[torch.amp.GradScaler]
+) -> Callable[[int], None]:
+    """(0-based epoch) -> None: writes OUTPUT_DIR/checkpoints/checkpoint_best.pyth."""
+    def save_best(epoch: int) -> None:
+        path = checkpoint.best_checkpoint_path(cfg.OUTPUT_DIR)
+        checkpoint.save_checkpoint(path, model, optimizer, epoch, cfg.dump(), scaler)
+
+    return save_best

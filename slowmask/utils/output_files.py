@@ -1,18 +1,45 @@
-"""Writing into OUTPUT_DIR when space runs out: the free space of a folder, the one
-error a full disk gives, and the temporary files (`NAME.tmp-PID`) that writes leave
-behind when their process dies before renaming them into place.
+"""What a run writes into OUTPUT_DIR, and who may: the run lock, the free space of a
+folder, the one error a full disk gives, and the temporary files (`NAME.tmp-PID`) that
+writes leave behind when their process dies before renaming them into place.
 
 A full disk must end a run with one message naming the file, the bytes it needed, the
 bytes free and what to do, and must not leave a partial temporary file behind that
 keeps the disk full for the rerun.
+
+One run per OUTPUT_DIR: a lock the main process holds for the run's life, so that a
+second run on the same folder fails at once, naming the first, instead of interleaving
+its logs and overwriting its checkpoints.
+
+The lock is OUTPUT_DIR/run.lock: a file held with flock(2) and holding one JSON line,
+the holder's pid, host and start time. It is made complete and locked under a temporary
+name and then hard-linked into place, so a file under the final name always names its
+holder; the holder removes it when the run ends (done, failed or preempted).
+
+What is guaranteed:
+- On one host: two runs never hold the lock together. The kernel drops a flock when its
+  holder dies in any way (SIGKILL included); the next run finds the file unlocked, takes
+  it over and warns with the dead holder's pid and start time.
+- Across hosts sharing OUTPUT_DIR (NFS): the link is atomic on the server, so two runs
+  starting together cannot both create the file. A lock file written on another host is
+  never taken over: where the file system passes flocks to the server (NFSv4, NFSv3 with
+  NLM) a held one refuses at once; where locks are local to each client (`nolock`,
+  `local_lock=flock`, many FUSE file systems) this host cannot tell a live holder from a
+  dead one, so the run refuses and says to delete the file once that run is gone.
+- Remote storage (iopath URLs) has no locks: the run warns that it is unprotected.
 """
 
 import errno
+import fcntl
+import json
 import logging
 import os
 import re
 import shutil
-from typing import Iterable, List, Optional
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator, List, Optional
 
 from .errors import SlowmaskError
 
@@ -119,3 +146,174 @@ def remove_stale_temporaries(folders: Iterable[str]) -> List[str]:
             removed.append(path)
             logger.warning("removed %s (%s bytes), left by process %s that is gone", path, f"{size:,}", match.group(1))
     return removed
+
+
+# The run lock.
+
+LOCK_FILE = "run.lock"
+# Races with a holder that releases at the same moment are retried this many times.
+_ATTEMPTS = 5
+
+
+class OutputDirInUse(OutputError):
+    """OUTPUT_DIR is held by another run (or by one this host cannot tell is gone)."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lock, as its file says."""
+
+    pid: int
+    host: str
+    started: float
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
+        return f"pid {self.pid} on host {self.host}, started {when}"
+
+    @classmethod
+    def this_process(cls) -> "Holder":
+        return cls(os.getpid(), socket.gethostname(), time.time())
+
+    @classmethod
+    def parse(cls, text: str) -> Optional["Holder"]:
+        try:
+            fields = json.loads(text)
+            return cls(int(fields["pid"]), str(fields["host"]), float(fields["started"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class RunLock:
+    """The lock of one OUTPUT_DIR; `acquire` then `release` (or `hold_output_dir`)."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.path = os.path.join(output_dir, LOCK_FILE)
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> None:
+        """Take the lock, taking over the file of a dead holder on this host.
+
+        Raises:
+            OutputDirInUse: another run holds it, or its file names another host.
+        """
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        for _ in range(_ATTEMPTS):
+            if self._create() or self._take_over():
+                return
+        raise OutputDirInUse(f"{self.path} changed hands {_ATTEMPTS} times while this run tried to take it; rerun")
+
+    def release(self) -> None:
+        """Remove the lock file (while still holding it, so no one takes a file that is
+        about to vanish) and drop the lock."""
+        if self._fd is None:
+            return
+        if self._same_file(self._fd):
+            remove_quietly(self.path)
+        os.close(self._fd)
+        self._fd = None
+
+    def _create(self) -> bool:
+        """Link a new, locked lock file into place; False when one is there already."""
+        temporary = f"{self.path}.tmp-{os.getpid()}"
+        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._write(fd)
+            os.link(temporary, self.path)
+        except FileExistsError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        finally:
+            remove_quietly(temporary)
+        self._fd = fd
+        return True
+
+    def _take_over(self) -> bool:
+        """Take the existing lock file when its holder is gone; False when the file
+        vanished meanwhile (a holder that just released: try creating again)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            message = _in_use(self.path, fd)
+            os.close(fd)
+            raise OutputDirInUse(message) from None
+        if not self._same_file(fd):  # released and replaced between our open and flock
+            os.close(fd)
+            return False
+        holder = Holder.parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+        if holder is None or holder.host != socket.gethostname():
+            os.close(fd)
+            raise OutputDirInUse(
+                f"{self.path} names {self._describe(holder)}, and this host cannot tell whether that run is still "
+                "going: if it is not, delete the lock file and rerun; else give this run another OUTPUT_DIR"
+            )
+        logger.warning("took over %s from %s, which is no longer running", self.path, holder.describe())
+        self._write(fd)
+        self._fd = fd
+        return True
+
+    def _same_file(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
+    @staticmethod
+    def _write(fd: int) -> None:
+        holder = Holder.this_process()
+        line = json.dumps({"pid": holder.pid, "host": holder.host, "started": holder.started}) + "\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, line.encode(), 0)
+        os.fsync(fd)
+
+    @staticmethod
+    def _describe(holder: Optional[Holder]) -> str:
+        return holder.describe() if holder is not None else "a holder its content does not name"
+
+
+def in_use_message(output_dir: str) -> Optional[str]:
+    """Why OUTPUT_DIR is in use by a live run on this host (its lock is held), or None.
+    A look, not a lock: the entry point asks it before writing anything (its log
+    included); `hold_output_dir`, around the training itself, decides."""
+    path = os.path.join(output_dir, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _in_use(path, fd)
+    finally:
+        os.close(fd)  # closing drops a shared lock taken just to look
+    return None
+
+
+def _in_use(path: str, fd: int) -> str:
+    """The message for a lock file `path` (open as `fd`) that a live run holds."""
+    holder = Holder.parse(os.pread(fd, 4096, 0).decode(errors="replace"))
+    return (f"{os.path.dirname(path)} is in use by another run ({RunLock._describe(holder)}; lock file {path}): "
+            "wait for it to end, or give this run another OUTPUT_DIR")
+
+
+@contextmanager
+def hold_output_dir(output_dir: str) -> Iterator[None]:
+    """Hold OUTPUT_DIR's run lock for the body (see the module docstring)."""
+    if "://" in output_dir:
+        logger.warning("%s is remote storage, which has no locks: nothing stops a second run from using it", output_dir)
+        yield
+        return
+    lock = RunLock(output_dir)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

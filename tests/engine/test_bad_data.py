@@ -7,7 +7,7 @@ import pytest
 from slowmask.config import ConfigError, load_config
 from slowmask.data import NoReadableVideoError, read_video_list
 from slowmask.data.synthetic import write_unreadable_files
-from slowmask.engine.bad_data import BadDataError, BadDataGuard, batch_items
+from slowmask.engine.hooks import BadDataError, BadDataGuard, batch_items
 from slowmask.engine.loop import TrainLoop
 from slowmask.engine.train import train
 from slowmask.utils.logging import read_json_stats

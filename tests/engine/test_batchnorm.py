@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from slowmask.engine.batchnorm import with_norm_type
 from slowmask.engine.distributed import Place, join_process_group, leave_process_group
+from slowmask.engine.step import with_norm_type
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 

@@ -16,10 +16,10 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from slowmask.config import get_cfg
 from slowmask.engine.distributed import Place, join_process_group, leave_process_group, self_test
+from slowmask.engine.hooks import RankMeanMetrics
 from slowmask.engine.launch import run_at
 from slowmask.engine.loop import TrainLoop
 from slowmask.engine.step import TrainStep
-from slowmask.engine.step_hooks import RankMeanMetrics
 from numerics import assert_close_at_scale
 
 CPU = torch.device("cpu")

@@ -15,8 +15,7 @@ from slowmask.config import load_config
 from slowmask.data import build_loader
 from slowmask.data.index_samplers import VideoShardSampler
 from slowmask.engine import checkpoint
-from slowmask.engine.evaluate import ViewScores, ensemble_views, evaluate, merge_shards, views_per_video
-from slowmask.engine.testing import run_test
+from slowmask.engine.evaluate import ViewScores, ensemble_views, evaluate, merge_shards, run_test, views_per_video
 from slowmask.models import build_model
 from slowmask.utils.logging import read_json_stats
 

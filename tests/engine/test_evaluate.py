@@ -9,8 +9,7 @@ import torch
 from slowmask.config import load_config
 from slowmask.data import build_dataset, build_loader
 from slowmask.engine import checkpoint
-from slowmask.engine.evaluate import accuracy, evaluate
-from slowmask.engine.testing import run_test
+from slowmask.engine.evaluate import accuracy, evaluate, run_test
 from slowmask.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

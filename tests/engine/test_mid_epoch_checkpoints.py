@@ -12,10 +12,9 @@ from torch import nn
 
 from slowmask.config import ConfigError, load_config
 from slowmask.engine import checkpoint
+from slowmask.engine.checkpoint import ResumePoint, capture_rng_state, restore_rng_state
 from slowmask.engine.hooks import PeriodicCheckpoint
 from slowmask.engine.loop import Hook, TrainLoop
-from slowmask.engine.resume import ResumePoint
-from slowmask.engine.rng_state import capture_rng_state, restore_rng_state
 from slowmask.engine.step import TrainStep
 from slowmask.engine.train import train
 

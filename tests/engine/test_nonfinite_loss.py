@@ -33,7 +33,7 @@ def poisoned(objective, bad_calls):
 
 
 def run(demo_data_dir, out_dir, monkeypatch, policy, bad_calls):
-    monkeypatch.setitem(train_module.OBJECTIVES, True, lambda cfg: poisoned(masked_prediction_objective, bad_calls))
+    monkeypatch.setattr(train_module, "masked_prediction_objective", poisoned(masked_prediction_objective, bad_calls))
     cfg = load_config(DEMO_CFG, [
         "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(out_dir), "DATA_LOADER.NUM_WORKERS", "0",
         "TRAIN.BATCH_SIZE", "4", "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "0.5",

@@ -7,9 +7,8 @@ from torch import nn
 
 from slowmask.config import get_cfg
 from slowmask.engine import checkpoint
-from slowmask.engine.precision import autocast_dtype, mixed_precision
-from slowmask.engine.step import TrainStep
-from slowmask.engine.train import mixed_precision as mixed_precision_from_config
+from slowmask.engine.step import TrainStep, autocast_dtype, mixed_precision
+from slowmask.engine.train import build_precision as mixed_precision_from_config
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from slowmask.engine import checkpoint
-from slowmask.engine.preemption import EXIT_PREEMPTED
+from slowmask.engine.hooks import EXIT_PREEMPTED
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_NET = os.path.join(REPO, "tools", "run_net.py")

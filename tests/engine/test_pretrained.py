@@ -7,7 +7,7 @@ from torch import nn
 
 from slowmask.config import get_cfg
 from slowmask.engine import checkpoint
-from slowmask.engine.pretrained import load_pretrained
+from slowmask.engine.checkpoint import load_pretrained
 from slowmask.models import build_model
 
 TINY = [

@@ -13,9 +13,10 @@ from torch import nn
 
 from slowmask.config import load_config
 from slowmask.engine.probe import (
-    AttentivePooler, CachedClips, ProbeError, ProbeHook, attentive_probe_predict, build_probe_hooks, check_labels,
+    AttentivePooler, CachedClips, ProbeError, attentive_probe_predict, check_labels,
     encode_probe_set, knn_predict, linear_probe_predict, standardized, top1,
 )
+from slowmask.engine.hooks import ProbeHook
 from slowmask.engine.train import train
 from slowmask.models import build_model
 from slowmask.utils.logging import read_json_stats
@@ -130,10 +131,14 @@ def demo_cfg(data_dir, out_dir, *opts):
     ])
 
 
-def test_probe_is_off_by_default_and_for_classifiers(demo_data_dir, tmp_path):
-    assert build_probe_hooks(demo_cfg(demo_data_dir, tmp_path), None, torch.device("cpu")) == []
+def probe_hooks(hooks):
+    return [hook for hook in hooks if isinstance(hook, ProbeHook)]
+
+
+def test_probe_is_off_by_default_and_for_classifiers(demo_data_dir, tmp_path, hooks_of):
+    assert probe_hooks(hooks_of(demo_cfg(demo_data_dir, tmp_path))) == []
     classifier = demo_cfg(demo_data_dir, tmp_path, "PROBE.ENABLE", "True", "MASK.ENABLE", "False")
-    assert build_probe_hooks(classifier, None, torch.device("cpu")) == []
+    assert probe_hooks(hooks_of(classifier)) == []
 
 
 def test_pretraining_logs_knn_and_linear_top1_of_the_val_videos(demo_data_dir, tmp_path):

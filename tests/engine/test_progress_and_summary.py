@@ -10,11 +10,8 @@ import pytest
 
 from slowmask.config import get_cfg
 from slowmask.engine import checkpoint
-from slowmask.engine.hooks import MetricsLog
+from slowmask.engine.hooks import MetricsLog, ProgressBar, TensorBoardScalars, summary_writer
 from slowmask.engine.loop import TrainLoop
-from slowmask.engine.monitoring import build_monitoring_hooks
-from slowmask.engine.progress import ProgressBar
-from slowmask.engine.tensorboard import TensorBoardScalars, summary_writer
 from slowmask.utils.logging import read_json_stats
 
 
@@ -115,16 +112,20 @@ def test_tensorboard_writer_writes_event_files(tmp_path):
     assert any(name.startswith("events.out.tfevents") for name in (p.name for p in tmp_path.iterdir()))
 
 
-def test_monitoring_hooks_from_the_config(tmp_path):
+def test_monitoring_hooks_from_the_config(tmp_path, hooks_of):
+    def monitoring_hooks(cfg):
+        return [hook for hook in hooks_of(cfg) if isinstance(hook, (ProgressBar, TensorBoardScalars))]
+
     cfg = get_cfg()
     cfg.OUTPUT_DIR = str(tmp_path)
-    assert [type(hook) for hook in build_monitoring_hooks(cfg)] == [ProgressBar]
+    cfg.MASK.ENABLE = True  # pretraining: no validation split to build
+    assert [type(hook) for hook in monitoring_hooks(cfg)] == [ProgressBar]
     cfg.TENSORBOARD.ENABLE = True
     if importlib.util.find_spec("tensorboard") is None:
         with pytest.raises(ImportError, match="TENSORBOARD.ENABLE is True but the tensorboard package is not installed"):
-            build_monitoring_hooks(cfg)
+            monitoring_hooks(cfg)
     else:
-        assert [type(hook) for hook in build_monitoring_hooks(cfg)] == [ProgressBar, TensorBoardScalars]
+        assert [type(hook) for hook in monitoring_hooks(cfg)] == [ProgressBar, TensorBoardScalars]
         assert (tmp_path / "runs").is_dir()
 
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from slowmask.config import load_config
-from slowmask.engine.run_lock import LOCK_FILE, OutputDirInUse, RunLock, hold_output_dir
 from slowmask.engine.train import ResumeConflict, check_resumed_config
+from slowmask.utils.output_files import LOCK_FILE, OutputDirInUse, RunLock, hold_output_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tools"))

@@ -5,8 +5,7 @@ import torch
 from torch import nn
 
 from slowmask.config import ConfigError, load_config
-from slowmask.engine.optim import build_optimizer, param_groups
-from slowmask.engine.schedule import build_lr_schedule
+from slowmask.engine.optim import build_lr_schedule, build_optimizer, param_groups
 
 
 def cosine_cfg(*opts):

@@ -7,7 +7,7 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.engine import checkpoint
-from slowmask.engine.state_diff import state_diff
+from slowmask.engine.checkpoint import state_diff
 from slowmask.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -12,13 +12,12 @@ import sys
 import threading
 
 import pytest
-import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from slowmask.engine.checkpoint import ResumePoint
+from slowmask.engine.hooks import StopOnSignal, TrainingPreempted, run_from
 from slowmask.engine.loop import Hook, TrainLoop
-from slowmask.engine.preemption import StopOnSignal, TrainingPreempted, run_from
-from slowmask.engine.resume import ResumePoint
 from slowmask.utils.errors import StoppedBeforeStart, StoppedBySignal
 from slowmask.utils.stop_signals import STOP_SIGNALS, Forwarder, stopping_at_once
 
@@ -55,8 +54,7 @@ class Moments(Hook):
 
 def run(step, batches=6, signals=(signal.SIGTERM, signal.SIGUSR1)):
     saved, moments = [], Moments()
-    stop = StopOnSignal(lambda epoch, iteration: saved.append((epoch, iteration)) or "ckpt.pyth",
-                        torch.device("cpu"), signals)
+    stop = StopOnSignal(lambda epoch, iteration: saved.append((epoch, iteration)) or "ckpt.pyth", signals)
     loop = TrainLoop(step, list(range(batches)), [moments, stop], max_epoch=2)
     with stop.catching_signals():
         loop.run()
@@ -86,7 +84,7 @@ def test_a_signal_in_the_last_step_of_an_epoch_stops_at_its_end():
 
 def test_handlers_are_restored_and_run_from_raises_training_preempted():
     before = signal.getsignal(signal.SIGUSR1)
-    stop = StopOnSignal(lambda epoch, iteration: "ckpt.pyth", torch.device("cpu"))
+    stop = StopOnSignal(lambda epoch, iteration: "ckpt.pyth")
     loop = TrainLoop(SignallingStep(at=2), list(range(4)), [stop], max_epoch=1)
     with pytest.raises(TrainingPreempted, match="after iteration 2") as raised:
         run_from(loop, ResumePoint(), stop)
@@ -104,8 +102,7 @@ def test_a_handler_installed_before_the_run_gets_the_signal_after_the_checkpoint
 
     before = signal.signal(signal.SIGUSR2, requeue)
     try:
-        stop = StopOnSignal(lambda epoch, iteration: saved.append((epoch, iteration)) or "ckpt.pyth",
-                            torch.device("cpu"))
+        stop = StopOnSignal(lambda epoch, iteration: saved.append((epoch, iteration)) or "ckpt.pyth")
         loop = TrainLoop(SignallingStep(at=2, signum=signal.SIGUSR2), list(range(4)), [stop], max_epoch=1)
         with pytest.raises(TrainingPreempted, match="stopped on SIGUSR2"):
             run_from(loop, ResumePoint(), stop)
@@ -129,7 +126,7 @@ def _rank(rank: int, port: int, out_dir: str) -> None:
         step = SignallingStep(at=3 if rank == 1 else 0)  # only rank 1 receives the signal
         saved = []
         save = (lambda epoch, iteration: saved.append([epoch, iteration]) or "ckpt.pyth") if rank == 0 else None
-        stop = StopOnSignal(save, torch.device("cpu"))
+        stop = StopOnSignal(save)
         with stop.catching_signals():
             TrainLoop(step, list(range(6)), [stop], max_epoch=1).run()
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
@@ -178,7 +175,7 @@ class SignallingLoader:
 
 def test_a_signal_before_the_first_step_stops_at_once_without_a_checkpoint():
     saved, step = [], SignallingStep(at=())
-    stop = StopOnSignal(lambda epoch, iteration: saved.append(epoch), torch.device("cpu"))
+    stop = StopOnSignal(lambda epoch, iteration: saved.append(epoch))
     loop = TrainLoop(step, SignallingLoader(signal.SIGUSR2), [stop], max_epoch=1)
     with pytest.raises(StoppedBeforeStart, match="stopped by SIGUSR2 before the first training step") as raised:
         run_from(loop, ResumePoint(), stop)
@@ -231,7 +228,7 @@ def test_a_waiting_parent_passes_its_signals_on_once_the_children_exist():
 
 
 def test_outside_the_main_thread_a_warning_says_signals_will_not_stop_the_run(caplog):
-    stop = StopOnSignal(None, torch.device("cpu"))
+    stop = StopOnSignal(None)
     before = signal.getsignal(signal.SIGTERM)
 
     def enter():

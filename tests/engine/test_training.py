@@ -93,3 +93,17 @@ def test_non_finite_loss_stops_with_the_iteration_named(demo_data_dir, tmp_path)
 def test_fewer_items_than_a_batch_is_a_clear_error(demo_data_dir, tmp_path):
     with pytest.raises(ValueError, match="fewer than one batch of 64; lower TRAIN.BATCH_SIZE"):
         train(demo_cfg(demo_data_dir, tmp_path, "TRAIN.BATCH_SIZE", "64"))
+
+
+def test_build_hooks_lists_every_hook_of_a_run_in_order(demo_data_dir, tmp_path, hooks_of):
+    pretraining = demo_cfg(demo_data_dir, tmp_path, "TRAIN.KILL_LOSS_EXPLOSION_FACTOR", "0")
+    assert [type(hook).__name__ for hook in hooks_of(pretraining)] == [
+        "DataEpoch", "LRSchedule", "AccumulationEpochEnd", "MetricsLog", "PeriodicCheckpoint", "ProgressBar",
+        "BadDataGuard", "StopOnSignal",
+    ]
+    classifier = demo_cfg(demo_data_dir, tmp_path, "MASK.ENABLE", "False", "TRAIN.NONFINITE_LOSS", "skip",
+                          "TRAIN.KILL_LOSS_EXPLOSION_FACTOR", "3.0")
+    assert [type(hook).__name__ for hook in hooks_of(classifier)] == [
+        "DataEpoch", "LRSchedule", "AccumulationEpochEnd", "NonFiniteSkipLog", "LossExplosionStop", "MetricsLog",
+        "PeriodicCheckpoint", "ProgressBar", "PeriodicValidation", "BadDataGuard", "StopOnSignal",
+    ]

@@ -15,8 +15,8 @@ from PIL import Image
 from slowmask.config import load_config
 from slowmask.data import build_dataset
 from slowmask.data.clip_windows import OffsetClipSampler, SegmentSampler
+from slowmask.engine.hooks import LossExplosionError, LossExplosionStop
 from slowmask.engine.loop import TrainLoop
-from slowmask.engine.step_hooks import LossExplosionError, LossExplosionStop
 from slowmask.engine.train import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))

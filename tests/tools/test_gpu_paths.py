@@ -12,11 +12,10 @@ import torch.distributed as dist
 
 from slowmask.config import load_config
 from slowmask.engine import checkpoint
+from slowmask.engine.checkpoint import capture_rng_state, restore_rng_state
 from slowmask.engine.distributed import Place
 from slowmask.engine.launch import run_at
-from slowmask.engine.precision import mixed_precision
-from slowmask.engine.rng_state import capture_rng_state, restore_rng_state
-from slowmask.engine.step import TrainStep, masked_prediction_objective
+from slowmask.engine.step import TrainStep, masked_prediction_objective, mixed_precision
 from slowmask.masking import build_mask_generator
 from slowmask.models import build_model
 

@@ -7,7 +7,7 @@ import pytest
 
 from slowmask.engine import checkpoint
 from slowmask.engine.distributed import Place
-from slowmask.engine.slurm import PORT_BASE, PORT_RANGE, SlurmTask, import_submitit, slurm_place
+from slowmask.engine.launch import PORT_BASE, PORT_RANGE, SlurmTask, import_submitit, slurm_place
 from slowmask.engine.train import train
 from tool_runs import DEMO_CFG, demo_overrides, load_tool
 

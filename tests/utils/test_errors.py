@@ -7,13 +7,10 @@ from torch.multiprocessing import ProcessRaisedException
 
 from slowmask.config import ConfigError
 from slowmask.data import NoReadableVideoError
-from slowmask.engine.bad_data import BadDataError
 from slowmask.engine.checkpoint import CheckpointError
-from slowmask.engine.launch import DeviceError
-from slowmask.engine.preemption import TrainingPreempted
-from slowmask.engine.preflight import PreflightError
+from slowmask.engine.hooks import BadDataError, LossExplosionError, TrainingPreempted
+from slowmask.engine.launch import DeviceError, PreflightError
 from slowmask.engine.step import NonFiniteLossError
-from slowmask.engine.step_hooks import LossExplosionError
 from slowmask.utils.errors import DataError, StoppedBeforeStart, UsageError, expected_stop, run_tool
 
 STATUSES = [
