@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from slowmask.data.decoding import open_video
-from slowmask.data.synthetic import render_panning_texture, write_panning_video, write_video
+from slowmask.benchmarks.loader import write_panning_video
+from slowmask.data.synthetic import render_panning_texture, write_video
 
 
 def test_write_video_takes_an_iterator(tmp_path):

@@ -12,7 +12,7 @@ from slowmask.data import Kinetics, Video, open_video
 from slowmask.data.sampling import RandomClipSampler
 from slowmask.data.synthetic import render_moving_shape, write_video
 from slowmask.data.transforms import RandomResizedBox, TrainTransform
-from slowmask.utils.timing import release_free_memory, resident_bytes
+from slowmask.benchmarks.timing import release_free_memory, resident_bytes
 
 HEIGHT, WIDTH = 240, 320
 FIRST, LAST = 50, 300

@@ -3,14 +3,12 @@ end through tools/run_net.py on the demo videos (CPU)."""
 
 import json
 import os
-import sys
 
 from slowmask.utils.logging import read_json_stats
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import run_net  # noqa: E402
+run_net = load_tool("run_net")
 
 PT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from slowmask.utils.timing import PeakMemory, Timing, compare, measure, resident_bytes
+from slowmask.benchmarks.timing import PeakMemory, Timing, compare, measure, resident_bytes
 
 
 def test_measure_warms_up_then_times_each_repeat():
