@@ -12,7 +12,7 @@ and the benchmarks all read their grids from it.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Sequence, Tuple
 
 Grid = Tuple[int, int, int]
@@ -99,6 +99,10 @@ class TokenGeometry:
             # A model without a masked-prediction head has no PRETRAIN_DEPTH to read.
             prediction_block=max((int(block) for block in cfg.MASK.PRETRAIN_DEPTH), default=0),
         )
+
+    def for_input(self, input_size: Sequence[int]) -> "TokenGeometry":
+        """The same model on clips of another (T, H, W) size."""
+        return replace(self, input_size=tuple(int(size) for size in input_size))
 
     @property
     def token_grid(self) -> Grid:

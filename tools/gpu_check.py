@@ -36,16 +36,15 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from slowmask.benchmarks.hog import hog_reference
+from slowmask.benchmarks.loader import clips_timing, write_videos
+from slowmask.benchmarks.step import step_cfg
+from slowmask.benchmarks.timing import Timing, compare, measure
 from slowmask.engine.step import TrainStep, masked_prediction_objective
 from slowmask.masking import build_mask_generator
 from slowmask.models import MultiScaleAttention, build_model
 from slowmask.targets.hog import hog
-from slowmask.targets.hog_reference import hog_reference
 from slowmask.utils.model_info import count_flops
-from slowmask.utils.timing import Timing, compare, measure
-
-from benchmark import step_cfg
-from benchmark_loader import clips_timing, write_videos
 
 logger = logging.getLogger("gpu_check")
 

@@ -72,24 +72,6 @@ def render_panning_texture(
         yield canvas[top : top + height, left : left + width]
 
 
-def write_panning_video(
-    path: str, seconds: float, height: int = 320, width: int = 426, fps: int = 30, gop: int = 250, seed: int = 0
-) -> str:
-    """Write a `seconds`-long panning-texture video (see render_panning_texture) to
-    `path`, unless it exists; returns `path`. H.264 when available, a keyframe every
-    `gop` frames (250: libx264's default, which re-encoded Kinetics files carry) and no
-    scene-cut keyframes, so that seeking costs what it costs on such files."""
-    if g_pathmgr.exists(path):
-        return path
-    num_frames = int(round(seconds * fps))
-    codec = pick_encoder()
-    options = {"preset": "veryfast", "sc_threshold": "0"} if codec == "libx264" else {}
-    partial = f"{path}.partial{os.path.splitext(path)[1]}"
-    frames = render_panning_texture(np.random.default_rng(seed), num_frames, height, width, fps)
-    write_video(partial, frames, fps, codec, gop=gop, options=options)
-    g_pathmgr.mv(partial, path)
-    logger.info("wrote %s (%d frames, %dx%d, %s)", path, num_frames, width, height, codec)
-    return path
 
 
 def write_demo_dataset(

@@ -3,12 +3,12 @@ the top, a folder for --cfg, counts below their least value. Each is one ConfigE
 line naming the file (and the line), and `run_net` ends on it with the config status."""
 
 import os
-import sys
 
 import pytest
 
 from slowmask.config import ConfigError, load_config
 from slowmask.utils.errors import EXIT_STATUS
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")
@@ -117,8 +117,7 @@ def test_an_empty_list_separator_is_refused():
 
 
 def test_run_net_ends_on_a_bad_file_with_one_line_and_the_config_status(tmp_path, capsys):
-    sys.path.insert(0, os.path.join(REPO, "tools"))
-    import run_net
+    run_net = load_tool("run_net")
 
     loop = write(tmp_path, "loop.yaml", "_BASE_: loop.yaml\n")
     assert run_net.main(["--cfg", loop]) == EXIT_STATUS["config"]

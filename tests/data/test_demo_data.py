@@ -1,18 +1,12 @@
-import os
-import runpy
-import sys
-
 import numpy as np
 
 from slowmask.data import open_video, read_video_list
 from slowmask.data.synthetic import CLASSES, render_moving_shape, write_demo_dataset
+from tool_scripts import load_tool
 
-TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "make_demo_data.py")
 
-
-def test_tool_writes_decodable_videos_and_csvs(tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["make_demo_data.py", str(tmp_path), "--videos-per-class", "2"])
-    runpy.run_path(TOOL, run_name="__main__")
+def test_tool_writes_decodable_videos_and_csvs(tmp_path):
+    load_tool("make_demo_data").main([str(tmp_path), "--videos-per-class", "2"])
     for split, per_class in (("train", 2), ("val", 1), ("test", 1)):
         videos = read_video_list(str(tmp_path / f"{split}.csv"))
         assert sorted(label for _, label in videos) == sorted(list(range(len(CLASSES))) * per_class)

@@ -15,7 +15,7 @@ from slowmask.data.clip_windows import RandomClipSampler
 from slowmask.data.synthetic import render_moving_shape
 from slowmask.data.video_writer import write_video
 from slowmask.data.transforms import RandomResizedBox, TrainTransform
-from slowmask.utils.timing import release_free_memory, resident_bytes
+from slowmask.benchmarks.timing import release_free_memory, resident_bytes
 
 HEIGHT, WIDTH = 240, 320
 FIRST, LAST = 50, 300

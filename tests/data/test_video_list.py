@@ -3,13 +3,13 @@ mark, extra columns; each malformed line is named, and stops a run with the data
 
 import os
 import shutil
-import sys
 
 import pytest
 
 from slowmask.data.frame_folder import read_frame_list
 from slowmask.data.video_list import ListFormatError, ListNotFoundError, read_list, read_video_list
 from slowmask.utils.errors import EXIT_STATUS
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")
@@ -112,8 +112,7 @@ def test_bad_label_names_file_and_line(tmp_path):
 
 
 def test_a_run_reads_paths_with_spaces_and_stops_on_an_extra_column(demo_data_dir, tmp_path, capsys):
-    sys.path.insert(0, os.path.join(REPO, "tools"))
-    import run_net
+    run_net = load_tool("run_net")
 
     data = tmp_path / "my data"
     shutil.copytree(os.path.join(demo_data_dir, "videos"), data / "my videos")

@@ -1,5 +1,4 @@
 import os
-import sys
 
 import pytest
 import torch
@@ -10,11 +9,10 @@ from slowmask.engine import checkpoint
 from slowmask.engine.checkpoint import load_pretrained
 from slowmask.models import build_model
 from slowmask.utils.logging import setup_logging
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import extract_features  # noqa: E402
+extract_features = load_tool("extract_features")
 
 DEMO = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 

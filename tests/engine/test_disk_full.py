@@ -7,7 +7,6 @@ import errno
 import logging
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -18,11 +17,10 @@ from slowmask.engine.train import owning_output_dir
 from slowmask.utils import logging as run_logging
 from slowmask.utils import output_files
 from slowmask.utils.output_files import DiskFullError, remove_stale_temporaries
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import run_net  # noqa: E402
+run_net = load_tool("run_net")
 
 PT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 QUICK = ["DATA_LOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_EPOCHS", "0.0", "LOG_PERIOD", "1", "DATA.TRAIN_CROP_SIZE", "32",

@@ -3,14 +3,16 @@ end through tools/run_net.py on the demo videos (CPU)."""
 
 import json
 import os
-import sys
 
+import pytest
+import torch
+
+from slowmask.data.video_list import read_video_list
 from slowmask.utils.logging import read_json_stats
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import run_net  # noqa: E402
+run_net = load_tool("run_net")
 
 PT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")
@@ -26,6 +28,7 @@ def test_pretrain_then_fine_tune_validate_and_test(demo_data_dir, tmp_path):
         "--cfg", FT_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(finetune), *QUICK,
         "TRAIN.CHECKPOINT_FILE_PATH", str(pretrain / "checkpoints" / "checkpoint_epoch_00002.pyth"),
         "TRAIN.EVAL_PERIOD", "1", "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "2",
+        "TEST.SAVE_RESULTS_PATH", "scores.pyth",
     ]) == 0
     log = (finetune / "stdout.log").read_text()
     assert "skipped: mask_token (pretraining only)" in log
@@ -34,7 +37,17 @@ def test_pretrain_then_fine_tune_validate_and_test(demo_data_dir, tmp_path):
     assert [s["epoch"] for s in validations] == ["1/2", "2/2"]
     assert sorted(os.listdir(finetune / "checkpoints")) == ["checkpoint_best.pyth", "checkpoint_epoch_00002.pyth"]
     results = json.loads((finetune / "test_results.json").read_text())
-    assert results["num_videos"] == 4 and results["views_per_video"] == 2 and 0.0 <= results["top1"] <= 100.0
+    assert results["num_videos"] == 4 and results["views_per_video"] == 2 and results["chance"] == 25.0
+    saved = torch.load(finetune / "scores.pyth", weights_only=True)
+    scores, labels = saved["scores"], saved["labels"]
+    assert scores.shape == (4, 4) and len(saved["paths"]) == 4
+    listed = {os.path.basename(path): label for path, label in read_video_list(os.path.join(demo_data_dir, "test.csv"))}
+    assert labels.tolist() == [listed[os.path.basename(path)] for path in saved["paths"]]
+    correct = (scores.argmax(dim=1) == labels).float()
+    assert results["top1"] == pytest.approx(100.0 * correct.mean().item(), abs=1e-9)
+    top5 = (scores.topk(min(5, scores.shape[1]), dim=1).indices == labels[:, None]).any(dim=1).float()
+    assert results["top5"] == pytest.approx(100.0 * top5.mean().item(), abs=1e-9)
+    assert results["per_class_top1"] == pytest.approx([100.0 * correct[labels == k].mean().item() for k in range(4)])
     assert "test of " in log and "views (chance 25.00 %)" in log
 
 

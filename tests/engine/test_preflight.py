@@ -11,11 +11,10 @@ import pytest
 from slowmask.config import load_config
 from slowmask.data.video_list import read_video_list
 from slowmask.engine.launch import DeviceError, PreflightError, check_devices, preflight, splits_in_use
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import run_net  # noqa: E402
+run_net = load_tool("run_net")
 
 PT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")

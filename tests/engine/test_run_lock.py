@@ -6,18 +6,16 @@ import os
 import re
 import socket
 import subprocess
-import sys
 
 import pytest
 
 from slowmask.config import load_config
 from slowmask.engine.train import ResumeConflict, check_resumed_config
 from slowmask.utils.output_files import LOCK_FILE, OutputDirInUse, RunLock, hold_output_dir
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import run_net  # noqa: E402
+run_net = load_tool("run_net")
 
 PT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 QUICK = ["DATA_LOADER.NUM_WORKERS", "0", "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_EPOCHS", "0.0", "LOG_PERIOD", "1",

@@ -5,11 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import run_net  # noqa: E402
+run_net = load_tool("run_net")
 
 DEMO_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 

@@ -18,11 +18,10 @@ from slowmask.engine import checkpoint
 from slowmask.engine.distributed import DistributedError, Place, join_process_group, leave_process_group, self_test
 from slowmask.engine.launch import init_method_problem
 from slowmask.utils.errors import expected_stop
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import run_net  # noqa: E402
+run_net = load_tool("run_net")
 
 RUN_NET = os.path.join(REPO, "tools", "run_net.py")
 PT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")

@@ -96,9 +96,15 @@ def test_state_dict_round_trip_gives_identical_outputs(make_cfg, tiny_maskfeat, 
 
 def test_pyslowfast_hog_buffers_are_ignored_on_load(model):
     state = model.state_dict()
+    before = {name: value.clone() for name, value in state.items()}
     state["hogs.0.weight_x"] = torch.zeros(1, 1, 3, 3)
     state["hogs.0.weight_y"] = torch.zeros(1, 1, 3, 3)
-    model.load_state_dict(state)
+    result = model.load_state_dict(state)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    after = model.state_dict()
+    assert list(after) == list(before)  # no HOG filters became part of the model
+    for name, value in before.items():
+        torch.testing.assert_close(after[name], value, atol=0, rtol=0)
 
 
 def test_vit_maskfeat_predicts_on_the_token_grid(make_cfg, tiny_vit, tiny_maskfeat, stand_in_target):

@@ -5,7 +5,6 @@ of accepted-but-unused keys in stdout.log."""
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -18,15 +17,14 @@ from slowmask.data.clip_windows import OffsetClipSampler, SegmentSampler
 from slowmask.engine.hooks import LossExplosionError, LossExplosionStop
 from slowmask.engine.loop import TrainLoop
 from slowmask.engine.train import train
+from tool_scripts import load_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 MAE_PT = os.path.join(HERE, "configs", "k400_VIT_B_16x4_MAE_PT.yaml")
 SSV2 = os.path.join(HERE, "configs", "SSv2_MVITv2_S_16x4.yaml")
 DEMO = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import model_info  # noqa: E402
+model_info = load_tool("model_info")
 
 
 def test_mae_pt_yaml_gives_four_windows_per_decoded_video(demo_data_dir):

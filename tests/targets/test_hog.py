@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from slowmask.targets import hog
-from slowmask.targets.hog_reference import hog_reference
+from slowmask.benchmarks.hog import hog_reference
 
 
 def numpy_hog(image: np.ndarray, nbins: int = 9, cell_size: int = 8) -> np.ndarray:

@@ -1,7 +1,7 @@
 """A tiny pretraining run on the demo videos, shared by the tools' tests."""
 
 import pytest
-from tool_runs import DEMO_CFG, demo_overrides
+from tool_scripts import DEMO_CFG, demo_overrides
 
 from slowmask.config import load_config
 from slowmask.engine.train import train

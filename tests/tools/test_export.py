@@ -1,7 +1,6 @@
 """tools/export.py: a classifier as TorchScript or torch.export, equal to the eager model."""
 
 import os
-import sys
 
 import pytest
 import torch
@@ -9,12 +8,11 @@ import torch
 from slowmask.config import load_config
 from slowmask.engine.checkpoint import save_checkpoint
 from slowmask.models import build_model
+from numerics import assert_close_at_scale
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import export  # noqa: E402
-from numerics import assert_close_at_scale
+export = load_tool("export")
 
 DEMO = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 SMALL = ["DATA.NUM_FRAMES", "4", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "MVIT.DEPTH", "2"]

@@ -4,7 +4,7 @@ import csv
 import os
 
 import numpy as np
-from tool_runs import DEMO_CFG, demo_overrides, load_tool
+from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
 from slowmask.engine import checkpoint
 

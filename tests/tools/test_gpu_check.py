@@ -3,13 +3,13 @@ the code a GPU runs, printed and written as JSON."""
 
 import json
 import os
-import sys
+
+import torch
+
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import gpu_check  # noqa: E402
-import torch  # noqa: E402
+gpu_check = load_tool("gpu_check")
 
 
 def test_the_tiny_check_runs_every_row_on_the_cpu(tmp_path, capsys):

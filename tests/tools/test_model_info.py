@@ -1,16 +1,14 @@
 """tools/model_info.py: parameters, fvcore GFLOPs and per-stage token grids."""
 
 import os
-import sys
 
 import torch
 
 from slowmask.utils.model_info import Stage, count_flops, mvit_stages
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-
-import model_info  # noqa: E402
+model_info = load_tool("model_info")
 
 S_FT = os.path.join(REPO, "tests", "pyslowfast", "configs", "k400_MVITv2_S_16x4_FT.yaml")
 DEMO = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")

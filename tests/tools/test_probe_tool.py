@@ -3,7 +3,7 @@ initialization, with chance; tools/demo_summary.py: the demo's table."""
 
 import json
 
-from tool_runs import DEMO_CFG, demo_overrides, load_tool
+from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
 from slowmask.engine import checkpoint
 

@@ -9,7 +9,7 @@ from slowmask.engine import checkpoint
 from slowmask.engine.distributed import Place
 from slowmask.engine.launch import PORT_BASE, PORT_RANGE, SlurmTask, import_submitit, slurm_place
 from slowmask.engine.train import train
-from tool_runs import DEMO_CFG, demo_overrides, load_tool
+from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
 submit = load_tool("submit")
 submitit = import_submitit()

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 from PIL import Image
-from tool_runs import DEMO_CFG, demo_overrides, load_tool
+from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
 
 def test_plot_reads_the_json_stats_of_a_tiny_run(tiny_run, tmp_path):

@@ -3,8 +3,8 @@ real-resolution videos, each figure beside a baseline measured in the same run.
 
     python tools/benchmark.py --cfg CONFIG --what loader
 
-Videos: panning-texture H.264 files (slowmask.data.synthetic.write_panning_video) of
-10 seconds and of 5 minutes, written once into a cache folder. Rows:
+Videos: panning-texture H.264 files (write_panning_video) of 10 seconds and of
+5 minutes, written once into a cache folder. Rows:
 
 - repeated sampling: DATA.TRAIN_CROP_NUM_TEMPORAL windows cut from one decode against one
   clip per decode;
@@ -22,17 +22,25 @@ Videos: panning-texture H.264 files (slowmask.data.synthetic.write_panning_video
 
 import gc
 import importlib
+import logging
 import multiprocessing
 import os
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 from fvcore.common.config import CfgNode
+from iopath.common.file_io import g_pathmgr
 
 from slowmask.data import Video, build_dataset, build_loader
-from slowmask.data.synthetic import write_panning_video
-from slowmask.utils.timing import Timing, compare, peak_resident_bytes
+from slowmask.data.synthetic import render_panning_texture
+from slowmask.data.video_writer import pick_encoder, write_video
+
+from .table import row
+from .timing import Timing, compare, peak_resident_bytes
+
+logger = logging.getLogger(__name__)
 
 
 class DecodeAllVideo(Video):
@@ -66,6 +74,27 @@ def decode_all_opener(open_video: Callable[[str], Video]) -> Callable[[str], Vid
         return DecodeAllVideo(open_video(path))
 
     return _open
+
+
+def write_panning_video(
+    path: str, seconds: float, height: int = 320, width: int = 426, fps: int = 30, gop: int = 250, seed: int = 0
+) -> str:
+    """Write a `seconds`-long panning-texture video (see
+    slowmask.data.synthetic.render_panning_texture) to `path`, unless it exists; returns
+    `path`. H.264 when available, a keyframe every `gop` frames (250: libx264's default,
+    which re-encoded Kinetics files carry) and no scene-cut keyframes, so that seeking
+    costs what it costs on such files."""
+    if g_pathmgr.exists(path):
+        return path
+    num_frames = int(round(seconds * fps))
+    codec = pick_encoder()
+    options = {"preset": "veryfast", "sc_threshold": "0"} if codec == "libx264" else {}
+    partial = f"{path}.partial{os.path.splitext(path)[1]}"
+    frames = render_panning_texture(np.random.default_rng(seed), num_frames, height, width, fps)
+    write_video(partial, frames, fps, codec, gop=gop, options=options)
+    g_pathmgr.mv(partial, path)
+    logger.info("wrote %s (%d frames, %dx%d, %s)", path, num_frames, width, height, codec)
+    return path
 
 
 def write_videos(video_dir: str, height: int, width: int, long_seconds: float) -> Dict[str, str]:
@@ -167,7 +196,6 @@ def torchcodec_loads() -> bool:
 
 def loader_rows(
     cfg: CfgNode,
-    row: Callable[..., dict],
     video_dir: str,
     height: int = 320,
     width: int = 426,
@@ -177,7 +205,7 @@ def loader_rows(
     repeats: int = 3,
     backends: Optional[List[str]] = None,
 ) -> List[dict]:
-    """The loader rows of the benchmark table; `row(...)` makes one (see benchmark.py)."""
+    """The loader rows of the benchmark table (see the module's docstring)."""
     videos = write_videos(video_dir, height, width, long_seconds)
     data = cfg.DATA
     clip = f"{data.NUM_FRAMES}x{data.SAMPLING_RATE} at {data.TRAIN_CROP_SIZE}, {workers} worker(s)"

@@ -1,9 +1,11 @@
 """Timing helpers of the benchmark: warm-up, repeats, alternation, peak memory."""
 
+import time
+
 import pytest
 import torch
 
-from slowmask.utils.timing import PeakMemory, Timing, compare, measure, resident_bytes
+from slowmask.benchmarks.timing import PeakMemory, Timing, compare, measure, resident_bytes
 
 
 def test_measure_warms_up_then_times_each_repeat():
@@ -44,3 +46,12 @@ def test_timing_keeps_the_largest_peak():
     timing.add(2.0, None)
     timing.add(3.0, 5)
     assert timing.peak_bytes == 10 and timing.median == 2.0
+
+
+def test_each_repeat_records_its_cpu_time_beside_the_wall_clock():
+    timing = measure(lambda: time.sleep(0.05), warmup=0, repeats=2)
+    assert len(timing.cpu_seconds) == len(timing.seconds) == 2
+    assert min(timing.seconds) >= 0.05
+    assert timing.cpu_median < 0.5 * timing.median  # sleeping takes no CPU
+    with pytest.raises(ValueError, match="no CPU times"):
+        Timing([1.0]).cpu_median

@@ -1,5 +1,6 @@
-"""Timing of repeated calls, for benchmarks: warm-up, repeats, median / min / max, and
-the peak memory a call takes.
+"""Timing of repeated calls, the one timing routine of the benchmarks: warm-up, repeats,
+median / min / max of the wall clock and of this process's CPU time, and the peak memory
+a call takes.
 
 Two functions that are to be compared are timed in alternation (`compare`), so that
 a machine that slows down or speeds up while the benchmark runs (other jobs, clock
@@ -101,10 +102,13 @@ class PeakMemory:
 
 @dataclass
 class Timing:
-    """Seconds per call of the timed repeats, and the largest peak memory of a call."""
+    """Seconds per call of the timed repeats (wall clock), the largest peak memory of a
+    call, and where measured the CPU seconds of each call (this process, all threads:
+    steadier than the wall clock when other processes share the cores)."""
 
     seconds: List[float] = field(default_factory=list)
     peak_bytes: Optional[int] = None
+    cpu_seconds: List[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -118,10 +122,18 @@ class Timing:
     def max(self) -> float:
         return max(self.seconds)
 
-    def add(self, seconds: float, peak: Optional[int]) -> None:
+    @property
+    def cpu_median(self) -> float:
+        if not self.cpu_seconds:
+            raise ValueError("this timing holds no CPU times (only measure and compare record them)")
+        return statistics.median(self.cpu_seconds)
+
+    def add(self, seconds: float, peak: Optional[int], cpu_seconds: Optional[float] = None) -> None:
         self.seconds.append(seconds)
         if peak is not None:
             self.peak_bytes = max(peak, self.peak_bytes or 0)
+        if cpu_seconds is not None:
+            self.cpu_seconds.append(cpu_seconds)
 
     def as_dict(self) -> Dict[str, object]:
         return {
@@ -133,14 +145,15 @@ class Timing:
         }
 
 
-def _timed_call(fn: Callable[[], object], device: torch.device) -> Tuple[float, Optional[int]]:
+def _timed_call(fn: Callable[[], object], device: torch.device) -> Tuple[float, Optional[int], float]:
+    """(wall seconds, peak memory, CPU seconds) of one call."""
     with PeakMemory(device) as memory:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - start
-    return seconds, memory.peak
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return seconds, memory.peak, cpu_seconds
 
 
 def measure(
