@@ -1,24 +1,21 @@
 """Checks that a merged configuration can run, before any work starts.
 
 Each check raises ConfigError naming the keys that disagree and what would be valid;
-`check_config` runs them all and reports every failure in one error.
+`check_config` runs them all and reports every failure in one error. These are the
+checks of sizes and of keys that must agree with each other; a choice that only a
+component knows (a decoding backend, a RandAugment string, a precision) is checked by
+that component's builder, with `choice_problem`, and again by the preflight.
 """
 
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from fvcore.common.config import CfgNode
 
-from slowmask.data.augment import ERASE_VALUES, parse_rand_augment
-from slowmask.data.decoding import BACKENDS, BACKEND_ALIASES, DEVICE_BACKENDS
 from slowmask.geometry import TokenGeometry, divides, world_size
-
-from slowmask.engine.step import NONFINITE_CHOICES, NORM_TYPES, PRECISION_CHOICES
-
 from slowmask.utils.errors import ConfigError
+
 from .unused_keys import refused_keys_set
 
-SUPPORTED_BACKENDS = (*BACKENDS, *BACKEND_ALIASES)
-DECODING_DEVICES = ("cpu", *DEVICE_BACKENDS)
 SUPPORTED_OPTIMIZERS = ("sgd", "adam", "adamw")
 SUPPORTED_LR_POLICIES = ("cosine", "constant")
 
@@ -64,6 +61,22 @@ def _value(cfg: CfgNode, key: str) -> Any:
     return node
 
 
+def choice_problem(cfg: CfgNode, key: str, choices: Sequence[Any]) -> Optional[str]:
+    """The problem line for `key` (e.g. "DATA.DECODING_BACKEND") when its value is not one
+    of `choices`, else None."""
+    value = _value(cfg, key)
+    if value in choices:
+        return None
+    return f"{key} is {value!r}; supported: {', '.join(map(repr, choices))}"
+
+
+def raise_problems(problems: Sequence[Optional[str]]) -> None:
+    """One ConfigError listing every problem line given (None: no problem)."""
+    found = [problem for problem in problems if problem]
+    if found:
+        raise ConfigError.of_all(found)
+
+
 def check_minimums(cfg: CfgNode) -> None:
     """Every key of MINIMUMS at or above its least value, all failures reported together."""
     problems = []
@@ -77,15 +90,12 @@ def check_minimums(cfg: CfgNode) -> None:
 
 def check_choices(cfg: CfgNode) -> None:
     choices = {
-        "DATA.DECODING_BACKEND": (cfg.DATA.DECODING_BACKEND, SUPPORTED_BACKENDS),
-        "SOLVER.OPTIMIZING_METHOD": (cfg.SOLVER.OPTIMIZING_METHOD, SUPPORTED_OPTIMIZERS),
-        "SOLVER.LR_POLICY": (cfg.SOLVER.LR_POLICY, SUPPORTED_LR_POLICIES),
-        "MVIT.NORM": (cfg.MVIT.NORM, ("layernorm",)),
-        "MVIT.REV.ENABLE": (cfg.MVIT.REV.ENABLE, (False,)),
+        "SOLVER.OPTIMIZING_METHOD": SUPPORTED_OPTIMIZERS,
+        "SOLVER.LR_POLICY": SUPPORTED_LR_POLICIES,
+        "MVIT.NORM": ("layernorm",),
+        "MVIT.REV.ENABLE": (False,),
     }
-    for key, (value, valid) in choices.items():
-        if value not in valid:
-            raise ConfigError(f"{key} is {value!r}; supported: {', '.join(map(repr, valid))}")
+    raise_problems([choice_problem(cfg, key, valid) for key, valid in choices.items()])
 
 
 def check_job_size(cfg: CfgNode) -> None:
@@ -173,14 +183,7 @@ def check_schedule(cfg: CfgNode) -> None:
 
 
 def check_finetuning(cfg: CfgNode) -> None:
-    """RandAugment string, random erasing, mixup, layer decay and test views."""
-    if cfg.AUG.ENABLE and cfg.AUG.AA_TYPE:
-        try:
-            parse_rand_augment(cfg.AUG.AA_TYPE)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
-    if cfg.AUG.ENABLE and cfg.AUG.RE_PROB > 0 and cfg.AUG.RE_MODE not in ERASE_VALUES:
-        raise ConfigError(f"AUG.RE_MODE is {cfg.AUG.RE_MODE!r}; supported: {', '.join(map(repr, ERASE_VALUES))}")
+    """Mixup, layer decay and test views."""
     if cfg.MIXUP.ENABLE and cfg.MIXUP.ALPHA <= 0 and cfg.MIXUP.CUTMIX_ALPHA <= 0:
         raise ConfigError("MIXUP.ENABLE needs MIXUP.ALPHA > 0 (mixup) or MIXUP.CUTMIX_ALPHA > 0 (cutmix)")
     if not 0.0 < cfg.SOLVER.LAYER_DECAY <= 1.0:
@@ -201,30 +204,6 @@ def check_device_normalization(cfg: CfgNode) -> None:
             "DATA.NORMALIZE_ON_DEVICE keeps the loader's clips uint8, but random erasing (AUG.RE_PROB "
             f"{cfg.AUG.RE_PROB}) works on normalized float clips in the loader: set AUG.RE_PROB 0 or "
             "DATA.NORMALIZE_ON_DEVICE False"
-        )
-
-
-def check_decoding_device(cfg: CfgNode) -> None:
-    """DATA.DECODING_DEVICE "cuda": torchcodec's NVDEC, on a GPU of this job, in the
-    training process (CUDA cannot run in forked loader workers, and frames already on
-    the GPU cannot be pinned)."""
-    device = cfg.DATA.DECODING_DEVICE
-    if device not in DECODING_DEVICES:
-        raise ConfigError(f"DATA.DECODING_DEVICE is {device!r}; supported: {', '.join(map(repr, DECODING_DEVICES))}")
-    if device == "cpu":
-        return
-    if cfg.DATA.DECODING_BACKEND not in DEVICE_BACKENDS[device]:
-        raise ConfigError(
-            f'DATA.DECODING_DEVICE "{device}" needs DATA.DECODING_BACKEND {" or ".join(DEVICE_BACKENDS[device])}, '
-            f"got {cfg.DATA.DECODING_BACKEND!r}"
-        )
-    if cfg.NUM_GPUS < 1:
-        raise ConfigError(f'DATA.DECODING_DEVICE "{device}" needs a GPU (NUM_GPUS >= 1), got NUM_GPUS {cfg.NUM_GPUS}')
-    if cfg.DATA_LOADER.NUM_WORKERS != 0 or cfg.DATA_LOADER.PIN_MEMORY:
-        raise ConfigError(
-            f'DATA.DECODING_DEVICE "{device}" decodes in the training process: set DATA_LOADER.NUM_WORKERS 0 '
-            f"(got {cfg.DATA_LOADER.NUM_WORKERS}; CUDA cannot run in forked workers) and DATA_LOADER.PIN_MEMORY "
-            f"False (got {cfg.DATA_LOADER.PIN_MEMORY}; the frames are on the GPU already)"
         )
 
 
@@ -283,18 +262,10 @@ def check_data_loader(cfg: CfgNode) -> None:
 
 
 def check_distributed_training(cfg: CfgNode) -> None:
-    """Timeouts, mixed-precision dtype, gradient accumulation, non-finite policy, batch norm."""
+    """Timeouts, gradient accumulation, and batch norm across CPU processes."""
     for key in ("DIST_RENDEZVOUS_TIMEOUT_S", "DIST_COLLECTIVE_TIMEOUT_S"):
         if cfg[key] <= 0:
             raise ConfigError(f"{key} must be a positive number of seconds, got {cfg[key]}")
-    choices = {
-        "TRAIN.MIXED_PRECISION_DTYPE": (cfg.TRAIN.MIXED_PRECISION_DTYPE, PRECISION_CHOICES),
-        "TRAIN.NONFINITE_LOSS": (cfg.TRAIN.NONFINITE_LOSS, NONFINITE_CHOICES),
-        "BN.NORM_TYPE": (cfg.BN.NORM_TYPE, tuple(NORM_TYPES)),
-    }
-    for key, (value, valid) in choices.items():
-        if value not in valid:
-            raise ConfigError(f"{key} is {value!r}; supported: {', '.join(map(repr, valid))}")
     if cfg.TRAIN.GRAD_ACCUM_STEPS < 1:
         raise ConfigError(f"TRAIN.GRAD_ACCUM_STEPS must be at least 1, got {cfg.TRAIN.GRAD_ACCUM_STEPS}")
     if cfg.BN.NORM_TYPE == "sync_batchnorm" and cfg.NUM_GPUS == 0 and cfg.NUM_SHARDS > 1:
@@ -324,7 +295,6 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_schedule,
     check_finetuning,
     check_device_normalization,
-    check_decoding_device,
     check_available_features,
     check_clips_per_video,
     check_pyslowfast_features,

@@ -14,21 +14,23 @@ the windows span the video from its first to its last frame).
 import functools
 import logging
 import signal
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 from fvcore.common.config import CfgNode
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from slowmask.config.checks import choice_problem, raise_problems
+from slowmask.geometry import world_size
 from slowmask.masking import build_mask_generator
 from slowmask.utils.registry import Registry
 from slowmask.utils.stop_signals import STOP_SIGNALS
 
-from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
+from .augment import ERASE_VALUES, ClipErasing, ClipRandAugment, parse_rand_augment
 from .collate import ClipsToDevice, collate_clips, to_device
 from .custom_modules import import_custom_modules
-from .decoding import Video, check_device, open_video, resolve_backend
+from .decoding import BACKEND_ALIASES, BACKENDS, DEVICE_BACKENDS, Video, open_video, resolve_backend
 from .index_samplers import EpochShuffleSampler, ResumableDistributedSampler, VideoShardSampler
 from .mixup import MixupCutmix
 from .clip_windows import CenterClipSampler, ClipSampler, OffsetClipSampler, RandomClipSampler, UniformClipSampler
@@ -60,9 +62,6 @@ def check_split(split: str) -> None:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
 
 
-# DATA.USE_OFFSET_SAMPLING -> the sampler of the test views.
-TEST_SAMPLERS = {False: UniformClipSampler, True: OffsetClipSampler}
-
 
 def build_clip_sampler(cfg: CfgNode, split: str) -> ClipSampler:
     """DATA.NUM_FRAMES frames DATA.SAMPLING_RATE apart at DATA.TARGET_FPS."""
@@ -72,7 +71,8 @@ def build_clip_sampler(cfg: CfgNode, split: str) -> ClipSampler:
         return RandomClipSampler(*geometry)
     if split == "val":
         return CenterClipSampler(*geometry)
-    return TEST_SAMPLERS[bool(cfg.DATA.USE_OFFSET_SAMPLING)](*geometry, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS)
+    test_sampler = OffsetClipSampler if cfg.DATA.USE_OFFSET_SAMPLING else UniformClipSampler
+    return test_sampler(*geometry, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS)
 
 
 def build_clip_transform(cfg: CfgNode, split: str) -> ClipTransform:
@@ -121,10 +121,28 @@ def build_clip_augmentations(cfg: CfgNode) -> Tuple[Optional[ClipRandAugment], O
     aug = cfg.AUG
     if not aug.ENABLE:
         return None, None
+    raise_problems(augmentation_problems(cfg))
     fill = [255.0 * m for m in cfg.DATA.MEAN]
     rand_augment = ClipRandAugment(parse_rand_augment(aug.AA_TYPE), aug.INTERPOLATION, fill) if aug.AA_TYPE else None
     erasing = ClipErasing(aug.RE_PROB, aug.RE_MODE, aug.RE_COUNT) if aug.RE_PROB > 0 else None
     return rand_augment, erasing
+
+
+def augmentation_problems(cfg: CfgNode) -> List[str]:
+    """What AUG.AA_TYPE and AUG.RE_MODE ask that the augmentations cannot do (checked
+    when they are built and by the preflight)."""
+    aug = cfg.AUG
+    if not aug.ENABLE:
+        return []
+    problems = []
+    if aug.AA_TYPE:
+        try:
+            parse_rand_augment(aug.AA_TYPE)
+        except ValueError as error:
+            problems.append(str(error))
+    if aug.RE_PROB > 0:
+        problems.append(choice_problem(cfg, "AUG.RE_MODE", tuple(ERASE_VALUES)))
+    return [problem for problem in problems if problem]
 
 
 def build_batch_mixer(cfg: CfgNode) -> Optional[MixupCutmix]:
@@ -138,11 +156,39 @@ def build_batch_mixer(cfg: CfgNode) -> Optional[MixupCutmix]:
     )
 
 
+def decoding_problems(cfg: CfgNode) -> List[str]:
+    """What DATA.DECODING_BACKEND and DATA.DECODING_DEVICE ask that no decoder can do
+    (checked when the opener is built and by the preflight). DATA.DECODING_DEVICE "cuda"
+    is torchcodec's NVDEC, on a GPU of this job, in the training process (CUDA cannot run
+    in forked loader workers, and frames already on the GPU cannot be pinned)."""
+    data = cfg.DATA
+    device = data.DECODING_DEVICE
+    problems = [
+        choice_problem(cfg, "DATA.DECODING_BACKEND", (*BACKENDS, *BACKEND_ALIASES)),
+        choice_problem(cfg, "DATA.DECODING_DEVICE", ("cpu", *DEVICE_BACKENDS)),
+    ]
+    if device in DEVICE_BACKENDS:
+        if data.DECODING_BACKEND not in DEVICE_BACKENDS[device]:
+            problems.append(
+                f'DATA.DECODING_DEVICE "{device}" needs DATA.DECODING_BACKEND '
+                f'{" or ".join(DEVICE_BACKENDS[device])}, got {data.DECODING_BACKEND!r}'
+            )
+        if cfg.NUM_GPUS < 1:
+            problems.append(f'DATA.DECODING_DEVICE "{device}" needs a GPU (NUM_GPUS >= 1), got NUM_GPUS {cfg.NUM_GPUS}')
+        if cfg.DATA_LOADER.NUM_WORKERS != 0 or cfg.DATA_LOADER.PIN_MEMORY:
+            problems.append(
+                f'DATA.DECODING_DEVICE "{device}" decodes in the training process: set DATA_LOADER.NUM_WORKERS 0 '
+                f"(got {cfg.DATA_LOADER.NUM_WORKERS}; CUDA cannot run in forked workers) and "
+                f"DATA_LOADER.PIN_MEMORY False (got {cfg.DATA_LOADER.PIN_MEMORY}; the frames are on the GPU already)"
+            )
+    return [problem for problem in problems if problem]
+
+
 def build_video_opener(cfg: CfgNode) -> Callable[[str], Video]:
     """path -> Video with DATA.DECODING_BACKEND on DATA.DECODING_DEVICE, frames shrunk to
     DATA.DECODING_SHORT_SIZE; several decoder threads when DATA_LOADER.ENABLE_MULTI_THREAD_DECODE."""
+    raise_problems(decoding_problems(cfg))
     backend = resolve_backend(cfg.DATA.DECODING_BACKEND)
-    check_device(backend, cfg.DATA.DECODING_DEVICE)
     return functools.partial(
         open_video,
         backend=backend,
@@ -208,11 +254,6 @@ def build_dataset(cfg: CfgNode, split: str) -> Dataset:
     return _dataset_class(name, source).from_config(cfg, split)
 
 
-def processes(cfg: CfgNode) -> int:
-    """Training processes in the job: max(1, NUM_GPUS) per machine times NUM_SHARDS."""
-    return max(1, cfg.NUM_GPUS) * cfg.NUM_SHARDS
-
-
 def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) -> DataLoader:
     """A DataLoader over `dataset` (built from cfg when None) for this process.
 
@@ -231,7 +272,7 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
     dataset = build_dataset(cfg, split) if dataset is None else dataset
     is_train = split == "train"
     total = cfg.TRAIN.BATCH_SIZE if is_train else cfg.TEST.BATCH_SIZE
-    batch_size = max(1, total // processes(cfg))
+    batch_size = max(1, total // world_size(cfg.NUM_GPUS, cfg.NUM_SHARDS))
     sampler = _sampler(dataset, is_train, cfg.RNG_SEED)
     logger.info("%s loader: %d items, %d per batch in this process", split, len(dataset), batch_size)
     return DataLoader(

@@ -54,8 +54,11 @@ from fvcore.common.config import CfgNode
 from torch.multiprocessing import ProcessExitedException
 from torch.utils.data import Dataset, IterableDataset
 
+from slowmask import geometry
 from slowmask.config import ConfigError, load_config
+from slowmask.config.checks import choice_problem
 from slowmask.data import build_dataset
+from slowmask.data.build import augmentation_problems, decoding_problems
 from slowmask.data.video_list import missing_file_advice
 from slowmask.utils.errors import SlowmaskError, StoppedBeforeStart, StoppedBySignal, problems_text
 from slowmask.utils.stop_signals import Forwarder, stopping_at_once
@@ -69,6 +72,7 @@ from .distributed import (
     started_by_torchrun,
     torchrun_place,
 )
+from .step import NONFINITE_CHOICES, NORM_TYPES, PRECISION_CHOICES
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +104,11 @@ def check_devices(cfg: CfgNode) -> None:
 
 
 def processes_per_machine(cfg: CfgNode) -> int:
-    return max(1, cfg.NUM_GPUS)
+    return geometry.world_size(cfg.NUM_GPUS, 1)
 
 
 def world_size(cfg: CfgNode) -> int:
-    return processes_per_machine(cfg) * cfg.NUM_SHARDS
+    return geometry.world_size(cfg.NUM_GPUS, cfg.NUM_SHARDS)
 
 
 def backend(cfg: CfgNode) -> str:
@@ -276,11 +280,13 @@ def preflight(cfg: CfgNode) -> List[SplitReport]:
     """Check every split the run uses and the devices; raise PreflightError listing
     every problem, else return what was checked."""
     device = device_problem(cfg)
+    choices = component_problems(cfg)
     found = {
-        "config": [device] if device else [],
+        "config": ([device] if device else []) + choices,
         "checkpoint": _checkpoint_problems(cfg),
     }
-    reports = [check_split(cfg, split) for split in splits_in_use(cfg)]
+    # The splits are built with those choices: each would only repeat a bad one.
+    reports = [] if choices else [check_split(cfg, split) for split in splits_in_use(cfg)]
     found["data"] = [problem for report in reports for problem in report.problems]
     problems = [problem for kind_problems in found.values() for problem in kind_problems]
     if problems:
@@ -289,6 +295,23 @@ def preflight(cfg: CfgNode) -> List[SplitReport]:
         logger.info("preflight: the %s split has %d items; %d decoded", report.split, report.items,
                     min(ITEMS_TRIED, report.items))
     return reports
+
+
+def training_choice_problems(cfg: CfgNode) -> List[str]:
+    """The TRAIN.MIXED_PRECISION_DTYPE, TRAIN.NONFINITE_LOSS and BN.NORM_TYPE values the
+    step cannot train with (checked again where the step is built)."""
+    problems = [
+        choice_problem(cfg, "TRAIN.MIXED_PRECISION_DTYPE", PRECISION_CHOICES),
+        choice_problem(cfg, "TRAIN.NONFINITE_LOSS", NONFINITE_CHOICES),
+        choice_problem(cfg, "BN.NORM_TYPE", tuple(NORM_TYPES)),
+    ]
+    return [problem for problem in problems if problem]
+
+
+def component_problems(cfg: CfgNode) -> List[str]:
+    """The choices only their components know (decoding, augmentation, the step), checked
+    before anything is built; config/ checks the sizes and keys that must agree."""
+    return decoding_problems(cfg) + augmentation_problems(cfg) + training_choice_problems(cfg)
 
 
 def _checkpoint_problems(cfg: CfgNode) -> List[str]:

@@ -20,6 +20,7 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from slowmask.config import changed_keys, write_config
+from slowmask.config.checks import raise_problems
 from slowmask.config.unused_keys import report_unused_keys
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
 from slowmask.data.build import build_batch_transfer
@@ -51,7 +52,7 @@ from .hooks import (
     summary_writer,
 )
 from .distributed import any_rank, is_distributed, is_main_process
-from .launch import select_device
+from .launch import select_device, training_choice_problems
 from .loop import Hook, TrainLoop
 from .optim import build_lr_schedule, build_optimizer
 from .probe import build_probe_evaluation
@@ -235,6 +236,7 @@ def owning_output_dir(output_dir: str) -> Iterator[None]:
 
 def _train(cfg: CfgNode) -> None:
     log_config(cfg)
+    raise_problems(training_choice_problems(cfg))
     objective = build_objective(cfg)
     seed_everything(cfg.RNG_SEED)
     device = select_device(cfg)

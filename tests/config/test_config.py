@@ -4,6 +4,7 @@ import os
 import pytest
 
 from slowmask.config import ConfigError, get_cfg, load_config
+from slowmask.data.build import build_video_opener
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 S_PT = os.path.join(REPO, "configs", "k400_MViT_S_MaskFeat_PT.yaml")
@@ -96,8 +97,14 @@ def test_mask_window_must_divide_prediction_grid():
 
 
 def test_unsupported_choice():
-    with pytest.raises(ConfigError, match="DATA.DECODING_BACKEND is 'opencv'; supported"):
-        load_config(None, ["DATA.DECODING_BACKEND", "opencv"])
+    with pytest.raises(ConfigError, match="SOLVER.LR_POLICY is 'steps'; supported: 'cosine', 'constant'"):
+        load_config(None, ["SOLVER.LR_POLICY", "steps"])
+
+
+def test_a_decoding_backend_is_checked_by_the_opener_it_builds():
+    cfg = load_config(None, ["DATA.DECODING_BACKEND", "opencv"])
+    with pytest.raises(ConfigError, match="DATA.DECODING_BACKEND is 'opencv'; supported: 'pyav', 'decord'"):
+        build_video_opener(cfg)
 
 
 def test_features_not_built_yet_fail_instead_of_being_ignored():
@@ -123,6 +130,6 @@ def test_every_unknown_key_and_wrong_type_is_reported_at_once(tmp_path):
 
 def test_every_failed_check_is_reported_at_once():
     with pytest.raises(ConfigError) as caught:
-        load_config(S_PT, ["AUG.MASK_RATIO", "1.5", "DATA.DECODING_BACKEND", "opencv", "SOLVER.MAX_EPOCH", "5"])
+        load_config(S_PT, ["AUG.MASK_RATIO", "1.5", "SOLVER.LR_POLICY", "steps", "SOLVER.MAX_EPOCH", "5"])
     problems = caught.value.problems
-    assert [p.split(" ", 1)[0] for p in problems] == ["DATA.DECODING_BACKEND", "AUG.MASK_RATIO", "SOLVER.WARMUP_EPOCHS"]
+    assert [p.split(" ", 1)[0] for p in problems] == ["SOLVER.LR_POLICY", "AUG.MASK_RATIO", "SOLVER.WARMUP_EPOCHS"]

@@ -29,9 +29,10 @@ def test_policy_strings():
             parse_rand_augment(bad)
 
 
-def test_a_bad_policy_string_fails_when_the_config_loads():
-    with pytest.raises(ConfigError, match="AUG.AA_TYPE 'rand-m9-n2'.*add -inc1"):
-        load_config(None, ["AUG.ENABLE", "True", "AUG.AA_TYPE", "rand-m9-n2"])
+def test_a_bad_policy_string_fails_when_the_training_transform_is_built():
+    cfg = load_config(None, ["AUG.ENABLE", "True", "AUG.AA_TYPE", "rand-m9-n2", "AUG.RE_MODE", "noise"])
+    with pytest.raises(ConfigError, match="(?s)AUG.AA_TYPE 'rand-m9-n2'.*add -inc1.*AUG.RE_MODE is 'noise'"):
+        build_clip_transform(cfg, "train")
 
 
 def test_rand_augment_is_the_same_for_every_frame_and_reproducible():

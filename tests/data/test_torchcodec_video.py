@@ -14,6 +14,7 @@ from counting_video import COUNTING_SIZE, VFR_TIMES_MS, counting_frames, frame_n
 
 from slowmask.config import load_config
 from slowmask.config import ConfigError
+from slowmask.data.build import build_video_opener
 from slowmask.data.decoding import DecodeError, open_video
 
 pytestmark = needs_torchcodec
@@ -71,9 +72,9 @@ def test_only_torchcodec_decodes_on_a_gpu(counting_video, tmp_path):
         open_video(counting_video, "pyav", device="cuda")
     opts = ["DATA.DECODING_DEVICE", "cuda", "NUM_GPUS", "1", "OUTPUT_DIR", str(tmp_path)]
     with pytest.raises(ConfigError, match='DECODING_DEVICE "cuda" needs DATA.DECODING_BACKEND torchcodec'):
-        load_config(None, opts)
+        build_video_opener(load_config(None, opts))
     with pytest.raises(ConfigError, match="set DATA_LOADER.NUM_WORKERS 0.*DATA_LOADER.PIN_MEMORY False"):
-        load_config(None, [*opts, "DATA.DECODING_BACKEND", "torchcodec"])
+        build_video_opener(load_config(None, [*opts, "DATA.DECODING_BACKEND", "torchcodec"]))
 
 
 @pytest.mark.gpu

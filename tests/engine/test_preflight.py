@@ -55,6 +55,17 @@ def test_a_fine_tune_without_test_list_and_with_a_bad_label_fails_before_trainin
     assert not (out / "checkpoints").exists()
 
 
+def test_choices_only_components_know_are_listed_before_any_split_is_built(tmp_path):
+    cfg = load_config(PT_CFG, ["DATA.DECODING_BACKEND", "opencv", "TRAIN.NONFINITE_LOSS", "ignore",
+                               "DATA.PATH_TO_DATA_DIR", str(tmp_path / "nowhere"), *QUICK])
+    with pytest.raises(PreflightError) as caught:
+        preflight(cfg)
+    assert caught.value.problems == [
+        "DATA.DECODING_BACKEND is 'opencv'; supported: 'pyav', 'decord', 'torchcodec', 'torchvision'",
+        "TRAIN.NONFINITE_LOSS is 'ignore'; supported: 'stop', 'skip'",
+    ]
+
+
 def test_splits_follow_what_the_run_does():
     assert splits_in_use(load_config(PT_CFG)) == ["train"]
     assert splits_in_use(load_config(FT_CFG)) == ["train", "val", "test"]
