@@ -13,6 +13,7 @@ from .frame import FrameMaskGenerator
 from .frame_block import FrameBlockMaskGenerator
 from .random import RandomMaskGenerator
 from .registry import MASK_REGISTRY
+from .running_cell import RunningCellMaskGenerator
 from .tube import TubeMaskGenerator
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ __all__ = [
     "MASK_REGISTRY",
     "MaskGenerator",
     "RandomMaskGenerator",
+    "RunningCellMaskGenerator",
     "TubeMaskGenerator",
     "build_mask_generator",
     "mask_type",

@@ -4,20 +4,23 @@ slowmask.models that reads `cfg`; every module takes plain arguments.
 Registered builders (MODEL.MODEL_NAME): "MViT" (classifier; ViT is MViT without
 pooling), "MaskMViT" (dense encoder with mask token: MaskFeat, SimMIM; PySlowFast's
 name, which with MASK.MAE_ON builds "MAE") and "MAE" (sparse encoder + decoder: MAE,
-VideoMAE). Methods differ by the parts the config picks (mask, target, loss).
+VideoMAE; VideoMAE V2 with a decoder mask). Methods differ by the parts the config picks (mask, target, loss).
 """
 
 import logging
 import math
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from fvcore.common.config import CfgNode
 from torch import nn
+
+from slowmask.masking import MASK_REGISTRY
 
 from . import mvit
 from .attention import attention_path
 from .block import BlockOptions
 from .decoder_head import DecoderPredictionHead
+from .dual_mask import DecoderMaskGenerator, DualMaskPretrainer
 from .geometry import Grid, query_strides, token_grid
 from .heads import SeparatePredictionHead
 from .layout import mvit_layout
@@ -166,7 +169,8 @@ def MaskMViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is 
 def MAE(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the config string
     """MAE / VideoMAE: sparse ViT encoder (visible tokens only) + transformer decoder
     (MASK.DECODER_DEPTH / DECODER_EMBED_DIM / DECODER_SEP_POS_EMBED) + target (MASK.TARGET,
-    pixels by default) + MODEL.LOSS_FUNC; model(x, mask) -> {"pred", "target", "loss"}."""
+    pixels by default) + MODEL.LOSS_FUNC; model(x, mask) -> {"pred", "target", "loss"}.
+    With MASK.DECODER_MASK_TYPE set, VideoMAE V2: the decoder runs on part of the tokens."""
     _check_mae_supported(cfg)
     from slowmask.targets import build_target
 
@@ -185,7 +189,23 @@ def MAE(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the c
         has_cls_embed=cfg.MVIT.CLS_EMBED_ON,
         options=BlockOptions(mlp_ratio=cfg.MVIT.MLP_RATIO, qkv_bias=cfg.MVIT.QKV_BIAS, drop_rate=cfg.MVIT.DROPOUT_RATE),
     )
+    decoder_mask = _decoder_mask(cfg, encoder.patch_grid)
+    if decoder_mask is not None:
+        # VideoMAE V2's dual masking: the decoder runs on the visible and the kept masked tokens.
+        return DualMaskPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), decoder_mask)
     return MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
+
+
+def _decoder_mask(cfg: CfgNode, grid: Grid) -> Optional[DecoderMaskGenerator]:
+    """The decoder mask MASK.DECODER_MASK_TYPE names, on the token grid at
+    MASK.DECODER_MASK_RATIO; None when the type is ""."""
+    name = cfg.MASK.DECODER_MASK_TYPE
+    if not name:
+        return None
+    if name not in MASK_REGISTRY:
+        registered = ", ".join(repr(known) for known, _ in sorted(MASK_REGISTRY))
+        raise ValueError(f"MASK.DECODER_MASK_TYPE {name!r} is not a registered mask; registered: {registered}")
+    return MASK_REGISTRY.get(name)(grid=tuple(grid), mask_ratio=cfg.MASK.DECODER_MASK_RATIO)
 
 
 def _check_mae_supported(cfg: CfgNode) -> None:
