@@ -27,8 +27,6 @@ from slowmask.models import MaskedPretrainer, build_model
 from slowmask.models.dual_mask import DualMaskPretrainer, decoded_positions
 from slowmask.utils.timing import compare
 
-logger = logging.getLogger(__name__)
-
 
 def _forward_backward(model: nn.Module, clips: Tensor, masks: Tensor, *extra: Tensor) -> None:
     model.zero_grad(set_to_none=True)
@@ -63,7 +61,9 @@ def plain_vs_dual(
     clips = torch.randn(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(0))
     grid = dual.encoder.patch_grid
     if tuple(masks.shape[1:]) != tuple(grid):
-        raise ValueError(f"the benchmark needs the mask grid to be the token grid {tuple(grid)}; set AUG.MASK_WINDOW_SIZE")
+        raise ValueError(
+            f"the benchmark needs the mask grid to be the token grid {tuple(grid)}; set AUG.MASK_WINDOW_SIZE"
+        )
     drop = dual.draw_decoder_mask(batch, grid, clips.device)
     token_mask = masks.flatten(1)  # (B, N), True = hidden from the encoder
     positions, is_target = decoded_positions(token_mask, drop)
@@ -102,7 +102,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         torch.set_num_threads(args.threads)
     result = plain_vs_dual(args.cfg, args.frames, args.size, args.batch, args.embed_dim, args.depth, args.heads,
                            args.repeats)
-    counts = {key: result[key] for key in ("tokens", "visible_tokens", "masked_tokens", "decoder_tokens", "loss_tokens")}
+    count_keys = ("tokens", "visible_tokens", "masked_tokens", "decoder_tokens", "loss_tokens")
+    counts = {key: result[key] for key in count_keys}
     print(json.dumps(counts))
     print(f"plain VideoMAE: {result['plain']['median_s']:.3f} s per forward+backward "
           f"(decoder on {result['decoder_tokens']['plain']} tokens)")
