@@ -11,7 +11,8 @@ their predictions out of the loss; here the decoder does not get them (they carr
 information and no loss).
 
 The decoder mask is drawn in the forward pass from torch's global generator (as dropout's
-draws are; checkpoints save its state), one phase per clip; the data path is unchanged.
+draws are; checkpoints save its state), one phase per clip, in training only: in eval mode
+the decoder reconstructs every masked token (VideoMAE's output). The data path is unchanged.
 """
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -99,7 +100,7 @@ class DualMaskPretrainer(MaskedPretrainer):
             x: (B, 3, T, H, W) normalized clip.
             mask: (B, t, h, w) bool on the mask grid, True = masked (the encoder's mask).
             decoder_drop: (B, N) bool on the token grid, True = dropped from the decoder;
-                drawn from `decoder_mask` when None.
+                when None, drawn from `decoder_mask` in training and all False in eval mode.
         Returns:
             "pred", "target": (N_loss, C), the kept masked tokens in (batch, t, h, w)
             order; "loss": scalar `loss(pred, target)`; "decoder_tokens": K, the
@@ -108,8 +109,11 @@ class DualMaskPretrainer(MaskedPretrainer):
         features, grids = self.encoder(x, mask)
         full, grid = features[0], grids[0]  # (B, [1+]N, D): every token laid out for the decoder
         token_mask = upsample_mask(mask, grid).flatten(1)  # (B, N)
-        if decoder_drop is None:
+        if decoder_drop is None and self.training:
             decoder_drop = self.draw_decoder_mask(x.shape[0], grid, x.device)
+        elif decoder_drop is None:
+            # Dual masking saves training compute; evaluation reconstructs every masked token.
+            decoder_drop = torch.zeros_like(token_mask)
         positions, is_target = decoded_positions(token_mask, decoder_drop)
         prefix = full.shape[1] - token_mask.shape[1]
         decoder_input = torch.cat((full[:, :prefix], gather_tokens(full[:, prefix:], positions)), dim=1)

@@ -96,6 +96,15 @@ def test_nothing_dropped_is_plain_videomae():
     torch.testing.assert_close(dual["loss"], reference["loss"], rtol=1e-6, atol=1e-7)
 
 
+def test_eval_mode_decodes_every_masked_token():
+    model, clips, masks = _model_and_batch(batch=2)
+    with torch.no_grad():
+        out = model.eval()(clips, masks)
+        reference = model(clips, masks, torch.zeros(2, 64, dtype=torch.bool))
+    assert out["decoder_tokens"] == 64 and out["pred"].shape == (2 * 56, 1536)
+    assert torch.equal(out["pred"], reference["pred"])
+
+
 def test_a_random_encoder_mask_fails_with_the_fix():
     model, clips, _ = _model_and_batch(batch=2)
     masks = torch.zeros(2, 64, dtype=torch.bool)
