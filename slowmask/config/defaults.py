@@ -330,6 +330,10 @@ _C.MASK.PRED_HOG = False
 _C.MASK.TARGET = ""
 # HOG from the temporally centred frame of each token (False: the token's first frame, as PySlowFast).
 _C.MASK.HOG_CENTER_FRAME = True
+# Decoder mask of dual masking (VideoMAE V2): a registered mask ("running_cell") on the token grid; "" = none.
+_C.MASK.DECODER_MASK_TYPE = ""
+# Fraction of the tokens the decoder mask drops (VideoMAE V2: 0.5), used with DECODER_MASK_TYPE.
+_C.MASK.DECODER_MASK_RATIO = 0.5
 
 # ---------------------------------------------------------------------------- #
 # Data

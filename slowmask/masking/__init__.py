@@ -1,13 +1,15 @@
 """Mask generators (MASK registry): bool (t, h, w) masks on the mask grid, True = masked.
 
 `build_mask_generator(cfg)` builds the generator AUG.MASK_TYPE names; the generators
-(uniform.py: random, tube, frame; cube.py: cube, block, frame_block) take plain
+(uniform.py: random, tube, frame; cube.py: cube, block, frame_block; running_cell.py:
+VideoMAE V2's decoder mask) take plain
 arguments, and grids.py moves a mask from its grid to the model's token grids.
 """
 
-from .build import MASK_REGISTRY, MaskGenerator, build_mask_generator, mask_type
+from .build import MASK_REGISTRY, MaskGenerator, build_decoder_mask_generator, build_mask_generator, mask_type
 from .cube import CubeMaskGenerator, FrameBlockMaskGenerator
 from .grids import upsample_mask
+from .running_cell import RunningCellMaskGenerator
 from .uniform import FrameMaskGenerator, RandomMaskGenerator, TubeMaskGenerator, UniformMaskGenerator
 
 __all__ = [
@@ -17,8 +19,10 @@ __all__ = [
     "MASK_REGISTRY",
     "MaskGenerator",
     "RandomMaskGenerator",
+    "RunningCellMaskGenerator",
     "TubeMaskGenerator",
     "UniformMaskGenerator",
+    "build_decoder_mask_generator",
     "build_mask_generator",
     "mask_type",
     "upsample_mask",

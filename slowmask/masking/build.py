@@ -67,3 +67,15 @@ def _token_grid(cfg: CfgNode) -> Grid:
     AUG.MASK_WINDOW_SIZE says, with MASK.MAE_RND_MASK and for images, so its yaml files
     mask the same here."""
     return TokenGeometry.from_config(cfg).token_grid
+
+
+def build_decoder_mask_generator(cfg: CfgNode, grid: Grid) -> Optional[MaskGenerator]:
+    """VideoMAE V2's decoder mask (dual masking): the generator MASK.DECODER_MASK_TYPE names,
+    on the token `grid` at MASK.DECODER_MASK_RATIO; None when the type is "" (a decoder
+    that reconstructs every masked token)."""
+    name = cfg.MASK.DECODER_MASK_TYPE
+    if not name:
+        return None
+    cls = MASK_REGISTRY.get(name, "MASK.DECODER_MASK_TYPE")
+    ratio = check_mask_ratio(cfg.MASK.DECODER_MASK_RATIO, "MASK.DECODER_MASK_RATIO")
+    return cls.from_config(cfg, check_grid(tuple(grid), "the token grid"), ratio)

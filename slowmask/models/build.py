@@ -4,7 +4,8 @@ slowmask.models that reads `cfg`; every module takes plain arguments.
 Registered builders (MODEL.MODEL_NAME): "MViT" (classifier; ViT is MViT without
 pooling), "MaskMViT" (dense encoder with mask token: MaskFeat, SimMIM; PySlowFast's
 name, which with MASK.MAE_ON builds "MAE") and "MAE" (sparse encoder + decoder: MAE,
-VideoMAE). Methods differ by the parts the config picks (mask, target, loss).
+VideoMAE; VideoMAE V2 with a decoder mask). Methods differ by the parts the config picks
+(mask, target, loss).
 
 A model is a composition of several parts, none of which reads the config, so the
 MODEL registry's entries are builder functions rather than classes with `from_config`.
@@ -19,12 +20,14 @@ from torch import nn
 # The package, not its function: tests stand in for `targets.build_target`.
 from slowmask import targets
 from slowmask.geometry import TokenGeometry
+from slowmask.masking import build_decoder_mask_generator
 from slowmask.utils.registry import Registry
 
 from . import mvit
 from .attention import attention_path
 from .block import BlockOptions
 from .decoder_head import DecoderPredictionHead
+from .dual_mask import DualMaskPretrainer
 from .heads import SeparatePredictionHead
 from .layout import mvit_layout
 from .losses import build_loss
@@ -152,7 +155,8 @@ def build_maskfeat(cfg: CfgNode) -> nn.Module:
 def build_mae(cfg: CfgNode) -> nn.Module:
     """MAE / VideoMAE: sparse ViT encoder (visible tokens only) + transformer decoder
     (MASK.DECODER_DEPTH / DECODER_EMBED_DIM / DECODER_SEP_POS_EMBED) + target (MASK.TARGET,
-    pixels by default) + MODEL.LOSS_FUNC; model(x, mask) -> {"pred", "target", "loss"}."""
+    pixels by default) + MODEL.LOSS_FUNC; model(x, mask) -> {"pred", "target", "loss"}.
+    With MASK.DECODER_MASK_TYPE set, VideoMAE V2: the decoder runs on part of the tokens."""
     _check_mae_supported(cfg)
     args = trunk_args(cfg)
     depth = cfg.MASK.PRETRAIN_DEPTH[0]
@@ -169,6 +173,10 @@ def build_mae(cfg: CfgNode) -> nn.Module:
         has_cls_embed=cfg.MVIT.CLS_EMBED_ON,
         options=BlockOptions(mlp_ratio=cfg.MVIT.MLP_RATIO, qkv_bias=cfg.MVIT.QKV_BIAS, drop_rate=cfg.MVIT.DROPOUT_RATE),
     )
+    decoder_mask = build_decoder_mask_generator(cfg, encoder.patch_grid)
+    if decoder_mask is not None:
+        # VideoMAE V2's dual masking: the decoder runs on the visible and the kept masked tokens.
+        return DualMaskPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), decoder_mask)
     return MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
 
 
