@@ -22,7 +22,7 @@ from slowmask.utils.errors import SlowmaskError
 from slowmask.utils.logging import setup_logging
 from slowmask.utils.output_files import remove_stale_temporaries
 
-from . import checkpoint, precision
+from . import checkpoint, precision, teacher  # teacher: registers the "teacher" target
 from .batchnorm import with_norm_type
 from .bad_data import BadDataGuard
 from .distributed import any_rank, is_distributed, is_main_process

@@ -157,7 +157,7 @@ def MaskMViT(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is 
     # The target knows its width for a token's pixels (HOG: 3 * 9 * (ph/8) * (pw/8)).
     dims_out = [target.dim(token_pixels(cfg, depth)) for depth in encoder.pretrain_depth]
     head = SeparatePredictionHead(encoder.out_dims, dims_out)
-    model = MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
+    model = MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), cfg.MASK.LOSS_TOKENS)
     model.register_load_state_dict_pre_hook(_drop_pyslowfast_hog_filters)
     return model
 
@@ -185,7 +185,7 @@ def MAE(cfg: CfgNode) -> nn.Module:  # noqa: N802 - the registered name is the c
         has_cls_embed=cfg.MVIT.CLS_EMBED_ON,
         options=BlockOptions(mlp_ratio=cfg.MVIT.MLP_RATIO, qkv_bias=cfg.MVIT.QKV_BIAS, drop_rate=cfg.MVIT.DROPOUT_RATE),
     )
-    return MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
+    return MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), cfg.MASK.LOSS_TOKENS)
 
 
 def _check_mae_supported(cfg: CfgNode) -> None:

@@ -1,0 +1,113 @@
+"""The frozen teacher of feature distillation, built from its own config and checkpoint,
+and the "teacher" pretraining target (MASK.TARGET: teacher) that injects it into
+`slowmask.targets.teacher.TeacherFeatureTarget`.
+
+The teacher's architecture is its own yaml (TEACHER.CFG_FILE, with TEACHER.OPTS), set to
+see the student's clips; its weights come from a local checkpoint
+(TEACHER.CHECKPOINT_FILE_PATH) through the fine-tuning loader (`load_pretrained`), which
+drops pretraining-only tensors and fits position tables to the new input size. The
+encoder is built only up to TEACHER.LAYER: later blocks would never run.
+
+Importing this module registers the target; `slowmask.engine.train` imports it, so every
+run built by tools/run_net.py can name it.
+"""
+
+import logging
+from typing import List, Tuple
+
+from fvcore.common.config import CfgNode
+from torch import Tensor, nn
+
+from slowmask.config import load_config
+from slowmask.models import trunk_args
+from slowmask.models.geometry import Grid
+from slowmask.models.mvit import MViTTrunk
+from slowmask.targets import TARGET_REGISTRY
+from slowmask.targets.teacher import TeacherFeatureTarget
+
+from .pretrained import load_pretrained
+
+logger = logging.getLogger(__name__)
+
+
+class TeacherEncoder(nn.Module):
+    """A trunk's tokens after its last block: clip (B, 3, T, H, W) -> ((B, t*h*w, D)
+    tokens without the class token, grid (t, h, w)).
+
+    Args:
+        trunk: the teacher's patch embedding, positions and blocks (up to the tapped one).
+        per_frame: the trunk is an image encoder (2-D patches): each frame is encoded on
+            its own, as MVD's image teacher sees a video, and the frames' tokens stacked
+            along t.
+    """
+
+    def __init__(self, trunk: MViTTrunk, per_frame: bool) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.per_frame = per_frame
+
+    @property
+    def dim(self) -> int:
+        return self.trunk.blocks[-1].dim_out
+
+    def _encode(self, x: Tensor) -> Tuple[Tensor, Grid]:
+        tokens, grid = self.trunk.patch_embed(x)
+        out, grid, _ = self.trunk.forward_blocks(self.trunk.add_cls_and_pos(tokens, grid), grid)
+        return out[:, self.trunk.num_prefix :], grid
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Grid]:
+        batch, channels, frames, height, width = x.shape
+        if not self.per_frame:
+            return self._encode(x)
+        images = x.transpose(1, 2).reshape(batch * frames, channels, 1, height, width)
+        tokens, (_, h, w) = self._encode(images)  # (B*T, h*w, D)
+        return tokens.reshape(batch, frames * h * w, -1), (frames, h, w)
+
+
+def teacher_config(cfg: CfgNode) -> CfgNode:
+    """The teacher's config: TEACHER.CFG_FILE with TEACHER.OPTS, its input set to the
+    student's crop (and, for a video teacher, the student's frames)."""
+    if not cfg.TEACHER.CFG_FILE:
+        raise ValueError("MASK.TARGET 'teacher' needs TEACHER.CFG_FILE: set it to the yaml of the teacher's architecture")
+    if not cfg.TEACHER.CHECKPOINT_FILE_PATH:
+        raise ValueError(
+            "MASK.TARGET 'teacher' needs TEACHER.CHECKPOINT_FILE_PATH: set it to the teacher's local "
+            "checkpoint (a MaskFeat or MAE pretraining run's checkpoint_epoch_*.pyth)"
+        )
+    image_teacher = load_config(cfg.TEACHER.CFG_FILE, list(cfg.TEACHER.OPTS)).MVIT.PATCH_2D
+    geometry: List[str] = ["DATA.TRAIN_CROP_SIZE", str(cfg.DATA.TRAIN_CROP_SIZE)]
+    if not image_teacher:
+        geometry += ["DATA.NUM_FRAMES", str(cfg.DATA.NUM_FRAMES)]
+    return load_config(cfg.TEACHER.CFG_FILE, geometry + list(cfg.TEACHER.OPTS))
+
+
+def build_teacher(cfg: CfgNode) -> TeacherEncoder:
+    """The frozen teacher encoder (eval mode, no gradient) of TEACHER.*, with its
+    checkpoint's weights, cut after block TEACHER.LAYER."""
+    tcfg = teacher_config(cfg)
+    args = trunk_args(tcfg)
+    depth = len(args["layout"])
+    layer = cfg.TEACHER.LAYER if cfg.TEACHER.LAYER >= 0 else depth + cfg.TEACHER.LAYER
+    if not 0 <= layer < depth:
+        raise ValueError(f"TEACHER.LAYER {cfg.TEACHER.LAYER} is outside the teacher's {depth} blocks; use 0..{depth - 1} or -1")
+    args["layout"] = args["layout"][: layer + 1]
+    trunk = MViTTrunk(**args)
+    load_pretrained(cfg.TEACHER.CHECKPOINT_FILE_PATH, trunk)
+    teacher = TeacherEncoder(trunk, per_frame=tcfg.MVIT.PATCH_2D)
+    teacher.requires_grad_(False)
+    logger.info(
+        "teacher: %s, blocks 0..%d of %d, %d-wide features, from %s",
+        cfg.TEACHER.CFG_FILE, layer, depth, teacher.dim, cfg.TEACHER.CHECKPOINT_FILE_PATH,
+    )
+    return teacher.eval()
+
+
+@TARGET_REGISTRY.register(name="teacher")
+class FrozenTeacherTarget(TeacherFeatureTarget):
+    """The "teacher" target: TeacherFeatureTarget around the teacher TEACHER.* names,
+    normalized by TEACHER.NORMALIZE."""
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> "FrozenTeacherTarget":
+        teacher = build_teacher(cfg)
+        return cls(teacher, dim=teacher.dim, normalize=cfg.TEACHER.NORMALIZE)
