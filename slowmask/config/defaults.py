@@ -334,6 +334,23 @@ _C.MASK.HOG_CENTER_FRAME = True
 _C.MASK.DECODER_MASK_TYPE = ""
 # Fraction of the tokens the decoder mask drops (VideoMAE V2: 0.5), used with DECODER_MASK_TYPE.
 _C.MASK.DECODER_MASK_RATIO = 0.5
+# Tokens the pretraining loss is on: "masked", or "visible" (UMT's unmasked-token alignment).
+_C.MASK.LOSS_TOKENS = "masked"
+
+# ---------------------------------------------------------------------------- #
+# Teacher of the "teacher" target (MVD / UMT / MaskDistill feature distillation)
+# ---------------------------------------------------------------------------- #
+_C.TEACHER = CfgNode()
+# Yaml of the teacher's architecture (its own pretraining or fine-tuning recipe); relative paths from the working directory.
+_C.TEACHER.CFG_FILE = ""
+# KEY VALUE overrides of the teacher's yaml (its input size is set to the student's clips).
+_C.TEACHER.OPTS = []
+# Local checkpoint of the teacher (slowmask or PySlowFast format: a dict with "model_state").
+_C.TEACHER.CHECKPOINT_FILE_PATH = ""
+# Block whose output is the target (before any final norm, class token dropped); -1 is the last block.
+_C.TEACHER.LAYER = -1
+# Normalization of each target token: "layernorm" (parameter-free, MVD), "l2" (UMT) or "none".
+_C.TEACHER.NORMALIZE = "layernorm"
 
 # ---------------------------------------------------------------------------- #
 # Data

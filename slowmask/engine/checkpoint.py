@@ -56,10 +56,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 from torch import Tensor, nn
 
+from slowmask.config import load_config
+from slowmask.models import trunk_args
 from slowmask.models.checkpoint_geometry import adapt
+from slowmask.models.mvit import MViTTrunk
+from slowmask.models.teacher import TeacherEncoder
+from slowmask.targets import TARGET_REGISTRY
+from slowmask.targets.teacher import TeacherFeatureTarget
 from slowmask.utils.errors import SlowmaskError
 from slowmask.utils.output_files import DiskFullError, check_free_space, disk_full_cause, free_bytes, remove_quietly
 
@@ -634,3 +641,57 @@ def load_pretrained(
         unwrapped(model).load_state_dict(to_load, strict=False)
     logger.info("initialized from %s: %s", path, report.summary())
     return report
+
+
+# A frozen teacher from another run's checkpoint (feature distillation, MASK.TARGET "teacher").
+# Its target is registered here, beside `load_pretrained` that gives the teacher its weights:
+# targets/ cannot import the models and checkpoints a teacher is made of.
+
+
+def teacher_config(cfg: CfgNode) -> CfgNode:
+    """The teacher's config: TEACHER.CFG_FILE with TEACHER.OPTS, its input set to the
+    student's crop (and, for a video teacher, the student's frames)."""
+    if not cfg.TEACHER.CFG_FILE:
+        raise ValueError("MASK.TARGET 'teacher' needs TEACHER.CFG_FILE: set it to the yaml of the teacher's architecture")
+    if not cfg.TEACHER.CHECKPOINT_FILE_PATH:
+        raise ValueError(
+            "MASK.TARGET 'teacher' needs TEACHER.CHECKPOINT_FILE_PATH: set it to the teacher's local "
+            "checkpoint (a MaskFeat or MAE pretraining run's checkpoint_epoch_*.pyth)"
+        )
+    image_teacher = load_config(cfg.TEACHER.CFG_FILE, list(cfg.TEACHER.OPTS)).MVIT.PATCH_2D
+    geometry: List[str] = ["DATA.TRAIN_CROP_SIZE", str(cfg.DATA.TRAIN_CROP_SIZE)]
+    if not image_teacher:
+        geometry += ["DATA.NUM_FRAMES", str(cfg.DATA.NUM_FRAMES)]
+    return load_config(cfg.TEACHER.CFG_FILE, geometry + list(cfg.TEACHER.OPTS))
+
+
+def build_teacher(cfg: CfgNode) -> TeacherEncoder:
+    """The frozen teacher encoder (eval mode, no gradient) of TEACHER.*, with its
+    checkpoint's weights, cut after block TEACHER.LAYER."""
+    tcfg = teacher_config(cfg)
+    args = trunk_args(tcfg)
+    depth = len(args["layout"])
+    layer = cfg.TEACHER.LAYER if cfg.TEACHER.LAYER >= 0 else depth + cfg.TEACHER.LAYER
+    if not 0 <= layer < depth:
+        raise ValueError(f"TEACHER.LAYER {cfg.TEACHER.LAYER} is outside the teacher's {depth} blocks; use 0..{depth - 1} or -1")
+    args["layout"] = args["layout"][: layer + 1]
+    trunk = MViTTrunk(**args)
+    load_pretrained(cfg.TEACHER.CHECKPOINT_FILE_PATH, trunk)
+    teacher = TeacherEncoder(trunk, per_frame=tcfg.MVIT.PATCH_2D)
+    teacher.requires_grad_(False)
+    logger.info(
+        "teacher: %s, blocks 0..%d of %d, %d-wide features, from %s",
+        cfg.TEACHER.CFG_FILE, layer, depth, teacher.dim, cfg.TEACHER.CHECKPOINT_FILE_PATH,
+    )
+    return teacher.eval()
+
+
+@TARGET_REGISTRY.register(name="teacher")
+class FrozenTeacherTarget(TeacherFeatureTarget):
+    """The "teacher" target: TeacherFeatureTarget around the teacher TEACHER.* names,
+    normalized by TEACHER.NORMALIZE."""
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> "FrozenTeacherTarget":
+        teacher = build_teacher(cfg)
+        return cls(teacher, dim=teacher.dim, normalize=cfg.TEACHER.NORMALIZE)

@@ -146,7 +146,7 @@ def build_maskfeat(cfg: CfgNode) -> nn.Module:
     # The target knows its width for a token's pixels (HOG: 3 * 9 * (ph/8) * (pw/8)).
     dims_out = [target.dim(TokenGeometry.from_config(cfg).stride_at(depth)) for depth in encoder.pretrain_depth]
     head = SeparatePredictionHead(encoder.out_dims, dims_out)
-    model = MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
+    model = MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), cfg.MASK.LOSS_TOKENS)
     model.register_load_state_dict_pre_hook(_drop_pyslowfast_hog_filters)
     return model
 
@@ -176,8 +176,13 @@ def build_mae(cfg: CfgNode) -> nn.Module:
     decoder_mask = build_decoder_mask_generator(cfg, encoder.patch_grid)
     if decoder_mask is not None:
         # VideoMAE V2's dual masking: the decoder runs on the visible and the kept masked tokens.
+        if cfg.MASK.LOSS_TOKENS != "masked":
+            raise ValueError(
+                f"MASK.DECODER_MASK_TYPE {cfg.MASK.DECODER_MASK_TYPE!r} takes the loss on the masked tokens the "
+                f'decoder keeps: set MASK.LOSS_TOKENS "masked" (got {cfg.MASK.LOSS_TOKENS!r})'
+            )
         return DualMaskPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), decoder_mask)
-    return MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC))
+    return MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), cfg.MASK.LOSS_TOKENS)
 
 
 def _check_mae_supported(cfg: CfgNode) -> None:

@@ -34,6 +34,20 @@ def l1(pred: Tensor, target: Tensor) -> Tensor:
 
 
 @LOSS_REGISTRY.register()
+def smooth_l1(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean smooth L1 (Huber, beta 1) over the given rows and all their channels: MVD's
+    loss on teacher features (its released recipes' --distill_loss_func SmoothL1)."""
+    return F.smooth_l1_loss(pred, target, beta=1.0)
+
+
+@LOSS_REGISTRY.register()
+def cosine(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean over the (N, C) rows of 1 - cos(pred_row, target_row): a feature-alignment loss
+    blind to each row's scale (UMT aligns l2-normalized student and teacher tokens)."""
+    return (1.0 - F.cosine_similarity(pred, target, dim=-1)).mean()
+
+
+@LOSS_REGISTRY.register()
 def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     """Mean cross entropy of (B, K) logits against (B,) labels or (B, K) soft targets
     (mixup / cutmix / label smoothing)."""

@@ -4,6 +4,7 @@ MaskFeat is a dense encoder with a mask token, a linear head, the HOG target and
 masked MSE; other methods swap the parts, not this file.
 """
 
+import contextlib
 from typing import Any, Callable, Dict, List, Mapping
 
 import torch
@@ -13,6 +14,10 @@ from slowmask.geometry import Grid
 from slowmask.masking.grids import upsample_mask
 
 ENCODER_PREFIX = "encoder."
+
+# Which tokens of the prediction grid the loss is on, from the (B, t*h*w) mask (True = masked):
+# the masked ones (MaskFeat, MAE, MVD) or the visible ones (UMT's unmasked-token alignment).
+LOSS_TOKENS: Dict[str, Callable[[Tensor], Tensor]] = {"masked": lambda masked: masked, "visible": lambda masked: ~masked}
 
 
 class MaskedPretrainer(nn.Module):
@@ -27,6 +32,11 @@ class MaskedPretrainer(nn.Module):
         target: `target(x, grid)` -> (B, t*h*w, C) float32, without parameters or
             persistent buffers (it is not part of the checkpoint).
         loss: `loss(pred, target)` on the masked rows -> scalar.
+        loss_tokens: a LOSS_TOKENS name: the loss is on the "masked" tokens, or on the
+            "visible" ones.
+
+    A target whose `runs_under_autocast` is True (a teacher encoder) runs under the
+    caller's autocast; other targets run in float32 without autocast.
 
     The state dict holds the encoder's parameters without a prefix and the head's
     under `pred_head.`: PySlowFast's flat MaskMViT names (cls_token, blocks.0...,
@@ -35,9 +45,16 @@ class MaskedPretrainer(nn.Module):
     """
 
     def __init__(
-        self, encoder: nn.Module, head: nn.Module, target: nn.Module, loss: Callable[[Tensor, Tensor], Tensor]
+        self,
+        encoder: nn.Module,
+        head: nn.Module,
+        target: nn.Module,
+        loss: Callable[[Tensor, Tensor], Tensor],
+        loss_tokens: str = "masked",
     ) -> None:
         super().__init__()
+        if loss_tokens not in LOSS_TOKENS:
+            raise ValueError(f"loss tokens {loss_tokens!r} are unknown; use one of {sorted(LOSS_TOKENS)}")
         if len(target.state_dict()) > 0:
             raise ValueError(
                 "the target must not have parameters or persistent buffers (register buffers "
@@ -47,12 +64,16 @@ class MaskedPretrainer(nn.Module):
         self.pred_head = head
         self.target = target
         self.loss_fn = loss
+        self.loss_tokens = loss_tokens
         self.register_state_dict_post_hook(_flatten_encoder_keys)
         self.register_load_state_dict_pre_hook(_nest_encoder_keys)
 
     def _masked_target(self, x: Tensor, grid: Grid, selected: Tensor) -> Tensor:
-        """(N_masked, C) float32 target rows, computed without gradient or autocast."""
-        with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
+        """(N_selected, C) float32 target rows, computed without gradient (and without
+        autocast unless the target runs under it)."""
+        keep_autocast = getattr(self.target, "runs_under_autocast", False)
+        autocast = contextlib.nullcontext() if keep_autocast else torch.autocast(device_type=x.device.type, enabled=False)
+        with torch.no_grad(), autocast:
             return self.target(x.detach().float(), grid).float()[selected]
 
     def forward(self, x: Tensor, mask: Tensor) -> Dict[str, Any]:
@@ -73,7 +94,7 @@ class MaskedPretrainer(nn.Module):
         targets: List[Tensor] = []
         loss = x.new_zeros((), dtype=torch.float32)
         for prediction, grid in zip(predictions, grids):
-            selected = upsample_mask(mask, grid).flatten(1)  # (B, t*h*w)
+            selected = LOSS_TOKENS[self.loss_tokens](upsample_mask(mask, grid).flatten(1))  # (B, t*h*w)
             pred, target = prediction[selected], self._masked_target(x, grid, selected)
             loss = loss + self.loss_fn(pred.float(), target)
             preds.append(pred)
