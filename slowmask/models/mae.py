@@ -21,7 +21,7 @@ from .attention import LayerNorm6
 from .geometry import Grid
 from .layout import NO_POOL, BlockLayout
 from .mvit import MViTTrunk
-from .position import resize_pos_embed
+from .position import pos_embed_for_input
 from .weight_init import INIT_STD, init_weights
 
 
@@ -153,7 +153,7 @@ class MAEEncoder(MViTTrunk):
         else:
             p = self.num_prefix
             grid_pos, prefix = self.decoder_pos_embed[:, p:], self.decoder_pos_embed[:, :p]
-        grid_pos = resize_pos_embed(grid_pos, self.patch_grid, grid)
+        grid_pos = pos_embed_for_input(grid_pos, self.patch_grid, grid)
         return grid_pos if prefix is None else torch.cat((prefix, grid_pos), dim=1)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tuple[List[Tensor], List[Grid]]:

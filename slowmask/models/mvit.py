@@ -18,7 +18,7 @@ from .geometry import Grid, token_grid
 from .heads import TransformerBasicHead
 from .layout import BlockLayout
 from .patch_embed import PatchEmbed
-from .position import resize_pos_embed, sincos_3d
+from .position import pos_embed_for_input, sincos_3d
 from .weight_init import INIT_STD, init_weights
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class MViTTrunk(nn.Module):
             grid_pos, prefix_pos = spatial + temporal, self.pos_embed_class
         else:
             grid_pos, prefix_pos = self.pos_embed[:, p:], self.pos_embed[:, :p]
-        grid_pos = resize_pos_embed(grid_pos, self.patch_grid, grid)
+        grid_pos = pos_embed_for_input(grid_pos, self.patch_grid, grid)
         return grid_pos if prefix_pos is None else torch.cat((prefix_pos, grid_pos), dim=1)
 
     def add_cls_and_pos(self, tokens: Tensor, grid: Grid) -> Tensor:

@@ -52,3 +52,18 @@ def resize_pos_embed(pos_embed: Tensor, from_grid: Sequence[int], to_grid: Seque
     volume = pos_embed.reshape(1, *from_grid, dim).permute(0, 4, 1, 2, 3)
     volume = F.interpolate(volume, size=tuple(to_grid), mode="trilinear", align_corners=False)
     return volume.reshape(1, dim, math.prod(to_grid)).transpose(1, 2)
+
+
+def pos_embed_for_input(pos_embed: Tensor, table_grid: Sequence[int], input_grid: Sequence[int]) -> Tensor:
+    """(1, t*h*w, D) table for `table_grid` -> the positions of an input's token grid.
+
+    An input of one temporal slice (an image in a video model) takes the table's first
+    temporal slice, resized in space: OmniMAE embeds images with the positions of frame
+    0 (Girdhar et al., 2023; omnivore's `interpolate_pos_encoding`), where a trilinear
+    resize would blend the middle frames' positions. Other grids resize trilinearly.
+    """
+    t, h, w = table_grid
+    if input_grid[0] == 1 and t > 1:
+        first_slice = pos_embed.reshape(1, t, h * w, pos_embed.shape[-1])[:, 0]
+        return resize_pos_embed(first_slice, (1, h, w), input_grid)
+    return resize_pos_embed(pos_embed, table_grid, input_grid)
