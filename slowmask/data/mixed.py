@@ -2,8 +2,8 @@
 al., 2023: one model pretrained on images and videos together).
 
 A batch never mixes datasets: an image batch is (B, 3, 2, 224, 224) and a video batch
-(B, 3, 16, 224, 224), which cannot be stacked, and each has its own mask ratio (90 %
-of an image's patches, 95 % of a video's, paper Sec. 3). The epoch is a schedule of
+(B, 3, 16, 224, 224), which cannot be stacked, and each has its own mask ratio (the
+paper masks 90 % of an image's patches and 95 % of a video's). The epoch is a schedule of
 dataset indices, one per batch, drawn from (seed, epoch) only (omnivore's
 `ConcatDataset`, batching strategy "use_one", max_steps "sum"): dataset d gives
 int(repeat_factor_d * its batches per epoch) batches. Every rank draws the same
@@ -18,7 +18,7 @@ built by the existing builders) and it carries its `batch_sampler`, which
 
 import hashlib
 import logging
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -131,7 +131,7 @@ class MixedBatchSampler(Sampler[List[int]]):
 class FrameRepeat:
     """`transform`'s clip (3, T, S, S) repeated `times` times along T: an image (T = 1)
     becomes a clip of `times` identical frames, so the video patch embedding (temporal
-    kernel `times`) embeds it (OmniMAE's PadIm2Video "repeat", Sec. 3). Done in the
+    kernel `times`) embeds it (omnivore's PadIm2Video with pad_type "repeat"). Done in the
     item, not the model, so the pixel target of an image token is the image itself and
     the model sees one kind of input."""
 
@@ -158,7 +158,9 @@ class MixedDataset(Dataset):
         batch_sampler: a MixedBatchSampler over the parts' sizes, or None.
     """
 
-    def __init__(self, parts: Sequence[Dataset], names: Sequence[str], batch_sampler=None) -> None:
+    def __init__(
+        self, parts: Sequence[Dataset], names: Sequence[str], batch_sampler: Optional[MixedBatchSampler] = None
+    ) -> None:
         if len(parts) != len(names) or not parts:
             raise ValueError(f"need one name per part and at least one part, got {len(parts)} and {len(names)}")
         self.parts, self.names = list(parts), list(names)
@@ -250,6 +252,11 @@ def build_part(part: CfgNode) -> Dataset:
     MULTI_DATASET.REPEAT_FRAMES times (2 for images with a 2-frame patch)."""
     dataset = build_dataset(part, "train")
     if part.MULTI_DATASET.REPEAT_FRAMES > 1:
+        if not isinstance(getattr(dataset, "transform", None), ClipTransform):
+            raise ValueError(
+                f"MULTI_DATASET.REPEAT_FRAMES needs a dataset with a clip transform (a VideoDataset); "
+                f"{type(dataset).__name__} has none: leave REPEAT_FRAMES 1 for it"
+            )
         dataset.transform = FrameRepeat(dataset.transform, part.MULTI_DATASET.REPEAT_FRAMES)
     return dataset
 
