@@ -153,12 +153,14 @@ def test_bad_mixed_configs_name_the_key(demo_data_dir, image_dir):
     with pytest.raises(ValueError, match="REPEAT_FACTORS has 1 values for 2 datasets"):
         build_loader(omnimae_cfg(demo_data_dir, image_dir, "MULTI_DATASET.REPEAT_FACTORS", "[1.0]"), "train")
     no_repeat = [["TRAIN.DATASET", "imagefolder", "DATA.PATH_TO_DATA_DIR", image_dir, "DATA.NUM_FRAMES", 1]]
-    with pytest.raises(ConfigError, match=r"OVERRIDES\[0\]: clips of DATA.NUM_FRAMES 1 x MULTI_DATASET.REPEAT_FRAMES 1"):
+    unfilled = r"OVERRIDES\[0\]: clips of DATA.NUM_FRAMES 1 x MULTI_DATASET.REPEAT_FRAMES 1"
+    with pytest.raises(ConfigError, match=unfilled):
         build_loader(load_config(DEMO_CFG, ["MULTI_DATASET.OVERRIDES", repr(no_repeat)]), "train")
     with pytest.raises(ConfigError, match=r"OVERRIDES\[0\]: unknown config key DATA.NUM_FRAME "):
         build_loader(load_config(DEMO_CFG, ["MULTI_DATASET.OVERRIDES", "[['DATA.NUM_FRAME', 1]]"]), "train")
     with pytest.raises(ValueError, match="TRAIN.DATASET mixed trains only"):
         MixedDataset.from_config(load_config(DEMO_CFG), "val")
-    with pytest.raises(ValueError, match=r"datasets \[1\] have fewer items per process \(\[3\]\) than one batch \(\[4\]\)"):
+    too_few = r"datasets \[1\] have fewer items per process \(\[3\]\) than one batch \(\[4\]\)"
+    with pytest.raises(ValueError, match=too_few):
         MixedBatchSampler([8, 3], [2, 4], [1, 1])
 

@@ -20,7 +20,8 @@ def test_a_one_slice_input_takes_the_first_temporal_slice_of_the_positions():
     table = sincos_3d(64, (4, 2, 2))[None]  # (1, 16, 64)
     image = pos_embed_for_input(table, (4, 2, 2), (1, 2, 2))
     assert torch.equal(image, table[:, :4])
-    assert torch.equal(pos_embed_for_input(table, (4, 2, 2), (1, 4, 4)), resize_pos_embed(table[:, :4], (1, 2, 2), (1, 4, 4)))
+    larger_image = pos_embed_for_input(table, (4, 2, 2), (1, 4, 4))
+    assert torch.equal(larger_image, resize_pos_embed(table[:, :4], (1, 2, 2), (1, 4, 4)))
     assert torch.equal(pos_embed_for_input(table, (4, 2, 2), (2, 2, 2)), resize_pos_embed(table, (4, 2, 2), (2, 2, 2)))
 
 
@@ -52,4 +53,5 @@ def test_the_full_recipe_builds_vit_b_with_omnimae_decoder():
     assert sum(p.numel() for p in model.parameters() if not p.requires_grad) == 1568 * 768
     overrides = [dict(zip(o[0::2], o[1::2])) for o in cfg.MULTI_DATASET.OVERRIDES]
     assert [o["TRAIN.DATASET"] for o in overrides] == ["kinetics", "imagenet"]
-    assert (cfg.AUG.MASK_RATIO, overrides[1]["AUG.MASK_RATIO"], overrides[1]["MULTI_DATASET.REPEAT_FRAMES"]) == (0.95, 0.9, 2)
+    image = overrides[1]
+    assert (cfg.AUG.MASK_RATIO, image["AUG.MASK_RATIO"], image["MULTI_DATASET.REPEAT_FRAMES"]) == (0.95, 0.9, 2)
