@@ -525,6 +525,17 @@ _C.PROBE.ATTENTIVE_HEADS = 1
 # Cached token sets per step when training the attentive probe.
 _C.PROBE.HEAD_BATCH_SIZE = 64
 
+# ---------------------------------------------------------------------------- #
+# Several datasets in one run (TRAIN.DATASET mixed; OmniMAE's images + videos)
+# ---------------------------------------------------------------------------- #
+_C.MULTI_DATASET = CfgNode()
+# One [KEY, VALUE, ...] list per dataset, merged onto this config to build it, e.g. [[TRAIN.DATASET, imagenet, DATA.NUM_FRAMES, 1]].
+_C.MULTI_DATASET.OVERRIDES = []
+# Each dataset's batches per epoch = int(factor x its batches per pass over its items); [] for 1 each (omnivore's repeat_factors).
+_C.MULTI_DATASET.REPEAT_FACTORS = []
+# Frames each clip of a dataset is repeated to (set 2 in an image dataset's overrides for a 2-frame patch).
+_C.MULTI_DATASET.REPEAT_FRAMES = 1
+
 # PySlowFast's keys of features slowmask does not build: accepted, reported, unused.
 add_unused_keys(_C)
 

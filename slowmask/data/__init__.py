@@ -18,6 +18,7 @@ from .decoding import DecodeError, Video, open_video
 from .frame_folder import FrameFolder, FrameListVideo, read_frame_list
 from .image_folder import ImageAsVideo, ImageFolder, list_image_folder, open_image
 from .index_samplers import EpochShuffleSampler
+from .mixed import FrameRepeat, MixedBatchSampler, MixedDataset
 from .mixup import MixupCutmix
 from .pytorchvideo_dataset import PyTorchVideoDataset
 from .ssv2 import Ssv2, read_ssv2_labels
@@ -38,9 +39,12 @@ __all__ = [
     "EvalTransform",
     "FrameFolder",
     "FrameListVideo",
+    "FrameRepeat",
     "ImageAsVideo",
     "ImageFolder",
     "Kinetics",
+    "MixedBatchSampler",
+    "MixedDataset",
     "MixupCutmix",
     "NoReadableVideoError",
     "OffsetClipSampler",

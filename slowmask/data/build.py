@@ -273,19 +273,20 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
     is_train = split == "train"
     total = cfg.TRAIN.BATCH_SIZE if is_train else cfg.TEST.BATCH_SIZE
     batch_size = max(1, total // world_size(cfg.NUM_GPUS, cfg.NUM_SHARDS))
-    sampler = _sampler(dataset, is_train, cfg.RNG_SEED)
-    logger.info("%s loader: %d items, %d per batch in this process", split, len(dataset), batch_size)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+    common = dict(
         num_workers=cfg.DATA_LOADER.NUM_WORKERS,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
-        drop_last=is_train,
         collate_fn=collate_clips,
         generator=torch.Generator().manual_seed(cfg.RNG_SEED),
         worker_init_fn=ignore_stop_signals,
     )
+    batch_sampler = getattr(dataset, "batch_sampler", None)  # it makes its own batches (data/mixed.py)
+    if batch_sampler is not None:
+        logger.info("%s loader: %d items in %d batches of its own", split, len(dataset), len(batch_sampler))
+        return DataLoader(dataset, batch_sampler=batch_sampler, **common)
+    sampler = _sampler(dataset, is_train, cfg.RNG_SEED)
+    logger.info("%s loader: %d items, %d per batch in this process", split, len(dataset), batch_size)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=is_train, **common)
 
 
 def _sampler(dataset: Dataset, is_train: bool, seed: int) -> Optional[Sampler]:
@@ -316,19 +317,22 @@ def set_epoch(loader: DataLoader, epoch: int, start_batch: int = 0) -> None:
 
     `start_batch` > 0 (resuming a mid-epoch checkpoint) begins the epoch after that many
     batches: the sampler skips their indices, nothing is decoded for them."""
-    for part in (loader.sampler, loader.dataset):
+    for part in (loader.sampler, loader.batch_sampler, loader.dataset):
         if hasattr(part, "set_epoch"):
             part.set_epoch(epoch)
     if start_batch == 0:
         return
     check_starts_part_way(loader, f"resume part-way through epoch {epoch + 1}")
-    loader.sampler.set_start(start_batch * loader.batch_size)
+    if loader.batch_size is None:  # a batch sampler of the dataset's own counts batches
+        loader.batch_sampler.set_start(start_batch)
+    else:
+        loader.sampler.set_start(start_batch * loader.batch_size)
 
 
 def check_starts_part_way(loader: DataLoader, purpose: str) -> None:
     """A clear error when the loader's sampler cannot begin an epoch part-way (`set_start`),
     as an IterableDataset's loader cannot: mid-epoch checkpoints are of no use with it."""
-    if not hasattr(loader.sampler, "set_start"):
+    if not hasattr(loader.batch_sampler if loader.batch_size is None else loader.sampler, "set_start"):
         raise ValueError(
             f"cannot {purpose}: this loader's sampler ({type(loader.sampler).__name__}) cannot skip "
             "the batches already done; with this dataset use end-of-epoch checkpoints only "

@@ -88,5 +88,20 @@ def positions_on_grid(
         spatial = tables["spatial"].repeat(1, t, 1)
         temporal = tables["temporal"].repeat_interleave(h * w, dim=1)
         grid_pos, prefix_pos = spatial + temporal, tables["class"]
-    grid_pos = resize_pos_embed(grid_pos, table_grid, grid)
+    grid_pos = pos_embed_for_input(grid_pos, table_grid, grid)
     return grid_pos if prefix_pos is None else torch.cat((prefix_pos, grid_pos), dim=1)
+
+
+def pos_embed_for_input(pos_embed: Tensor, table_grid: Sequence[int], input_grid: Sequence[int]) -> Tensor:
+    """(1, t*h*w, D) table for `table_grid` -> the positions of an input's token grid.
+
+    An input of one temporal slice (an image in a video model) takes the table's first
+    temporal slice, resized in space: OmniMAE embeds images with the positions of frame
+    0 (Girdhar et al., 2023; omnivore's `interpolate_pos_encoding`), where a trilinear
+    resize would blend the middle frames' positions. Other grids resize trilinearly.
+    """
+    t, h, w = table_grid
+    if input_grid[0] == 1 and t > 1:
+        first_slice = pos_embed.reshape(1, t, h * w, pos_embed.shape[-1])[:, 0]
+        return resize_pos_embed(first_slice, (1, h, w), input_grid)
+    return resize_pos_embed(pos_embed, table_grid, input_grid)
