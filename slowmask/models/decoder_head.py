@@ -9,8 +9,7 @@ from typing import List, Sequence
 from torch import Tensor, nn
 
 from .attention import LayerNorm6
-from .block import BlockOptions, MultiScaleBlock
-from .weight_init import init_weights
+from .block import BlockOptions, MultiScaleBlock, init_weights
 
 # PySlowFast gives the decoder blocks one head per 64 channels.
 DECODER_HEAD_DIM = 64

@@ -5,7 +5,7 @@ from typing import Callable, List, Sequence
 from torch import Tensor, nn
 
 from .attention import LayerNorm6
-from .weight_init import init_weights
+from .block import init_weights
 
 
 class TransformerBasicHead(nn.Module):

@@ -19,10 +19,10 @@ from slowmask.geometry import Grid
 from slowmask.masking.grids import upsample_mask
 
 from .attention import LayerNorm6
+from .block import INIT_STD, init_weights
 from .layout import NO_POOL, BlockLayout
 from .mvit import MViTTrunk
 from .position import learned_tables, positions_on_grid
-from .weight_init import INIT_STD, init_weights
 
 # PySlowFast's names of the decoder's position tables, by role (models/position.py).
 DECODER_POS_EMBED_NAMES = {

@@ -9,9 +9,9 @@ from torch import Tensor, nn
 
 from slowmask.geometry import Grid
 from slowmask.masking.grids import upsample_mask
+from .block import INIT_STD
 from .layout import BlockLayout
 from .mvit import MViTTrunk
-from .weight_init import INIT_STD
 
 
 class MaskFeatEncoder(MViTTrunk):

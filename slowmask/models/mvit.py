@@ -15,12 +15,11 @@ from torch.utils.checkpoint import checkpoint
 from slowmask.geometry import Grid, token_grid
 
 from .attention import LayerNorm6
-from .block import BlockOptions, MultiScaleBlock
+from .block import INIT_STD, BlockOptions, MultiScaleBlock, init_weights
 from .heads import TransformerBasicHead
 from .layout import BlockLayout
 from .patch_embed import PatchEmbed
 from .position import learned_tables, positions_on_grid, sincos_3d
-from .weight_init import INIT_STD, init_weights
 
 logger = logging.getLogger(__name__)
 

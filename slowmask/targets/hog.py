@@ -3,7 +3,7 @@
 The definition, per RGB channel of the normalized clip, on the frame at the centre of
 each token's temporal receptive field (`HOGTarget.frames`):
 1. gradients: 3x3 Sobel filters, kx = [[1, 0, -1], [2, 0, -2], [1, 0, -1]] and ky its
-   transpose, as cross-correlation after reflect-padding by 1 (sobel.py);
+   transpose, as cross-correlation after reflect-padding by 1 (`sobel_gradients`);
 2. magnitude m = sqrt(gx^2 + gy^2), angle a = atan2(gx, gy);
 3. bin floor(a / pi * nbins) mod nbins, nbins = 9;
 4. per non-overlapping 8x8 cell, the sum of m per bin; each cell's bins L2-normalized;
@@ -28,10 +28,29 @@ from torch import Tensor, nn
 from slowmask.geometry import TokenGeometry
 
 from .build import TARGET_REGISTRY
-from .sobel import sobel_gradients
 
 # HOG is computed on each of the clip's RGB channels.
 RGB_CHANNELS = 3
+
+
+def sobel_gradients(images: Tensor) -> Tuple[Tensor, Tensor]:
+    """Gradients (gx, gy), each (N, C, H, W), of float `images` (N, C, H, W).
+
+    Per channel, the cross-correlation with kx = [[1, 0, -1], [2, 0, -2], [1, 0, -1]]
+    and ky = kx transposed after reflect-padding by 1. Both kernels are separable
+    ([1, 2, 1] smoothing times a [1, 0, -1] difference), which on a CPU is several
+    times faster than a depthwise convolution; the values agree with it up to float
+    rounding (about 1e-6 for unit-scale inputs).
+    """
+    padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    smooth_rows = padded[:, :, :-2] + padded[:, :, 2:]
+    smooth_rows.add_(padded[:, :, 1:-1], alpha=2)
+    gx = smooth_rows[..., :-2] - smooth_rows[..., 2:]
+    del smooth_rows
+    smooth_cols = padded[..., :-2] + padded[..., 2:]
+    smooth_cols.add_(padded[..., 1:-1], alpha=2)
+    gy = smooth_cols[:, :, :-2] - smooth_cols[:, :, 2:]
+    return gx, gy
 
 
 def check_cell_size(height: int, width: int, cell_size: int, what: str = "image") -> None:
