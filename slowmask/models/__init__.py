@@ -9,12 +9,10 @@ from .attention import MultiScaleAttention
 from .block import BlockOptions, MultiScaleBlock
 from .build import MODEL_REGISTRY, build_model, trunk_args
 from .decoder_head import DecoderPredictionHead
-from .heads import SeparatePredictionHead, TransformerBasicHead
 from .layout import BlockLayout, mvit_layout
 from .losses import LOSS_REGISTRY, build_loss
 from .mae import MAEEncoder
-from .maskfeat import MaskFeatEncoder
-from .mvit import MViT, MViTTrunk
+from .mvit import MaskFeatEncoder, MViT, MViTTrunk, SeparatePredictionHead, TransformerBasicHead
 from .pretrainer import MaskedPretrainer
 
 __all__ = [

@@ -28,11 +28,9 @@ from .attention import attention_path
 from .block import BlockOptions
 from .decoder_head import DecoderPredictionHead
 from .dual_mask import DualMaskPretrainer
-from .heads import SeparatePredictionHead
 from .layout import mvit_layout
 from .losses import build_loss
 from .mae import MAEEncoder
-from .maskfeat import MaskFeatEncoder
 from .pretrainer import MaskedPretrainer
 
 logger = logging.getLogger(__name__)
@@ -141,11 +139,11 @@ def build_maskfeat(cfg: CfgNode) -> nn.Module:
         return build_mae(cfg)
     if cfg.MASK.HEAD_TYPE != "separate":
         raise ValueError(f'MASK.HEAD_TYPE {cfg.MASK.HEAD_TYPE!r} is not supported; use "separate"')
-    encoder = MaskFeatEncoder(pretrain_depth=cfg.MASK.PRETRAIN_DEPTH, **trunk_args(cfg))
+    encoder = mvit.MaskFeatEncoder(pretrain_depth=cfg.MASK.PRETRAIN_DEPTH, **trunk_args(cfg))
     target = targets.build_target(cfg)
     # The target knows its width for a token's pixels (HOG: 3 * 9 * (ph/8) * (pw/8)).
     dims_out = [target.dim(TokenGeometry.from_config(cfg).stride_at(depth)) for depth in encoder.pretrain_depth]
-    head = SeparatePredictionHead(encoder.out_dims, dims_out)
+    head = mvit.SeparatePredictionHead(encoder.out_dims, dims_out)
     model = MaskedPretrainer(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), cfg.MASK.LOSS_TOKENS)
     model.register_load_state_dict_pre_hook(_drop_pyslowfast_hog_filters)
     return model

@@ -2,21 +2,25 @@
 
 `MViTTrunk` is what every MViT-based model shares: patch embedding, class token,
 absolute position embeddings and the blocks. `MViT` adds the final norm and the
-classifier head. Parameter names are PySlowFast's, so its checkpoints load as they are.
+classifier head (`TransformerBasicHead`). `MaskFeatEncoder` is MaskFeat's dense encoder
+(Wei et al. 2022, sec. 3): every token goes through the network, masked patch tokens
+replaced by a learned `mask_token` before the class token and the positions are added,
+so the model knows where, but not what; `SeparatePredictionHead` maps its tokens to the
+targets. Parameter names are PySlowFast's, so its checkpoints load as they are.
 """
 
 import logging
-from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from slowmask.geometry import Grid, token_grid
+from slowmask.masking.grids import upsample_mask
 
 from .attention import LayerNorm6
 from .block import INIT_STD, BlockOptions, MultiScaleBlock, init_weights
-from .heads import TransformerBasicHead
 from .layout import BlockLayout
 from .patch_embed import PatchEmbed
 from .position import learned_tables, positions_on_grid, sincos_3d
@@ -236,3 +240,112 @@ class MViT(MViTTrunk):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.linear_probe):
             pooled = self.forward_head(self.forward_features(x), pre_logits=True)
         return self.head(pooled)
+
+
+# Output heads: the classifier of MViT and the per-token prediction head of MaskFeat.
+
+
+class TransformerBasicHead(nn.Module):
+    """(B, dim_in) pooled features -> (B, num_classes) logits: [`bn`,] dropout, `projection`.
+
+    Args:
+        detach_final_fc: stop the gradient before the projection (MODEL.DETACH_FINAL_FC).
+        input_norm: a BatchNorm without affine parameters (`bn`) first, as MAE's linear
+            probe (He et al. 2022, appendix A.2): it rescales features whose magnitudes
+            differ across pretraining methods, and is still a linear classifier.
+    """
+
+    def __init__(
+        self,
+        dim_in: int,
+        num_classes: int,
+        dropout_rate: float = 0.0,
+        detach_final_fc: bool = False,
+        input_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim_in, affine=False, eps=1e-6) if input_norm else None
+        self.dropout = nn.Dropout(dropout_rate) if dropout_rate > 0.0 else nn.Identity()
+        self.projection = nn.Linear(dim_in, num_classes, bias=True)
+        self.detach_final_fc = detach_final_fc
+        self.apply(init_weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.bn is not None:
+            x = self.bn(x)
+        x = self.dropout(x)
+        if self.detach_final_fc:
+            x = x.detach()
+        return self.projection(x)
+
+
+class SeparatePredictionHead(nn.Module):
+    """MaskFeat's prediction head (PySlowFast's MSSeparateHead, MASK.HEAD_TYPE "separate"):
+    for each pretraining depth a LayerNorm (`transforms.i.0`) and a Linear
+    (`projections.i`) applied to every token.
+
+    Args:
+        dims_in: width of the features at each depth.
+        dims_out: width of the target at each depth (e.g. 108 for HOG of 16x16 pixels).
+    """
+
+    def __init__(
+        self,
+        dims_in: Sequence[int],
+        dims_out: Sequence[int],
+        norm_layer: Callable[[int], nn.Module] = LayerNorm6,
+    ) -> None:
+        super().__init__()
+        if len(dims_in) != len(dims_out):
+            raise ValueError(f"one output width per input: got {list(dims_in)} and {list(dims_out)}")
+        self.transforms = nn.ModuleList(nn.Sequential(norm_layer(d)) for d in dims_in)
+        self.projections = nn.ModuleList(nn.Linear(d, o, bias=True) for d, o in zip(dims_in, dims_out))
+        self.apply(init_weights)
+
+    def forward(self, features: Sequence[Tensor]) -> List[Tensor]:
+        """[(B, N_i, dims_in[i])] -> [(B, N_i, dims_out[i])]."""
+        if len(features) != len(self.projections):
+            raise ValueError(f"expected {len(self.projections)} feature maps, got {len(features)}")
+        return [proj(transform(x)) for x, transform, proj in zip(features, self.transforms, self.projections)]
+
+
+class MaskFeatEncoder(MViTTrunk):
+    """MViT trunk up to block max(pretrain_depth) (no final norm, no head) + `mask_token`.
+
+    Args:
+        layout: the layout of the whole network; blocks after the deepest pretraining
+            depth are not built.
+        pretrain_depth: block indices whose outputs are predicted from (MASK.PRETRAIN_DEPTH).
+        trunk_args: MViTTrunk's arguments.
+    """
+
+    def __init__(self, layout: Sequence[BlockLayout], *, pretrain_depth: Sequence[int], **trunk_args: Any) -> None:
+        depths = sorted(int(d) for d in pretrain_depth)
+        if not depths or depths[0] < 0 or depths[-1] >= len(layout):
+            raise ValueError(
+                f"pretrain depths {list(pretrain_depth)} must be block indices in [0, {len(layout) - 1}]"
+            )
+        super().__init__(layout[: depths[-1] + 1], **trunk_args)
+        self.pretrain_depth = tuple(depths)
+        self.out_dims = [layout[d].dim_out for d in depths]
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
+        nn.init.trunc_normal_(self.mask_token, std=INIT_STD)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tuple[List[Tensor], List[Grid]]:
+        """Encode a clip with its masked patches hidden.
+
+        Args:
+            x: (B, 3, T, H, W) clip.
+            mask: (B, t, h, w) bool on the mask grid, True = masked; None masks nothing.
+        Returns:
+            features: per pretraining depth, (B, N_i, D_i) grid tokens (no class token),
+                N_i = t_i*h_i*w_i in (t, h, w) order.
+            grids: per pretraining depth, its prediction grid (t_i, h_i, w_i).
+        """
+        tokens, grid = self.patch_embed(x)
+        if mask is not None:
+            masked = upsample_mask(mask, grid).flatten(1).unsqueeze(-1)
+            tokens = torch.where(masked, self.mask_token.to(tokens.dtype), tokens)
+        _, _, tapped = self.forward_blocks(self.add_cls_and_pos(tokens, grid), grid, self.pretrain_depth)
+        features = [out[:, self.num_prefix :] for out, _ in tapped]
+        return features, [out_grid for _, out_grid in tapped]
