@@ -2,7 +2,7 @@
 folder-per-class tree -> train/val/test CSVs ("path label"), a class-index file, lists of
 missing and unreadable videos, and optionally videos re-encoded to a smaller short side."""
 
-from .layout import VideoEntry, entries_from_annotations, entries_from_folders, read_kinetics_annotations
+from .annotations import VideoEntry, entries_from_annotations, entries_from_folders, read_kinetics_annotations
 from .pipeline import PrepareReport, prepare_dataset
 from .reencode import probe_video, reencode_video
 

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .layout import VideoEntry
+from .annotations import VideoEntry
 from .reencode import probe_video, reencode_video
 
 logger = logging.getLogger(__name__)
