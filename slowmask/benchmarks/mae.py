@@ -20,7 +20,7 @@ from slowmask.models import MaskedPretrainer, build_model
 from slowmask.models.mae import MAEEncoder
 
 from .table import row
-from .timing import Timing, compare
+from .timing import Timing, compare, pretraining_step
 
 
 class DenseMAEEncoder(nn.Module):
@@ -47,16 +47,6 @@ class DenseMAEEncoder(nn.Module):
             return self.sparse(x, torch.zeros_like(mask))
         finally:
             handle.remove()
-
-
-def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, clips: Tensor, masks: Tensor) -> Callable[[], None]:
-    def step() -> None:
-        loss = model(clips, masks)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
 
 
 def _forward_backward(model: nn.Module, clips: Tensor, masks: Tensor) -> Callable[[], None]:
@@ -94,7 +84,7 @@ def sparse_vs_dense(
     clips = torch.randn(batch, 3, frames, size, size)
     dense = MaskedPretrainer(DenseMAEEncoder(sparse.encoder), sparse.pred_head, sparse.target, sparse.loss_fn)
     sparse_step, dense_step = (
-        _train_step(model, torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused_adamw or None), clips, masks)
+        pretraining_step(model, torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused_adamw or None), clips, masks)
         for model in (sparse, dense)
     )
     timings: Dict[str, Timing] = dict(zip(("sparse", "dense"), compare(sparse_step, dense_step, 1, steps)))

@@ -24,7 +24,7 @@ from slowmask.models import build_model
 from slowmask.models.attention import MultiScaleAttention
 
 from .table import row
-from .timing import Timing, compare
+from .timing import Timing, compare, pretraining_step
 
 # One recorded call of an attention core: the module, then (q, k, v, q_grid, k_grid).
 CoreCall = Tuple[MultiScaleAttention, tuple]
@@ -78,18 +78,6 @@ def step_cfg(cfg_path: str, opts: List[str], frames: int, size: int) -> CfgNode:
     return load_config(cfg_path, [*opts, *extra])
 
 
-def _train_step(model: nn.Module, clips: torch.Tensor, masks: torch.Tensor) -> Callable[[], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step() -> None:
-        loss = model(clips, masks)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
-
-
 def step_rows(cfg: CfgNode, batch: int, warmup: int, repeats: int) -> List[dict]:
     """The step row (SDPA against plain attention, same weights, clips and masks) and
     the cores row, with the plain cores' share of the plain step (`core_share_of_step`)."""
@@ -104,7 +92,11 @@ def step_rows(cfg: CfgNode, batch: int, warmup: int, repeats: int) -> List[dict]
     frames, size = cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE
     clips = torch.randn(batch, 3, frames, size, size, generator=generator)
     masks = torch.rand(batch, *cfg.AUG.MASK_WINDOW_SIZE, generator=generator) < cfg.AUG.MASK_RATIO
-    fast, slow = compare(_train_step(model, clips, masks), _train_step(plain, clips, masks), warmup, repeats)
+    fast, slow = compare(
+        pretraining_step(model, torch.optim.AdamW(model.parameters(), lr=1e-4), clips, masks),
+        pretraining_step(plain, torch.optim.AdamW(plain.parameters(), lr=1e-4), clips, masks),
+        warmup, repeats,
+    )
     what = f"{cfg.MODEL.MODEL_NAME} train step, batch {batch}, {frames}x{size}x{size}, SDPA attention"
     fast_cores, slow_cores, cores = core_timings(model, clips, masks, warmup, repeats)
     share = slow_cores.median / slow.median
