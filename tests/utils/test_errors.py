@@ -64,6 +64,6 @@ def test_without_a_log_file_the_line_says_how_to_see_the_traceback(capsys):
 
 def test_an_error_of_a_spawned_process_is_found_by_its_name():
     text = ("\n\n-- Process 1 terminated with the following error:\nTraceback (most recent call last):\n"
-            '  File "x.py", line 1, in f\nslowmask.engine.bad_data.BadDataError: 5 of 8 items were unreadable\n')
+            '  File "x.py", line 1, in f\nslowmask.engine.hooks.BadDataError: 5 of 8 items were unreadable\n')
     assert expected_stop(ProcessRaisedException(text, 1, 1234)) == (3, "BadDataError: 5 of 8 items were unreadable")
     assert expected_stop(ProcessRaisedException("ZeroDivisionError: x", 1, 1234)) is None
