@@ -20,27 +20,40 @@ def checked_start(start: int, length: int) -> int:
     return start
 
 
-class EpochShuffleSampler(Sampler[int]):
+class ResumableOrder:
+    """What a training sampler's epoch order shares: the epoch it is for, and the position
+    it begins at. A subclass gives `epoch_length`, the positions of a whole epoch (this
+    process's share), and skips the first `start` of them when iterated."""
+
+    epoch = 0
+    start = 0
+
+    def epoch_length(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must define epoch_length")
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new epoch, from its first position."""
+        self.epoch = epoch
+        self.start = 0
+
+    def set_start(self, start: int) -> None:
+        """Begin this epoch at position `start` (the positions already consumed)."""
+        self.start = checked_start(start, self.epoch_length())
+
+    def __len__(self) -> int:
+        return self.epoch_length() - self.start
+
+
+class EpochShuffleSampler(ResumableOrder, Sampler[int]):
     """A random order of all indices, fixed by (seed, epoch): `set_epoch` reshuffles,
     and a resumed run gets the same order back (single-process training)."""
 
     def __init__(self, dataset_size: int, seed: int = 0) -> None:
         self.dataset_size = dataset_size
         self.seed = seed
-        self.epoch = 0
-        self.start = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """A new epoch, from its first index."""
-        self.epoch = epoch
-        self.start = 0
-
-    def set_start(self, start: int) -> None:
-        """Begin this epoch's order at position `start` (the indices already consumed)."""
-        self.start = checked_start(start, self.dataset_size)
-
-    def __len__(self) -> int:
-        return self.dataset_size - self.start
+    def epoch_length(self) -> int:
+        return self.dataset_size
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator()
@@ -48,25 +61,12 @@ class EpochShuffleSampler(Sampler[int]):
         return iter(torch.randperm(self.dataset_size, generator=generator).tolist()[self.start:])
 
 
-class ResumableDistributedSampler(DistributedSampler):
+class ResumableDistributedSampler(ResumableOrder, DistributedSampler):
     """torch's DistributedSampler (this rank's share of a (seed, epoch) shuffle) that can
     begin an epoch at a position of this rank's share."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.start = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """A new epoch, from its first index."""
-        super().set_epoch(epoch)
-        self.start = 0
-
-    def set_start(self, start: int) -> None:
-        """Begin this rank's share of the epoch at position `start`."""
-        self.start = checked_start(start, self.num_samples)
-
-    def __len__(self) -> int:
-        return self.num_samples - self.start
+    def epoch_length(self) -> int:
+        return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
         return itertools.islice(super().__iter__(), self.start, None)

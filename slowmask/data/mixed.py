@@ -30,7 +30,7 @@ from slowmask.config.loading import merge_list
 from slowmask.geometry import world_size
 
 from .build import DATASET_REGISTRY, build_dataset
-from .index_samplers import checked_start
+from .index_samplers import ResumableOrder
 from .transforms import ClipTransform
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def order_generator(seed: int, *numbers: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
 
 
-class MixedBatchSampler(Sampler[List[int]]):
+class MixedBatchSampler(ResumableOrder, Sampler[List[int]]):
     """Batches of indices into the concatenation of several datasets, each batch from one.
 
     Dataset d (items offsets[d] .. offsets[d] + sizes[d] - 1 of the concatenation) gives
@@ -92,20 +92,10 @@ class MixedBatchSampler(Sampler[List[int]]):
                 f"batch ({[self.batch_sizes[d] for d in empty]}); lower their TRAIN.BATCH_SIZE or add data"
             )
         self.batches = [int(f * n) for f, n in zip(self.repeat_factors, self.batches_per_pass)]
-        self.epoch = 0
-        self.start = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """A new epoch, from its first batch."""
-        self.epoch = epoch
-        self.start = 0
-
-    def set_start(self, start: int) -> None:
-        """Begin this epoch at batch `start` (the batches already consumed)."""
-        self.start = checked_start(start, sum(self.batches))
-
-    def __len__(self) -> int:
-        return sum(self.batches) - self.start
+    def epoch_length(self) -> int:
+        """Batches of an epoch."""
+        return sum(self.batches)
 
     def schedule(self) -> List[int]:
         """The dataset of every batch of the epoch, in order; the same on every rank."""
