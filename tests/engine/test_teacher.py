@@ -11,6 +11,7 @@ from slowmask.engine.checkpoint import save_checkpoint
 from slowmask.engine.checkpoint import build_teacher
 from slowmask.masking import build_mask_generator
 from slowmask.models import build_model
+from tool_scripts import load_tool
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 TEACHER_CFG = os.path.join(CONFIGS, "demo", "ViT_tiny_MaskFeat_PT.yaml")
@@ -106,10 +107,11 @@ def test_full_recipe_builds_the_student_only(tmp_path):
     teacher_cfg = load_config(os.path.join(CONFIGS, "k400_ViT_B_VideoMAE_PT.yaml"), tiny)
     path = str(tmp_path / "teacher.pyth")
     save_checkpoint(path, build_model(teacher_cfg), None, 1, teacher_cfg.dump())
-    cfg = load_config(
-        os.path.join(CONFIGS, "k400_ViT_B_MVD_PT.yaml"),
-        ["TEACHER.CHECKPOINT_FILE_PATH", path, "TEACHER.OPTS", str(tiny)],
-    )
+    run_net = load_tool("run_net")
+    cfg = run_net.config_from_args(run_net.parse_args([
+        "--cfg", os.path.join(CONFIGS, "k400_ViT_B_MVD_PT.yaml"),
+        "TEACHER.CHECKPOINT_FILE_PATH", path, "TEACHER.OPTS", str(tiny),
+    ]))
     with torch.device("meta"):
         model = build_model(cfg)
     assert len(model.target.teacher.trunk.blocks) == 1

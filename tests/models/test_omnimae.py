@@ -10,6 +10,7 @@ from slowmask.config import load_config
 from slowmask.masking import RandomMaskGenerator
 from slowmask.models import build_model
 from slowmask.models.position import pos_embed_for_input, resize_pos_embed, sincos_3d
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(REPO, "configs", "demo", "ViT_tiny_OmniMAE_PT.yaml")
@@ -45,7 +46,8 @@ def test_one_model_takes_video_and_image_batches_each_on_its_own_grid():
 
 
 def test_the_full_recipe_builds_vit_b_with_omnimae_decoder():
-    cfg = load_config(RECIPE)
+    run_net = load_tool("run_net")
+    cfg = run_net.config_from_args(run_net.parse_args(["--cfg", RECIPE]))
     with torch.device("meta"):
         model = build_model(cfg)
     assert sum(p.numel() for p in model.parameters()) == 96_028_416
