@@ -1,5 +1,6 @@
 """The frozen teacher built from its config and checkpoint: the demo MVD recipe distils
-from a briefly trained MaskFeat demo and its loss falls; the full recipe builds."""
+from a briefly trained MaskFeat demo and its loss falls, and so does the dense demo recipe
+that distils make demo's own MViT; the full recipe builds."""
 
 import os
 
@@ -7,8 +8,7 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import save_checkpoint
-from slowmask.engine.checkpoint import build_teacher
+from slowmask.engine.checkpoint import build_teacher, save_checkpoint
 from slowmask.masking import build_mask_generator
 from slowmask.models import build_model
 from tool_scripts import load_tool
@@ -118,3 +118,26 @@ def test_full_recipe_builds_the_student_only(tmp_path):
     # The VideoMAE recipe with MVD's decoder (2 blocks of 768) has 104,594,688 parameters;
     # predicting 768 teacher features instead of 1536 pixels removes 768 * 769 of them.
     assert sum(p.numel() for p in model.parameters()) == 104_594_688 - 768 * 769
+
+
+def test_dense_demo_recipe_distils_make_demos_encoder_with_falling_loss(tmp_path):
+    teacher_cfg = load_config(os.path.join(CONFIGS, "demo", "MViT_tiny_MaskFeat_unlabelled_PT.yaml"))
+    torch.manual_seed(0)
+    path = str(tmp_path / "checkpoint_epoch_00012.pyth")
+    save_checkpoint(path, build_model(teacher_cfg), None, 12, teacher_cfg.dump())
+    cfg = load_config(os.path.join(CONFIGS, "demo", "MViT_tiny_distill_unlabelled_PT.yaml"),
+                      ["TEACHER.CHECKPOINT_FILE_PATH", path])
+    torch.manual_seed(cfg.RNG_SEED)
+    model = build_model(cfg).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    clips, masks = _clips(cfg)
+    losses = []
+    for _ in range(16):
+        out = model(clips, masks)
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+        losses.append(float(out["loss"].detach()))
+    # The MViT's 4x4x4 prediction grid, 64-wide teacher tokens on the masked ones.
+    assert out["target"].shape == (int(masks.sum()), 64)
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
