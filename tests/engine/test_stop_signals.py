@@ -146,13 +146,22 @@ def test_all_ranks_stop_after_the_same_iteration_and_rank_0_writes(tmp_path):
     assert "another rank's stop signal" in ranks[0]["stopped"] and "SIGUSR1" in ranks[1]["stopped"]
 
 
-def test_ctrl_c_checkpoints_like_sigterm_and_is_not_handed_to_keyboard_interrupt():
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """SIGINT with Python's own handler, as in a terminal: a shell starts background jobs
+    (`cmd &`) with SIGINT ignored, and a run leaves an ignored SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_checkpoints_like_sigterm_and_is_not_handed_to_keyboard_interrupt(ctrl_c_reaches_python):
     saved, _, stop = run(SignallingStep(at=2, signum=signal.SIGINT), signals=STOP_SIGNALS)
     assert saved == [(0, 2)] and "stopped on SIGINT at epoch 1, after iteration 2" in str(stop.stopped)
     stop.hand_over()  # Python's SIGINT handler would raise KeyboardInterrupt here
 
 
-def test_a_second_ctrl_c_aborts_at_once_without_the_checkpoint():
+def test_a_second_ctrl_c_aborts_at_once_without_the_checkpoint(ctrl_c_reaches_python):
     step = SignallingStep(at=(1, 2), every=4, signum=signal.SIGINT)  # the stop waits for batch 4
     with pytest.raises(StoppedBySignal, match="aborted by a second SIGINT while stopping on SIGINT") as raised:
         run(step, signals=STOP_SIGNALS)
