@@ -3,6 +3,7 @@ start an epoch part-way: a run resumed from a mid-epoch checkpoint skips the ind
 the interrupted run consumed without loading them (`set_start`). The evaluation
 sampler gives each process of a job whole videos, each exactly once."""
 
+import abc
 import itertools
 from typing import Iterator
 
@@ -20,7 +21,7 @@ def checked_start(start: int, length: int) -> int:
     return start
 
 
-class ResumableOrder:
+class ResumableOrder(abc.ABC):
     """What a training sampler's epoch order shares: the epoch it is for, and the position
     it begins at. A subclass gives `epoch_length`, the positions of a whole epoch (this
     process's share), and skips the first `start` of them when iterated."""
@@ -28,8 +29,9 @@ class ResumableOrder:
     epoch = 0
     start = 0
 
+    @abc.abstractmethod
     def epoch_length(self) -> int:
-        raise NotImplementedError(f"{type(self).__name__} must define epoch_length")
+        """Positions of a whole epoch."""
 
     def set_epoch(self, epoch: int) -> None:
         """A new epoch, from its first position."""

@@ -11,6 +11,7 @@ one frame repeated over time (tube), or as whole temporal slices (frame).
   around it (temporal interpolation) rather than a missing region from its surroundings.
 """
 
+import abc
 import math
 from typing import Sequence
 
@@ -31,7 +32,7 @@ def exact_random_mask(shape: Sequence[int], count: int, generator: torch.Generat
     return mask.view(*shape)
 
 
-class UniformMaskGenerator:
+class UniformMaskGenerator(abc.ABC):
     """bool (t, h, w), True = masked: exactly `num_masked` units of the drawn shape (the
     subclass's `drawn_shape` of the grid) chosen uniformly without replacement, broadcast
     over the rest of the grid.
@@ -55,9 +56,9 @@ class UniformMaskGenerator:
         return cls(grid, mask_ratio)
 
     @property
+    @abc.abstractmethod
     def drawn_shape(self) -> Grid:
         """The (t, h, w) shape whose units are drawn; 1 on the axes the mask is repeated along."""
-        raise NotImplementedError(f"{type(self).__name__} must define drawn_shape")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(grid={self.grid}, num_masked={self.num_masked} of {self.drawn_shape})"

@@ -9,22 +9,12 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.engine.checkpoint import build_teacher, save_checkpoint
-from slowmask.masking import build_mask_generator
 from slowmask.models import build_model
 from tool_scripts import load_tool
+from recipe_batches import smooth_batch
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 TEACHER_CFG = os.path.join(CONFIGS, "demo", "ViT_tiny_MaskFeat_PT.yaml")
-
-
-def _clips(cfg, batch_size=4):
-    """Smooth random clips (B, 3, T, S, S) and the recipe's masks (B, t, h, w)."""
-    generator = torch.Generator().manual_seed(0)
-    size = cfg.DATA.TRAIN_CROP_SIZE
-    coarse = torch.randn(batch_size, 3, cfg.DATA.NUM_FRAMES, size // 8, size // 8, generator=generator)
-    clips = torch.nn.functional.interpolate(coarse, size=(cfg.DATA.NUM_FRAMES, size, size), mode="trilinear")
-    masks = build_mask_generator(cfg)
-    return clips, torch.stack([masks(torch.Generator().manual_seed(i)) for i in range(batch_size)])
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +24,7 @@ def maskfeat_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    clips, masks = _clips(cfg)
+    clips, masks = smooth_batch(cfg)
     for _ in range(3):
         optimizer.zero_grad()
         model(clips, masks)["loss"].backward()
@@ -86,7 +76,7 @@ def test_demo_recipe_distils_with_falling_loss(maskfeat_checkpoint):
     assert not model.target.teacher.training
     assert not [k for k in model.state_dict() if k.startswith(("target.", "trunk."))]
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    clips, masks = _clips(cfg)
+    clips, masks = smooth_batch(cfg)
     losses = []
     for _ in range(24):
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -130,7 +120,7 @@ def test_dense_demo_recipe_distils_make_demos_encoder_with_falling_loss(tmp_path
     torch.manual_seed(cfg.RNG_SEED)
     model = build_model(cfg).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    clips, masks = _clips(cfg)
+    clips, masks = smooth_batch(cfg)
     losses = []
     for _ in range(16):
         out = model(clips, masks)

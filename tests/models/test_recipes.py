@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.masking import build_mask_generator
 from slowmask.models import build_model
+from recipe_batches import smooth_batch
 
 DEMO_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo")
 # Distillation recipes (MASK.TARGET teacher) need their teacher's checkpoint:
@@ -18,16 +18,6 @@ RECIPES = sorted(
     p for p in glob.glob(os.path.join(DEMO_CONFIGS, "*_PT.yaml")) if load_config(p).MASK.TARGET != "teacher"
 )
 STEPS = 8
-
-
-def _batch(cfg, batch_size=4):
-    """Smooth random clips (B, 3, T, S, S) and the recipe's masks (B, t, h, w)."""
-    generator = torch.Generator().manual_seed(0)
-    size = cfg.DATA.TRAIN_CROP_SIZE
-    coarse = torch.randn(batch_size, 3, cfg.DATA.NUM_FRAMES, size // 8, size // 8, generator=generator)
-    clips = torch.nn.functional.interpolate(coarse, size=(cfg.DATA.NUM_FRAMES, size, size), mode="trilinear")
-    masks = build_mask_generator(cfg)
-    return clips, torch.stack([masks(torch.Generator().manual_seed(i)) for i in range(batch_size)])
 
 
 def test_every_method_has_a_demo_recipe():
@@ -43,7 +33,7 @@ def test_recipe_trains_with_falling_loss(path):
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    clips, masks = _batch(cfg)
+    clips, masks = smooth_batch(cfg)
     losses = []
     for _ in range(STEPS):
         loss = model(clips, masks)["loss"]
