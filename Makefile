@@ -21,18 +21,19 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 $(DEMO_DATA)/train.csv: $(VENV)/.installed
-	$(PY) tools/make_demo_data.py $(DEMO_DATA) --videos-per-class 16 --unlabelled-per-class 112 \
-		--val-per-class 8 --test-per-class 32 --seed $(SEED)
+	$(PY) tools/make_demo_data.py $(DEMO_DATA) --classes motion_axis --videos-per-class 8 \
+		--unlabelled-per-class 120 --val-per-class 8 --test-per-class 32 --seed $(SEED)
 
-# Pretraining on all 512 training videos (64 of them labelled), then random initialization
-# against it: k-NN, linear and attentive probes of the frozen encoder and fine-tuning on the
-# 64 labelled videos, all scored on the 128 test videos; the table ends the output and is
-# written to $(DEMO_OUT)/summary.json.
+# Videos of a circle or a square moving along one of 4 axes (the class). Pretraining on all
+# 512 training videos (32 of them labelled), then random initialization against it: k-NN,
+# linear and attentive probes of the frozen encoder and fine-tuning on the 32 labelled
+# videos, all scored on the 128 test videos; the table ends the output and is written to
+# $(DEMO_OUT)/summary.json.
 PT_CFG := configs/demo/MViT_tiny_MaskFeat_unlabelled_PT.yaml
 FT_CFG := configs/demo/MViT_tiny_few_labels_FT.yaml
 PT_CHECKPOINT := $(DEMO_OUT)/pretrain/checkpoints/checkpoint_epoch_00012.pyth
 SEEDED := RNG_SEED $(SEED)
-# The final probes use every labelled video (the probe during pretraining, a subset).
+# The final probes use every labelled video (the probe during pretraining, at most 32).
 PROBED := PROBE.PATH_TO_DATA_DIR $(DEMO_DATA) PROBE.TRAIN_MAX_ITEMS 0 $(SEEDED)
 
 demo: $(DEMO_DATA)/train.csv

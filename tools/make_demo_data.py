@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Write a tiny video dataset of moving shapes (4 classes) with train/val/test.csv.
 
-    python tools/make_demo_data.py OUT_DIR [--videos-per-class N]
+    python tools/make_demo_data.py OUT_DIR [--videos-per-class N] [--classes motion_axis]
+
+--classes shape_motion (default): circle or square, moving horizontally or vertically;
+motion_axis (make demo's): either shape moving back and forth at 0, 45, 90 or 135 degrees.
 
 Then train on it with DATA.PATH_TO_DATA_DIR OUT_DIR.
 """
@@ -10,7 +13,7 @@ import argparse
 import logging
 from typing import List, Optional
 
-from slowmask.data.synthetic import write_demo_dataset
+from slowmask.data.synthetic import CLASS_SETS, write_demo_dataset
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -27,6 +30,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=64, help="frame height, even (default 64)")
     parser.add_argument("--width", type=int, default=80, help="frame width, even (default 80)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shapes, colours and speeds")
+    parser.add_argument("--classes", choices=sorted(CLASS_SETS), default="shape_motion",
+                        help="the set of 4 classes (default shape_motion; see slowmask/data/synthetic.py)")
     return parser.parse_args(argv)
 
 
@@ -43,6 +48,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         unlabelled_per_class=args.unlabelled_per_class,
         val_per_class=args.val_per_class,
         test_per_class=args.test_per_class,
+        classes=args.classes,
     )
 
 

@@ -41,10 +41,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config of the model")
     parser.add_argument("--checkpoint", default="", help="weights to probe (default: random initialization)")
     parser.add_argument("--eval-split", default="test", help="split scored (default test)")
-    parser.add_argument("--probes", nargs="+", choices=PROBES, default=list(PROBES), help="probes to run")
+    parser.add_argument("--probes", nargs="+", default=list(PROBES), help=f"probes to run, of {' '.join(PROBES)}")
     parser.add_argument("--json", default="", help="write the figures to this file")
     parser.add_argument("--out", default="", help="folder of the log (default: none)")
     args, args.overrides = parser.parse_known_args(argv)  # the rest: KEY VALUE config overrides
+    # --probes takes every word up to the next option: KEY VALUE overrides right after its
+    # names belong to the overrides.
+    names = next((i for i, word in enumerate(args.probes) if word not in PROBES), len(args.probes))
+    args.probes, args.overrides = args.probes[:names], args.probes[names:] + args.overrides
+    if not args.probes:
+        parser.error(f"--probes needs at least one of {', '.join(PROBES)}")
     return args
 
 

@@ -1,18 +1,25 @@
 """Synthetic videos of moving shapes, for demos and tests, and of a panning texture,
 for benchmarks.
 
-Four classes, so there is something to learn: a circle or a square, moving
-horizontally or vertically (bouncing off the borders), with random colours, size,
-start and speed drawn from a seeded generator. The class is in the shape and the
-motion, never in the colours, which vary more from video to video than anything else:
-features that only summarize colour (a randomly initialized encoder's, pooled) cannot
-tell the classes apart. The panning texture has detail at every
-scale, so that it costs a decoder about what camera footage of the same size costs.
+Two sets of four classes (CLASS_SETS), with random colours, size, start and speed drawn
+from a seeded generator, so that the class is never in the colours, which vary more from
+video to video than anything else:
+
+    shape_motion  a circle or a square, moving horizontally or vertically (bouncing off
+                  the borders): the shape and the motion tell the classes apart
+    motion_axis   a circle or a square (at random) moving back and forth along a line
+                  through the middle of the frame at 0, 45, 90 or 135 degrees: only the
+                  motion tells them apart. This is `make demo`'s set: a tiny MaskFeat
+                  learns motion from unlabelled videos, but not the shape at 32x32
+                  pixels.
+
+The panning texture has detail at every scale, so that it costs a decoder about what
+camera footage of the same size costs.
 """
 
 import logging
 import os
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -23,8 +30,16 @@ from .video_writer import pick_encoder, write_video
 
 logger = logging.getLogger(__name__)
 
-# (shape, motion) of each class; the label is the position in this tuple.
-CLASSES = (("circle", "horizontal"), ("circle", "vertical"), ("square", "horizontal"), ("square", "vertical"))
+# (shape, motion) of each class by set; the label is the position in the tuple. The shape
+# "any" is a circle or a square, drawn per video.
+CLASS_SETS = {
+    "shape_motion": (("circle", "horizontal"), ("circle", "vertical"), ("square", "horizontal"),
+                     ("square", "vertical")),
+    "motion_axis": (("any", "axis000"), ("any", "axis045"), ("any", "axis090"), ("any", "axis135")),
+}
+CLASSES = CLASS_SETS["shape_motion"]
+
+
 def _bounce(start: float, velocity: float, low: float, high: float, num_frames: int) -> np.ndarray:
     """(T,) positions moving at `velocity` per frame, reflected at `low` and `high`."""
     span = high - low
@@ -32,19 +47,57 @@ def _bounce(start: float, velocity: float, low: float, high: float, num_frames: 
     return low + np.where(travelled > span, 2 * span - travelled, travelled)
 
 
+def _horizontal(rng, centre_y, centre_x, speed, radius, height, width, num_frames):
+    """From the start, bouncing between the left and right borders."""
+    return np.full(num_frames, centre_y), _bounce(centre_x, speed, radius, width - radius, num_frames)
+
+
+def _vertical(rng, centre_y, centre_x, speed, radius, height, width, num_frames):
+    """From the start, bouncing between the top and bottom borders."""
+    return _bounce(centre_y, speed, radius, height - radius, num_frames), np.full(num_frames, centre_x)
+
+
+def _along_axis(degrees: float) -> Callable[..., Tuple[np.ndarray, np.ndarray]]:
+    """A motion back and forth along the line at `degrees` (0 = rightwards, 90 = down)
+    through a point near the middle of the frame, reflected where the shape meets a
+    border: the line keeps its angle, unlike a diagonal bounce off a wall."""
+    direction = np.array([np.sin(np.deg2rad(degrees)), np.cos(np.deg2rad(degrees))])  # (y, x)
+
+    def motion(rng, centre_y, centre_x, speed, radius, height, width, num_frames):  # the start is not used
+        size = np.array([height, width], dtype=float)
+        through = size / 2 + rng.uniform(-0.1, 0.1, size=2)[::-1] * size
+        # The stretch [low, high] of positions through + s * direction that keep the shape inside.
+        low, high = -np.inf, np.inf
+        for step, point, extent in zip(direction, through, size):
+            if abs(step) > 1e-6:
+                ends = sorted(((radius - point) / step, (extent - radius - point) / step))
+                low, high = max(low, ends[0]), min(high, ends[1])
+        travelled = _bounce(rng.uniform(low, high), speed, low, high, num_frames)
+        return through[0] + direction[0] * travelled, through[1] + direction[1] * travelled
+
+    return motion
+
+
+# motion name -> (rng, start y, start x, speed, radius, height, width, T) -> (T,) centre y and x.
+MOTIONS: Dict[str, Callable[..., Tuple[np.ndarray, np.ndarray]]] = {
+    "horizontal": _horizontal,
+    "vertical": _vertical,
+    **{f"axis{degrees:03d}": _along_axis(degrees) for degrees in (0, 45, 90, 135)},
+}
+
+
 def render_moving_shape(
     shape: str, motion: str, rng: np.random.Generator, num_frames: int = 48, height: int = 64, width: int = 80
 ) -> np.ndarray:
-    """uint8 frames (T, H, W, 3) of one `shape` ("circle", "square") moving along
-    `motion` ("horizontal", "vertical") on a plain background."""
+    """uint8 frames (T, H, W, 3) of one `shape` ("circle", "square", or "any": either,
+    drawn from `rng`) moving as `motion` (a name of MOTIONS) on a plain background."""
     radius = rng.uniform(0.12, 0.2) * min(height, width)
-    centre_y = np.full(num_frames, rng.uniform(radius, height - radius))
-    centre_x = np.full(num_frames, rng.uniform(radius, width - radius))
+    centre_y = rng.uniform(radius, height - radius)
+    centre_x = rng.uniform(radius, width - radius)
     speed = rng.uniform(1.5, 3.0) * rng.choice([-1.0, 1.0])
-    if motion == "horizontal":
-        centre_x = _bounce(centre_x[0], speed, radius, width - radius, num_frames)
-    else:
-        centre_y = _bounce(centre_y[0], speed, radius, height - radius, num_frames)
+    centre_y, centre_x = MOTIONS[motion](rng, centre_y, centre_x, speed, radius, height, width, num_frames)
+    if shape == "any":
+        shape = ("circle", "square")[int(rng.integers(2))]
     dy = np.arange(height)[None, :, None] - centre_y[:, None, None]  # (T, H, 1)
     dx = np.arange(width)[None, None, :] - centre_x[:, None, None]  # (T, 1, W)
     if shape == "circle":
@@ -85,8 +138,10 @@ def write_demo_dataset(
     unlabelled_per_class: int = 0,
     val_per_class: int = 0,
     test_per_class: int = 0,
+    classes: str = "shape_motion",
 ) -> Dict[str, List[Tuple[str, int]]]:
-    """Write videos of every class and train.csv / val.csv / test.csv into `out_dir`.
+    """Write videos of every class of CLASS_SETS[`classes`] and train.csv / val.csv /
+    test.csv into `out_dir`.
 
     videos/train/ holds `videos_per_class` labelled videos of each class (listed in
     train.csv) and `unlabelled_per_class` more that no list names: pretraining reads the
@@ -95,6 +150,9 @@ def write_demo_dataset(
     (0: a quarter of `videos_per_class`, at least one). CSV rows are "absolute_path label".
     Returns {split: [(path, label)]}, and "unlabelled" with label -1.
     """
+    if classes not in CLASS_SETS:
+        raise ValueError(f"unknown class set {classes!r}: choose one of {sorted(CLASS_SETS)}")
+    class_set = CLASS_SETS[classes]
     rng = np.random.default_rng(seed)
     codec = pick_encoder()
     out_dir = os.path.abspath(out_dir)
@@ -103,28 +161,31 @@ def write_demo_dataset(
     splits: Dict[str, List[Tuple[str, int]]] = {}
     for split, count in counts.items():
         folder = os.path.join(out_dir, "videos", split)
-        splits[split] = _write_videos(folder, range(count), rng, num_frames, height, width, fps, codec)
+        splits[split] = _write_videos(folder, class_set, range(count), rng, num_frames, height, width, fps, codec)
         with g_pathmgr.open(os.path.join(out_dir, f"{split}.csv"), "w") as f:
             f.writelines(f"{path} {label}\n" for path, label in splits[split])
     # Numbered after the labelled videos, in the same folder: unlisted, so unlabelled.
     numbers = range(videos_per_class, videos_per_class + unlabelled_per_class)
-    written = _write_videos(os.path.join(out_dir, "videos", "train"), numbers, rng, num_frames, height, width,
-                            fps, codec)
+    written = _write_videos(os.path.join(out_dir, "videos", "train"), class_set, numbers, rng, num_frames, height,
+                            width, fps, codec)
     splits["unlabelled"] = [(path, -1) for path, _ in written]
     logger.info("wrote %d videos (%s) to %s", sum(map(len, splits.values())), codec, out_dir)
     return splits
 
 
 def _write_videos(
-    folder: str, numbers: Sequence[int], rng: np.random.Generator, num_frames: int, height: int, width: int,
-    fps: int, codec: str,
+    folder: str, class_set: Sequence[Tuple[str, str]], numbers: Sequence[int], rng: np.random.Generator,
+    num_frames: int, height: int, width: int, fps: int, codec: str,
 ) -> List[Tuple[str, int]]:
-    """[(path, label)] of one video of each class per number in `numbers`, written into `folder`."""
+    """[(path, label)] of one video of each class of `class_set` per number in `numbers`,
+    written into `folder` as <shape>_<motion>_<number>.mp4 (<motion>_<number>.mp4 when
+    the shape is "any")."""
     g_pathmgr.mkdirs(folder)
     rows = []
-    for label, (shape, motion) in enumerate(CLASSES):
+    for label, (shape, motion) in enumerate(class_set):
+        name = motion if shape == "any" else f"{shape}_{motion}"
         for number in numbers:
-            path = os.path.join(folder, f"{shape}_{motion}_{number:03d}.mp4")
+            path = os.path.join(folder, f"{name}_{number:03d}.mp4")
             write_video(path, render_moving_shape(shape, motion, rng, num_frames, height, width), fps, codec)
             rows.append((path, label))
     return rows

@@ -1,7 +1,11 @@
+import os
+
 import numpy as np
 
 from slowmask.data import open_video, read_video_list
-from slowmask.data.synthetic import CLASSES, render_moving_shape, write_demo_dataset
+import pytest
+
+from slowmask.data.synthetic import CLASS_SETS, CLASSES, render_moving_shape, write_demo_dataset
 from tool_scripts import load_tool
 
 
@@ -29,6 +33,43 @@ def test_shapes_move_along_their_axis():
         vertical = _centroids(render_moving_shape(shape, "vertical", rng))
         assert np.ptp(horizontal[:, 0]) < 0.5 < 5 < np.ptp(horizontal[:, 1])
         assert np.ptp(vertical[:, 1]) < 0.5 < 5 < np.ptp(vertical[:, 0])
+
+
+@pytest.mark.parametrize("degrees", [0, 45, 90, 135])
+def test_motion_axis_shapes_move_back_and_forth_along_their_line(degrees):
+    rng = np.random.default_rng(degrees)
+    for _ in range(3):  # circle or square, drawn per video
+        centres = _centroids(render_moving_shape("any", f"axis{degrees:03d}", rng))  # (T, 2) y, x
+        along = np.array([np.sin(np.deg2rad(degrees)), np.cos(np.deg2rad(degrees))])
+        across = np.array([along[1], -along[0]])
+        # The centres lie on one line at the angle (up to the pixel grid's rounding), travelled
+        # back and forth over more than 10 pixels.
+        assert np.ptp(centres @ across) < 1.5
+        assert np.ptp(centres @ along) > 10
+        turns = np.diff(np.sign(np.diff(centres @ along)))
+        assert np.count_nonzero(turns) >= 1
+
+
+def test_motion_axis_set_names_files_by_motion(tmp_path):
+    splits = write_demo_dataset(str(tmp_path), videos_per_class=6, num_frames=4, height=32, width=40,
+                                classes="motion_axis")
+    names = sorted(os.path.basename(path) for path, _ in splits["train"])
+    assert names == sorted(f"axis{d:03d}_{n:03d}.mp4" for d in (0, 45, 90, 135) for n in range(6))
+    assert [label for _, label in splits["train"]] == [label for label in range(4) for _ in range(6)]
+    assert CLASS_SETS["motion_axis"][1] == ("any", "axis045")
+    with pytest.raises(ValueError, match="unknown class set 'colours': choose one of"):
+        write_demo_dataset(str(tmp_path / "no"), classes="colours")
+
+
+def test_any_shape_is_a_circle_or_a_square():
+    areas = []
+    for seed in range(12):
+        frame = render_moving_shape("any", "axis090", np.random.default_rng(seed), 1, 64, 64)[0].astype(int)
+        inside = frame.sum(-1) > 345
+        ys, xs = np.nonzero(inside)
+        box = (np.ptp(ys) + 1) * (np.ptp(xs) + 1)
+        areas.append(inside.sum() / box)  # square 1, circle pi / 4
+    assert {round(a, 1) for a in areas} == {0.8, 1.0}
 
 
 def test_unlabelled_videos_lie_beside_the_labelled_ones_in_no_list(tmp_path):

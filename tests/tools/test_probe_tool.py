@@ -3,6 +3,8 @@ initialization, with chance; tools/demo_summary.py: the demo's table."""
 
 import json
 
+import pytest
+
 from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
 from slowmask.engine import checkpoint
@@ -39,6 +41,20 @@ def test_random_initialization_repeats_with_its_seed(demo_data_dir, tmp_path):
         assert tool.main(argv) == 0
         runs.append(json.loads(out.read_text()))
     assert runs[0] == runs[1]
+
+
+def test_overrides_may_follow_the_probe_names():
+    args = load_tool("probe").parse_args(["--cfg", "c.yaml", "--probes", "knn", "linear", "PROBE.KNN_K", "5",
+                                          "--json", "out.json", "RNG_SEED", "3"])
+    assert (args.probes, args.json) == (["knn", "linear"], "out.json")
+    assert args.overrides == ["PROBE.KNN_K", "5", "RNG_SEED", "3"]
+
+
+def test_probes_without_a_probe_name_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool("probe").parse_args(["--cfg", "c.yaml", "--probes", "PROBE.KNN_K", "5"])
+    assert exit_info.value.code == 2
+    assert "--probes needs at least one of knn, linear, attentive" in capsys.readouterr().err
 
 
 def test_a_missing_checkpoint_fails_clearly(demo_data_dir, tmp_path, capsys):
