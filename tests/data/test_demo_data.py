@@ -5,15 +5,18 @@ import numpy as np
 from slowmask.data import open_video, read_video_list
 import pytest
 
-from slowmask.data.synthetic import CLASS_SETS, CLASSES, render_moving_shape, write_demo_dataset
+from slowmask.data.synthetic import CLASS_SETS, render_moving_shape, write_demo_dataset
 from tool_scripts import load_tool
 
 
-def test_tool_writes_decodable_videos_and_csvs(tmp_path):
-    load_tool("make_demo_data").main([str(tmp_path), "--videos-per-class", "2"])
+@pytest.mark.parametrize("classes", ["shape_motion", "motion_axis"])
+def test_tool_writes_decodable_videos_and_csvs(tmp_path, classes):
+    load_tool("make_demo_data").main([str(tmp_path), "--videos-per-class", "2", "--classes", classes])
     for split, per_class in (("train", 2), ("val", 1), ("test", 1)):
         videos = read_video_list(str(tmp_path / f"{split}.csv"))
-        assert sorted(label for _, label in videos) == sorted(list(range(len(CLASSES))) * per_class)
+        assert sorted(label for _, label in videos) == sorted(list(range(len(CLASS_SETS[classes]))) * per_class)
+    motion = CLASS_SETS[classes][videos[0][1]][1]
+    assert os.path.basename(videos[0][0]).split("_")[-2] == motion
     with open_video(videos[0][0]) as video:
         assert (video.num_frames, video.fps) == (48, 30.0)
         assert video.get_frames([0, 47]).shape == (2, 64, 80, 3)
