@@ -37,7 +37,6 @@ CLASS_SETS = {
                      ("square", "vertical")),
     "motion_axis": (("any", "axis000"), ("any", "axis045"), ("any", "axis090"), ("any", "axis135")),
 }
-CLASSES = CLASS_SETS["shape_motion"]
 
 
 def _bounce(start: float, velocity: float, low: float, high: float, num_frames: int) -> np.ndarray:
