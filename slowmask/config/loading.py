@@ -5,13 +5,16 @@ Every problem is reported before any work starts, all of them at once, naming th
 and what would be valid: unknown keys come with the closest known key (and the file that
 sets them), wrong types with the expected one. A file that cannot be read as a mapping of
 keys (missing, a folder, a YAML syntax error, a list at the top, a `_BASE_` loop) is one
-line naming the file and, for a syntax error, the line. PySlowFast's keys of features slowmask does not build are accepted; a
+line naming the file and, for a syntax error, the line. Only regular files of at most
+MAX_CONFIG_BYTES are read: a device (/dev/zero), a FIFO or a huge file is refused before
+a byte is read, instead of filling the memory or blocking. PySlowFast's keys of features slowmask does not build are accepted; a
 run lists the ones a file sets in one log line once its logging is set up (see
 unused_keys.py).
 """
 
 import difflib
 import os
+import stat
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
@@ -22,6 +25,11 @@ from slowmask.utils.errors import ConfigError
 
 from .checks import check_config
 from .defaults import get_defaults
+
+# The largest config file read. The shipped ones are under 10 KB; YAML parses about
+# 100 KB a second, so a bigger file is a mistake that would take minutes (a list of
+# millions of values) or never end (/dev/zero), not a config.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode:
@@ -102,8 +110,7 @@ def _read_yaml_mapping(path: str, named_by: Optional[str]) -> Dict[str, Any]:
         hint = f", e.g. {os.path.join(path, found[0])}" if found else ""
         raise ConfigError(f"{kind} {path}{named} is a folder; give the path of a .yaml file{hint}")
     try:
-        with g_pathmgr.open(path, "rb") as f:
-            raw = f.read()
+        raw = _read_bounded(path, f"{kind} {path}{named}")
         loaded = yaml.safe_load(raw)
     except OSError as error:
         raise ConfigError(f"{kind} {path}{named} cannot be read: {error.strerror or error}") from None
@@ -117,6 +124,25 @@ def _read_yaml_mapping(path: str, named_by: Optional[str]) -> Dict[str, Any]:
             f"'  NUM_FRAMES: 16'), got a {type(loaded).__name__}"
         )
     return loaded
+
+
+def _read_bounded(path: str, what: str) -> bytes:
+    """The bytes of the regular file `path`, refused unread when it is a device, a FIFO or
+    a socket (reading it would never end or block), or larger than MAX_CONFIG_BYTES."""
+    limit = f"{MAX_CONFIG_BYTES:,} bytes ({MAX_CONFIG_BYTES >> 20} MiB)"
+    if "://" not in path:
+        mode = os.stat(path)
+        if not stat.S_ISREG(mode.st_mode):
+            raise ConfigError(f"{what} is not a regular file (a device, FIFO or socket); give the path of a .yaml file")
+        if mode.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{what} has {mode.st_size:,} bytes, more than a config file may have ({limit}); "
+                              "give the path of a .yaml file of settings")
+    with g_pathmgr.open(path, "rb") as f:
+        raw = f.read(MAX_CONFIG_BYTES + 1)  # a remote file, or one that grew since stat
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what} has more than {limit}, more than a config file may have; "
+                          "give the path of a .yaml file of settings")
+    return raw
 
 
 def _yaml_problem(error: yaml.YAMLError, raw: bytes) -> str:
