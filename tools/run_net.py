@@ -19,9 +19,6 @@ import sys
 from typing import List, Optional
 
 from slowmask.config import load_config
-from slowmask.engine.evaluate import run_test
-from slowmask.engine.launch import check_launch, describe, launch, preflight
-from slowmask.engine.train import train
 from slowmask.utils.errors import run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
 from slowmask.utils.output_files import OutputDirInUse, in_use_message
@@ -63,10 +60,16 @@ def config_from_args(args: argparse.Namespace):
 def run(argv: List[str]) -> int:
     args = parse_args(argv)
     cfg = config_from_args(args)
-    check_launch(cfg, args.init_method)  # a wrong shard or address fails before the preflight's minutes
     in_use = in_use_message(cfg.OUTPUT_DIR)
     if in_use:  # before the log opens: nothing of this run lands in the other one's files
         raise OutputDirInUse(in_use)
+    # Imported only now: torch, the models and the data take seconds to load, and a second
+    # run on a held OUTPUT_DIR is refused before them (the modules above leave torch out).
+    from slowmask.engine.evaluate import run_test
+    from slowmask.engine.launch import check_launch, describe, launch, preflight
+    from slowmask.engine.train import train
+
+    check_launch(cfg, args.init_method)  # a wrong shard or address fails before the preflight's minutes
     # Under torchrun every process runs this; one of them writes stdout.log.
     setup_logging(None if args.check else cfg.OUTPUT_DIR, int(os.environ.get("RANK", 0)) == 0)
     with stopping_at_once():  # nothing to save yet: a stop signal ends the run here (launch covers the rest)

@@ -28,8 +28,6 @@ import sys
 import traceback
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from torch.multiprocessing import ProcessRaisedException
-
 EXIT_STATUS: Dict[str, int] = {
     "config": 2,
     "data": 3,
@@ -135,6 +133,15 @@ def _expected_classes(root: type) -> Iterator[type]:
 _CHAINED = re.compile(r"\n\s*\n")
 
 
+def _relayed_from_process(error: BaseException) -> bool:
+    """Whether `error` is torch's ProcessRaisedException. Looked up among the loaded
+    modules, not imported: only a loaded torch.multiprocessing raises one, and this module
+    stays free of torch, so that an entry point can refuse a held OUTPUT_DIR at once."""
+    module = sys.modules.get("torch.multiprocessing")
+    relayed = getattr(module, "ProcessRaisedException", None)
+    return relayed is not None and isinstance(error, relayed)
+
+
 def expected_stop(error: BaseException) -> Optional[Tuple[int, str]]:
     """(exit status, one-line message) of an expected error or a stop, else None. A
     spawned process's error arrives as ProcessRaisedException, whose text ends with the
@@ -142,7 +149,7 @@ def expected_stop(error: BaseException) -> Optional[Tuple[int, str]]:
     found again by its name, in the last such line."""
     if isinstance(error, (SlowmaskError, StoppedBySignal)):
         return error.exit_status, f"{type(error).__name__}: {error}"
-    if isinstance(error, ProcessRaisedException):
+    if _relayed_from_process(error):
         roots = (SlowmaskError, StoppedBySignal)
         classes = {cls.__name__: cls for root in roots for cls in (root, *_expected_classes(root))}
         text = str(error)
