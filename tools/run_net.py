@@ -66,10 +66,11 @@ def run(argv: List[str]) -> int:
     # Imported only now: torch, the models and the data take seconds to load, and a second
     # run on a held OUTPUT_DIR is refused before them (the modules above leave torch out).
     from slowmask.engine.evaluate import run_test
-    from slowmask.engine.launch import check_launch, describe, launch, preflight
+    from slowmask.engine.launch import check_launch, check_output_dir, describe, launch, preflight
     from slowmask.engine.train import train
 
     check_launch(cfg, args.init_method)  # a wrong shard or address fails before the preflight's minutes
+    check_output_dir(cfg)  # before the log opens in it
     # Under torchrun every process runs this; one of them writes stdout.log.
     setup_logging(None if args.check else cfg.OUTPUT_DIR, int(os.environ.get("RANK", 0)) == 0)
     with stopping_at_once():  # nothing to save yet: a stop signal ends the run here (launch covers the rest)

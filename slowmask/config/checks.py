@@ -7,6 +7,7 @@ component knows (a decoding backend, a RandAugment string, a precision) is check
 that component's builder, with `choice_problem`, and again by the preflight.
 """
 
+import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from fvcore.common.config import CfgNode
@@ -182,6 +183,30 @@ def check_schedule(cfg: CfgNode) -> None:
         )
 
 
+# The largest learning rate accepted. The recipes under configs/ peak at 4e-3 and SGD
+# recipes near 1; far above is a typo (1e38 overflows AdamW's update, 1e309 reads as inf).
+MAX_LEARNING_RATE = 10.0
+# Learning-rate keys: whether 0 is allowed (a schedule may end or start at 0, not peak there).
+LEARNING_RATES: Dict[str, bool] = {
+    "SOLVER.BASE_LR": False,
+    "SOLVER.WARMUP_START_LR": True,
+    "SOLVER.COSINE_END_LR": True,
+    "PROBE.ATTENTIVE_LR": False,
+}
+
+
+def check_learning_rates(cfg: CfgNode) -> None:
+    """Every learning rate a finite number in [0 or above it, MAX_LEARNING_RATE]."""
+    problems = []
+    for key, zero_allowed in LEARNING_RATES.items():
+        value = _value(cfg, key)
+        low_ok = value >= 0 if zero_allowed else value > 0
+        if not (math.isfinite(value) and low_ok and value <= MAX_LEARNING_RATE):
+            interval = f"[0, {MAX_LEARNING_RATE:g}]" if zero_allowed else f"(0, {MAX_LEARNING_RATE:g}]"
+            problems.append(f"{key} is {value!r}; a learning rate must be a finite number in {interval}")
+    raise_problems(problems)
+
+
 def check_finetuning(cfg: CfgNode) -> None:
     """Mixup, layer decay and test views."""
     if cfg.MIXUP.ENABLE and cfg.MIXUP.ALPHA <= 0 and cfg.MIXUP.CUTMIX_ALPHA <= 0:
@@ -293,6 +318,7 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_patch_geometry,
     check_masking,
     check_schedule,
+    check_learning_rates,
     check_finetuning,
     check_device_normalization,
     check_available_features,

@@ -61,6 +61,7 @@ from slowmask.data import build_dataset
 from slowmask.data.build import augmentation_problems, decoding_problems
 from slowmask.data.video_list import missing_file_advice
 from slowmask.utils.errors import SlowmaskError, StoppedBeforeStart, StoppedBySignal, problems_text
+from slowmask.utils.output_files import unwritable_problem
 from slowmask.utils.stop_signals import Forwarder, stopping_at_once
 
 from . import checkpoint
@@ -283,6 +284,7 @@ def preflight(cfg: CfgNode) -> List[SplitReport]:
     choices = component_problems(cfg)
     found = {
         "config": ([device] if device else []) + choices,
+        "output": output_problems(cfg),
         "checkpoint": _checkpoint_problems(cfg),
     }
     # The splits are built with those choices: each would only repeat a bad one.
@@ -312,6 +314,26 @@ def component_problems(cfg: CfgNode) -> List[str]:
     """The choices only their components know (decoding, augmentation, the step), checked
     before anything is built; config/ checks the sizes and keys that must agree."""
     return decoding_problems(cfg) + augmentation_problems(cfg) + training_choice_problems(cfg)
+
+
+def output_problems(cfg: CfgNode) -> List[str]:
+    """Why the run cannot write its files: OUTPUT_DIR, and OUTPUT_DIR/checkpoints for a
+    training run (a read-only one would fail only at the first checkpoint, an epoch in)."""
+    folders = {"OUTPUT_DIR": cfg.OUTPUT_DIR}
+    if cfg.TRAIN.ENABLE:
+        folders["OUTPUT_DIR/checkpoints"] = checkpoint.checkpoint_dir(cfg.OUTPUT_DIR)
+    for name, folder in folders.items():
+        problem = unwritable_problem(folder, name)
+        if problem:  # checkpoints/ under a bad OUTPUT_DIR would only repeat it
+            return [problem]
+    return []
+
+
+def check_output_dir(cfg: CfgNode) -> None:
+    """PreflightError (status 6) when the run cannot write its files; before its log opens."""
+    problems = output_problems(cfg)
+    if problems:
+        raise PreflightError(problems, "output")
 
 
 def _checkpoint_problems(cfg: CfgNode) -> List[str]:
@@ -344,6 +366,7 @@ def check_split(cfg: CfgNode, split: str) -> SplitReport:
         report.problems.append(f"{_where(cfg, split)}: {error}{_build_hint(cfg, split)}")
         return report
     report.items = len(dataset)
+    report.problems += _batch_problems(cfg, split, dataset)
     videos = getattr(dataset, "videos", None)
     if isinstance(videos, list):
         if not cfg.MASK.ENABLE:
@@ -352,6 +375,31 @@ def check_split(cfg: CfgNode, split: str) -> SplitReport:
     if not report.problems:
         report.problems += _item_problems(cfg, split, dataset)
     return report
+
+
+def _batch_problems(cfg: CfgNode, split: str, dataset: Dataset) -> List[str]:
+    """A problem when some process would get no batch of `split`: training drops the last
+    partial batch, so each process needs a whole one (its share of TRAIN.BATCH_SIZE);
+    evaluation gives each process whole videos, so each needs one."""
+    processes = world_size(cfg)
+    batch_sampler = getattr(dataset, "batch_sampler", None)  # it makes its own batches (data/mixed.py)
+    if batch_sampler is not None:
+        return [] if len(batch_sampler) else [f"{_where(cfg, split)}: its {len(dataset)} items make no batch"]
+    if split != "train":
+        videos = len(dataset) // getattr(dataset, "views_per_video", 1)
+        if videos >= processes:
+            return []
+        return [f"{_where(cfg, split)}: {videos} video(s) for {processes} processes, which need one each; "
+                "add videos or run with fewer processes"]
+    per_process = len(dataset) // processes
+    batch = cfg.TRAIN.BATCH_SIZE // processes
+    if per_process >= batch:
+        return []
+    fix = (f"set TRAIN.BATCH_SIZE at most {per_process * processes}" if per_process
+           else "run with fewer processes") + " or add items"
+    return [f"{_where(cfg, split)}: {len(dataset)} items give {per_process} to each of {processes} process(es), "
+            f"fewer than one batch of {batch} per process (TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} / {processes}); "
+            f"the last partial batch is dropped, so no training step would run: {fix}"]
 
 
 def _build_hint(cfg: CfgNode, split: str) -> str:

@@ -148,6 +148,34 @@ def remove_stale_temporaries(folders: Iterable[str]) -> List[str]:
     return removed
 
 
+def unwritable_problem(folder: str, name: str) -> Optional[str]:
+    """Why files cannot be written in `folder` (named `name` in the message, e.g.
+    "OUTPUT_DIR"), or None: a dangling symbolic link, a file where a folder belongs, or a
+    folder (or, when missing, the folder it would be created in) where a probe file cannot
+    be created. The probe is named like a temporary write (NAME.tmp-PID), so one left by
+    a killed process is removed at the next start. Remote storage (iopath URLs) is not probed."""
+    if "://" in folder:
+        return None
+    folder = os.path.abspath(folder)
+    if os.path.islink(folder) and not os.path.exists(folder):
+        return (f"{name} {folder} is a symbolic link to {os.readlink(folder)}, which does not exist; "
+                "create that folder or give another OUTPUT_DIR")
+    existing = folder
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{name} {folder}: {existing} is a file, not a folder; give a folder (it is created if missing)"
+    probe = os.path.join(existing, f"write-test.tmp-{os.getpid()}")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.remove(probe)
+    except OSError as error:
+        where = "" if existing == folder else f" (it would be created in {existing})"
+        return (f"{name} {folder}{where} cannot be written: {error.strerror or error}; make it writable for this "
+                "user or give another OUTPUT_DIR")
+    return None
+
+
 # The run lock.
 
 LOCK_FILE = "run.lock"
