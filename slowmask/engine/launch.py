@@ -60,6 +60,7 @@ from slowmask.config.checks import choice_problem
 from slowmask.data import build_dataset
 from slowmask.data.build import augmentation_problems, decoding_problems
 from slowmask.data.video_list import missing_file_advice
+from slowmask.targets.build import target_name
 from slowmask.utils.errors import SlowmaskError, StoppedBeforeStart, StoppedBySignal, problems_text
 from slowmask.utils.output_files import unwritable_problem
 from slowmask.utils.stop_signals import Forwarder, stopping_at_once
@@ -337,15 +338,40 @@ def check_output_dir(cfg: CfgNode) -> None:
 
 
 def _checkpoint_problems(cfg: CfgNode) -> List[str]:
-    """The checkpoint files the run will load, where they are missing."""
+    """The checkpoint files the run will load, where they are missing: the one it starts
+    from, the one it tests, and the frozen teacher's of MASK.TARGET "teacher"."""
     wanted = {}
     resumes = cfg.TRAIN.AUTO_RESUME and checkpoint.last_checkpoint(cfg.OUTPUT_DIR)
     if cfg.TRAIN.ENABLE and cfg.TRAIN.CHECKPOINT_FILE_PATH and not resumes:
         wanted["TRAIN.CHECKPOINT_FILE_PATH"] = cfg.TRAIN.CHECKPOINT_FILE_PATH
     if cfg.TEST.ENABLE and cfg.TEST.CHECKPOINT_FILE_PATH:
         wanted["TEST.CHECKPOINT_FILE_PATH"] = cfg.TEST.CHECKPOINT_FILE_PATH
-    return [f"{key} {path} does not exist; give the path of a checkpoint file (.pyth)"
-            for key, path in wanted.items() if "://" not in path and not os.path.isfile(path)]
+    problems = _teacher_problems(cfg)
+    if _reads_teacher(cfg) and cfg.TEACHER.CHECKPOINT_FILE_PATH:
+        wanted["TEACHER.CHECKPOINT_FILE_PATH"] = cfg.TEACHER.CHECKPOINT_FILE_PATH
+    return problems + [f"{key} {path} does not exist; give the path of a checkpoint file (.pyth)"
+                       for key, path in wanted.items() if "://" not in path and not os.path.isfile(path)]
+
+
+def _reads_teacher(cfg: CfgNode) -> bool:
+    """Whether the run builds the frozen teacher: a pretraining run whose target is "teacher"."""
+    return cfg.MASK.ENABLE and (cfg.TRAIN.ENABLE or cfg.TEST.ENABLE) and target_name(cfg) == "teacher"
+
+
+def _teacher_problems(cfg: CfgNode) -> List[str]:
+    """The TEACHER keys MASK.TARGET "teacher" needs that are empty or name no file."""
+    if not _reads_teacher(cfg):
+        return []
+    needed = {
+        "TEACHER.CFG_FILE": "the yaml of the teacher's architecture",
+        "TEACHER.CHECKPOINT_FILE_PATH": "the teacher's checkpoint (.pyth), e.g. the last one of its pretraining run",
+    }
+    problems = [f"MASK.TARGET 'teacher' needs {key}, which is empty: set it to {what}"
+                for key, what in needed.items() if not cfg.TEACHER[key.split(".")[1]]]
+    if cfg.TEACHER.CFG_FILE and not os.path.isfile(cfg.TEACHER.CFG_FILE):
+        problems.append(f"TEACHER.CFG_FILE {cfg.TEACHER.CFG_FILE} does not exist; give the yaml of the teacher's "
+                        "architecture (relative paths are read from the working directory)")
+    return problems
 
 
 def _dataset_name(cfg: CfgNode, split: str) -> str:
