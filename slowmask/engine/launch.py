@@ -39,6 +39,7 @@ the checkpoint just written (TRAIN.AUTO_RESUME).
 """
 
 import atexit
+import importlib.util
 import logging
 import os
 import signal
@@ -311,10 +312,38 @@ def training_choice_problems(cfg: CfgNode) -> List[str]:
     return [problem for problem in problems if problem]
 
 
+# Optional packages a config asks for: (key, the value that asks, the module it needs,
+# how to install it, the value that does without). setup.py's extras name them.
+OPTIONAL_PACKAGES = (
+    ("TENSORBOARD.ENABLE", True, "tensorboard", "pip install -e '.[tensorboard]' (or pip install tensorboard)", False),
+    ("DATA.DECODING_BACKEND", "torchcodec", "torchcodec", "pip install -e '.[torchcodec]'", "pyav"),
+    ("DATA.DECODING_BACKEND", "decord", "decord", "pip install decord (no wheel exists for some platforms)", "pyav"),
+)
+
+
+def package_installed(module: str) -> bool:
+    """Whether `module` can be imported, found without importing it."""
+    return importlib.util.find_spec(module) is not None
+
+
+def missing_package_problems(cfg: CfgNode) -> List[str]:
+    """The optional packages the config asks for (OPTIONAL_PACKAGES) that are not
+    installed: found before the model and the loader are built, not after."""
+    problems = []
+    for key, asking, module, install, instead in OPTIONAL_PACKAGES:
+        section, name = key.split(".")
+        if cfg[section][name] == asking and not package_installed(module):
+            problems.append(f"{key} {asking!r} needs the {module} package, which is not installed: {install}; "
+                            f"or set {key} {instead!r}")
+    return problems
+
+
 def component_problems(cfg: CfgNode) -> List[str]:
-    """The choices only their components know (decoding, augmentation, the step), checked
-    before anything is built; config/ checks the sizes and keys that must agree."""
-    return decoding_problems(cfg) + augmentation_problems(cfg) + training_choice_problems(cfg)
+    """The choices only their components know (decoding, augmentation, the step) and the
+    packages they need, checked before anything is built; config/ checks the sizes and
+    keys that must agree."""
+    return (decoding_problems(cfg) + augmentation_problems(cfg) + training_choice_problems(cfg)
+            + missing_package_problems(cfg))
 
 
 def output_problems(cfg: CfgNode) -> List[str]:
