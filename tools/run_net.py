@@ -16,7 +16,7 @@ console with --debug.
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from slowmask.config import load_config
 from slowmask.utils.errors import run_tool
@@ -48,13 +48,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace, launcher_opts: Sequence[str] = ()):
+    """The config of --cfg with the overrides, --num_shards / --shard_id, then `launcher_opts`."""
     opts = list(args.opts)
     if args.num_shards is not None:
         opts += ["NUM_SHARDS", str(args.num_shards)]
     if args.shard_id is not None:
         opts += ["SHARD_ID", str(args.shard_id)]
-    return load_config(args.cfg_file, opts)
+    return load_config(args.cfg_file, [*opts, *launcher_opts])
 
 
 def run(argv: List[str]) -> int:
@@ -66,9 +67,13 @@ def run(argv: List[str]) -> int:
     # Imported only now: torch, the models and the data take seconds to load, and a second
     # run on a held OUTPUT_DIR is refused before them (the modules above leave torch out).
     from slowmask.engine.evaluate import run_test
-    from slowmask.engine.launch import check_launch, check_output_dir, describe, launch, preflight
+    from slowmask.engine.launch import (check_launch, check_output_dir, describe, launch, preflight,
+                                        torchrun_cpu_overrides)
     from slowmask.engine.train import train
 
+    cpu_processes = torchrun_cpu_overrides(cfg)
+    if cpu_processes:  # torchrun's CPU processes are the shards: the checks see the job's real size
+        cfg = config_from_args(args, cpu_processes)
     check_launch(cfg, args.init_method)  # a wrong shard or address fails before the preflight's minutes
     check_output_dir(cfg)  # before the log opens in it
     # Under torchrun every process runs this; one of them writes stdout.log.

@@ -122,11 +122,23 @@ def backend(cfg: CfgNode) -> str:
 def check_world_size(cfg: CfgNode, place: Place, launcher: str) -> None:
     """ConfigError unless the processes a launcher started match the config's job size."""
     if place.world_size != world_size(cfg):
+        cpu = (f" (on the CPU each process counts as a shard: set NUM_SHARDS {place.world_size}, or leave it at 1 "
+               "under torchrun)") if cfg.NUM_GPUS == 0 else ""
         raise ConfigError(
             f"{launcher} started WORLD_SIZE={place.world_size} processes but the config asks for "
             f"max(1, NUM_GPUS={cfg.NUM_GPUS}) x NUM_SHARDS={cfg.NUM_SHARDS} = {world_size(cfg)}; "
-            "make them agree (batch size and learning-rate scaling depend on them)"
+            f"make them agree (batch size and learning-rate scaling depend on them){cpu}"
         )
+
+
+def torchrun_cpu_overrides(cfg: CfgNode, environ: Mapping[str, str] = os.environ) -> List[str]:
+    """["NUM_SHARDS", WORLD_SIZE] when torchrun started CPU processes (NUM_GPUS 0) and
+    NUM_SHARDS is left at 1: on the CPU each process is one shard, so the job's size is
+    torchrun's. [] otherwise: GPU processes, or a NUM_SHARDS set (check_launch compares)."""
+    if not started_by_torchrun(environ) or cfg.NUM_GPUS != 0 or cfg.NUM_SHARDS != 1:
+        return []
+    processes = torchrun_place(environ).world_size
+    return ["NUM_SHARDS", str(processes)] if processes != 1 else []
 
 
 INIT_METHOD_FORMS = "tcp://HOST:PORT, env:// (with MASTER_ADDR and MASTER_PORT set) or file:///PATH"
@@ -168,6 +180,9 @@ def launch(cfg: CfgNode, job: Job, init_method: str = "tcp://localhost:9999") ->
     check_launch(cfg, init_method)
     check_devices(cfg)
     if started_by_torchrun():
+        if cfg.NUM_GPUS == 0:
+            logger.info("torchrun started %d CPU processes (NUM_GPUS 0): each is one shard, NUM_SHARDS %d",
+                        cfg.NUM_SHARDS, cfg.NUM_SHARDS)
         run_at(torchrun_place(), job, cfg, "env://")
     elif world_size(cfg) == 1:
         with stopping_at_once():
