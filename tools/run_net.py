@@ -16,12 +16,13 @@ console with --debug.
 import argparse
 import os
 import sys
+from contextlib import nullcontext
 from typing import List, Optional, Sequence
 
 from slowmask.config import load_config
 from slowmask.utils.errors import run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
-from slowmask.utils.output_files import OutputDirInUse, in_use_message
+from slowmask.utils.output_files import OutputDirInUse, in_use_message, recording_exit_status
 from slowmask.utils.stop_signals import stopping_at_once
 
 
@@ -66,6 +67,7 @@ def run(argv: List[str]) -> int:
         raise OutputDirInUse(in_use)
     # Imported only now: torch, the models and the data take seconds to load, and a second
     # run on a held OUTPUT_DIR is refused before them (the modules above leave torch out).
+    from slowmask.engine.distributed import started_by_torchrun, torchrun_place
     from slowmask.engine.evaluate import run_test
     from slowmask.engine.launch import (check_launch, check_output_dir, describe, launch, preflight,
                                         torchrun_cpu_overrides)
@@ -76,17 +78,20 @@ def run(argv: List[str]) -> int:
         cfg = config_from_args(args, cpu_processes)
     check_launch(cfg, args.init_method)  # a wrong shard or address fails before the preflight's minutes
     check_output_dir(cfg)  # before the log opens in it
-    # Under torchrun every process runs this; one of them writes stdout.log.
-    setup_logging(None if args.check else cfg.OUTPUT_DIR, int(os.environ.get("RANK", 0)) == 0)
-    with stopping_at_once():  # nothing to save yet: a stop signal ends the run here (launch covers the rest)
-        checked = preflight(cfg)
-    if args.check:
-        print(describe(checked))
-        return 0
-    if cfg.TRAIN.ENABLE:
-        launch(cfg, train, args.init_method)
-    if cfg.TEST.ENABLE:
-        launch(cfg, run_test, args.init_method)
+    # torchrun's own status is 1 when any rank fails (also when all stopped with 75): each rank's is kept
+    recording = started_by_torchrun() and not args.check
+    with recording_exit_status(cfg.OUTPUT_DIR, torchrun_place().rank) if recording else nullcontext():
+        # Under torchrun every process runs this; one of them writes stdout.log.
+        setup_logging(None if args.check else cfg.OUTPUT_DIR, int(os.environ.get("RANK", 0)) == 0)
+        with stopping_at_once():  # nothing to save yet: a stop signal ends the run here (launch covers the rest)
+            checked = preflight(cfg)
+        if args.check:
+            print(describe(checked))
+            return 0
+        if cfg.TRAIN.ENABLE:
+            launch(cfg, train, args.init_method)
+        if cfg.TEST.ENABLE:
+            launch(cfg, run_test, args.init_method)
     return 0
 
 

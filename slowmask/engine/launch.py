@@ -6,7 +6,8 @@ A job starts in one of four ways:
 - PySlowFast style: max(1, NUM_GPUS) processes spawned on each of NUM_SHARDS
   machines, this one being SHARD_ID, meeting at `--init_method tcp://host:port`;
 - torchrun: the processes exist already (RANK, LOCAL_RANK, WORLD_SIZE are set) and
-  meet through the environment (env://);
+  meet through the environment (env://); CPU processes (NUM_GPUS 0) are one shard each,
+  NUM_SHARDS taken from WORLD_SIZE (`torchrun_cpu_overrides`);
 - SLURM through tools/submit.py: every task (`SlurmTask`) calls `run_at(place, ...)`
   with its place.
 
@@ -24,9 +25,11 @@ A multi-day run must not fail at its end because its test list is missing. Befor
 first step, each split the run will use (train when TRAIN.ENABLE; val for a classifier's
 validation during training; test when TEST.ENABLE) is built as the run would build it:
 its list exists and parses, its labels lie in [0, MODEL.NUM_CLASSES) for a classifier,
-its first listed files exist, and a few items decode. The checkpoints it will load
-(TRAIN.CHECKPOINT_FILE_PATH for a new run, TEST.CHECKPOINT_FILE_PATH) must exist, and the
-devices NUM_GPUS asks for must be visible. Every problem is collected and reported at once, each with the key to
+its first listed files exist, a few items decode, and each process gets at least one
+batch. The checkpoints it will load (TRAIN.CHECKPOINT_FILE_PATH for a new run,
+TEST.CHECKPOINT_FILE_PATH, TEACHER.CHECKPOINT_FILE_PATH of a "teacher" target) must exist,
+the devices NUM_GPUS asks for must be visible, the optional packages the config asks for
+installed, and OUTPUT_DIR (with checkpoints/ in it) writable. Every problem is collected and reported at once, each with the key to
 change; `tools/run_net.py --check` runs the preflight alone.
 
 Under SLURM one task runs per GPU on every node (no spawning): each task finds its place

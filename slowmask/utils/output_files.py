@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator, List, Optional
 
-from .errors import SlowmaskError
+from .errors import SlowmaskError, expected_stop
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +174,42 @@ def unwritable_problem(folder: str, name: str) -> Optional[str]:
         return (f"{name} {folder}{where} cannot be written: {error.strerror or error}; make it writable for this "
                 "user or give another OUTPUT_DIR")
     return None
+
+
+# The ranks' exit statuses.
+
+EXIT_STATUS_DIR = "exit_status"
+# What a rank's status file holds while it runs: a process killed outright leaves it so.
+RUNNING = "running"
+
+
+def exit_status_file(output_dir: str, rank: int) -> str:
+    return os.path.join(output_dir, EXIT_STATUS_DIR, f"rank_{rank:05d}")
+
+
+@contextmanager
+def recording_exit_status(output_dir: str, rank: int) -> Iterator[None]:
+    """Keep this process's exit status in OUTPUT_DIR/exit_status/rank_RANK: "running"
+    while the body runs, then 0, an expected error's status (75 preempted ...) or 1 for
+    any other exception. torchrun's own status is 1 whenever a rank fails, also when every
+    rank stopped with 75 after writing a checkpoint: a script that requeues reads these."""
+    _write_status(output_dir, rank, RUNNING)
+    try:
+        yield
+    except BaseException as error:
+        stop = expected_stop(error)
+        _write_status(output_dir, rank, str(stop[0] if stop else 1))
+        raise
+    _write_status(output_dir, rank, "0")
+
+
+def _write_status(output_dir: str, rank: int, status: str) -> None:
+    path = exit_status_file(output_dir, rank)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w") as f:
+        f.write(status + "\n")
+    os.replace(temporary, path)
 
 
 # The run lock.

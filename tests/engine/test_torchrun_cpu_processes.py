@@ -52,3 +52,5 @@ def test_torchrun_with_two_cpu_processes_trains_without_num_shards(demo_data_dir
     steps = [stats for stats in read_json_stats(str(out)) if stats["_type"] == "train_iter"]
     assert len(steps) == 2  # 16 videos, 8 per process, 4 per process's batch
     assert os.listdir(out / "checkpoints") == ["checkpoint_epoch_00001.pyth"]
+    # torchrun's status is its own; each rank's is kept for a script that requeues on 75
+    assert [(out / "exit_status" / f"rank_0000{rank}").read_text() for rank in (0, 1)] == ["0\n", "0\n"]
