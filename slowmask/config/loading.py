@@ -26,7 +26,7 @@ from slowmask.utils.errors import ConfigError
 from .checks import check_config
 from .defaults import get_defaults
 
-# The largest config file read. The shipped ones are under 10 KB; YAML parses about
+# The largest config file read. The shipped ones are under 10 KB; YAML parses some
 # 100 KB a second, so a bigger file is a mistake that would take minutes (a list of
 # millions of values) or never end (/dev/zero), not a config.
 MAX_CONFIG_BYTES = 1 << 20
@@ -129,19 +129,18 @@ def _read_yaml_mapping(path: str, named_by: Optional[str]) -> Dict[str, Any]:
 def _read_bounded(path: str, what: str) -> bytes:
     """The bytes of the regular file `path`, refused unread when it is a device, a FIFO or
     a socket (reading it would never end or block), or larger than MAX_CONFIG_BYTES."""
-    limit = f"{MAX_CONFIG_BYTES:,} bytes ({MAX_CONFIG_BYTES >> 20} MiB)"
+    limit = f"the {MAX_CONFIG_BYTES >> 20} MiB ({MAX_CONFIG_BYTES:,} bytes) a config file may have"
     if "://" not in path:
         mode = os.stat(path)
         if not stat.S_ISREG(mode.st_mode):
             raise ConfigError(f"{what} is not a regular file (a device, FIFO or socket); give the path of a .yaml file")
         if mode.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{what} has {mode.st_size:,} bytes, more than a config file may have ({limit}); "
+            raise ConfigError(f"{what} has {mode.st_size:,} bytes, more than {limit}; "
                               "give the path of a .yaml file of settings")
     with g_pathmgr.open(path, "rb") as f:
         raw = f.read(MAX_CONFIG_BYTES + 1)  # a remote file, or one that grew since stat
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{what} has more than {limit}, more than a config file may have; "
-                          "give the path of a .yaml file of settings")
+        raise ConfigError(f"{what} has more than {limit}; give the path of a .yaml file of settings")
     return raw
 
 

@@ -27,9 +27,9 @@ def test_dev_zero_as_cfg_fails_at_once_with_status_2_and_one_line(capsys):
     seconds = time.monotonic() - start
     err = capsys.readouterr().err
     assert status == 2
-    assert err.splitlines()[0] == ("ConfigError: config file /dev/zero is not a regular file (a device, FIFO or "
-                                   "socket); give the path of a .yaml file (rerun with --debug to see the traceback)")
     assert len(err.splitlines()) == 1
+    assert err.startswith("ConfigError: config file /dev/zero is not a regular file (a device, FIFO or socket); "
+                          "give the path of a .yaml file (")  # then where the traceback went
     assert seconds < 1.0
 
 
@@ -58,8 +58,8 @@ def test_a_file_over_the_limit_is_refused_unparsed_naming_the_limit(tmp_path):
     huge.write_text(f"MVIT:\n  DIM_MUL: [{values}]\n")
     size = huge.stat().st_size
     message, seconds = refusal(str(huge))
-    assert message == (f"config file {huge} has {size:,} bytes, more than a config file may have "
-                       "(1,048,576 bytes (1 MiB)); give the path of a .yaml file of settings")
+    assert message == (f"config file {huge} has {size:,} bytes, more than the 1 MiB (1,048,576 bytes) a config "
+                       "file may have; give the path of a .yaml file of settings")
     assert seconds < 1.0
 
 
