@@ -29,8 +29,9 @@ its first listed files exist, a few items decode, and each process gets at least
 batch. The checkpoints it will load (TRAIN.CHECKPOINT_FILE_PATH for a new run,
 TEST.CHECKPOINT_FILE_PATH, TEACHER.CHECKPOINT_FILE_PATH of a "teacher" target) must exist,
 the devices NUM_GPUS asks for must be visible, the optional packages the config asks for
-installed, and OUTPUT_DIR (with checkpoints/ in it) writable. Every problem is collected and reported at once, each with the key to
-change; `tools/run_net.py --check` runs the preflight alone.
+installed, and OUTPUT_DIR (with checkpoints/ in it) writable. Every problem is collected
+and reported at once, each with the key to change; `tools/run_net.py --check` runs the
+preflight alone.
 
 Under SLURM one task runs per GPU on every node (no spawning): each task finds its place
 (global rank SLURM_PROCID, local rank SLURM_LOCALID, world size SLURM_NTASKS) in
