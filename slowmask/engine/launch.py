@@ -452,19 +452,15 @@ def check_split(cfg: CfgNode, split: str) -> SplitReport:
 
 
 def _batch_problems(cfg: CfgNode, split: str, dataset: Dataset) -> List[str]:
-    """A problem when some process would get no batch of `split`: training drops the last
-    partial batch, so each process needs a whole one (its share of TRAIN.BATCH_SIZE);
-    evaluation gives each process whole videos, so each needs one."""
+    """A problem when a process would get no training batch: training drops the last
+    partial batch, so each process needs a whole one (its share of TRAIN.BATCH_SIZE).
+    Evaluation keeps partial batches, and a process without a video still takes part."""
+    if split != "train":
+        return []
     processes = world_size(cfg)
     batch_sampler = getattr(dataset, "batch_sampler", None)  # it makes its own batches (data/mixed.py)
     if batch_sampler is not None:
         return [] if len(batch_sampler) else [f"{_where(cfg, split)}: its {len(dataset)} items make no batch"]
-    if split != "train":
-        videos = len(dataset) // getattr(dataset, "views_per_video", 1)
-        if videos >= processes:
-            return []
-        return [f"{_where(cfg, split)}: {videos} video(s) for {processes} processes, which need one each; "
-                "add videos or run with fewer processes"]
     per_process = len(dataset) // processes
     batch = cfg.TRAIN.BATCH_SIZE // processes
     if per_process >= batch:

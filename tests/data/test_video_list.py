@@ -122,7 +122,7 @@ def test_a_run_reads_paths_with_spaces_and_stops_on_an_extra_column(demo_data_di
         (data / f"{split}.csv").write_text("\ufeff" + "\n".join(lines) + "\n")
     args = ["--cfg", FT_CFG, "--check", "DATA.PATH_TO_DATA_DIR", str(data), "OUTPUT_DIR", str(tmp_path / "out"),
             "DATA_LOADER.NUM_WORKERS", "0", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32",
-            "DATA.DECODING_SHORT_SIZE", "40", "TRAIN.CHECKPOINT_FILE_PATH", ""]
+            "DATA.DECODING_SHORT_SIZE", "40", "TRAIN.CHECKPOINT_FILE_PATH", "", "TRAIN.BATCH_SIZE", "4"]
     assert run_net.main(args) == 0
     first = lines[0].rsplit(",", 1)[0]
     (data / "val.csv").write_text(f"{first} 0 1\n")
