@@ -1,7 +1,9 @@
 """Checkpoints in PySlowFast's format: a dict with `model_state`, `optimizer_state`,
 `epoch`, `cfg` (the YAML string) and `scaler_state` under mixed precision, saved as
 OUTPUT_DIR/checkpoints/checkpoint_epoch_XXXXX.pyth; plus `rng_state` (the global
-generators, see `capture_rng_state`) and, in a mid-epoch checkpoint, `iteration`.
+generators, see `capture_rng_state`) and, in a mid-epoch checkpoint, `iteration` (batches
+done) and `items` (the items they consumed, all processes together: the position that holds
+when a resumed run changes TRAIN.BATCH_SIZE, see `ResumePoint`).
 
 `epoch` is the 0-based epoch the checkpoint was taken in: at its end (PySlowFast's
 convention; the run resumes at the next epoch) or, when `iteration` is present, after
@@ -156,8 +158,9 @@ def prune_checkpoints(
     `written`, the file just written, always stays and counts as one of the kept. The
     others are kept newest first by (epoch, iteration), each checked (`unreadable_reason`)
     before it counts: one that fails is set aside (`set_aside`), so that a damaged file
-    never takes the place of a readable one. `intact`: paths known intact (written or
-    checked by this run), not checked again; the checked ones are added to it.
+    never takes the place of a readable one. Those past the kept ones are deleted
+    unchecked. `intact`: paths known intact (written or checked by this run), not checked
+    again; the checked ones are added to it.
     """
     if keep_last <= 0:
         return []
@@ -187,9 +190,9 @@ def prune_checkpoints(
 
 def set_aside(path: str, reason: str = "") -> str:
     """Rename an unreadable checkpoint to NAME.unreadable (NAME.unreadable-N when that is
-    taken) with a warning naming it (and `reason`, when given); returns the new path. Renamed, not
-    deleted: no resume or pruning takes it for a checkpoint any more, and what is left of
-    it stays for whoever wants to look."""
+    taken) with a warning naming it (and `reason`, when given); returns the new path.
+    Renamed, not deleted: no resume or pruning takes it for a checkpoint any more, and
+    what is left of it stays for whoever wants to look."""
     target, number = f"{path}{UNREADABLE_SUFFIX}", 0
     while g_pathmgr.exists(target):
         number += 1
