@@ -188,17 +188,21 @@ def prune_checkpoints(
     return deleted
 
 
-def set_aside(path: str, reason: str = "") -> str:
+def set_aside(path: str, reason: str = "") -> Optional[str]:
     """Rename an unreadable checkpoint to NAME.unreadable (NAME.unreadable-N when that is
-    taken) with a warning naming it (and `reason`, when given); returns the new path.
-    Renamed, not deleted: no resume or pruning takes it for a checkpoint any more, and
-    what is left of it stays for whoever wants to look."""
+    taken) with a warning naming it (and `reason`, when given); returns the new path, or
+    None when it cannot be renamed (then it stays, and is skipped again at the next
+    resume). Renamed, not deleted: no resume or pruning takes it for a checkpoint any
+    more, and what is left of it stays for whoever wants to look."""
     target, number = f"{path}{UNREADABLE_SUFFIX}", 0
     while g_pathmgr.exists(target):
         number += 1
         target = f"{path}{UNREADABLE_SUFFIX}-{number}"
-    g_pathmgr.mv(path, target)
     because = f": {reason}" if reason else ""
+    if not g_pathmgr.mv(path, target):
+        logger.warning("unreadable checkpoint %s left where it is: it could not be renamed to %s%s", path, target,
+                       because)
+        return None
     logger.warning("unreadable checkpoint %s set aside as %s (renamed, not deleted)%s", path, target, because)
     return target
 

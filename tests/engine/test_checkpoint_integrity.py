@@ -211,3 +211,18 @@ def test_damaged_member_reads_a_file_object_of_an_intact_checkpoint(tmp_path):
     torch.save({"model_state": tiny_model()[0].state_dict()}, buffer)
     buffer.seek(0)
     assert checkpoint.damaged_member(buffer) is None
+
+
+def test_set_aside_never_overwrites_and_says_when_it_cannot_rename(tmp_path, monkeypatch, caplog):
+    first, second = tmp_path / "c.pyth", tmp_path / "c.pyth.unreadable"
+    first.write_bytes(b"one")
+    second.write_bytes(b"earlier")
+    assert checkpoint.set_aside(str(first), "why") == f"{first}.unreadable-1"
+    assert second.read_bytes() == b"earlier" and (tmp_path / "c.pyth.unreadable-1").read_bytes() == b"one"
+    first.write_bytes(b"two")
+    monkeypatch.setattr(checkpoint.g_pathmgr, "mv", lambda source, target: False)
+    with caplog.at_level("WARNING"):
+        assert checkpoint.set_aside(str(first), "why") is None
+    assert first.read_bytes() == b"two"
+    assert f"unreadable checkpoint {first} left where it is: it could not be renamed to {first}.unreadable-2: why" \
+        in caplog.text
