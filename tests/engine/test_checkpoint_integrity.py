@@ -18,6 +18,7 @@ from slowmask.engine.checkpoint import CheckpointError, load_pretrained
 from slowmask.engine.hooks import PeriodicCheckpoint
 from slowmask.engine.train import train
 from slowmask.utils.errors import EXIT_STATUS
+from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
@@ -180,7 +181,7 @@ def test_issue_scenario_a_truncated_newest_checkpoint_loses_no_readable_one(run_
 
 
 def test_a_run_whose_every_checkpoint_is_unreadable_stops_unless_told_to_start_over(
-    run_of_two_epochs, demo_data_dir, tmp_path
+    run_of_two_epochs, demo_data_dir, tmp_path, capsys
 ):
     copy_checkpoints(run_of_two_epochs, tmp_path, {"checkpoint_epoch_00002.pyth": "checkpoint_epoch_00003.pyth",
                                                    "checkpoint_epoch_00001.pyth": "checkpoint_epoch_00001.pyth"})
@@ -198,6 +199,12 @@ def test_a_run_whose_every_checkpoint_is_unreadable_stops_unless_told_to_start_o
     )
     assert raised.value.exit_status == 4
     assert [os.path.getsize(path) for path in damaged] == sizes  # left as they were
+    args = ["--cfg", DEMO_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(tmp_path),
+            "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.BATCH_SIZE", "8", "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_EPOCHS", "0.5"]
+    assert load_tool("run_net").main(args) == 4
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"CheckpointError: every checkpoint in {tmp_path}/checkpoints is unreadable (2): ")
+    assert [os.path.getsize(path) for path in damaged] == sizes
     train(demo_cfg(demo_data_dir, tmp_path, "SOLVER.MAX_EPOCH", "1", "TRAIN.CHECKPOINT_KEEP_LAST", "1",
                    "TRAIN.AUTO_RESUME_START_OVER", "True"))
     assert "training epochs 1..1" in (tmp_path / "stdout.log").read_text()
