@@ -200,7 +200,8 @@ def test_a_run_whose_every_checkpoint_is_unreadable_stops_unless_told_to_start_o
     assert raised.value.exit_status == 4
     assert [os.path.getsize(path) for path in damaged] == sizes  # left as they were
     args = ["--cfg", DEMO_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(tmp_path),
-            "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.BATCH_SIZE", "8", "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_EPOCHS", "0.5"]
+            "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.BATCH_SIZE", "8", "SOLVER.MAX_EPOCH", "1",
+            "SOLVER.WARMUP_EPOCHS", "0.5"]
     assert load_tool("run_net").main(args) == 4
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"CheckpointError: every checkpoint in {tmp_path}/checkpoints is unreadable (2): ")
