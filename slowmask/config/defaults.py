@@ -55,6 +55,9 @@ _C.TRAIN.CHECKPOINT_KEEP_LAST = 0
 _C.TRAIN.AUTO_RESUME = True
 # Resume even when the recipe (model, batch, LR, schedule, masking, augmentation, input) differs from the checkpoint's config.
 _C.TRAIN.AUTO_RESUME_ALLOW_CHANGES = False
+# When every checkpoint in OUTPUT_DIR/checkpoints is unreadable: False stops the run (status 4, naming them);
+# True renames them NAME.unreadable and trains from the start (or from TRAIN.CHECKPOINT_FILE_PATH).
+_C.TRAIN.AUTO_RESUME_START_OVER = False
 # Checkpoint whose weights initialize the model (ignored once the run has its own).
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
 # Format of CHECKPOINT_FILE_PATH; only "pytorch" is supported.

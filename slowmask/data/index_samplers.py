@@ -1,6 +1,8 @@
 """Samplers. Training samplers' epoch order depends on (seed, epoch) only, and they can
 start an epoch part-way: a run resumed from a mid-epoch checkpoint skips the indices
-the interrupted run consumed without loading them (`set_start`). The evaluation
+the interrupted run consumed without loading them (`set_start`). Positions count items,
+not batches, so a run resumed with another batch size starts at the first item not yet
+trained (MixedBatchSampler, whose items are batches, excepted). The evaluation
 sampler gives each process of a job whole videos, each exactly once."""
 
 import abc
@@ -16,7 +18,7 @@ def checked_start(start: int, length: int) -> int:
     if not 0 <= start <= length:
         raise ValueError(
             f"cannot start the epoch at position {start}: this process's share of the epoch has "
-            f"{length} indices (a checkpoint from a run with another batch size or data set?)"
+            f"{length} indices (a checkpoint from a run with another data set or number of processes?)"
         )
     return start
 

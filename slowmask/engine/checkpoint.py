@@ -1,7 +1,9 @@
 """Checkpoints in PySlowFast's format: a dict with `model_state`, `optimizer_state`,
 `epoch`, `cfg` (the YAML string) and `scaler_state` under mixed precision, saved as
 OUTPUT_DIR/checkpoints/checkpoint_epoch_XXXXX.pyth; plus `rng_state` (the global
-generators, see `capture_rng_state`) and, in a mid-epoch checkpoint, `iteration`.
+generators, see `capture_rng_state`) and, in a mid-epoch checkpoint, `iteration` (batches
+done) and `items` (the items they consumed, all processes together: the position that holds
+when a resumed run changes TRAIN.BATCH_SIZE, see `ResumePoint`).
 
 `epoch` is the 0-based epoch the checkpoint was taken in: at its end (PySlowFast's
 convention; the run resumes at the next epoch) or, when `iteration` is present, after
@@ -15,6 +17,13 @@ never leaves half a checkpoint under the final name. Before writing, the free sp
 compared with the checkpoint's size (its tensors' bytes, or the previous checkpoint's
 size when larger): too little fails at once, little warns. A write that fails removes its
 temporary file; a full disk ends with one DiskFullError.
+
+A torch zip checkpoint carries a CRC-32 of each member: reads check them first
+(`damaged_member`), so a file whose bytes changed after it was written (a disk, memory or
+copy error) is refused naming the damaged member, not loaded with its flipped values.
+Legacy (non-zip) torch files carry no checksum and are read unchecked. An unreadable
+checkpoint met when resuming or pruning is set aside, renamed NAME.unreadable
+(`set_aside`): never deleted, never taken for the newest checkpoint again.
 
 Reads use `torch.load(weights_only=True)`: a checkpoint holds tensors and plain values
 only, and a file that asks for any other Python object is refused unread. Weights that
@@ -50,12 +59,14 @@ import os
 import pickle
 import random
 import re
+import zipfile
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
+import yaml
 from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 from torch import Tensor, nn
@@ -76,6 +87,10 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "checkpoint_best.pyth"
 _NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?\.pyth$")
+# The name an unreadable checkpoint is renamed to (with -N appended when it is taken).
+UNREADABLE_SUFFIX = ".unreadable"
+# The first bytes of a zip archive: torch.save's format since PyTorch 1.6.
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 # PySlowFast's Caffe2 model-zoo checkpoints are pickled .pkl files of numpy blobs.
@@ -134,17 +149,62 @@ def epoch_checkpoints(output_dir: str) -> List[str]:
     return [os.path.join(folder, name) for name in ours]
 
 
-def prune_checkpoints(output_dir: str, keep_last: int) -> List[str]:
-    """Delete all but the newest `keep_last` of `epoch_checkpoints` (0 keeps all);
-    checkpoint_best.pyth is never deleted. Returns the deleted paths."""
-    paths = epoch_checkpoints(output_dir)
-    if keep_last <= 0 or len(paths) <= keep_last:
+def prune_checkpoints(
+    output_dir: str, keep_last: int, written: Optional[str] = None, intact: Optional[Set[str]] = None
+) -> List[str]:
+    """Delete the epoch checkpoints older than the newest `keep_last` intact ones (0 keeps
+    all); checkpoint_best.pyth is never deleted. Returns the deleted paths.
+
+    `written`, the file just written, always stays and counts as one of the kept. The
+    others are kept newest first by (epoch, iteration), each checked (`unreadable_reason`)
+    before it counts: one that fails is set aside (`set_aside`), so that a damaged file
+    never takes the place of a readable one. Those past the kept ones are deleted
+    unchecked. `intact`: paths known intact (written or checked by this run), not checked
+    again; the checked ones are added to it.
+    """
+    if keep_last <= 0:
         return []
-    deleted = paths[:-keep_last]
+    intact = set() if intact is None else intact
+    paths = epoch_checkpoints(output_dir)
+    kept = [path for path in paths if path == written]
+    deleted = []
+    for path in reversed(paths):
+        if path == written:
+            continue
+        if len(kept) >= keep_last:
+            deleted.append(path)
+            continue
+        reason = None if path in intact else unreadable_reason(path)
+        if reason is None:
+            intact.add(path)
+            kept.append(path)
+        else:
+            set_aside(path, reason)
     for path in deleted:
         g_pathmgr.rm(path)
-    logger.info("deleted %d old checkpoint(s), keeping the newest %d: %s", len(deleted), keep_last, ", ".join(deleted))
+        intact.discard(path)
+    if deleted:
+        logger.info("deleted %d old checkpoint(s), keeping the newest %d: %s", len(deleted), keep_last, ", ".join(deleted))
     return deleted
+
+
+def set_aside(path: str, reason: str = "") -> Optional[str]:
+    """Rename an unreadable checkpoint to NAME.unreadable (NAME.unreadable-N when that is
+    taken) with a warning naming it (and `reason`, when given); returns the new path, or
+    None when it cannot be renamed (then it stays, and is skipped again at the next
+    resume). Renamed, not deleted: no resume or pruning takes it for a checkpoint any
+    more, and what is left of it stays for whoever wants to look."""
+    target, number = f"{path}{UNREADABLE_SUFFIX}", 0
+    while g_pathmgr.exists(target):
+        number += 1
+        target = f"{path}{UNREADABLE_SUFFIX}-{number}"
+    because = f": {reason}" if reason else ""
+    if not g_pathmgr.mv(path, target):
+        logger.warning("unreadable checkpoint %s left where it is: it could not be renamed to %s%s", path, target,
+                       because)
+        return None
+    logger.warning("unreadable checkpoint %s set aside as %s (renamed, not deleted)%s", path, target, because)
+    return target
 
 
 def last_checkpoint(output_dir: str) -> Optional[str]:
@@ -166,9 +226,11 @@ def save_checkpoint(
     cfg_yaml: str,
     scaler: Optional[Any] = None,
     iteration: Optional[int] = None,
+    items: Optional[int] = None,
 ) -> None:
     """Write a checkpoint atomically (temporary file, then rename), with this process's
-    generator states. `iteration`: batches of `epoch` done, for a mid-epoch checkpoint."""
+    generator states. `iteration`: batches of `epoch` done, for a mid-epoch checkpoint;
+    `items`: the items of `epoch` those batches consumed, all processes together."""
     state: Dict[str, Any] = {
         "epoch": epoch,
         "model_state": unwrapped(model).state_dict(),
@@ -180,6 +242,8 @@ def save_checkpoint(
         state["scaler_state"] = scaler.state_dict()
     if iteration is not None:
         state["iteration"] = iteration
+    if items is not None:
+        state["items"] = items
     g_pathmgr.mkdirs(os.path.dirname(path))
     needed = max(_tensor_bytes(state), _previous_size(os.path.dirname(path)))
     check_free_space(path, needed, DISK_FULL_ADVICE)
@@ -237,6 +301,12 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
         data = f.read()
     if not data:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: empty file (0 bytes; its write never began)")
+    member = damaged_member(io.BytesIO(data))
+    if member is not None:
+        raise CheckpointError(
+            f"{path} is damaged: its member {member} fails its CRC-32 check (its bytes changed after it was "
+            "written: a disk, memory or copy error); use an earlier checkpoint, or copy this one again from its source"
+        )
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # torch's text would advise weights_only=False: not relayed
@@ -247,6 +317,42 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     if not isinstance(state, dict) or "model_state" not in state:
         raise CheckpointError(f"{path} is not a checkpoint: it has no 'model_state'")
     return state
+
+
+def damaged_member(file: BinaryIO) -> Optional[str]:
+    """The first member of a torch zip checkpoint whose bytes fail their CRC-32, or None:
+    also for a legacy (non-zip) file, which carries no checksum, and for a zip too broken
+    to open (truncated), which torch.load reports. Reads the whole file once."""
+    if file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+        return None
+    file.seek(0)
+    try:
+        archive = zipfile.ZipFile(file)
+    except zipfile.BadZipFile:
+        return None
+    with archive:
+        return archive.testzip()
+
+
+def unreadable_reason(path: str) -> Optional[str]:
+    """Why the checkpoint at `path` cannot be read, found without unpickling it (empty,
+    an incomplete zip archive, a member failing its CRC); None when none is found."""
+    try:
+        with g_pathmgr.open(path, "rb") as f:
+            head = f.read(len(ZIP_MAGIC))
+            if not head:
+                return "empty file"
+            if head != ZIP_MAGIC:
+                return None  # a legacy torch file: nothing to check without unpickling it
+            f.seek(0)
+            try:
+                with zipfile.ZipFile(f) as archive:
+                    member = archive.testzip()
+            except zipfile.BadZipFile as error:
+                return f"an incomplete zip archive, truncated? ({error})"
+    except OSError as error:
+        return f"cannot be opened: {error}"
+    return None if member is None else f"its member {member} fails its CRC-32 check"
 
 
 def _refused_pickle(path: str, error: pickle.UnpicklingError) -> str:
@@ -334,17 +440,39 @@ def load_newest(
     return state
 
 
-def read_newest(output_dir: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+def read_newest(
+    output_dir: str, start_over: bool = False, set_aside_unreadable: bool = False
+) -> Optional[Tuple[str, Dict[str, Any]]]:
     """(path, dict) of the newest readable checkpoint of the run in `output_dir`, by
-    (epoch, iteration), or None when there is none. A newest file that cannot be read
-    (copied half-way, truncated by a full disk) is skipped with a warning for the one
-    before it."""
+    (epoch, iteration), or None when there is none. A newer file that cannot be read
+    (copied half-way, truncated by a full disk, damaged) is skipped with a warning for the
+    one before it, and set aside (`set_aside`) when `set_aside_unreadable` (the process that
+    owns OUTPUT_DIR), so that it does not pass for the newest one again.
+
+    Raises:
+        CheckpointError: every checkpoint there is unreadable, listing them; unless
+            `start_over`: then they are set aside and None is returned.
+    """
+    unreadable: Dict[str, str] = {}
+    found = None
     for path in reversed(epoch_checkpoints(output_dir)):
         try:
-            return path, read_checkpoint(path)
+            found = path, read_checkpoint(path)
+            break
         except CheckpointError as error:
             logger.warning("skipping unreadable checkpoint, trying the previous one: %s", error)
-    return None
+            unreadable[path] = str(error)
+    if found is None and unreadable and not start_over:
+        raise CheckpointError(
+            f"every checkpoint in {checkpoint_dir(output_dir)} is unreadable ({len(unreadable)}): "
+            f"{', '.join(os.path.basename(path) for path in unreadable)}; their reasons are in the log. Put an intact "
+            "checkpoint of this run there, or set TRAIN.AUTO_RESUME_START_OVER True to set them aside and train "
+            "from the start"
+        )
+    if set_aside_unreadable:
+        for path in unreadable:
+            set_aside(path)
+    return found
 
 
 def load_states(
@@ -422,32 +550,76 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """The next batch to run: `iteration` batches of 0-based `epoch` are done.
-    `rng_state`: the global generators at that moment (None: a fresh run, or a
-    checkpoint written without them, e.g. by PySlowFast)."""
+    """The next batch to run: batch number `iteration` of 0-based `epoch` (those before it
+    are done). `rng_state`: the global generators at that moment (None: a fresh run, or a
+    checkpoint written without them, e.g. by PySlowFast). `items`: the items of `epoch`
+    consumed so far, all processes together; the position that holds when TRAIN.BATCH_SIZE
+    changes on resuming (`in_batches_of`). None: unknown (a checkpoint with neither `items`
+    nor its batch size), `iteration` batches of the current size."""
 
     epoch: int = 0
     iteration: int = 0
     rng_state: Optional[Dict[str, Any]] = None
+    items: Optional[int] = None
 
     @classmethod
     def after(cls, state: Optional[Dict[str, Any]]) -> "ResumePoint":
         """The point after a loaded checkpoint dict (None: the start of training). An
-        end-of-epoch checkpoint has no `iteration`: the run goes on at the next epoch."""
+        end-of-epoch checkpoint has no `iteration`: the run goes on at the next epoch. A
+        mid-epoch one written before `items` was stored counts them from its batches and
+        the TRAIN.BATCH_SIZE of its config."""
         if state is None:
             return cls()
         if state.get("iteration") is None:
             return cls(int(state["epoch"]) + 1, 0, state.get("rng_state"))
-        return cls(int(state["epoch"]), int(state["iteration"]), state.get("rng_state"))
+        iteration, items = int(state["iteration"]), state.get("items")
+        if items is None:
+            batch_size = stored_batch_size(state.get("cfg"))
+            items = None if batch_size is None else iteration * batch_size
+        return cls(int(state["epoch"]), iteration, state.get("rng_state"), items)
+
+    def in_batches_of(self, batch_size: int, epoch_items: int) -> "ResumePoint":
+        """This point with `iteration` counted in batches of `batch_size` items, in an epoch
+        of `epoch_items` (both all processes together): the remaining items make whole
+        batches that end the epoch at its last batch number, so the items consumed before
+        are neither run again nor skipped (but for the part of a batch the epoch drops at
+        its end, as ever)."""
+        if self.items is None:
+            return self
+        first = epoch_items // batch_size - (epoch_items - self.items) // batch_size
+        return replace(self, iteration=first)
 
     def batches_done(self, epoch: int) -> int:
         """Batches of `epoch` already run: `iteration` for the resumed epoch, else 0."""
         return self.iteration if epoch == self.epoch else 0
 
+    def items_done(self, epoch: int, batch_size: int) -> int:
+        """Items of `epoch` (all processes) consumed before the run starts it: `items` for
+        the resumed epoch (or `iteration` batches of `batch_size` when unknown), else 0."""
+        if epoch != self.epoch:
+            return 0
+        return self.iteration * batch_size if self.items is None else self.items
+
+    def items_after(self, epoch: int, batches: int, batch_size: int) -> int:
+        """Items of `epoch` (all processes) consumed once its batch number `batches` is
+        done, batches holding `batch_size` items: what a checkpoint written then stores."""
+        return self.items_done(epoch, batch_size) + (batches - self.batches_done(epoch)) * batch_size
+
     def restore_generators(self) -> None:
         """Put the global generators where the interrupted run had them (no-op without)."""
         if self.rng_state is not None:
             restore_rng_state(self.rng_state)
+
+
+def stored_batch_size(cfg_yaml: Optional[str]) -> Optional[int]:
+    """TRAIN.BATCH_SIZE of a checkpoint's stored config, or None when it has none."""
+    try:
+        stored = yaml.safe_load(cfg_yaml) if cfg_yaml else None
+    except yaml.YAMLError:
+        return None
+    train = stored.get("TRAIN") if isinstance(stored, dict) else None
+    size = train.get("BATCH_SIZE") if isinstance(train, dict) else None
+    return size if isinstance(size, int) and size > 0 else None
 
 
 # The difference between a checkpoint's state and a model's.

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Set, TextIO, Tuple
 
 import torch
 import torch.distributed as dist
@@ -397,8 +397,11 @@ class PeriodicCheckpoint(Hook):
     checkpoint_epoch_{epoch+1:05d}.iter_{iteration:06d}.pyth every `iter_period`
     iterations within an epoch (while gradients are being accumulated, at the next
     optimizer update). The stored `epoch` is the 0-based index of the epoch (for an
-    end-of-epoch file the finished one, PySlowFast's convention). After each write only
-    the newest `keep_last` such files are kept (0: all; checkpoint_best.pyth stays)."""
+    end-of-epoch file the finished one, PySlowFast's convention); a mid-epoch file also
+    stores the items consumed, `items_after(epoch, batches done)`, when given. After each
+    write only the newest `keep_last` such files are kept (0: all; checkpoint_best.pyth
+    stays): the one just written and the newest intact others (see
+    checkpoint.prune_checkpoints)."""
 
     def __init__(
         self,
@@ -410,6 +413,7 @@ class PeriodicCheckpoint(Hook):
         scaler: Optional[Any] = None,
         iter_period: int = 0,
         keep_last: int = 0,
+        items_after: Optional[Callable[[int, int], int]] = None,
     ) -> None:
         self.output_dir = output_dir
         self.period = period
@@ -419,16 +423,20 @@ class PeriodicCheckpoint(Hook):
         self.scaler = scaler
         self.iter_period = iter_period
         self.keep_last = keep_last
+        self.items_after = items_after
+        self.intact: Set[str] = set()  # checkpoints this run wrote or found intact when pruning
         self._due = False
 
     def save(self, epoch: int, iteration: Optional[int] = None) -> str:
         """Write the checkpoint of 0-based `epoch` (at its end, or after `iteration`
         batches), prune old ones; returns its path."""
         path = checkpoint.checkpoint_path(self.output_dir, epoch + 1, iteration)
+        items = None if iteration is None or self.items_after is None else self.items_after(epoch, iteration)
         checkpoint.save_checkpoint(
-            path, self.model, self.optimizer, epoch, self.cfg_yaml, self.scaler, iteration=iteration
+            path, self.model, self.optimizer, epoch, self.cfg_yaml, self.scaler, iteration=iteration, items=items
         )
-        checkpoint.prune_checkpoints(self.output_dir, self.keep_last)
+        self.intact.add(path)
+        checkpoint.prune_checkpoints(self.output_dir, self.keep_last, path, self.intact)
         return path
 
     def before_epoch(self, loop: TrainLoop) -> None:

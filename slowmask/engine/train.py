@@ -25,6 +25,7 @@ from slowmask.config.unused_keys import report_unused_keys
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
 from slowmask.data.build import build_batch_transfer
 from slowmask.data.build import check_starts_part_way
+from slowmask.data.index_samplers import ResumableOrder
 from slowmask.models import build_loss, build_model
 from slowmask.utils.errors import SlowmaskError
 from slowmask.utils.logging import setup_logging
@@ -51,7 +52,7 @@ from .hooks import (
     run_from,
     summary_writer,
 )
-from .distributed import any_rank, is_distributed, is_main_process
+from .distributed import any_rank, get_world_size, is_distributed, is_main_process
 from .launch import select_device, training_choice_problems
 from .loop import Hook, TrainLoop
 from .optim import build_lr_schedule, build_optimizer
@@ -105,7 +106,9 @@ def start_point(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> ResumePoin
     """Resume from this run's newest checkpoint (TRAIN.AUTO_RESUME), after comparing its
     config with the current one, else initialize from TRAIN.CHECKPOINT_FILE_PATH when
     given; returns the epoch and batch to run next."""
-    own = checkpoint.read_newest(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
+    own = None
+    if cfg.TRAIN.AUTO_RESUME:
+        own = checkpoint.read_newest(cfg.OUTPUT_DIR, cfg.TRAIN.AUTO_RESUME_START_OVER, is_main_process())
     path = cfg.TRAIN.CHECKPOINT_FILE_PATH
     if own is not None:
         own_path, state = own
@@ -261,6 +264,7 @@ def _train(cfg: CfgNode) -> None:
         )
     if cfg.TRAIN.CHECKPOINT_PERIOD_ITERS:
         check_starts_part_way(loader, "write mid-epoch checkpoints (TRAIN.CHECKPOINT_PERIOD_ITERS)")
+    point = in_loader_batches(point, loader, cfg.TRAIN.BATCH_SIZE)
     step = TrainStep(
         step_model, optimizer, objective, device,
         clip_grad_l2norm=cfg.SOLVER.CLIP_GRAD_L2NORM,
@@ -275,6 +279,31 @@ def _train(cfg: CfgNode) -> None:
     stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)
     logger.info("training epochs %d..%d, %d iterations each", point.epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
     run_from(TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH), point, stop)
+
+
+def in_loader_batches(point: ResumePoint, loader: Any, batch_total: int) -> ResumePoint:
+    """`point` with its mid-epoch batch number counted in `loader`'s batches of
+    `batch_total` items (all processes): TRAIN.BATCH_SIZE may differ from the checkpoint's
+    (TRAIN.AUTO_RESUME_ALLOW_CHANGES), its position in items holds. A dataset's own batch
+    sampler (data/mixed.py) counts batches: its point is left as it is."""
+    order = loader.sampler
+    if loader.batch_size is None or not isinstance(order, ResumableOrder):
+        return point
+    return point.in_batches_of(batch_total, order.epoch_length() * get_world_size())
+
+
+def start_epoch(loader: Any, epoch: int, point: ResumePoint, batch_total: int) -> None:
+    """Tell the loader the epoch (data.set_epoch) and, in the epoch `point` resumes, start
+    it after this process's share of the items the interrupted run consumed (the sampler
+    skips them unloaded). A dataset's own batch sampler (data/mixed.py) counts batches."""
+    if loader.batch_size is None:
+        set_epoch(loader, epoch, point.batches_done(epoch))
+        return
+    set_epoch(loader, epoch)
+    items = point.items_done(epoch, batch_total) // get_world_size()
+    if items:
+        check_starts_part_way(loader, f"resume part-way through epoch {epoch + 1}")
+        loader.sampler.set_start(items)
 
 
 def build_hooks(
@@ -298,10 +327,12 @@ def build_hooks(
     run there) and is the list's last item, for `run_from`.
     """
     main = is_main_process()
+    batch_total = cfg.TRAIN.BATCH_SIZE
     checkpointer = PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler,
-                                      cfg.TRAIN.CHECKPOINT_PERIOD_ITERS, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
+                                      cfg.TRAIN.CHECKPOINT_PERIOD_ITERS, cfg.TRAIN.CHECKPOINT_KEEP_LAST,
+                                      lambda epoch, batches: point.items_after(epoch, batches, batch_total))
     hooks: List[Hook] = [
-        DataEpoch(lambda epoch: set_epoch(loader, epoch, point.batches_done(epoch))),
+        DataEpoch(lambda epoch: start_epoch(loader, epoch, point, batch_total)),
         LRSchedule(optimizer, build_lr_schedule(cfg)),
         AccumulationEpochEnd(step),
     ]
