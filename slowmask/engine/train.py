@@ -41,6 +41,7 @@ from .hooks import (
     LRSchedule,
     MetricsLog,
     NonFiniteSkipLog,
+    NonFiniteSkipStop,
     PeriodicCheckpoint,
     PeriodicValidation,
     ProbeHook,
@@ -51,7 +52,7 @@ from .hooks import (
     run_from,
     summary_writer,
 )
-from .distributed import any_rank, is_distributed, is_main_process
+from .distributed import any_rank, get_world_size, is_distributed, is_main_process
 from .launch import select_device, training_choice_problems
 from .loop import Hook, TrainLoop
 from .optim import build_lr_schedule, build_optimizer
@@ -317,13 +318,15 @@ def build_hooks(
         hooks.append(ProbeHook(probes, cfg.PROBE.PERIOD, cfg.OUTPUT_DIR, writer,
                                probes.prepare if cfg.PROBE.CACHE_CLIPS else None))
     if main:
-        hooks += [MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD), checkpointer, ProgressBar()]
+        hooks += [MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD, get_world_size()), checkpointer, ProgressBar()]
         if cfg.TENSORBOARD.ENABLE:
             hooks.append(TensorBoardScalars(summary_writer(tensorboard_dir(cfg))))
     if not cfg.MASK.ENABLE:  # a classifier's validation; pretraining has no labels to score
         hooks.append(PeriodicValidation(_validation(cfg, model, device), cfg.TRAIN.EVAL_PERIOD, cfg.OUTPUT_DIR,
                                         _best_checkpoint_saver(cfg, model, optimizer, scaler), main))
     hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))
+    if cfg.TRAIN.NONFINITE_LOSS == "skip":  # every rank: they agree on each skip, so all stop at one step
+        hooks.append(NonFiniteSkipStop(cfg.TRAIN.NONFINITE_SKIP_MAX_SHARE))
     hooks.append(StopOnSignal(checkpointer.save if main else None))
     return hooks
 
