@@ -42,6 +42,7 @@ from slowmask.utils.stop_signals import STOP_SIGNALS, handler_to_pass_on, names,
 from . import checkpoint
 from .checkpoint import ResumePoint
 from .distributed import any_rank, is_distributed, is_main_process, mean_over_ranks
+from .evaluate import shown_accuracies
 from .loop import Hook, TrainLoop
 from .step import TrainStep
 
@@ -666,7 +667,8 @@ class PeriodicValidation(Hook):
     every process, each scoring its share of the videos; the main process logs and writes.
 
     Args:
-        evaluate: () -> metrics with "top1", "top5" and "num_videos" (see evaluate.evaluate);
+        evaluate: () -> metrics with "top1", "num_videos" and, with more than 5 classes,
+            "top5" (see evaluate.evaluate);
             in a multi-process job a collective that every process calls.
         period: validate after every `period`-th epoch (and the last).
         output_dir: where json_stats.log is.
@@ -706,17 +708,13 @@ class PeriodicValidation(Hook):
 
     def _report(self, loop: TrainLoop, metrics: Dict[str, Any], improved: bool) -> None:
         finished = loop.epoch + 1
-        stats = {
-            "_type": "val_epoch",
-            "epoch": f"{finished}/{loop.max_epoch}",
-            "top1_acc": metrics["top1"],
-            "top5_acc": metrics["top5"],
-            "num_videos": metrics["num_videos"],
-            "best_top1_acc": self.best_top1,
-        }
+        stats = {"_type": "val_epoch", "epoch": f"{finished}/{loop.max_epoch}", "top1_acc": metrics["top1"]}
+        if "top5" in metrics:  # not with 5 classes or fewer (see evaluate.accuracy)
+            stats["top5_acc"] = metrics["top5"]
+        stats.update(num_videos=metrics["num_videos"], best_top1_acc=self.best_top1)
         logger.info(
-            "validation after epoch %d: top-1 %.2f %%, top-5 %.2f %% (%d videos); best top-1 %.2f %%",
-            finished, metrics["top1"], metrics["top5"], metrics["num_videos"], self.best_top1,
+            "validation after epoch %d: %s (%d videos); best top-1 %.2f %%",
+            finished, shown_accuracies(metrics), metrics["num_videos"], self.best_top1,
         )
         write_json_stats(self.output_dir, stats)
         if improved and self.save_best is not None:
