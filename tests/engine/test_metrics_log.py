@@ -2,15 +2,23 @@
 partial, and each epoch record gives its clips per second."""
 
 import logging
+import os
+import shutil
 import statistics
 import time
 
 import pytest
 import torch
 
+from slowmask.config import load_config
+from slowmask.engine import checkpoint
 from slowmask.engine.hooks import MetricsLog, batch_clips
 from slowmask.engine.loop import TrainLoop
+from slowmask.engine.train import train
 from slowmask.utils.logging import read_json_stats
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 
 
 def losses_step(losses, seconds=0.0):
@@ -93,3 +101,24 @@ def test_repeated_augmentation_clips_count_each():
     metas = [{"path": "a"}] * 3 + [{"path": "b"}] * 3
     assert batch_clips({"clip": torch.zeros(6, 3, 2, 8, 8), "meta": metas}) == 6
     assert batch_clips({"meta": metas}) == 2  # no clip tensor: the items
+
+
+def test_a_run_resumed_from_a_mid_epoch_checkpoint_logs_its_first_epoch_as_partial(demo_data_dir, tmp_path):
+    def run(out_dir):
+        train(load_config(DEMO_CFG, [
+            "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(out_dir), "DATA_LOADER.NUM_WORKERS", "0",
+            "TRAIN.BATCH_SIZE", "2", "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "0.5",
+            "TRAIN.CHECKPOINT_PERIOD_ITERS", "3", "LOG_PERIOD", "4",
+        ]))
+
+    run(tmp_path / "whole")  # 16 videos in batches of 2: 8 iterations an epoch
+    os.makedirs(tmp_path / "resumed" / "checkpoints")
+    shutil.copy(checkpoint.checkpoint_path(str(tmp_path / "whole"), 1, 3), tmp_path / "resumed" / "checkpoints")
+    run(tmp_path / "resumed")
+    first, second = records(tmp_path / "resumed", "train_epoch")
+    assert (first["epoch"], first["partial"], first["resumed_after_iter"], first["steps"], first["clips"]) == (
+        "1/2", True, 3, 5, 10)
+    assert (second["epoch"], second["partial"], second["steps"], second["clips"]) == ("2/2", False, 8, 16)
+    log = (tmp_path / "resumed" / "stdout.log").read_text()
+    assert "epoch: 1/2 (resumed after iteration 3 of 8: 5 steps) loss: " in log
+    assert "finished 1 whole epoch(s) and the last 5 of the 8 steps of epoch 1 (resumed after iteration 3) in " in log
