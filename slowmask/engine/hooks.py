@@ -250,7 +250,8 @@ class ProbeHook(Hook):
 
     Its time is logged beside the epoch's (from this hook's before_epoch to its
     after_epoch), so its cost is visible. `prepare()`, if given, runs before training
-    (e.g. decoding the probe sets once).
+    (e.g. decoding the probe sets once). `chance`, if given (100 / the number of classes,
+    evaluate.chance_top1), is logged beside the scores and written as "chance".
     """
 
     def __init__(
@@ -260,9 +261,11 @@ class ProbeHook(Hook):
         output_dir: str,
         writer: Any = None,
         prepare: Optional[Callable[[], None]] = None,
+        chance: Optional[float] = None,
     ) -> None:
         if period < 1:
             raise ValueError(f"PROBE.PERIOD must be at least 1, got {period}")
+        self.chance = chance
         self.evaluate = evaluate
         self.period = period
         self.output_dir = output_dir
@@ -295,6 +298,9 @@ class ProbeHook(Hook):
                  **{f"{name}_top1_acc": value for name, value in scores.items()},
                  "probe_time": seconds, "epoch_time": epoch_seconds}
         shown = ", ".join(f"{name} top-1 {value:.2f} %" for name, value in scores.items())
+        if self.chance is not None:
+            stats["chance"] = self.chance
+            shown += f" (chance {self.chance:.2f} %)"
         logger.info("probe after epoch %d: %s (%.1f s, %.0f %% of the epoch's %.1f s)",
                     finished, shown, seconds, 100 * seconds / max(epoch_seconds, 1e-9), epoch_seconds)
         write_json_stats(self.output_dir, stats)

@@ -32,7 +32,7 @@ from slowmask.utils.output_files import OutputDirInUse, hold_output_dir, remove_
 
 from . import checkpoint
 from .checkpoint import ResumePoint, load_pretrained
-from .evaluate import evaluate
+from .evaluate import chance_top1, evaluate
 from .hooks import (
     AccumulationEpochEnd,
     BadDataGuard,
@@ -316,7 +316,7 @@ def build_hooks(
         probes = build_probe_evaluation(cfg, model, device, cfg.PROBE.EVAL_SPLIT)
         writer = summary_writer(tensorboard_dir(cfg)) if cfg.TENSORBOARD.ENABLE and main else None
         hooks.append(ProbeHook(probes, cfg.PROBE.PERIOD, cfg.OUTPUT_DIR, writer,
-                               probes.prepare if cfg.PROBE.CACHE_CLIPS else None))
+                               probes.prepare if cfg.PROBE.CACHE_CLIPS else None, chance_top1(probes.num_classes)))
     if main:
         hooks += [MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD, get_world_size()), checkpointer, ProgressBar()]
         if cfg.TENSORBOARD.ENABLE:
