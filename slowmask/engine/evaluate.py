@@ -184,8 +184,9 @@ def chance_top1(num_classes: int) -> float:
 
 
 def majority_baseline(labels: Tensor) -> float:
-    """Top-1 % of always answering the most frequent class of (V,) `labels`: "chance"
-    for a set whose classes are unbalanced, reported beside it under its own name."""
+    """Top-1 % of always answering the most frequent class of (V,) `labels`: the least a
+    classifier must beat; above chance when the classes are unbalanced, so it is reported
+    beside chance under its own name."""
     return 100.0 * torch.bincount(labels).max().item() / labels.numel()
 
 

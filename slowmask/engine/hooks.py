@@ -191,7 +191,7 @@ class NonFiniteSkipStop(Hook):
         if self.steps == 0:  # the epoch's first step here: a resumed epoch starts part-way
             self.epoch_steps = loop.iters_per_epoch - loop.iteration
         self.steps += 1
-        self.skipped += loop.metrics.get("nonfinite_skip", 0.0) >= 1.0
+        self.skipped += int(loop.metrics.get("nonfinite_skip", 0.0) >= 1.0)
         if self.skipped > self.max_share * self.epoch_steps or self.skipped == self.epoch_steps:
             raise TooManySkippedSteps(self._message(loop))
 
