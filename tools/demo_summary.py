@@ -6,9 +6,10 @@
 Reads what `make demo` wrote into DEMO_OUT: the probes of tools/probe.py --json
 (probe_random_init.json, probe_pretrained.json) and the fine-tuning runs' test results
 (finetune_random_init/ and finetune/, test_results.json). Prints k-NN, linear-probe,
-attentive-probe and fine-tune top-1 of both, and chance, and writes them to
-DEMO_OUT/summary.json as {"chance": .., "random_init": {"knn": .., "linear": ..,
-"attentive": .., "finetune": ..}, "pretrained": {...}}, top-1 in percent.
+attentive-probe and fine-tune top-1 of both, chance (100 / the number of classes) and the
+majority baseline (the share of the test set's most frequent class), and writes them to
+DEMO_OUT/summary.json as {"chance": .., "majority_baseline": .., "random_init": {"knn": ..,
+"linear": .., "attentive": .., "finetune": ..}, "pretrained": {...}}, top-1 in percent.
 """
 
 import argparse
@@ -48,12 +49,15 @@ def summarize(demo_out: str) -> Dict[str, object]:
         probes = _read(os.path.join(demo_out, probe_file))
         test = _read(os.path.join(demo_out, finetune_dir, TEST_RESULTS))
         summary["chance"] = probes["chance"]
+        if "majority_baseline" in probes:
+            summary["majority_baseline"] = probes["majority_baseline"]
         summary[name] = {**{key: probes[key] for key in COLUMNS[:-1] if key in probes}, "finetune": test["top1"]}
     return summary
 
 
 def table(summary: Dict[str, object]) -> str:
-    """Rows random_init / pretrained / gain, a column per figure, chance below."""
+    """Rows random_init / pretrained / gain, a column per figure, chance and the majority
+    baseline below."""
     columns = [c for c in COLUMNS if c in summary["pretrained"]]
     lines = [f"{'top-1 %':<12}" + "".join(f"{c:>10}" for c in columns)]
     for name in RUNS:
@@ -61,6 +65,8 @@ def table(summary: Dict[str, object]) -> str:
     gains = [summary["pretrained"][c] - summary["random_init"][c] for c in columns]
     lines.append(f"{'gain':<12}" + "".join(f"{g:>+10.2f}" for g in gains))
     lines.append(f"{'chance':<12}{summary['chance']:>10.2f}")
+    if "majority_baseline" in summary:
+        lines.append(f"{'majority':<12}{summary['majority_baseline']:>10.2f}")
     return "\n".join(lines)
 
 

@@ -4,8 +4,9 @@
     python tools/plot.py OUTPUT_DIR [OUTPUT_DIR ...] [--metrics loss lr] [--out curves.png]
 
 Reads each OUTPUT_DIR/json_stats.log. One chart per metric (default: loss, lr and every
-accuracy / error metric logged), x in epochs; per run, the per-epoch means where the
-metric has them, else the per-iteration values. --out defaults to FIRST_DIR/curves.png.
+accuracy / error metric logged; top-5 is logged only with more than 5 classes), x in
+epochs; accuracies and errors on an axis within 0-100 %; per run, the per-epoch means where
+the metric has them, else the per-iteration values. --out defaults to FIRST_DIR/curves.png.
 """
 
 import argparse

@@ -10,8 +10,10 @@ baseline a pretraining gain is measured against. Each item of PROBE.TRAIN_SPLIT 
 --eval-split under PROBE.PATH_TO_DATA_DIR (else DATA.PATH_TO_DATA_DIR) is encoded once,
 as one centre view; then k-NN (PROBE.KNN_*), a linear probe on the pooled features
 (PROBE.LINEAR_*) and an attentive probe on the tokens (PROBE.ATTENTIVE_*) give top-1 on
---eval-split. Prints a table with chance (the share of the most frequent class);
---json writes {"chance": .., "knn": .., "linear": .., "attentive": ..} in percent.
+--eval-split. Prints a table with chance (100 / the number of classes, as in
+test_results.json) and the majority baseline (the share of --eval-split's most frequent
+class); --json writes {"chance": .., "majority_baseline": .., "knn": .., "linear": ..,
+"attentive": ..} in percent.
 """
 
 import argparse
@@ -25,6 +27,7 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.engine import checkpoint
+from slowmask.engine.evaluate import chance_top1, majority_baseline
 from slowmask.engine.launch import select_device
 from slowmask.engine.probe import build_probe_clips, build_probes, encode_probe_set, probe_scores
 from slowmask.models import build_model
@@ -54,14 +57,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def chance(labels: torch.Tensor) -> float:
-    """Top-1 in percent of always answering the most frequent class of `labels`."""
-    return 100.0 * torch.bincount(labels).max().item() / labels.numel()
-
-
 def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str]) -> Dict[str, float]:
-    """{"chance": .., probe: top-1 %} of the model `cfg` builds, with `checkpoint_path`'s
-    weights or (when "") its seeded random initialization."""
+    """{"chance": .., "majority_baseline": .., probe: top-1 %} of the model `cfg` builds,
+    with `checkpoint_path`'s weights or (when "") its seeded random initialization."""
     torch.manual_seed(cfg.RNG_SEED)
     model = build_model(cfg)
     if checkpoint_path:
@@ -80,12 +78,17 @@ def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str]) -> 
                 checkpoint_path or "random initialization", len(train.labels), cfg.PROBE.TRAIN_SPLIT,
                 len(query.labels), eval_split, num_classes)
     scores = probe_scores(train, query, num_classes, {name: probes[name] for name in names})
-    return {"chance": chance(query.labels), **scores}
+    return {"chance": chance_top1(num_classes), "majority_baseline": majority_baseline(query.labels), **scores}
+
+
+# The rows of the table below the probes, with their names there.
+BASELINES = {"chance": "chance", "majority_baseline": "majority"}
 
 
 def table(scores: Dict[str, float]) -> str:
-    """A two-column table: probe, top-1 %, chance last."""
-    rows = [(name, value) for name, value in scores.items() if name != "chance"] + [("chance", scores["chance"])]
+    """A two-column table: probe, top-1 %; chance and the majority baseline last."""
+    rows = [(name, value) for name, value in scores.items() if name not in BASELINES]
+    rows += [(shown, scores[key]) for key, shown in BASELINES.items() if key in scores]
     return "\n".join([f"{'probe':<10} {'top-1 %':>8}"] + [f"{name:<10} {value:>8.2f}" for name, value in rows])
 
 

@@ -310,6 +310,14 @@ def check_checkpointing(cfg: CfgNode) -> None:
         raise ConfigError(f"TRAIN.CHECKPOINT_PERIOD must be at least 1 epoch, got {cfg.TRAIN.CHECKPOINT_PERIOD}")
 
 
+def check_nonfinite_skip(cfg: CfgNode) -> None:
+    """The share of an epoch's steps that may be skipped for a non-finite loss."""
+    share = cfg.TRAIN.NONFINITE_SKIP_MAX_SHARE
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(f"TRAIN.NONFINITE_SKIP_MAX_SHARE must be in [0, 1] (a share of an epoch's steps), "
+                          f"got {share}")
+
+
 CHECKS: List[Callable[[CfgNode], None]] = [
     check_minimums,
     check_choices,
@@ -327,4 +335,5 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_distributed_training,
     check_data_loader,
     check_checkpointing,
+    check_nonfinite_skip,
 ]

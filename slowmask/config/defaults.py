@@ -22,7 +22,7 @@ _C.SHARD_ID = 0
 _C.OUTPUT_DIR = "."
 # Seed of every random generator (data order, masks, augmentation, initialization).
 _C.RNG_SEED = 1
-# Log a training line every this many iterations.
+# Log a training line every this many iterations; its figures are medians over these iterations.
 _C.LOG_PERIOD = 10
 # Log the model's parameter count at start.
 _C.LOG_MODEL_INFO = True
@@ -78,6 +78,8 @@ _C.TRAIN.MIXED_PRECISION_DTYPE = "auto"
 _C.TRAIN.GRAD_ACCUM_STEPS = 1
 # On a non-finite loss: "stop" the run (naming epoch and iteration) or "skip" the step (no backward, no update).
 _C.TRAIN.NONFINITE_LOSS = "stop"
+# With NONFINITE_LOSS "skip": stop (exit status 7) when more than this share of an epoch's steps, or all of them, are skipped; in [0, 1].
+_C.TRAIN.NONFINITE_SKIP_MAX_SHARE = 0.1
 # Stop when a step's loss exceeds this factor times the mean of the epoch's 5 steps before it (0 disables).
 _C.TRAIN.KILL_LOSS_EXPLOSION_FACTOR = 0.0
 

@@ -4,7 +4,8 @@ and the multi-view test of a trained classifier, set up from the config (`run_te
 Multi-view testing (PySlowFast's, TEST.ENABLE): a test dataset yields each video as
 TEST.NUM_ENSEMBLE_VIEWS temporal clips x TEST.NUM_SPATIAL_CROPS crops; the
 classifier's probabilities of a video's views are averaged ("sum") or maxed ("max"),
-and top-1 / top-5 / per-class accuracy are computed on the per-video scores. The
+and top-1 / top-5 / per-class accuracy are computed on the per-video scores (top-5 only
+with more than 5 classes: with fewer it is 100 % by construction). The
 classifier is TEST.CHECKPOINT_FILE_PATH (or this run's newest checkpoint); the main
 process writes OUTPUT_DIR/test_results.json and, with TEST.SAVE_RESULTS_PATH, the
 per-video scores. Validation during training is the same evaluation with one view per
@@ -172,22 +173,42 @@ def views_per_video(videos: VideoScores) -> int:
     return low
 
 
+# Top-k of the top-k accuracy; reported only for more classes than this (with K <= 5 it is 100 %).
+TOP_K = 5
+
+
+def chance_top1(num_classes: int) -> float:
+    """Top-1 % of guessing uniformly among `num_classes` classes, 100 / K: "chance"
+    wherever slowmask reports it (test results, probes, the demo)."""
+    return 100.0 / num_classes
+
+
+def majority_baseline(labels: Tensor) -> float:
+    """Top-1 % of always answering the most frequent class of (V,) `labels`: the least a
+    classifier must beat; above chance when the classes are unbalanced, so it is reported
+    beside chance under its own name."""
+    return 100.0 * torch.bincount(labels).max().item() / labels.numel()
+
+
 def accuracy(scores: Tensor, labels: Tensor, num_classes: int) -> Dict[str, Any]:
-    """top-1 / top-5 accuracy (%) of (V, K) scores and per-class top-1 (%, None for a class
-    without videos); "num_videos" and "chance" (100 / K) for reading them."""
-    top = scores.topk(min(5, scores.shape[1]), dim=1).indices
+    """top-1 / top-5 accuracy (%) of (V, K) scores (top-5 only for K > TOP_K) and
+    per-class top-1 (%, None for a class without videos); "num_videos", "chance" (100 / K)
+    and "majority_baseline" (the most frequent class's share) for reading them."""
+    top = scores.topk(min(TOP_K, scores.shape[1]), dim=1).indices
     hit1 = top[:, 0] == labels
-    hit5 = (top == labels[:, None]).any(dim=1)
     per_class = []
     for k in range(num_classes):
         members = labels == k
         per_class.append(100.0 * float(hit1[members].float().mean()) if members.any() else None)
+    metrics: Dict[str, Any] = {"top1": 100.0 * float(hit1.float().mean())}
+    if num_classes > TOP_K:
+        metrics["top5"] = 100.0 * float((top == labels[:, None]).any(dim=1).float().mean())
     return {
-        "top1": 100.0 * float(hit1.float().mean()),
-        "top5": 100.0 * float(hit5.float().mean()),
+        **metrics,
         "per_class_top1": per_class,
         "num_videos": int(labels.numel()),
-        "chance": 100.0 / num_classes,
+        "chance": chance_top1(num_classes),
+        "majority_baseline": majority_baseline(labels),
     }
 
 
@@ -213,6 +234,13 @@ def evaluate(
     metrics["views_per_video"] = per_video
     metrics["videos"] = videos
     return metrics
+
+
+def shown_accuracies(metrics: Dict[str, Any]) -> str:
+    """The accuracies of `accuracy`'s metrics as a log line shows them: "top-1 50.00 %,
+    top-5 75.00 %", top-5 when there is one."""
+    top5 = f", top-5 {metrics['top5']:.2f} %" if "top5" in metrics else ""
+    return f"top-1 {metrics['top1']:.2f} %{top5}"
 
 
 # The multi-view test, set up from the config.
@@ -292,9 +320,8 @@ def run_test(cfg: CfgNode) -> Dict[str, Any]:
         return metrics
     save_results(cfg, metrics)
     logger.info(
-        "test of %s: top-1 %.2f %%, top-5 %.2f %% over %d videos x %d views (chance %.2f %%); "
-        "results in %s",
-        path, metrics["top1"], metrics["top5"], metrics["num_videos"], metrics["views_per_video"],
-        metrics["chance"], os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE),
+        "test of %s: %s over %d videos x %d views (chance %.2f %%, majority baseline %.2f %%); results in %s",
+        path, shown_accuracies(metrics), metrics["num_videos"], metrics["views_per_video"], metrics["chance"],
+        metrics["majority_baseline"], os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE),
     )
     return metrics

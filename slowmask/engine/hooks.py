@@ -8,7 +8,8 @@
 - MetricsLog, PeriodicCheckpoint, ProgressBar, TensorBoardScalars: logs, checkpoints and
   what shows a run as it goes (main process only);
 - PeriodicValidation: a classifier's top-1 / top-5 on "val" (evaluate.py);
-- BadDataGuard: the stop when too many videos are unreadable;
+- BadDataGuard, NonFiniteSkipStop: the stop when too many videos are unreadable, or
+  too many steps skipped for a non-finite loss;
 - StopOnSignal: the checkpoint and stop on a preemption signal (with `run_from`).
 
 Hooks take plain arguments; only train.build_hooks reads the config.
@@ -41,6 +42,7 @@ from slowmask.utils.stop_signals import STOP_SIGNALS, handler_to_pass_on, names,
 from . import checkpoint
 from .checkpoint import ResumePoint
 from .distributed import any_rank, is_distributed, is_main_process, mean_over_ranks
+from .evaluate import shown_accuracies
 from .loop import Hook, TrainLoop
 from .step import TrainStep
 
@@ -151,6 +153,61 @@ class NonFiniteSkipLog(Hook):
             logger.warning("skipped %d step(s) with a non-finite loss: %s", len(self.skipped), where)
 
 
+class TooManySkippedSteps(SlowmaskError, RuntimeError):
+    """More than TRAIN.NONFINITE_SKIP_MAX_SHARE of an epoch's steps, or all of them, were
+    skipped for a non-finite loss."""
+
+    kind = "training"
+
+
+class NonFiniteSkipStop(Hook):
+    """Stops the run (TooManySkippedSteps, exit status 7) when more than `max_share` of
+    an epoch's steps are skipped for a non-finite loss (metric `nonfinite_skip` 1), or
+    every one of them: skipping a rare bad batch keeps a long run alive, skipping most of
+    them trains nothing while the run would end "finished".
+
+    The share is of the steps the epoch runs (for an epoch resumed part-way, the steps
+    after the resume), so no minimum count of steps is needed: checked after each step
+    against that fixed total, the share can only grow, and the run stops at the first
+    step where the end-of-epoch check is certain to fail. Runs on every rank after the
+    rank means: the ranks agree on each skip (see TrainStep), so all stop at one step.
+
+    Args:
+        max_share: in [0, 1]; 0 stops at the first skipped step, 1 only when all are.
+        share_key: the config key of `max_share`, named in the error.
+    """
+
+    def __init__(self, max_share: float, share_key: str = "TRAIN.NONFINITE_SKIP_MAX_SHARE") -> None:
+        if not 0.0 <= max_share <= 1.0:
+            raise ValueError(f"{share_key} must be in [0, 1], got {max_share}")
+        self.max_share = max_share
+        self.share_key = share_key
+        self.steps = self.skipped = self.epoch_steps = 0
+
+    def before_epoch(self, loop: TrainLoop) -> None:
+        self.steps = self.skipped = 0
+
+    def after_step(self, loop: TrainLoop) -> None:
+        if self.steps == 0:  # the epoch's first step here: a resumed epoch starts part-way
+            self.epoch_steps = loop.iters_per_epoch - loop.iteration
+        self.steps += 1
+        self.skipped += int(loop.metrics.get("nonfinite_skip", 0.0) >= 1.0)
+        if self.skipped > self.max_share * self.epoch_steps or self.skipped == self.epoch_steps:
+            raise TooManySkippedSteps(self._message(loop))
+
+    def _message(self, loop: TrainLoop) -> str:
+        so_far = f" so far ({self.epoch_steps} in the epoch)" if self.steps < self.epoch_steps else ""
+        limit = ("all of the epoch's steps" if self.skipped == self.epoch_steps
+                 else f"{self.skipped / self.epoch_steps:.0%} of the epoch's steps, more than {self.share_key} = "
+                      f"{self.max_share:g}")
+        return (
+            f"epoch {loop.epoch + 1}, iteration {loop.iteration + 1}: {self.skipped} of the {self.steps} steps "
+            f"run{so_far} were skipped for a non-finite loss, {limit}: the training diverges (the checkpoints "
+            "written so far are intact). Lower SOLVER.BASE_LR or clip the gradients (SOLVER.CLIP_GRAD_L2NORM), "
+            f"find the first bad step with TRAIN.NONFINITE_LOSS stop, or raise {self.share_key}"
+        )
+
+
 class LossExplosionError(SlowmaskError, RuntimeError):
     """A step's loss exceeded TRAIN.KILL_LOSS_EXPLOSION_FACTOR times its recent mean."""
 
@@ -193,7 +250,8 @@ class ProbeHook(Hook):
 
     Its time is logged beside the epoch's (from this hook's before_epoch to its
     after_epoch), so its cost is visible. `prepare()`, if given, runs before training
-    (e.g. decoding the probe sets once).
+    (e.g. decoding the probe sets once). `chance`, if given (100 / the number of classes,
+    evaluate.chance_top1), is logged beside the scores and written as "chance".
     """
 
     def __init__(
@@ -203,9 +261,11 @@ class ProbeHook(Hook):
         output_dir: str,
         writer: Any = None,
         prepare: Optional[Callable[[], None]] = None,
+        chance: Optional[float] = None,
     ) -> None:
         if period < 1:
             raise ValueError(f"PROBE.PERIOD must be at least 1, got {period}")
+        self.chance = chance
         self.evaluate = evaluate
         self.period = period
         self.output_dir = output_dir
@@ -238,6 +298,9 @@ class ProbeHook(Hook):
                  **{f"{name}_top1_acc": value for name, value in scores.items()},
                  "probe_time": seconds, "epoch_time": epoch_seconds}
         shown = ", ".join(f"{name} top-1 {value:.2f} %" for name, value in scores.items())
+        if self.chance is not None:
+            stats["chance"] = self.chance
+            shown += f" (chance {self.chance:.2f} %)"
         logger.info("probe after epoch %d: %s (%.1f s, %.0f %% of the epoch's %.1f s)",
                     finished, shown, seconds, 100 * seconds / max(epoch_seconds, 1e-9), epoch_seconds)
         write_json_stats(self.output_dir, stats)
@@ -268,16 +331,31 @@ def as_floats(rows: List[Dict[str, Any]]) -> List[Dict[str, float]]:
 
 class MetricsLog(Hook):
     """Every `period` iterations, a human line (epoch, iter, loss, lr, times, ETA,
-    memory) and the same figures as a JSON line; an epoch summary after each epoch
-    (means, the data-wait and compute totals, the unreadable videos the epoch skipped);
-    a run summary at the end (time, losses, best epoch, checkpoints, skipped videos,
-    whether data loading or compute took most of the time). The steps' device tensors
-    are kept until a log line and read then, all together."""
+    memory) and the same figures as a JSON line; each metric there (loss, data_time,
+    step_time ...) is the median of the epoch's last `period` steps, as PySlowFast's
+    window is LOG_PERIOD: with period 1 the step's own value.
 
-    def __init__(self, output_dir: str, period: int) -> None:
+    After each epoch a summary: the means over its steps, the data-wait and compute
+    totals, the clips trained and the throughput (clips / epoch_time, of this process and
+    of the job), the unreadable videos it skipped. The run's first epoch, when the run
+    resumed part-way through it, is marked partial ("epoch: 2/10 (resumed after iteration
+    5 of 8: 3 steps)", JSON `partial` and `resumed_after_iter`): its means cover only the
+    steps run since. At the end a run summary (time, whole epochs and the partial one,
+    losses, best epoch, checkpoints, skipped videos, whether data loading or compute took
+    most of the time). The steps' device tensors are kept until a log line and read then,
+    all together.
+
+    Args:
+        world_size: processes of the job. Each trains an equal share of every batch
+            (the training loader drops the incomplete last batch), so the job's
+            throughput is this times the main process's.
+    """
+
+    def __init__(self, output_dir: str, period: int, world_size: int = 1) -> None:
         self.output_dir = output_dir
         self.period = period
-        self.meters = Meters()
+        self.world_size = world_size
+        self.meters = Meters(period)
         self.iterations_done = 0
         self.seconds_done = 0.0
         self.epoch_losses: list = []
@@ -285,18 +363,23 @@ class MetricsLog(Hook):
         self.skipped: Dict[str, None] = {}  # unreadable videos, in the order met
         self.epoch_skipped: Dict[str, None] = {}
         self.epoch_replaced = 0  # items of the epoch that needed a replacement video
+        self.epoch_clips = 0  # clips this process trained on in the epoch
+        self.resumed_after = 0  # batches of the epoch run before this run resumed it (0: a whole epoch)
+        self.partial: Optional[Tuple[int, int, int, int]] = None  # (epoch, resumed after, steps, of)
         self.data_seconds = self.step_seconds = 0.0
         self.unread: List[Dict[str, Any]] = []  # metrics of the steps since the last log line
 
     def before_epoch(self, loop: TrainLoop) -> None:
-        self.meters = Meters()
+        self.meters = Meters(self.period)
         self.unread = []
-        self.epoch_skipped, self.epoch_replaced = {}, 0
+        self.epoch_skipped, self.epoch_replaced, self.epoch_clips = {}, 0, 0
+        self.resumed_after = 0 if self.epoch_losses else loop.start_iteration
         if not self.epoch_losses:
             self.first_epoch = loop.epoch
 
     def after_step(self, loop: TrainLoop) -> None:
         self._collect_skipped(loop.batch)
+        self.epoch_clips += batch_clips(loop.batch)
         self.data_seconds += loop.data_time
         self.step_seconds += loop.step_time
         metrics = {k: v for k, v in loop.metrics.items() if k != "lr"}
@@ -322,29 +405,55 @@ class MetricsLog(Hook):
         write_json_stats(self.output_dir, stats)
 
     def after_epoch(self, loop: TrainLoop) -> None:
-        stats = {"_type": "train_epoch", "epoch": f"{loop.epoch + 1}/{loop.max_epoch}"}
+        steps = loop.iters_per_epoch - self.resumed_after
+        stats: Dict[str, Any] = {"_type": "train_epoch", "epoch": f"{loop.epoch + 1}/{loop.max_epoch}",
+                                 "steps": steps, "partial": bool(self.resumed_after)}
+        if self.resumed_after:
+            stats["resumed_after_iter"] = self.resumed_after
+            self.partial = (loop.epoch + 1, self.resumed_after, steps, loop.iters_per_epoch)
         stats.update(self.meters.means())
         stats["data_time_total"] = self.meters.meters["data_time"].total
         stats["step_time_total"] = self.meters.meters["step_time"].total
         stats["epoch_time"] = stats["data_time_total"] + stats["step_time_total"]
+        stats.update(self._throughput(stats["epoch_time"]))
         stats["skipped"] = len(self.epoch_skipped)
         stats["replaced_items"] = self.epoch_replaced
         self.epoch_losses.append(stats.get("loss", float("nan")))
         names = list(self.epoch_skipped)
         more = f" and {len(names) - SKIPPED_SHOWN} more" if len(names) > SKIPPED_SHOWN else ""
         shown = f" ({', '.join(names[:SKIPPED_SHOWN])}{more})" if names else ""
-        logger.info(self._human_line(stats) + shown)
+        logger.info(self._human_line(self._epoch_line(stats, loop.iters_per_epoch)) + shown)
         write_json_stats(self.output_dir, {**stats, "skipped_files": names})
+
+    def _throughput(self, seconds: float) -> Dict[str, float]:
+        """The epoch's clips (this process's) and clips per second, of this process and of the job."""
+        per_process = self.epoch_clips / seconds if seconds > 0 else float("nan")
+        return {"clips": self.epoch_clips, "clips_per_s": per_process,
+                "clips_per_s_total": per_process * self.world_size}
+
+    def _epoch_line(self, stats: Dict[str, Any], iters_per_epoch: int) -> Dict[str, Any]:
+        """The epoch record as the human line shows it: a partial epoch says so after its number."""
+        shown = {key: value for key, value in stats.items() if key not in ("steps", "partial", "resumed_after_iter")}
+        if stats["partial"]:
+            shown["epoch"] += (f" (resumed after iteration {stats['resumed_after_iter']} of {iters_per_epoch}: "
+                               f"{stats['steps']} steps)")
+        return shown
 
     def after_train(self, loop: TrainLoop) -> None:
         if not self.epoch_losses:
             return
         best = min(range(len(self.epoch_losses)), key=lambda i: self.epoch_losses[i])
+        whole = len(self.epoch_losses) - (self.partial is not None)
+        rest, first = "", ""
+        if self.partial is not None:
+            epoch, resumed_after, steps, of = self.partial
+            rest = f" and the last {steps} of the {of} steps of epoch {epoch} (resumed after iteration {resumed_after})"
+            first = " (partial)"
         logger.info(
-            "finished %d epoch(s) in %s; mean loss of the first epoch run %.5g, of the last %.5g, "
+            "finished %d whole epoch(s)%s in %s; mean loss of the first epoch run %.5g%s, of the last %.5g, "
             "lowest %.5g (epoch %d)",
-            len(self.epoch_losses), format_eta(self.seconds_done),
-            self.epoch_losses[0], self.epoch_losses[-1], self.epoch_losses[best], self.first_epoch + best + 1,
+            whole, rest, format_eta(self.seconds_done), self.epoch_losses[0], first, self.epoch_losses[-1],
+            self.epoch_losses[best], self.first_epoch + best + 1,
         )
         folder = checkpoint.checkpoint_dir(self.output_dir)
         names = sorted(g_pathmgr.ls(folder)) if g_pathmgr.exists(folder) else []
@@ -572,7 +681,8 @@ class PeriodicValidation(Hook):
     every process, each scoring its share of the videos; the main process logs and writes.
 
     Args:
-        evaluate: () -> metrics with "top1", "top5" and "num_videos" (see evaluate.evaluate);
+        evaluate: () -> metrics with "top1", "num_videos" and, with more than 5 classes,
+            "top5" (see evaluate.evaluate);
             in a multi-process job a collective that every process calls.
         period: validate after every `period`-th epoch (and the last).
         output_dir: where json_stats.log is.
@@ -612,17 +722,13 @@ class PeriodicValidation(Hook):
 
     def _report(self, loop: TrainLoop, metrics: Dict[str, Any], improved: bool) -> None:
         finished = loop.epoch + 1
-        stats = {
-            "_type": "val_epoch",
-            "epoch": f"{finished}/{loop.max_epoch}",
-            "top1_acc": metrics["top1"],
-            "top5_acc": metrics["top5"],
-            "num_videos": metrics["num_videos"],
-            "best_top1_acc": self.best_top1,
-        }
+        stats = {"_type": "val_epoch", "epoch": f"{finished}/{loop.max_epoch}", "top1_acc": metrics["top1"]}
+        if "top5" in metrics:  # not with 5 classes or fewer (see evaluate.accuracy)
+            stats["top5_acc"] = metrics["top5"]
+        stats.update(num_videos=metrics["num_videos"], best_top1_acc=self.best_top1)
         logger.info(
-            "validation after epoch %d: top-1 %.2f %%, top-5 %.2f %% (%d videos); best top-1 %.2f %%",
-            finished, metrics["top1"], metrics["top5"], metrics["num_videos"], self.best_top1,
+            "validation after epoch %d: %s (%d videos); best top-1 %.2f %%",
+            finished, shown_accuracies(metrics), metrics["num_videos"], self.best_top1,
         )
         write_json_stats(self.output_dir, stats)
         if improved and self.save_best is not None:
@@ -657,6 +763,15 @@ def batch_skips(batch: Any) -> Tuple[int, int, List[str]]:
     items = batch_items(batch)
     replaced = [meta["skipped"] for meta in items if meta.get("skipped")]
     return len(items), len(replaced), [path for skipped in replaced for path in skipped]
+
+
+def batch_clips(batch: Any) -> int:
+    """The clips a batch trains on: the rows of its "clip" tensor (repeated augmentation's
+    AUG.NUM_SAMPLE clips of an item count each), else its items (batch_items)."""
+    clip = batch.get("clip") if isinstance(batch, dict) else None
+    if torch.is_tensor(clip):
+        return int(clip.shape[0])
+    return len(batch_items(batch))
 
 
 class BadDataGuard(Hook):

@@ -33,7 +33,7 @@ from slowmask.utils.output_files import OutputDirInUse, hold_output_dir, remove_
 
 from . import checkpoint
 from .checkpoint import ResumePoint, load_pretrained
-from .evaluate import evaluate
+from .evaluate import chance_top1, evaluate
 from .hooks import (
     AccumulationEpochEnd,
     BadDataGuard,
@@ -42,6 +42,7 @@ from .hooks import (
     LRSchedule,
     MetricsLog,
     NonFiniteSkipLog,
+    NonFiniteSkipStop,
     PeriodicCheckpoint,
     PeriodicValidation,
     ProbeHook,
@@ -346,15 +347,17 @@ def build_hooks(
         probes = build_probe_evaluation(cfg, model, device, cfg.PROBE.EVAL_SPLIT)
         writer = summary_writer(tensorboard_dir(cfg)) if cfg.TENSORBOARD.ENABLE and main else None
         hooks.append(ProbeHook(probes, cfg.PROBE.PERIOD, cfg.OUTPUT_DIR, writer,
-                               probes.prepare if cfg.PROBE.CACHE_CLIPS else None))
+                               probes.prepare if cfg.PROBE.CACHE_CLIPS else None, chance_top1(probes.num_classes)))
     if main:
-        hooks += [MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD), checkpointer, ProgressBar()]
+        hooks += [MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD, get_world_size()), checkpointer, ProgressBar()]
         if cfg.TENSORBOARD.ENABLE:
             hooks.append(TensorBoardScalars(summary_writer(tensorboard_dir(cfg))))
     if not cfg.MASK.ENABLE:  # a classifier's validation; pretraining has no labels to score
         hooks.append(PeriodicValidation(_validation(cfg, model, device), cfg.TRAIN.EVAL_PERIOD, cfg.OUTPUT_DIR,
                                         _best_checkpoint_saver(cfg, model, optimizer, scaler), main))
     hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))
+    if cfg.TRAIN.NONFINITE_LOSS == "skip":  # every rank: they agree on each skip, so all stop at one step
+        hooks.append(NonFiniteSkipStop(cfg.TRAIN.NONFINITE_SKIP_MAX_SHARE))
     hooks.append(StopOnSignal(checkpointer.save if main else None))
     return hooks
 

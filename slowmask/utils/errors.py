@@ -16,7 +16,7 @@ Exit statuses (README, "Exit statuses"):
    4  checkpoint   a checkpoint that is missing, unreadable, not a model's, or not finite
    5  distributed  the processes of a job could not meet or talk
    6  output       OUTPUT_DIR cannot be written: in use by another run, full, not a folder
-   7  training     the training itself failed: a non-finite or exploding loss
+   7  training     the training itself failed: a non-finite or exploding loss, too many skipped steps
   75  preempted    stopped by a signal after writing a checkpoint: rerun to resume
  128+N            stopped by signal N before the first step (130 Ctrl-C, 143 SIGTERM)
 """

@@ -11,7 +11,9 @@ import torch
 class WindowedValue:
     """The last `window` values of a scalar, with their median and the overall mean."""
 
-    def __init__(self, window: int = 20) -> None:
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError(f"the window must hold at least 1 value, got {window}")
         self.values: Deque[float] = deque(maxlen=window)
         self.total = 0.0
         self.count = 0
@@ -31,9 +33,11 @@ class WindowedValue:
 
 
 class Meters:
-    """A WindowedValue per metric name, created on first use."""
+    """A WindowedValue per metric name, created on first use; `window` values each (the
+    training log's is LOG_PERIOD, as PySlowFast's, so a line's medians cover the steps
+    since the line before)."""
 
-    def __init__(self, window: int = 20) -> None:
+    def __init__(self, window: int) -> None:
         self.window = window
         self.meters: Dict[str, WindowedValue] = {}
 

@@ -41,6 +41,15 @@ def nice_ticks(low: float, high: float, count: int = 5) -> List[float]:
     return [first + i * step for i in range(int(math.ceil((high - first) / step)) + 1)]
 
 
+def axis_ticks(low: float, high: float, limits: Optional[Tuple[float, float]] = None) -> List[float]:
+    """nice_ticks of [low, high] without those outside `limits` (e.g. a percentage's
+    (0, 100)): a flat line at 100 % gets an axis from 50 to 100, not to 150."""
+    ticks = nice_ticks(low, high)
+    if limits is None:
+        return ticks
+    return [tick for tick in ticks if limits[0] <= tick <= limits[1]]
+
+
 def _label(value: float) -> str:
     return f"{value:.3g}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.1e}"
 
@@ -49,13 +58,20 @@ def _finite_points(line: Line) -> List[Tuple[float, float]]:
     return [(x, y) for x, y in zip(line.xs, line.ys) if math.isfinite(x) and math.isfinite(y)]
 
 
-def line_chart(lines: Sequence[Line], title: str, x_label: str, size: Tuple[int, int] = (640, 360)) -> Image.Image:
-    """An RGB chart of `lines` on shared linear axes, with a legend in the upper right."""
+def line_chart(
+    lines: Sequence[Line],
+    title: str,
+    x_label: str,
+    size: Tuple[int, int] = (640, 360),
+    y_limits: Optional[Tuple[float, float]] = None,
+) -> Image.Image:
+    """An RGB chart of `lines` on shared linear axes, with a legend in the upper right;
+    the y axis stays within `y_limits` when given (see axis_ticks)."""
     points = [p for line in lines for p in _finite_points(line)]
     if not points:
         raise ValueError(f"chart {title!r} has no finite points to draw")
     x_ticks = nice_ticks(min(p[0] for p in points), max(p[0] for p in points))
-    y_ticks = nice_ticks(min(p[1] for p in points), max(p[1] for p in points))
+    y_ticks = axis_ticks(min(p[1] for p in points), max(p[1] for p in points), y_limits)
     width, height = size
     chart = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(chart)

@@ -17,6 +17,9 @@ DEFAULT_METRICS = ("loss", "lr")
 _QUALITY = re.compile(r"(acc|err|top\d)", re.IGNORECASE)
 # Running bests (best_top1_acc, PySlowFast's min_top1_err) repeat a drawn curve; not drawn by default.
 _RUNNING_BEST = ("best_", "min_", "max_")
+# Accuracies and errors are percentages: their axis stays within these.
+_PERCENT = re.compile(r"_(acc|err)$")
+PERCENT_LIMITS = (0.0, 100.0)
 _FRACTION = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
@@ -100,7 +103,8 @@ def plot_runs(output_dirs: Sequence[str], metrics: Sequence[str] = ()) -> Image.
                 lines.append(Line(label, line.xs, line.ys, colour=run, dashed=split != "train"))
         if not lines:
             raise ValueError(f"no run in {list(output_dirs)} logs the metric {metric!r}")
-        charts.append(line_chart(lines, metric, "epoch"))
+        limits = PERCENT_LIMITS if _PERCENT.search(metric) else None
+        charts.append(line_chart(lines, metric, "epoch", y_limits=limits))
     if not charts:
         raise ValueError(f"no metric to plot in {list(output_dirs)}")
     return stack_vertically(charts)

@@ -43,13 +43,13 @@ def test_multi_view_scores_are_the_mean_of_the_single_views(demo_data_dir, tmp_p
             assert videos.labels[row] == dataset.videos[video][1]
 
 
-def test_accuracy_top1_top5_and_per_class():
+def test_accuracy_top1_and_per_class_without_top5_for_4_classes():
     scores = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
     labels = torch.tensor([0, 2, 1, 2])
     metrics = accuracy(scores, labels, num_classes=4)
-    assert metrics["top1"] == 50.0 and metrics["top5"] == 100.0
+    assert metrics["top1"] == 50.0 and "top5" not in metrics  # 100 % by construction with K <= 5
     assert metrics["per_class_top1"] == [100.0, 0.0, 50.0, None]
-    assert metrics["chance"] == 25.0
+    assert metrics["chance"] == 25.0 and metrics["majority_baseline"] == 50.0
 
 
 def test_run_test_writes_results_and_per_video_scores(demo_data_dir, tmp_path):

@@ -32,12 +32,13 @@ def poisoned(objective, bad_calls):
     return wrapped
 
 
-def run(demo_data_dir, out_dir, monkeypatch, policy, bad_calls):
+def run(demo_data_dir, out_dir, monkeypatch, policy, bad_calls, max_share=0.25):
     monkeypatch.setattr(train_module, "masked_prediction_objective", poisoned(masked_prediction_objective, bad_calls))
     cfg = load_config(DEMO_CFG, [
         "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(out_dir), "DATA_LOADER.NUM_WORKERS", "0",
         "TRAIN.BATCH_SIZE", "4", "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "0.5",
         "TRAIN.CHECKPOINT_PERIOD", "1", "LOG_PERIOD", "1", "TRAIN.NONFINITE_LOSS", policy,
+        "TRAIN.NONFINITE_SKIP_MAX_SHARE", str(max_share),  # 1 of an epoch's 4 steps is not more than 0.25
     ])
     train(cfg)
 

@@ -4,6 +4,7 @@ probe hook of pretraining."""
 import json
 import multiprocessing
 import os
+import re
 import socket
 
 import pytest
@@ -149,7 +150,9 @@ def test_pretraining_logs_knn_and_linear_top1_of_the_val_videos(demo_data_dir, t
     # 4 val videos: every top-1 is a whole number of them.
     for key in ("knn_top1_acc", "linear_top1_acc"):
         assert record[key] in (0.0, 25.0, 50.0, 75.0, 100.0), record
-    assert "probe after epoch 1: knn top-1" in (tmp_path / "stdout.log").read_text()
+    assert record["chance"] == 25.0  # 4 classes
+    assert re.search(r"probe after epoch 1: knn top-1 [\d.]+ %, linear top-1 [\d.]+ % \(chance 25.00 %\)",
+                     (tmp_path / "stdout.log").read_text())
 
 
 class ClipList(torch.utils.data.Dataset):

@@ -72,7 +72,7 @@ def test_the_summary_names_checkpoints_best_epoch_and_skipped_videos(tmp_path, c
     with caplog.at_level(logging.INFO, logger="slowmask"):
         run_loop([MetricsLog(str(tmp_path), period=1)], batches)
     text = caplog.text
-    assert "finished 2 epoch(s)" in text and "lowest 0.5 (epoch 1)" in text
+    assert "finished 2 whole epoch(s) in" in text and "lowest 0.5 (epoch 1)" in text
     assert f"checkpoints: {path}" in text
     assert "skipped 2 unreadable video(s): bad.mp4, worse.mp4" in text
 

@@ -105,5 +105,5 @@ def test_build_hooks_lists_every_hook_of_a_run_in_order(demo_data_dir, tmp_path,
                           "TRAIN.KILL_LOSS_EXPLOSION_FACTOR", "3.0")
     assert [type(hook).__name__ for hook in hooks_of(classifier)] == [
         "DataEpoch", "LRSchedule", "AccumulationEpochEnd", "NonFiniteSkipLog", "LossExplosionStop", "MetricsLog",
-        "PeriodicCheckpoint", "ProgressBar", "PeriodicValidation", "BadDataGuard", "StopOnSignal",
+        "PeriodicCheckpoint", "ProgressBar", "PeriodicValidation", "BadDataGuard", "NonFiniteSkipStop", "StopOnSignal",
     ]

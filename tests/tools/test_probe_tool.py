@@ -24,11 +24,11 @@ def test_probes_a_checkpoint_and_random_initialization(tiny_run, demo_data_dir, 
                 *demo_overrides(demo_data_dir, str(tmp_path)), *QUICK]
         assert tool.main(argv) == 0
         figures[name] = json.loads(out.read_text())
-        assert set(figures[name]) == {"chance", "knn", "linear", "attentive"}
-        assert figures[name]["chance"] == 25.0  # one val video per class
+        assert set(figures[name]) == {"chance", "majority_baseline", "knn", "linear", "attentive"}
+        assert figures[name]["chance"] == figures[name]["majority_baseline"] == 25.0  # one val video per class
         assert all(figures[name][key] in QUARTERS for key in ("knn", "linear", "attentive")), figures
     table = capsys.readouterr().out
-    assert "knn" in table and "attentive" in table and "chance        25.00" in table
+    assert "knn" in table and "attentive" in table and "chance        25.00" in table and "majority      25.00" in table
 
 
 def test_random_initialization_repeats_with_its_seed(demo_data_dir, tmp_path):
