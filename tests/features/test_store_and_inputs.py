@@ -19,6 +19,11 @@ def weights(tmp_path, content: bytes) -> WeightsFile:
     return WeightsFile.of(str(path))
 
 
+def recorded_sha256(out: str) -> str:
+    with open(os.path.join(out, MANIFEST)) as f:
+        return json.load(f)["weights"]["sha256"]
+
+
 def test_weights_are_the_same_by_content_not_by_path(tmp_path):
     first = weights(tmp_path, b"abc")
     copy = tmp_path / "copy.pyth"
@@ -42,21 +47,32 @@ def test_a_store_of_other_weights_is_refused_and_kept_until_overwrite(tmp_path, 
     other = Producer(weights(tmp_path, b"abcd"), made.settings)
     with pytest.raises(StoreOfOtherFeatures, match="give another --out, or pass --overwrite"):
         open_store(out, other)
-    assert os.path.exists(os.path.join(out, "pooled")) and json.load(open(os.path.join(out, MANIFEST)))[
-        "weights"]["sha256"] == made.weights.sha256
+    assert os.path.exists(os.path.join(out, "pooled")) and recorded_sha256(out) == made.weights.sha256
     (tmp_path / "features" / "notes.txt").write_text("mine")
     assert not open_store(out, other, overwrite=True).is_done("/v/a.mp4")
     assert "deleted the features of 1 input(s)" in caplog.text
     assert sorted(os.listdir(out)) == ["notes.txt", "pooled", MANIFEST]
-    assert json.load(open(os.path.join(out, MANIFEST)))["weights"]["sha256"] == other.weights.sha256
+    assert recorded_sha256(out) == other.weights.sha256
 
 
 def test_features_with_no_record_of_their_maker_are_refused(tmp_path):
     out = tmp_path / "features"
     (out / "pooled").mkdir(parents=True)
     np.save(out / "pooled" / "a-0123456789.npy", np.ones(3, dtype=np.float32))
-    with pytest.raises(StoreOfOtherFeatures, match=rf"holds the features of 1 input\(s\) with no record of what made them \({MANIFEST} is missing\)"):
+    unrecorded = rf"holds the features of 1 input\(s\) with no record of what made them \({MANIFEST} is missing\)"
+    with pytest.raises(StoreOfOtherFeatures, match=unrecorded):
         open_store(str(out), Producer(weights(tmp_path, b"abc"), {}))
+
+
+def test_a_store_without_features_takes_the_new_maker_and_an_unreadable_record_is_refused(tmp_path):
+    out = str(tmp_path / "features")
+    open_store(out, Producer(weights(tmp_path, b"abc"), {}))  # a run that stopped before its first feature
+    second = Producer(weights(tmp_path, b"abcd"), {})
+    open_store(out, second).write("/v/a.mp4", np.ones(3))
+    assert recorded_sha256(out) == second.weights.sha256
+    (tmp_path / "features" / MANIFEST).write_text("{not json")
+    with pytest.raises(StoreOfOtherFeatures, match=r"1 input\(s\) with an unreadable record of what made them"):
+        open_store(out, second)
 
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
