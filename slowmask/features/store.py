@@ -22,7 +22,7 @@ import shutil
 import socket
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 from iopath.common.file_io import g_pathmgr
@@ -155,31 +155,25 @@ def open_store(out_dir: str, producer: Producer, per_token: bool = False, overwr
     """The store in `out_dir` for features that `producer` makes: a new one; the one an
     earlier run of the same producer left (reused, with a warning naming it); or, with
     `overwrite`, a store emptied of whatever it held. `store.json` records the producer
-    before any feature is written, so that an interrupted run is known too.
+    before any feature is written, so that an interrupted run is known too; a store with
+    no features yet takes the new producer.
 
     Raises:
         StoreOfOtherFeatures: `out_dir` holds features of another producer, or of one it
             does not record (a store of an older slowmask), and `overwrite` is False.
     """
-    earlier = _read_producer(out_dir)
     done = _count_done(out_dir)
-    if overwrite and (earlier is not None or done):
+    if done and not overwrite:
+        _check_same_producer(out_dir, producer, _read_producer(out_dir, done))
+        logger.warning("reusing the features of %d input(s) in %s, made earlier by the same weights (%s) and "
+                       "settings; --overwrite encodes them again", done, out_dir, producer.weights.describe())
+        return FeatureStore(out_dir, per_token)
+    if overwrite:
         _empty(out_dir)
-        logger.warning("--overwrite: deleted the features of %d input(s) in %s (made by %s); encoding all again",
-                       done, out_dir, earlier.weights.describe() if earlier else "weights it did not record")
-    elif earlier is None and done:
-        raise StoreOfOtherFeatures(
-            f"{out_dir} holds the features of {done} input(s) with no record of what made them ({MANIFEST} is "
-            "missing): give another --out, or pass --overwrite to delete them and start over"
-        )
-    elif earlier is not None:
-        _check_same_producer(out_dir, producer, earlier)
-        if done:
-            logger.warning("reusing the features of %d input(s) in %s, made earlier by the same weights (%s) and "
-                           "settings; --overwrite encodes them again", done, out_dir, producer.weights.describe())
-    if earlier is None or overwrite:
-        os.makedirs(out_dir, exist_ok=True)
-        _save_json_atomic(os.path.join(out_dir, MANIFEST), producer.to_json())
+    if done:
+        logger.warning("--overwrite: deleted the features of %d input(s) in %s; encoding all again", done, out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    _save_json_atomic(os.path.join(out_dir, MANIFEST), producer.to_json())
     return FeatureStore(out_dir, per_token)
 
 
@@ -195,18 +189,18 @@ def _check_same_producer(out_dir: str, producer: Producer, earlier: Producer) ->
     )
 
 
-def _read_producer(out_dir: str) -> Optional[Producer]:
+def _read_producer(out_dir: str, done: int) -> Producer:
+    """The producer `store.json` records for the `done` features of `out_dir`."""
     path = os.path.join(out_dir, MANIFEST)
     try:
         with open(path) as f:
             return Producer.from_json(json.load(f))
     except FileNotFoundError:
-        return None
+        problem = f"no record of what made them ({MANIFEST} is missing)"
     except (ValueError, KeyError, TypeError) as error:
-        raise StoreOfOtherFeatures(
-            f"{path} cannot be read ({type(error).__name__}: {error}), so what made the features of {out_dir} is "
-            "unknown: give another --out, or pass --overwrite to delete them and start over"
-        ) from error
+        problem = f"an unreadable record of what made them ({path}: {type(error).__name__}: {error})"
+    raise StoreOfOtherFeatures(f"{out_dir} holds the features of {done} input(s) with {problem}: give another "
+                               "--out, or pass --overwrite to delete them and start over")
 
 
 def _count_done(out_dir: str) -> int:
