@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Encoder features of videos and images, as .npy files:
+r"""Encoder features of videos and images, as .npy files:
 
     python tools/extract_features.py --cfg CONFIG --checkpoint CK --videos LIST_OR_FOLDER --out DIR \
         [--per-token] [--batch-size 8] [--overwrite] [KEY VALUE ...]
@@ -141,10 +141,11 @@ def check_all_read(report: ExtractReport, total: int, out_dir: str) -> None:
     named = ", ".join(list(report.failed)[:NAMED_FAILURES])
     more = f" and {len(report.failed) - NAMED_FAILURES} more" if len(report.failed) > NAMED_FAILURES else ""
     first_reason = next(iter(report.failed.values()))
+    written = (f"the features of the other {report.rows} in {os.path.join(out_dir, 'features.npy')}" if report.rows
+               else "no input has features")
     raise DataError(
         f"{len(report.failed)} of {total} inputs could not be read ({named}{more}; first: {first_reason}); all are "
-        f"in {os.path.join(out_dir, 'failed.txt')}, the features of the other {report.rows} in "
-        f"{os.path.join(out_dir, 'features.npy')}"
+        f"in {os.path.join(out_dir, 'failed.txt')}, {written}"
     )
 
 

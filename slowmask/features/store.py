@@ -74,8 +74,11 @@ class FeatureStore:
         """features.npy and index.csv over the done inputs of `paths` (list order), and
         failed.txt; returns the number of rows and the inputs with no features."""
         done = [p for p in paths if os.path.exists(self._file(POOLED, p))]
+        rows = os.path.join(self.out_dir, "features.npy")
         if done:
-            _save_atomic(os.path.join(self.out_dir, "features.npy"), np.stack([np.load(self._file(POOLED, p)) for p in done]))
+            _save_atomic(rows, np.stack([np.load(self._file(POOLED, p)) for p in done]))
+        elif os.path.exists(rows):  # an earlier index's rows: none of them is in this list
+            os.remove(rows)
         with open(os.path.join(self.out_dir, "index.csv"), "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["row", "path"])

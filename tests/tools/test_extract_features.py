@@ -101,7 +101,9 @@ def test_relative_list_paths_are_read_from_the_lists_folder(tiny_run, demo_data_
     assert extract(tiny_run, demo_data_dir, listing, tmp_path / "none") == 3
     line = last_error_line(capsys)
     assert line.startswith(f"DataError: 4 of 4 inputs could not be read ({tmp_path}/data/elsewhere/{names[0]}, ")
-    assert "the features of the other 0 in" in line and "video not found" in line
+    assert line.split(" (traceback in")[0].endswith(f"all are in {tmp_path}/none/failed.txt, no input has features")
+    assert f"first: FileNotFoundError: video not found: {tmp_path}/data/elsewhere/{names[0]})" in line
+    assert not os.path.exists(tmp_path / "none" / "features.npy")
 
 
 def test_a_folder_of_videos_and_images(tiny_run, demo_data_dir, videos, tmp_path):
