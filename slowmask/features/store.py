@@ -231,12 +231,16 @@ def hold_store(out_dir: str) -> Iterator[None]:
 
     Raises:
         OutputDirInUse: another run holds the lock; the message names it.
+        OutputError: the folder cannot be made or written.
     """
     lock = RunLock(out_dir)
     try:
         lock.acquire()
     except OutputDirInUse as error:
         raise OutputDirInUse(_in_use(out_dir, error)) from None
+    except OSError as error:
+        raise OutputError(f"cannot write into {out_dir} ({type(error).__name__}: {error.strerror or error}): give "
+                          "a folder this user can write") from error
     try:
         yield
     finally:

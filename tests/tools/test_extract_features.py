@@ -125,11 +125,14 @@ def test_a_folder_of_videos_and_images(tiny_run, demo_data_dir, videos, tmp_path
     ("out is a file", 2, "UsageError: --out {tmp}/taken is a file, not a folder: give a folder for the features"),
     ("batch size", 2, "UsageError: --batch-size -3: give a positive number of inputs per forward pass"),
     ("no checkpoint", 4, "CheckpointError: checkpoint not found: {tmp}/none.pyth"),
+    ("out under a file", 6, "OutputError: cannot write into {tmp}/taken/features (NotADirectoryError: Not a "
+                            "directory): give a folder this user can write"),
 ])
 def test_arguments_that_cannot_work_end_in_one_line(tiny_run, demo_data_dir, tmp_path, capsys, case, status,
                                                     message):
     (tmp_path / "taken").write_text("a file")
-    out = tmp_path / ("taken" if case == "out is a file" else "features")
+    out = {"out is a file": tmp_path / "taken", "out under a file": tmp_path / "taken" / "features"}.get(
+        case, tmp_path / "features")
     extra = ["--batch-size", "-3"] if case == "batch size" else []
     weights = {"checkpoint folder": os.path.join(tiny_run, "checkpoints"),
                "no checkpoint": str(tmp_path / "none.pyth")}.get(case)
