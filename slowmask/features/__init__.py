@@ -1,7 +1,20 @@
 """Encoder features of videos and images, written as .npy files (tools/extract_features.py)."""
 
 from .encode import encoder_tokens
-from .media import MediaClips, collate_media
-from .store import FeatureStore, feature_key
+from .media import MEDIA_EXTENSIONS, MediaClips, collate_media, media_inputs
+from .store import FeatureStore, Producer, StoreOfOtherFeatures, WeightsFile, feature_key, hold_store, open_store
 
-__all__ = ["FeatureStore", "MediaClips", "collate_media", "encoder_tokens", "feature_key"]
+__all__ = [
+    "FeatureStore",
+    "MEDIA_EXTENSIONS",
+    "MediaClips",
+    "Producer",
+    "StoreOfOtherFeatures",
+    "WeightsFile",
+    "collate_media",
+    "encoder_tokens",
+    "feature_key",
+    "hold_store",
+    "media_inputs",
+    "open_store",
+]

@@ -1,15 +1,75 @@
-"""A list of videos and images as evaluation clips: the central window and crop of a
-video; an image repeated over the clip's frames (a still video)."""
+"""Videos and images as evaluation clips: which inputs a list file or a folder names, and
+each as a clip (the central window and crop of a video; an image repeated over the clip's
+frames, a still video)."""
 
+import logging
+import os
 from typing import Callable, List, Sequence
 
 import numpy as np
 import torch
+from iopath.common.file_io import g_pathmgr
 from PIL import Image
 
+from slowmask.data import list_video_files, read_video_list
 from slowmask.data.decoding import DecodeError, Video
+from slowmask.data.video_folder import VIDEO_EXTENSIONS
+
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# What an input folder's files must end with (case ignored) to be encoded.
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
+
+
+def media_inputs(source: str, prefix: str = "", separator: str = " ") -> List[str]:
+    """The inputs `source` names: the videos and images under a folder (all depths, by
+    MEDIA_EXTENSIONS, sorted), or the paths of a list file (`listed_inputs`).
+
+    Raises:
+        ListNotFoundError (a FileNotFoundError): `source` does not exist.
+        ValueError: a folder without videos or images; a malformed or empty list.
+    """
+    if not g_pathmgr.isdir(source):
+        return listed_inputs(source, prefix, separator)
+    try:
+        found = list_video_files(source, MEDIA_EXTENSIONS)
+    except ValueError:
+        raise ValueError(f"no videos or images ({' '.join(MEDIA_EXTENSIONS)}) under the folder {source}") from None
+    logger.info("%d videos and images under %s", len(found), source)
+    return found
+
+
+def listed_inputs(list_path: str, prefix: str = "", separator: str = " ") -> List[str]:
+    """The paths of a "path [label]" list (`read_video_list`'s format), relative ones read
+    from the list's folder, as a user expects of a list file. With `prefix` (DATA.PATH_PREFIX)
+    every path is joined to it instead, as training reads it. A relative path that exists
+    only from the working directory is taken from there, with a warning: lists written
+    with paths relative to where they were made (`make_demo_data.py demo_data`) still work.
+    """
+    paths = [path for path, _ in read_video_list(list_path, prefix, separator)]
+    if prefix:
+        return paths
+    folder = os.path.dirname(list_path)
+    resolved, relative, from_working_dir = [], 0, []
+    for path in paths:
+        beside_list = os.path.join(folder, path)
+        if os.path.isabs(path) or "://" in path:
+            resolved.append(path)
+            continue
+        relative += 1
+        if g_pathmgr.exists(beside_list) or not g_pathmgr.exists(path):
+            resolved.append(beside_list)
+        else:
+            resolved.append(path)
+            from_working_dir.append(path)
+    if from_working_dir:
+        logger.warning(
+            "%d of the %d relative paths of %s are not under its folder %s but under the working directory %s, and "
+            "were taken from there (first: %s); write them relative to the list's folder",
+            len(from_working_dir), relative, list_path, folder or ".", os.getcwd(), from_working_dir[0],
+        )
+    return resolved
 
 
 class MediaClips(torch.utils.data.Dataset):
@@ -64,4 +124,4 @@ def collate_media(items: List[dict]) -> dict:
     }
 
 
-__all__ = ["IMAGE_EXTENSIONS", "MediaClips", "collate_media"]
+__all__ = ["IMAGE_EXTENSIONS", "MEDIA_EXTENSIONS", "MediaClips", "collate_media", "listed_inputs", "media_inputs"]

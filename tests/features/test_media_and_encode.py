@@ -56,3 +56,5 @@ def test_store_keys_keep_same_named_files_apart(tmp_path):
     rows, missing = store.write_index(["/a/clip.mp4", "/b/clip.mp4"], {"/b/clip.mp4": "gone"})
     assert (rows, missing) == (1, ["/b/clip.mp4"])
     assert np.load(tmp_path / "features.npy").shape == (1, 3)
+    assert store.write_index(["/c/other.mp4"], {"/c/other.mp4": "gone"}) == (0, ["/c/other.mp4"])
+    assert not (tmp_path / "features.npy").exists()  # no rows of another list left behind
