@@ -27,19 +27,20 @@ from slowmask.features.extract import extract_features
 from slowmask.models import build_model
 from slowmask.utils.errors import DataError, UsageError, run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.tool_args import parse_with_overrides, tool_parser
 
 logger = logging.getLogger("slowmask.tools.extract_features")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config of the model")
     parser.add_argument("--checkpoint", required=True, help="weights of the model (a slowmask/PySlowFast checkpoint)")
     parser.add_argument("--videos", required=True, help="list of videos / images, one path per line")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--per-token", action="store_true", help="also write every grid token's features")
     parser.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass")
-    args, args.overrides = parser.parse_known_args(argv)  # the rest: KEY VALUE config overrides
+    args, args.overrides = parse_with_overrides(parser, argv)  # the rest: KEY VALUE config overrides
     return args
 
 
@@ -59,7 +60,7 @@ def run(argv) -> int:
     cfg = load_config(args.cfg_file, list(args.overrides))
     setup_logging(args.out)
     model = build_model(cfg)
-    checkpoint.resume(args.checkpoint, model)
+    checkpoint.load_weights(args.checkpoint, model)
     try:
         dataset = media_dataset(cfg, args.videos)
     except (FileNotFoundError, ValueError) as error:
