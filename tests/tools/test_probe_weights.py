@@ -58,7 +58,8 @@ def test_its_own_checkpoint_loads_strictly_as_loaded_weights(checkpoints, caplog
         probe.load_encoder_weights(checkpoints["pretraining"], model)
     assert f"loaded weights from {checkpoints['pretraining']} (epoch 3)" in caplog.text
     assert "by name" not in caplog.text and "resumed from" not in caplog.text
-    assert torch.equal(model.state_dict()["mask_token"], read_checkpoint(checkpoints["pretraining"])["model_state"]["mask_token"])
+    saved = read_checkpoint(checkpoints["pretraining"])["model_state"]
+    assert torch.equal(model.state_dict()["mask_token"], saved["mask_token"])
 
 
 def test_an_encoder_tensor_the_checkpoint_lacks_is_a_warning_naming_it(checkpoints, tmp_path, caplog):
