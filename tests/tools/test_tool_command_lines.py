@@ -38,6 +38,7 @@ MISTAKES = [
      "--per-tokens", "--per-token"),
     ("submit", ["--cfg", DEMO_CFG], "--gpus-per-node", "--gpus_per_node"),
     ("run_net", ["--cfg", DEMO_CFG], "--chek", "--check"),
+    ("benchmark", ["--cfg", DEMO_CFG], "--repeat-count", "--repeats"),
 ]
 
 
