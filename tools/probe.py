@@ -37,6 +37,9 @@ from slowmask.utils.tool_args import check_output_file, check_output_folder, par
 logger = logging.getLogger("slowmask.tools.probe")
 
 PROBES = ("knn", "linear", "attentive")
+# Probes read the last block's tokens (features.encode), never a classifier head or a
+# pretraining head, nor (MViT) the final norm: a checkpoint's tensors of those are not loaded.
+UNREAD_BY_PROBES = ("head.", *checkpoint.PRETRAINING_ONLY)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -74,10 +77,8 @@ def load_encoder_weights(path: str, model: nn.Module) -> None:
     except checkpoint.WeightsMismatchError:
         logger.info("loading the encoder weights of %s by name: it was written by another model than this "
                     "config's (pretraining and classifier models share the encoder's names)", path)
-    report = checkpoint.load_pretrained(path, model, drop=())
-    # Probes read the last block's tokens (features.encode): not the final norm, nor a head.
-    unused_by_probes = ("head.", "norm.", *checkpoint.PRETRAINING_ONLY)
-    random = [name for name in report.new if not name.startswith(unused_by_probes)]
+    report = checkpoint.load_pretrained(path, model, drop=UNREAD_BY_PROBES)
+    random = [name for name in report.new if not name.startswith((*UNREAD_BY_PROBES, "norm."))]
     if random:
         logger.warning("%d encoder tensor(s) are not in %s and keep their random initialization, which the probes "
                        "read: %s; probe with the config the checkpoint was trained with to read its own encoder",

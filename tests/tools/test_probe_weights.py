@@ -52,6 +52,17 @@ def test_the_encoder_of_the_other_model_is_loaded_by_name(checkpoints, written_b
     assert "resumed from" not in caplog.text
 
 
+def test_a_classifier_of_other_classes_gives_its_encoder(tmp_path, caplog):
+    other = str(tmp_path / "seven_classes.pyth")
+    torch.manual_seed(1)
+    save_checkpoint(other, build_model(load_config(FT_CFG, [*SMALL, "MODEL.NUM_CLASSES", "7"])), None, 0, "")
+    model = model_of(FT_CFG)
+    with caplog.at_level(logging.INFO):
+        probe.load_encoder_weights(other, model)
+    assert torch.equal(model.state_dict()[ENCODER], read_checkpoint(other)["model_state"][ENCODER])
+    assert "WARNING" not in [record.levelname for record in caplog.records]
+
+
 def test_its_own_checkpoint_loads_strictly_as_loaded_weights(checkpoints, caplog):
     model = model_of(PT_CFG)
     with caplog.at_level(logging.INFO):
