@@ -11,8 +11,9 @@ initialization (seeded by RNG_SEED), the baseline a pretraining gain is measured
 Each item of PROBE.TRAIN_SPLIT and of --eval-split under PROBE.PATH_TO_DATA_DIR (else
 DATA.PATH_TO_DATA_DIR) is encoded once, as one centre view; then k-NN (PROBE.KNN_*), a
 linear probe on the pooled features (PROBE.LINEAR_*) and an attentive probe on the tokens
-(PROBE.ATTENTIVE_*) give top-1 on --eval-split. Prints a table with chance (the share of the most frequent class);
---json writes {"chance": .., "knn": .., "linear": .., "attentive": ..} in percent.
+(PROBE.ATTENTIVE_*) give top-1 on --eval-split. Prints a table with chance (the share of
+the most frequent class); --json writes {"chance": .., "knn": .., "linear": ..,
+"attentive": ..} in percent.
 """
 
 import argparse
