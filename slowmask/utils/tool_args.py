@@ -20,10 +20,11 @@ from typing import List, Optional, Sequence, Tuple
 from slowmask.utils.errors import DEBUG_FLAG, UsageError
 
 DEBUG_HELP = "on an expected error, show its traceback instead of one line"
-# Names other tools (and other tools of this project) give one thing: a word of a group
-# suggests the group's option the tool has, where spelling alone would not find it.
+# Names that other toolkits, and this project's other tools, give one option (export.py's
+# --weights is probe.py's --checkpoint): a word of a group suggests the group's option the
+# tool has, which spelling alone would not find.
 SYNONYMS = (
-    ("--checkpoint", "--weights", "--ckpt", "--resume", "--model", "--pretrained"),
+    ("--checkpoint", "--weights", "--ckpt", "--resume", "--pretrained"),
     ("--out", "--output", "--output-dir", "--output_dir", "--out-dir", "--outdir"),
     ("--cfg", "--config", "--config-file", "--config_file", "--cfg-file"),
     ("--videos", "--list", "--input", "--inputs"),
