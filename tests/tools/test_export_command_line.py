@@ -7,7 +7,6 @@ import os
 import warnings
 
 import pytest
-import torch
 from tool_scripts import REPO, load_tool
 
 from slowmask.config import load_config
