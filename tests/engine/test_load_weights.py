@@ -14,6 +14,7 @@ def test_weights_load_and_the_log_says_loaded_not_resumed(tmp_path, caplog):
     source, target = nn.Linear(3, 2), nn.Linear(3, 2)
     path = str(tmp_path / "c.pyth")
     save_checkpoint(path, source, None, 4, "")
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="slowmask.engine.checkpoint"):
         load_weights(path, target)
     assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
