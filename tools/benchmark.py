@@ -33,6 +33,7 @@ from slowmask.benchmarks.mae import mae_rows
 from slowmask.benchmarks.step import step_cfg, step_rows
 from slowmask.benchmarks.table import format_table, machine
 from slowmask.config import load_config
+from slowmask.utils.tool_args import parse_with_overrides
 
 PARTS = ("loader", "hog", "step", "mae")
 
@@ -55,8 +56,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--step-clip", type=int, nargs=3, default=[2, 8, 112], metavar=("B", "T", "SIZE"),
                         help="training-step batch, frames and crop size (default 2 8 112)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    return parser.parse_args(argv)
+    args, args.opts = parse_with_overrides(parser, argv)  # the rest: KEY VALUE config overrides
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> None:

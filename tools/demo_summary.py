@@ -19,6 +19,7 @@ import sys
 from typing import Dict, List, Optional
 
 from slowmask.utils.errors import DataError, run_tool
+from slowmask.utils.tool_args import tool_parser
 
 # Row of the table -> (probe file, fine-tuning folder) under DEMO_OUT.
 RUNS = {
@@ -30,7 +31,7 @@ TEST_RESULTS = "test_results.json"
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("demo_out", help="the demo's output folder (output/demo)")
     return parser.parse_args(argv)
 

@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""Write a classifier for inference, as TorchScript or a torch.export program.
+"""Write a classifier for inference, as a torch.export program (default) or TorchScript.
 
     python tools/export.py --cfg configs/k400_MViT_S_FT.yaml --weights checkpoint.pyth \\
-        --format torchscript --output mvit_s.pt
+        --output mvit_s.pt2 [--format export|torchscript] [KEY VALUE ...]
 
-The model is traced at a batch of two clips of DATA.NUM_FRAMES x DATA.TEST_CROP_SIZE^2
-in eval mode (any batch size runs afterwards) and checked against the eager model on it. Load the result with
-`torch.jit.load(path)` (torchscript) or `torch.export.load(path).module()` (export);
-either maps (B, 3, T, S, S) normalized clips to (B, MODEL.NUM_CLASSES) logits.
+The model is exported at a batch of two clips of DATA.NUM_FRAMES x DATA.TEST_CROP_SIZE^2
+in eval mode (any batch size runs afterwards; the clip size is fixed) and checked against
+the eager model on it. Load the result with `torch.export.load(path).module()` (export, a
+.pt2 file) or `torch.jit.load(path)` (torchscript); either maps (B, 3, T, S, S) normalized
+clips to (B, MODEL.NUM_CLASSES) logits. The file appears only once complete.
 """
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 from typing import List, Optional
 
 import torch
@@ -20,23 +23,33 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import resume
+from slowmask.engine.checkpoint import load_weights
 from slowmask.models import build_model
 from slowmask.utils.errors import UsageError, run_tool
+from slowmask.utils.tool_args import check_output_file, parse_with_overrides, tool_parser
 
 logger = logging.getLogger("export")
 
-FORMATS = ("torchscript", "export")
+FORMATS = ("export", "torchscript")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config file of the classifier")
     parser.add_argument("--weights", default="", help="checkpoint whose model_state to export (default: initialized)")
-    parser.add_argument("--format", choices=FORMATS, default="torchscript")
+    parser.add_argument("--format", choices=FORMATS, default="export",
+                        help="export: torch.export, a .pt2 file (default); torchscript: torch.jit.trace")
     parser.add_argument("--output", required=True, help="file to write (.pt2 for --format export)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
-    return parser.parse_args(argv)
+    args, args.opts = parse_with_overrides(parser, argv)  # the rest: KEY VALUE config overrides
+    return args
+
+
+def check_output(output: str, fmt: str) -> None:
+    """Refuse, before anything is built, an --output that cannot be written as `fmt`."""
+    check_output_file(output, "--output")
+    if fmt == "export" and not output.endswith(".pt2"):
+        raise UsageError(f"torch.export programs are saved as .pt2 files; got --output {output}: name a .pt2 file, "
+                         "or pass --format torchscript")
 
 
 def classifier(cfg: CfgNode, weights: str) -> nn.Module:
@@ -48,32 +61,49 @@ def classifier(cfg: CfgNode, weights: str) -> nn.Module:
         )
     model = build_model(cfg)
     if weights:
-        resume(weights, model)
+        load_weights(weights, model)
     return model.eval()
 
 
+def write_program(model: nn.Module, example: torch.Tensor, fmt: str, path: str) -> nn.Module:
+    """Write `model` traced at `example` to `path`; returns the program read back."""
+    if fmt == "export":
+        batch = torch.export.Dim("batch", min=1)
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+        torch.export.save(program, path)
+        return torch.export.load(path).module()
+    # The user chose TorchScript: its deprecation notice is no news. A trace records shapes
+    # as constants (TracerWarning per shape read): the fixed clip size the docstring states.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        program = torch.jit.trace(model, example)
+        program.save(path)
+        return torch.jit.load(path)
+
+
 def export(model: nn.Module, example: torch.Tensor, fmt: str, output: str) -> float:
-    """Write `model` traced at `example`; returns the largest difference between the
+    """Write `model` traced at `example` to `output` (through a temporary file renamed
+    into place: a failure leaves nothing); returns the largest difference between the
     written program's and the eager model's logits on `example`."""
-    with torch.no_grad():
-        expected = model(example)
-        if fmt == "torchscript":
-            program = torch.jit.trace(model, example)
-            program.save(output)
-            written = torch.jit.load(output)
-        else:
-            batch = torch.export.Dim("batch", min=1)
-            program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-            torch.export.save(program, output)
-            written = torch.export.load(output).module()
-        return float((written(example) - expected).abs().max())
+    root, extension = os.path.splitext(output)  # torch.export reads and writes only *.pt2
+    temporary = f"{root}.tmp-{os.getpid()}{extension}"
+    try:
+        with torch.no_grad():
+            expected = model(example)
+            written = write_program(model, example, fmt, temporary)
+            difference = float((written(example) - expected).abs().max())
+        os.replace(temporary, output)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return difference
 
 
 def run(argv: List[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.format == "export" and not args.output.endswith(".pt2"):
-        raise UsageError(f"torch.export programs are saved as .pt2 files; got --output {args.output}")
+    check_output(args.output, args.format)
     cfg = load_config(args.cfg_file, args.opts)
     try:
         model = classifier(cfg, args.weights)
@@ -82,8 +112,8 @@ def run(argv: List[str]) -> int:
     size = cfg.DATA.TEST_CROP_SIZE
     example = torch.randn(2, cfg.DATA.INPUT_CHANNEL_NUM[0], cfg.DATA.NUM_FRAMES, size, size)
     difference = export(model, example, args.format, args.output)
-    logger.info("wrote %s (%s); largest logit difference to the eager model: %.2e", args.output, args.format,
-                difference)
+    logger.info("wrote %s (%s, clips of %s; any batch size); largest logit difference to the eager model: %.2e",
+                args.output, args.format, " x ".join(map(str, example.shape[1:])), difference)
     return 0
 
 

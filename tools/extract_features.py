@@ -30,7 +30,6 @@ from typing import Any, Dict
 import torch
 from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
-from torch import nn
 
 from slowmask.config import load_config
 from slowmask.data import EvalTransform, build_clip_sampler, build_video_opener
@@ -42,6 +41,7 @@ from slowmask.features.extract import ExtractReport, extract_features
 from slowmask.models import build_model
 from slowmask.utils.errors import DataError, UsageError, run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.tool_args import parse_with_overrides, tool_parser
 
 logger = logging.getLogger("slowmask.tools.extract_features")
 
@@ -58,7 +58,7 @@ NAMED_FAILURES = 3
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config of the model")
     parser.add_argument("--checkpoint", required=True, help="weights of the model (a slowmask/PySlowFast checkpoint)")
     parser.add_argument("--videos", required=True,
@@ -69,7 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the features an earlier run left in --out and encode every input again")
-    args, args.overrides = parser.parse_known_args(argv)  # the rest: KEY VALUE config overrides
+    args, args.overrides = parse_with_overrides(parser, argv)  # the rest: KEY VALUE config overrides
     return args
 
 
@@ -120,20 +120,6 @@ def media_dataset(cfg: CfgNode, source: str) -> MediaClips:
     )
 
 
-def load_weights(path: str, model: nn.Module) -> None:
-    """The checkpoint's model_state into `model`: strict names, finite values."""
-    state = checkpoint.read_checkpoint(path)
-    checkpoint.check_finite(path, state["model_state"])
-    try:
-        model.load_state_dict(state["model_state"], strict=True)
-    except RuntimeError:
-        diff = checkpoint.state_diff(state["model_state"], model.state_dict())
-        raise CheckpointError(f"{path} does not fit this model:\n{diff.summary()}\nuse the config the checkpoint "
-                              "was trained with") from None
-    trained = f" (epoch {int(state['epoch']) + 1})" if "epoch" in state else ""
-    logger.info("loaded weights from %s%s", path, trained)
-
-
 def check_all_read(report: ExtractReport, total: int, out_dir: str) -> None:
     """Raise DataError naming the inputs that could not be read, if any."""
     if not report.failed:
@@ -159,7 +145,7 @@ def run(argv) -> int:
         producer = Producer(WeightsFile.of(args.checkpoint), feature_settings(cfg))
         dataset = media_dataset(cfg, args.videos)
         model = build_model(cfg)
-        load_weights(args.checkpoint, model)
+        checkpoint.load_weights(args.checkpoint, model)
         store = open_store(args.out, producer, args.per_token, args.overwrite)
         try:
             with torch.inference_mode():

@@ -12,7 +12,7 @@ Rows, in order (README.md, "GPU", says what each means):
   with a fused AdamW, at the largest batch up to 32 that fits: step time, clips/s, peak
   memory, host syncs per step and MFU (fvcore's forward FLOPs x 3 over the device's
   peak bf16 rate: PEAK_BF16_TFLOPS, or --peak-tflops);
-- sparse: MAE ViT-B at 90 % masking beside MaskFeat ViT-B (dense), one batch;
+- sparse: MAE ViT-B at 90 % masking beside MaskFeat ViT-B (dense), one batch (ViT-tiny with --tiny);
 - attention: every attention shape of MViTv2-S, the SDPA backend that ran and its time
   (forward + backward) beside the plain matmul-softmax path;
 - hog: the HOG target of 32x3x224x224 on the device beside PySlowFast's way;
@@ -69,7 +69,7 @@ SDPA_BACKENDS = {int(b): name.lower() for name, b in torch.nn.attention.SDPBacke
 
 class Sizes:
     """Configs and input sizes of the rows: the real ones, or toy ones (--tiny) that run
-    the same code in seconds on a CPU."""
+    the same code in seconds on a CPU; `vit` names the ViT size the sparse row ran."""
 
     def __init__(self, tiny: bool) -> None:
         demo = os.path.join(REPO, "configs", "demo")
@@ -77,12 +77,14 @@ class Sizes:
         if tiny:
             self.mvit = {"MViT-tiny": os.path.join(demo, "MViT_tiny_MaskFeat_PT.yaml")}
             self.mae, self.maskfeat_vit = (os.path.join(demo, f"ViT_tiny_{m}_PT.yaml") for m in ("MAE", "MaskFeat"))
+            self.vit = "ViT-tiny"
             self.frames, self.size, self.max_batch, self.vit_batch = 8, 64, 2, 1
             self.hog, self.warmup, self.repeats, self.video = (2, 32), 1, 2, (32, 64)
         else:
             self.mvit = {name: os.path.join(real, f"k400_MViT_{v}_MaskFeat_PT.yaml")
                          for name, v in (("MViTv2-S", "S"), ("MViTv2-L", "L"))}
             self.mae, self.maskfeat_vit = (os.path.join(real, f"k400_ViT_B_{m}_PT.yaml") for m in ("MAE", "MaskFeat"))
+            self.vit = "ViT-B"
             self.frames, self.size, self.max_batch, self.vit_batch = 16, 224, MAX_BATCH, 8
             self.hog, self.warmup, self.repeats, self.video = (32, 224), 2, 5, (320, 426)
 
@@ -194,7 +196,8 @@ def sparse_rows(sizes: Sizes, device: torch.device) -> List[dict]:
     for name, path, extra in (("MAE", sizes.mae, ["AUG.MASK_RATIO", "0.9"]), ("MaskFeat", sizes.maskfeat_vit, [])):
         cfg = step_cfg(path, extra, sizes.frames, sizes.size)
         ms[name] = 1000 * timed_step(cfg, sizes.vit_batch, device, sizes, flops=False)["timing"].median
-    what = f"MAE ViT-B 90 % masked vs MaskFeat ViT-B, batch {sizes.vit_batch}, {sizes.frames}x{sizes.size}, bf16"
+    what = (f"MAE {sizes.vit} 90 % masked vs MaskFeat {sizes.vit}, batch {sizes.vit_batch}, "
+            f"{sizes.frames}x{sizes.size}x{sizes.size}, bf16")
     return [row("sparse", what, step_ms=ms["MAE"], baseline_ms=ms["MaskFeat"], speedup=ms["MaskFeat"] / ms["MAE"])]
 
 
@@ -308,6 +311,14 @@ def format_table(rows: List[dict]) -> str:
     return "\n".join(lines)
 
 
+def header(device_name: str, peak: Optional[float], tiny: bool, seconds: float) -> str:
+    """The line above the table: what was measured, on what, in how long."""
+    rate = f"peak bf16 {peak:g} TFLOP/s" if peak else "peak bf16 rate unknown (no MFU; pass --peak-tflops)"
+    sizes = "toy sizes (--tiny)" if tiny else "full sizes"
+    return (f"slowmask gpu_check: {device_name}, torch {torch.__version__}, {rate}, {os.cpu_count()} cores, "
+            f"{sizes}, {seconds:.0f} s")
+
+
 def run_all(sizes: Sizes, device: torch.device, peak: Optional[float], work_dir: str, tiny: bool) -> List[dict]:
     steps = step_rows(sizes, device, peak)
     rows = test_rows(device) + steps + sparse_rows(sizes, device) + attention_rows(sizes, device)
@@ -338,8 +349,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     os.makedirs(args.work_dir, exist_ok=True)
     rows = run_all(Sizes(args.tiny), device, peak, args.work_dir, args.tiny)
     seconds = time.perf_counter() - start
-    print(f"slowmask gpu_check: {name}, torch {torch.__version__}, peak bf16 "
-          f"{peak if peak else 'unknown (pass --peak-tflops)'} TFLOP/s, {os.cpu_count()} cores, {seconds:.0f} s")
+    print(header(name, peak, args.tiny, seconds))
     print(format_table(rows))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:

@@ -20,16 +20,17 @@ from slowmask.models import build_model
 from slowmask.models.build import trunk_args
 from slowmask.geometry import block_grids
 from slowmask.utils.errors import run_tool
-from slowmask.utils.model_info import count_flops, count_parameters, mvit_stages, stage_lines
+from slowmask.utils.model_info import count_flops, count_parameters, mvit_stages, significant, stage_lines
+from slowmask.utils.tool_args import parse_with_overrides, tool_parser
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config file")
     parser.add_argument("--test", action="store_true", help="count at DATA.TEST_CROP_SIZE instead of the training crop")
     parser.add_argument("--no-flops", action="store_true", help="parameters and stages only (no forward pass)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
-    return parser.parse_args(argv)
+    args, args.opts = parse_with_overrides(parser, argv)  # the rest: KEY VALUE config overrides
+    return args
 
 
 def example_inputs(cfg: CfgNode, crop: int) -> Tuple[torch.Tensor, ...]:
@@ -53,11 +54,11 @@ def report(cfg: CfgNode, test_crop: bool = False, with_flops: bool = True) -> Li
     lines = [
         f"model: {cfg.MODEL.MODEL_NAME}",
         f"input: {' x '.join(map(str, inputs[0].shape))}",
-        f"parameters: {params:,} ({params / 1e6:.1f} M)",
+        f"parameters: {params:,} ({significant(params / 1e6)} M)",
     ]
     if with_flops:
         gflops = count_flops(model, inputs) / 1e9
-        lines.append(f"GFLOPs: {gflops:.1f} (fvcore; one multiply-add = one flop; one clip)")
+        lines.append(f"GFLOPs: {significant(gflops)} (fvcore; one multiply-add = one flop; one clip)")
     layout = trunk_args(cfg)["layout"]
     grids = block_grids(layout[0].input_size, cfg.MVIT.POOL_Q_STRIDE, len(layout))
     stages = mvit_stages([b.dim for b in layout], [b.num_heads for b in layout], grids)

@@ -14,13 +14,14 @@ import os
 import sys
 
 from slowmask.utils.errors import UsageError, run_tool
+from slowmask.utils.tool_args import tool_parser
 from slowmask.visualization.curves import plot_runs
 from slowmask.visualization.figure import save_png
 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("output_dirs", nargs="+", help="OUTPUT_DIR of each run")
     parser.add_argument("--metrics", nargs="*", default=[], help="metrics to draw (default: loss, lr, accuracies)")
     parser.add_argument("--out", default="", help="PNG to write (default: FIRST_DIR/curves.png)")

@@ -19,13 +19,14 @@ import os
 import sys
 
 from slowmask.utils.errors import DataError, run_tool
+from slowmask.utils.tool_args import tool_parser
 from slowmask.prepare import entries_from_annotations, entries_from_folders, prepare_dataset
 
 logger = logging.getLogger("slowmask.tools.prepare_kinetics")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--videos", required=True, help="folder of the downloaded videos")
     layout = parser.add_mutually_exclusive_group(required=True)
     layout.add_argument("--annotations", nargs="+", help="official Kinetics CSV files")

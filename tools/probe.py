@@ -4,15 +4,17 @@
     python tools/probe.py --cfg CONFIG [--checkpoint CK] [--eval-split test] \
         [--probes knn linear attentive] [--json out.json] [KEY VALUE ...]
 
-CONFIG builds the model (a pretraining recipe: its encoder is probed); without
---checkpoint the weights are its random initialization (seeded by RNG_SEED), the
-baseline a pretraining gain is measured against. Each item of PROBE.TRAIN_SPLIT and of
---eval-split under PROBE.PATH_TO_DATA_DIR (else DATA.PATH_TO_DATA_DIR) is encoded once,
-as one centre view; then k-NN (PROBE.KNN_*), a linear probe on the pooled features
-(PROBE.LINEAR_*) and an attentive probe on the tokens (PROBE.ATTENTIVE_*) give top-1 on
---eval-split. Prints a table with chance (100 / the number of classes, as in
-test_results.json) and the majority baseline (the share of --eval-split's most frequent
-class); --json writes {"chance": .., "majority_baseline": .., "knn": .., "linear": ..,
+CONFIG builds the model whose encoder is probed: a pretraining recipe, or a classifier
+of the same encoder (a pretraining checkpoint's encoder is then loaded by name, as
+fine-tuning loads it, and the reverse). Without --checkpoint the weights are its random
+initialization (seeded by RNG_SEED), the baseline a pretraining gain is measured against.
+Each item of PROBE.TRAIN_SPLIT and of --eval-split under PROBE.PATH_TO_DATA_DIR (else
+DATA.PATH_TO_DATA_DIR) is encoded once, as one centre view; then k-NN (PROBE.KNN_*), a
+linear probe on the pooled features (PROBE.LINEAR_*) and an attentive probe on the tokens
+(PROBE.ATTENTIVE_*) give top-1 on --eval-split. Prints a table with chance (100 / the
+number of classes, as in test_results.json) and the majority baseline (the share of
+--eval-split's most frequent class); --json writes {"chance": .., "majority_baseline": ..,
+"knn": .., "linear": ..,
 "attentive": ..} in percent.
 """
 
@@ -24,6 +26,7 @@ import sys
 from typing import Dict, List, Optional
 
 import torch
+from torch import nn
 
 from slowmask.config import load_config
 from slowmask.engine import checkpoint
@@ -33,21 +36,25 @@ from slowmask.engine.probe import build_probe_clips, build_probes, encode_probe_
 from slowmask.models import build_model
 from slowmask.utils.errors import DataError, SlowmaskError, UsageError, run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.tool_args import check_output_file, check_output_folder, parse_with_overrides, tool_parser
 
 logger = logging.getLogger("slowmask.tools.probe")
 
 PROBES = ("knn", "linear", "attentive")
+# Probes read the last block's tokens (features.encode), never a classifier head or a
+# pretraining head, nor (MViT) the final norm: a checkpoint's tensors of those are not loaded.
+UNREAD_BY_PROBES = ("head.", *checkpoint.PRETRAINING_ONLY)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config of the model")
     parser.add_argument("--checkpoint", default="", help="weights to probe (default: random initialization)")
     parser.add_argument("--eval-split", default="test", help="split scored (default test)")
     parser.add_argument("--probes", nargs="+", default=list(PROBES), help=f"probes to run, of {' '.join(PROBES)}")
     parser.add_argument("--json", default="", help="write the figures to this file")
     parser.add_argument("--out", default="", help="folder of the log (default: none)")
-    args, args.overrides = parser.parse_known_args(argv)  # the rest: KEY VALUE config overrides
+    args, args.overrides = parse_with_overrides(parser, argv)
     # --probes takes every word up to the next option: KEY VALUE overrides right after its
     # names belong to the overrides.
     names = next((i for i, word in enumerate(args.probes) if word not in PROBES), len(args.probes))
@@ -57,13 +64,33 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def load_encoder_weights(path: str, model: nn.Module) -> None:
+    """The weights of the checkpoint at `path` into `model`: all of them when `model` is
+    the checkpoint's own; else (a pretraining checkpoint probed through a classifier
+    config, or the reverse) by name as fine-tuning loads them, since the probes read only
+    the encoder. An encoder tensor the checkpoint lacks keeps its random initialization,
+    which changes the features probed: a WARNING names it."""
+    try:
+        checkpoint.load_weights(path, model)
+        return
+    except checkpoint.WeightsMismatchError:
+        logger.info("loading the encoder weights of %s by name: it was written by another model than this "
+                    "config's (pretraining and classifier models share the encoder's names)", path)
+    report = checkpoint.load_pretrained(path, model, drop=UNREAD_BY_PROBES)
+    random = [name for name in report.new if not name.startswith((*UNREAD_BY_PROBES, "norm."))]
+    if random:
+        logger.warning("%d encoder tensor(s) are not in %s and keep their random initialization, which the probes "
+                       "read: %s; probe with the config the checkpoint was trained with to read its own encoder",
+                       len(random), path, ", ".join(random))
+
+
 def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str]) -> Dict[str, float]:
     """{"chance": .., "majority_baseline": .., probe: top-1 %} of the model `cfg` builds,
     with `checkpoint_path`'s weights or (when "") its seeded random initialization."""
     torch.manual_seed(cfg.RNG_SEED)
     model = build_model(cfg)
     if checkpoint_path:
-        checkpoint.resume(checkpoint_path, model)
+        load_encoder_weights(checkpoint_path, model)
     device = select_device(cfg)
     model.to(device)
     probes = build_probes(cfg, linear=True, attentive=True)
@@ -94,6 +121,9 @@ def table(scores: Dict[str, float]) -> str:
 
 def run(argv: List[str]) -> int:
     args = parse_args(argv)
+    if args.json:  # its folder is created
+        check_output_file(args.json, "--json", folder_may_be_missing=True)
+    check_output_folder(args.out, "--out")
     cfg = load_config(args.cfg_file, list(args.overrides))
     if args.out:
         setup_logging(args.out)

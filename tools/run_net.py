@@ -24,6 +24,7 @@ from slowmask.utils.errors import run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
 from slowmask.utils.output_files import OutputDirInUse, in_use_message, recording_exit_status
 from slowmask.utils.stop_signals import stopping_at_once
+from slowmask.utils.tool_args import tool_parser, unknown_option_message
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -34,7 +35,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if "--opts" in argv:
         cut = argv.index("--opts")
         argv, opts = argv[:cut], argv[cut + 1:]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config file")
     parser.add_argument("--init_method", default="tcp://localhost:9999", help="torch.distributed rendezvous address")
     parser.add_argument("--num_shards", type=int, default=None, help="number of machines (overrides NUM_SHARDS)")
@@ -44,7 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args, overrides = parser.parse_known_args(argv)
     unknown = [item for item in overrides if item.startswith("--")]
     if unknown:
-        parser.error(f"unrecognized option {unknown[0]} (config keys are given as KEY VALUE, without dashes)")
+        parser.error(unknown_option_message(parser, unknown[0]))
     args.opts = overrides + opts
     return args
 

@@ -22,6 +22,7 @@ from slowmask.engine.evaluate import run_test
 from slowmask.engine.launch import SlurmTask, import_submitit
 from slowmask.engine.train import train
 from slowmask.utils.errors import UsageError, run_tool
+from slowmask.utils.tool_args import parse_with_overrides, tool_parser
 
 logger = logging.getLogger("slowmask.submit")
 
@@ -29,7 +30,7 @@ SLURM_DIR = "slurm"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config file")
     parser.add_argument("--nodes", type=int, default=1, help="machines (NUM_SHARDS)")
     parser.add_argument("--gpus_per_node", type=int, default=8, help="GPUs and tasks per machine (NUM_GPUS)")
@@ -45,8 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="requeue on preemption or time-out (needs TRAIN.AUTO_RESUME True)")
     parser.add_argument("--cluster", default=None, choices=[None, "slurm", "local", "debug"],
                         help="submitit executor (default: SLURM when available)")
-    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    return parser.parse_args(argv)
+    args, args.overrides = parse_with_overrides(parser, argv)  # the rest: KEY VALUE config overrides
+    return args
 
 
 def config_opts(args: argparse.Namespace) -> List[str]:

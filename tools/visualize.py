@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pictures of what a masked-pretraining model learns, for a few clips of a split:
 
-    python tools/visualize.py --cfg CONFIG [--split val] [--num-clips 4] [--out DIR] [KEY VALUE ...]
+    python tools/visualize.py --cfg CONFIG [--split train|val|test] [--num-clips 4] [--out DIR] [KEY VALUE ...]
 
 Per clip, into --out (default OUTPUT_DIR/vis): clip_NN_<video>.png, a grid with one row
 per prediction-grid temporal index (the frame, the mask over it, the target of every
@@ -9,6 +9,8 @@ token, the model's prediction for the masked tokens), and clip_NN_<video>.gif / 
 the clip with the mask. The model is TRAIN.CHECKPOINT_FILE_PATH, or else the newest
 checkpoint of OUTPUT_DIR. Clips are the central window and crop (at DATA.TRAIN_CROP_SIZE,
 the model's input size) of videos spread over the split's list, masks drawn as in training.
+Without --split the clips come from val, or from train (with a warning) when the data has
+no val list, as after a pretraining on a folder of videos (TRAIN.DATASET video_folder).
 """
 
 import argparse
@@ -21,12 +23,14 @@ import torch
 
 from slowmask.config import ConfigError, load_config
 from slowmask.data import build_dataset
+from slowmask.data.video_list import ListNotFoundError
 from slowmask.engine import checkpoint
 from slowmask.models import build_model
 from slowmask.geometry import TokenGeometry
 from slowmask.targets import build_target
 from slowmask.utils.errors import run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.tool_args import check_output_folder, parse_with_overrides, positive_int, tool_parser
 from slowmask.visualization import (
     build_painter,
     masked_animation,
@@ -41,15 +45,16 @@ logger = logging.getLogger("slowmask.tools.visualize")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config of the model")
-    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="list of videos to draw from")
-    parser.add_argument("--num-clips", type=int, default=4, help="clips to draw")
+    parser.add_argument("--split", default="", choices=("train", "val", "test"),
+                        help="list of videos to draw from (default: val, else train)")
+    parser.add_argument("--num-clips", type=positive_int, default=4, help="clips to draw")
     parser.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/vis)")
-    parser.add_argument("--scale", type=int, default=4, help="pictures are this many times the crop size")
+    parser.add_argument("--scale", type=positive_int, default=4, help="pictures are this many times the crop size")
     parser.add_argument("--formats", nargs="*", default=["gif", "mp4"], choices=("gif", "mp4"),
                         help="animations of the masked clip to write")
-    args, args.overrides = parser.parse_known_args(argv)  # the rest: KEY VALUE config overrides
+    args, args.overrides = parse_with_overrides(parser, argv)
     return args
 
 
@@ -75,13 +80,25 @@ def visualization_config(cfg):
     return cfg
 
 
+def clip_source(cfg, split: str):
+    """The dataset of `split`; when none was asked for (""), val's, else train's when the
+    data has no val list (a pretraining on a folder of videos), with a WARNING."""
+    if split:
+        return build_dataset(cfg, split)
+    try:
+        return build_dataset(cfg, "val")
+    except ListNotFoundError as error:
+        logger.warning("%s: drawing the clips from the train split instead (--split chooses)", error)
+        return build_dataset(cfg, "train")
+
+
 def draw(cfg, args: argparse.Namespace) -> None:
     out_dir = args.out or os.path.join(cfg.OUTPUT_DIR, "vis")
     model = build_model(cfg)
-    checkpoint.resume(model_checkpoint(cfg), model)
+    checkpoint.load_weights(model_checkpoint(cfg), model)
     target = build_target(cfg)
     painter = build_painter(target)
-    dataset = build_dataset(cfg, args.split)
+    dataset = clip_source(cfg, args.split)
     grid = TokenGeometry.from_config(cfg).prediction_grid
     count = min(args.num_clips, len(dataset))
     for number, index in enumerate(np.linspace(0, len(dataset) - 1, count).round().astype(int)):
@@ -97,6 +114,7 @@ def draw(cfg, args: argparse.Namespace) -> None:
 
 def run(argv) -> int:
     args = parse_args(argv)
+    check_output_folder(args.out, "--out")
     cfg = visualization_config(load_config(args.cfg_file, list(args.overrides)))
     setup_logging(cfg.OUTPUT_DIR)
     torch.manual_seed(cfg.RNG_SEED)

@@ -297,6 +297,8 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     """Read a checkpoint dict, with one clear error for a missing or unreadable file."""
     if not g_pathmgr.exists(path):
         raise CheckpointError(f"checkpoint not found: {path}")
+    if g_pathmgr.isdir(path):
+        raise CheckpointError(f"{path} is a folder, not a checkpoint: name a checkpoint file in it (*.pyth)")
     with g_pathmgr.open(path, "rb") as f:
         data = f.read()
     if not data:
@@ -486,21 +488,42 @@ def load_states(
     (strict names; weights that are not finite refused, see check_finite)."""
     model = unwrapped(model)
     check_finite(path, state["model_state"])
-    try:
-        model.load_state_dict(state["model_state"], strict=True)
-    except RuntimeError:
-        # The raw error has a line per key; the diff groups them by module.
-        diff = state_diff(state["model_state"], model.state_dict())
-        raise CheckpointError(
-            f"{path} does not fit this model:\n{diff.summary()}\nTo initialize a model from another "
-            "run's weights (fine-tuning), set TRAIN.CHECKPOINT_EPOCH_RESET True"
-        ) from None
+    load_model_state(path, state["model_state"], model, "To initialize a model from another run's weights "
+                     "(fine-tuning), set TRAIN.CHECKPOINT_EPOCH_RESET True")
     if optimizer is not None and state.get("optimizer_state") is not None:
         optimizer.load_state_dict(state["optimizer_state"])
     if scaler is not None and state.get("scaler_state") is not None:
         scaler.load_state_dict(state["scaler_state"])
     within = f"after iteration {state['iteration']}" if "iteration" in state else "at its end"
     logger.info("resumed from %s (epoch %d, %s)", path, state["epoch"] + 1, within)
+
+
+class WeightsMismatchError(CheckpointError):
+    """A checkpoint whose model_state has other names or shapes than the model's."""
+
+
+def load_model_state(path: str, model_state: Dict[str, Tensor], model: nn.Module, fix: str) -> None:
+    """Put `model_state` (read from `path`) into `model` with strict names; a mismatch is a
+    WeightsMismatchError with the grouped diff (`state_diff`) and `fix`, the advice that fits
+    the caller (the raw error has a line per key)."""
+    try:
+        unwrapped(model).load_state_dict(model_state, strict=True)
+    except RuntimeError:
+        diff = state_diff(model_state, unwrapped(model).state_dict())
+        raise WeightsMismatchError(f"{path} does not fit this model:\n{diff.summary()}\n{fix}") from None
+
+
+def load_weights(path: str, model: nn.Module, fix: str = "use the config the checkpoint was trained with") -> None:
+    """Put the model_state of the checkpoint at `path` into `model` for a tool that uses
+    the trained weights (no optimizer, nothing resumed): strict names, finite values;
+    `fix` is the advice a mismatch ends with."""
+    state = read_checkpoint(path)
+    check_finite(path, state["model_state"])
+    load_model_state(path, state["model_state"], model, fix)
+    taken = f"epoch {int(state['epoch']) + 1}" if "epoch" in state else ""
+    if taken and state.get("iteration") is not None:
+        taken += f", after iteration {state['iteration']}"
+    logger.info("loaded weights from %s%s", path, f" ({taken})" if taken else "")
 
 
 # Generator states.

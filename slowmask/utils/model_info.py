@@ -8,6 +8,8 @@ function but is opaque to fvcore.
 """
 
 import logging
+import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, List, Sequence, Tuple
 
@@ -35,6 +37,15 @@ class Stage:
         return t * h * w
 
 
+def significant(value: float, digits: int = 3) -> str:
+    """`value` with `digits` significant digits in plain notation: 71.4, 0.00598, 1235 (a
+    tiny model's GFLOPs are not 0.0, a large one's not 1.24e+03)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -42,16 +53,21 @@ def count_parameters(model: nn.Module) -> int:
 def count_flops(model: nn.Module, inputs: Tuple[Any, ...]) -> int:
     """fvcore's flop count of `model(*inputs)` (multiply-adds), on the explicit
     attention path; the model's attention modules are restored afterwards."""
-    from fvcore.nn import FlopCountAnalysis
-
     switched = [m for m in model.modules() if getattr(m, "use_sdpa", False)]
     for module in switched:
         module.use_sdpa = False
     try:
-        analysis = FlopCountAnalysis(model, inputs)
-        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        with torch.no_grad():
-            total = analysis.total()
+        # fvcore scripts a loss at import and counts on a jit trace: torch's deprecation
+        # notices and the trace's shape warnings are about fvcore, nothing a user can change.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            from fvcore.nn import FlopCountAnalysis
+
+            analysis = FlopCountAnalysis(model, inputs)
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            with torch.no_grad():
+                total = analysis.total()
     finally:
         for module in switched:
             module.use_sdpa = True

@@ -40,7 +40,7 @@ def test_written_program_gives_the_checkpoints_logits_at_any_batch(weights, tmp_
 
 
 def test_a_pretraining_config_is_refused(tmp_path, capsys):
-    assert export.main(["--cfg", DEMO, "--output", str(tmp_path / "m.pt")]) == 2
+    assert export.main(["--cfg", DEMO, "--output", str(tmp_path / "m.pt2")]) == 2
     assert "export writes classifiers" in capsys.readouterr().err
 
 
@@ -52,6 +52,6 @@ def test_export_needs_a_pt2_file_name(tmp_path, capsys):
 def test_weights_of_another_model_show_the_diff(weights, tmp_path, capsys):
     path, _ = weights
     other = CLASSIFIER[:-1] + ["7"]
-    assert export.main(["--cfg", DEMO, "--weights", path, "--output", str(tmp_path / "m.pt"), *other]) == 4
+    assert export.main(["--cfg", DEMO, "--weights", path, "--output", str(tmp_path / "m.pt2"), *other]) == 4
     err = capsys.readouterr().err
     assert "does not fit this model" in err and "head.projection.bias: checkpoint [4] vs model [7]" in err

@@ -33,6 +33,17 @@ def test_the_tiny_check_runs_every_row_on_the_cpu(tmp_path, capsys):
     assert all("widths q/k/v" in r["what"] for r in rows[3:-3])
     assert rows[-2]["workers_needed"] > 0 and "| part |" in printed
     assert all(r["what"] in printed for r in rows)
+    # The rows say what ran: the tiny configs, not the full-size models they stand for.
+    assert rows[2]["what"] == "MAE ViT-tiny 90 % masked vs MaskFeat ViT-tiny, batch 1, 8x64x64, bf16"
+    assert "ViT-B" not in printed and "MViTv2" not in printed
+    assert printed.startswith(f"slowmask gpu_check: cpu, torch {torch.__version__}, peak bf16 2 TFLOP/s, ")
+    assert ", toy sizes (--tiny), " in printed.splitlines()[0]
+
+
+def test_the_header_reads_right_without_a_peak_rate():
+    line = gpu_check.header("cpu", None, False, 12.4)
+    assert line == (f"slowmask gpu_check: cpu, torch {torch.__version__}, peak bf16 rate unknown (no MFU; pass "
+                    f"--peak-tflops), {os.cpu_count()} cores, full sizes, 12 s")
 
 
 def test_the_peak_rate_comes_from_the_table_or_the_argument():
