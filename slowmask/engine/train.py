@@ -25,8 +25,9 @@ from slowmask.config.unused_keys import report_unused_keys
 from slowmask.data import build_batch_mixer, build_loader, set_epoch
 from slowmask.data.build import build_batch_transfer
 from slowmask.data.build import check_starts_part_way
+from slowmask.data.loader_workers import LoaderWorkerKilled
 from slowmask.models import build_loss, build_model
-from slowmask.utils.errors import SlowmaskError
+from slowmask.utils.errors import EXIT_STATUS, SlowmaskError
 from slowmask.utils.logging import setup_logging
 from slowmask.utils.output_files import OutputDirInUse, hold_output_dir, remove_stale_temporaries
 
@@ -274,7 +275,35 @@ def _train(cfg: CfgNode) -> None:
     hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device)
     stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)
     logger.info("training epochs %d..%d, %d iterations each", point.epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
-    run_from(TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH), point, stop)
+    loop = TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH)
+    try:
+        run_from(loop, point, stop)
+    except LoaderWorkerKilled as error:
+        raise after_worker_death(error, loop, point, stop.save) from error
+
+
+def after_worker_death(
+    error: LoaderWorkerKilled, loop: TrainLoop, point: ResumePoint, save: Optional[Callable[[int, int], str]]
+) -> LoaderWorkerKilled:
+    """`error` (a loader worker died; the loop stopped between two steps) with the
+    checkpoint of the last completed step written through `save` (StopOnSignal's, None
+    on ranks that write none), as a stop signal would have: the run resumes there. None
+    is written when nothing was trained since `point`, nor inside a gradient-accumulation
+    cycle (its update never happened: the newest checkpoint stays the resume point)."""
+    if (loop.epoch, loop.batches_done) == (point.epoch, point.iteration):
+        saved = "nothing was trained since the run started, no checkpoint written"
+    elif getattr(loop.step, "pending_gradients", False):
+        saved = "no checkpoint written inside a gradient-accumulation cycle; the newest one stays"
+    elif save is None:
+        saved = "the checkpoint is rank 0's to write"
+    else:
+        saved = f"checkpoint: {save(loop.epoch, loop.batches_done)}"
+    stopped = LoaderWorkerKilled(error.pid, error.death, (
+        f" at epoch {loop.epoch + 1}, after iteration {loop.batches_done}; {saved}; exit status "
+        f"{EXIT_STATUS[error.kind]}; run the same command again (TRAIN.AUTO_RESUME True) to continue"
+    ))
+    logger.error("%s", stopped)
+    return stopped
 
 
 def build_hooks(
