@@ -185,7 +185,8 @@ def decoding_problems(cfg: CfgNode) -> List[str]:
 
 def build_video_opener(cfg: CfgNode) -> Callable[[str], Video]:
     """path -> Video with DATA.DECODING_BACKEND on DATA.DECODING_DEVICE, frames shrunk to
-    DATA.DECODING_SHORT_SIZE; several decoder threads when DATA_LOADER.ENABLE_MULTI_THREAD_DECODE."""
+    DATA.DECODING_SHORT_SIZE; several decoder threads when DATA_LOADER.ENABLE_MULTI_THREAD_DECODE;
+    a video with frames over DATA.MAX_FRAME_PIXELS refused before decoding."""
     raise_problems(decoding_problems(cfg))
     backend = resolve_backend(cfg.DATA.DECODING_BACKEND)
     return functools.partial(
@@ -194,6 +195,7 @@ def build_video_opener(cfg: CfgNode) -> Callable[[str], Video]:
         short_side=cfg.DATA.DECODING_SHORT_SIZE,
         num_threads=0 if cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE else 1,
         device=cfg.DATA.DECODING_DEVICE,
+        max_frame_pixels=cfg.DATA.MAX_FRAME_PIXELS,
     )
 
 

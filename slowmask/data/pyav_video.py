@@ -8,7 +8,10 @@ import av
 import numpy as np
 import torch
 
-from .decoding import DecodeError, Indices, Video, clamp_indices, resized_shape
+from .decode_timeout import stop_if_abandoned
+from .decoding import (
+    MAX_FRAME_PIXELS, DecodeError, Indices, Video, check_frame_size, clamp_indices, resized_shape,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +90,14 @@ class PyAVVideo(Video):
         path: a local file.
         short_side: frames are converted with their short side shrunk to this (0: native).
         num_threads: decoder threads (0: as many as FFmpeg likes).
+        max_frame_pixels: larger frames (by the header) are refused before decoding (0: no limit).
     """
 
-    def __init__(self, path: str, short_side: int = 0, num_threads: int = 1) -> None:
+    def __init__(
+        self, path: str, short_side: int = 0, num_threads: int = 1, max_frame_pixels: int = MAX_FRAME_PIXELS
+    ) -> None:
         self.path = path
+        self._max_frame_pixels = max_frame_pixels
         self._short_side = short_side
         self._num_threads = num_threads
         self._keyframes: Optional[List[float]] = None
@@ -112,6 +119,8 @@ class PyAVVideo(Video):
         if not self._container.streams.video:
             raise DecodeError(f"{self.path} has no video stream")
         self._stream = self._video_stream(self._container)
+        codec = self._stream.codec_context
+        check_frame_size(self.path, codec.height, codec.width, self._max_frame_pixels)
         flags = self._container.format.flags
         self._timestamped = not flags & av.format.Flags.no_timestamps.value
         self._fps = self._frame_rate()
@@ -238,6 +247,7 @@ class PyAVVideo(Video):
         previous, position, cached = None, -1.0, (None, None)
         try:
             for frame in self._container.decode(self._stream):
+                stop_if_abandoned()  # a decode past its deadline stops here, frame by frame
                 position = self._position(frame, position)
                 if previous is None and not from_start and position > wanted[0] + 0.5:
                     return None

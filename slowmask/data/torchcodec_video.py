@@ -14,7 +14,9 @@ from typing import List, Optional, Set, Tuple
 
 import torch
 
-from .decoding import DecodeError, Indices, Video, clamp_indices, resized_shape
+from .decoding import (
+    MAX_FRAME_PIXELS, DecodeError, Indices, Video, check_frame_size, clamp_indices, resized_shape,
+)
 
 try:
     from torchcodec.decoders import VideoDecoder
@@ -72,9 +74,13 @@ class TorchCodecVideo(Video):
         num_threads: FFmpeg decoder threads (0: as many as FFmpeg likes); none on a GPU.
         device: "cpu", or "cuda" to decode with NVDEC on this process's current GPU: the
             frames are then CUDA tensors.
+        max_frame_pixels: larger frames (by the header) are refused before decoding (0: no limit).
     """
 
-    def __init__(self, path: str, short_side: int = 0, num_threads: int = 1, device: str = "cpu") -> None:
+    def __init__(
+        self, path: str, short_side: int = 0, num_threads: int = 1, device: str = "cpu",
+        max_frame_pixels: int = MAX_FRAME_PIXELS,
+    ) -> None:
         self.path = path
         self._num_threads = num_threads
         self._device = torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device(device)
@@ -82,6 +88,7 @@ class TorchCodecVideo(Video):
         self._exact = False
         decoder = self._open()
         metadata = decoder.metadata
+        check_frame_size(path, metadata.height or 0, metadata.width or 0, max_frame_pixels)
         if not metadata.num_frames_from_header:
             _check_timeline(path)
             self._exact = True
