@@ -6,9 +6,7 @@ from typing import Tuple
 import decord
 import torch
 
-from .decoding import (
-    MAX_FRAME_PIXELS, DecodeError, Indices, Video, check_frame_size, clamp_indices, resized_shape,
-)
+from .decoding import MAX_FRAME_PIXELS, DecodeError, Indices, Video, clamp_indices, resized_shape
 
 logger = logging.getLogger(__name__)
 
@@ -25,15 +23,15 @@ def _probe(path: str, upright: bool, max_frame_pixels: int) -> Tuple[int, int]:
     """
     import av
 
-    from .pyav_video import UNRELIABLE_TIMELINE_FLAGS, upright_turns
+    from .pyav_video import UNRELIABLE_TIMELINE_FLAGS, check_header_frame_size, upright_turns
 
+    check_header_frame_size(path, max_frame_pixels)
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
             unreliable = container.format.flags & UNRELIABLE_TIMELINE_FLAGS
             format_name = container.format.name
             size = stream.codec_context.height, stream.codec_context.width
-            check_frame_size(path, *size, max_frame_pixels)
             turns = upright_turns(next(container.decode(stream)), path) if upright and not unreliable else 0
     except (av.FFmpegError, IndexError, StopIteration) as e:
         raise DecodeError(f"cannot open {path}: {str(e) or 'no decodable frame'}") from e

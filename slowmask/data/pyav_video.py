@@ -35,6 +35,31 @@ _forward_only_logged: Set[str] = set()
 _rotation_warned: Set[str] = set()
 
 
+# Options of a header-only open: FFmpeg's stream probe (which decodes frames of some
+# codecs, H.264 among them, to learn more) reads as little as it may and decodes nothing.
+_HEADER_ONLY = {"skip_frame": "all", "probesize": "32", "analyzeduration": "1"}
+
+
+def check_header_frame_size(path: str, max_pixels: int) -> None:
+    """Refuse `path` when its first video stream's frames, as its header gives them, hold
+    more than `max_pixels` (0: no limit). Read by an open of its own that decodes
+    nothing, as an ordinary open's probe decodes a first frame of any size. A file
+    this open cannot read is left to the decoder, which says what is wrong with it.
+
+    Raises:
+        FrameTooLarge: see decoding.check_frame_size.
+    """
+    if max_pixels <= 0:
+        return
+    try:
+        with av.open(path, options=_HEADER_ONLY) as container:
+            codec = container.streams.video[0].codec_context
+            height, width = codec.height, codec.width
+    except (av.FFmpegError, IndexError):
+        return
+    check_frame_size(path, height, width, max_pixels)
+
+
 def upright_turns(frame: av.VideoFrame, path: str) -> int:
     """Counterclockwise quarter turns (0 to 3) that show `frame` as it is meant to be
     seen: the rotation of its display matrix (a phone filming upright stores landscape
@@ -97,7 +122,7 @@ class PyAVVideo(Video):
         self, path: str, short_side: int = 0, num_threads: int = 1, max_frame_pixels: int = MAX_FRAME_PIXELS
     ) -> None:
         self.path = path
-        self._max_frame_pixels = max_frame_pixels
+        check_header_frame_size(path, max_frame_pixels)
         self._short_side = short_side
         self._num_threads = num_threads
         self._keyframes: Optional[List[float]] = None
@@ -119,8 +144,6 @@ class PyAVVideo(Video):
         if not self._container.streams.video:
             raise DecodeError(f"{self.path} has no video stream")
         self._stream = self._video_stream(self._container)
-        codec = self._stream.codec_context
-        check_frame_size(self.path, codec.height, codec.width, self._max_frame_pixels)
         flags = self._container.format.flags
         self._timestamped = not flags & av.format.Flags.no_timestamps.value
         self._fps = self._frame_rate()

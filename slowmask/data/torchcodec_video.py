@@ -14,9 +14,8 @@ from typing import List, Optional, Set, Tuple
 
 import torch
 
-from .decoding import (
-    MAX_FRAME_PIXELS, DecodeError, Indices, Video, check_frame_size, clamp_indices, resized_shape,
-)
+from .decoding import MAX_FRAME_PIXELS, DecodeError, Indices, Video, clamp_indices, resized_shape
+from .pyav_video import check_header_frame_size
 
 try:
     from torchcodec.decoders import VideoDecoder
@@ -86,9 +85,9 @@ class TorchCodecVideo(Video):
         self._device = torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device(device)
         self._size: Optional[Tuple[int, int]] = None
         self._exact = False
+        check_header_frame_size(path, max_frame_pixels)  # torchcodec's open probes a frame of any size
         decoder = self._open()
         metadata = decoder.metadata
-        check_frame_size(path, metadata.height or 0, metadata.width or 0, max_frame_pixels)
         if not metadata.num_frames_from_header:
             _check_timeline(path)
             self._exact = True
