@@ -101,6 +101,7 @@ class _WatchedBatches(Iterator[Any]):
     def __init__(self, loader: DataLoader) -> None:
         before = {child.pid for child in active_children()}
         self.batches = DataLoader.__iter__(loader)
+        self.persistent = loader.persistent_workers  # kept for the next epoch, unless an error ends them
         self.workers: Set[int] = {child.pid for child in active_children()} - before
         self.dead: Dict[int, str] = {}  # worker pid -> how it ended
         self.waiting = False  # inside the wait for a batch, where the handler may raise
@@ -166,7 +167,7 @@ class _WatchedBatches(Iterator[Any]):
             shutdown()
 
     def __del__(self) -> None:  # an epoch left early (a stop): the workers end with it
-        self.close()
+        self.close(end_workers=not self.persistent)
 
 
 def one_line(error: SlowmaskError) -> SlowmaskError:
