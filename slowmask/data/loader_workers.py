@@ -99,15 +99,16 @@ class _WatchedBatches(Iterator[Any]):
     soon as it stops (done, failed, or closed)."""
 
     def __init__(self, loader: DataLoader) -> None:
+        self.watching = False  # our SIGCHLD handler is installed
+        self.persistent = loader.persistent_workers  # kept for the next epoch, unless an error ends them
         before = {child.pid for child in active_children()}
         self.batches = DataLoader.__iter__(loader)
-        self.persistent = loader.persistent_workers  # kept for the next epoch, unless an error ends them
         self.workers: Set[int] = {child.pid for child in active_children()} - before
         self.dead: Dict[int, str] = {}  # worker pid -> how it ended
         self.waiting = False  # inside the wait for a batch, where the handler may raise
         self.previous: Any = None
-        self.watching = bool(self.workers) and threading.current_thread() is threading.main_thread()
-        if self.watching:
+        if self.workers and threading.current_thread() is threading.main_thread():
+            self.watching = True
             # torch installs its own handler once per process; from then on ours replaces it
             # while the epoch runs (it raises wherever the main thread is; see the docstring).
             torch_signal_handling._set_SIGCHLD_handler()
@@ -167,7 +168,8 @@ class _WatchedBatches(Iterator[Any]):
             shutdown()
 
     def __del__(self) -> None:  # an epoch left early (a stop): the workers end with it
-        self.close(end_workers=not self.persistent)
+        if hasattr(self, "batches"):
+            self.close(end_workers=not self.persistent)
 
 
 def one_line(error: SlowmaskError) -> SlowmaskError:
