@@ -283,24 +283,27 @@ def _train(cfg: CfgNode) -> None:
 
 
 def after_worker_death(
-    error: LoaderWorkerKilled, loop: TrainLoop, point: ResumePoint, save: Optional[Callable[[int, int], str]]
+    error: LoaderWorkerKilled, loop: TrainLoop, point: ResumePoint, save: Optional[Callable[[int, Optional[int]], str]]
 ) -> LoaderWorkerKilled:
     """`error` (a loader worker died; the loop stopped between two steps) with the
     checkpoint of the last completed step written through `save` (StopOnSignal's, None
-    on ranks that write none), as a stop signal would have: the run resumes there. None
-    is written when nothing was trained since `point`, nor inside a gradient-accumulation
-    cycle (its update never happened: the newest checkpoint stays the resume point)."""
-    if (loop.epoch, loop.batches_done) == (point.epoch, point.iteration):
+    on ranks that write none), as a stop signal would have: the run resumes there; at
+    an epoch's first batch, the previous epoch's end-of-epoch checkpoint. None is written
+    when nothing was trained since `point`, nor inside a gradient-accumulation cycle (its
+    update never happened: the newest checkpoint stays the resume point)."""
+    epoch, done = loop.epoch, loop.batches_done
+    where = f"epoch {epoch + 1}, " + (f"after iteration {done}" if done else "before its first iteration")
+    if (epoch, done) == (point.epoch, point.iteration):
         saved = "nothing was trained since the run started, no checkpoint written"
     elif getattr(loop.step, "pending_gradients", False):
         saved = "no checkpoint written inside a gradient-accumulation cycle; the newest one stays"
     elif save is None:
-        saved = "the checkpoint is rank 0's to write"
+        saved = "no checkpoint written by this rank (rank 0 writes them; the others stop at their next collective)"
     else:
-        saved = f"checkpoint: {save(loop.epoch, loop.batches_done)}"
+        saved = f"checkpoint: {save(epoch, done) if done else save(epoch - 1, None)}"
     stopped = LoaderWorkerKilled(error.pid, error.death, (
-        f" at epoch {loop.epoch + 1}, after iteration {loop.batches_done}; {saved}; exit status "
-        f"{EXIT_STATUS[error.kind]}; run the same command again (TRAIN.AUTO_RESUME True) to continue"
+        f" at {where}; {saved}; exit status {EXIT_STATUS[error.kind]}; run the same command again "
+        "(TRAIN.AUTO_RESUME True) to continue"
     ))
     logger.error("%s", stopped)
     return stopped

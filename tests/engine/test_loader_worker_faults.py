@@ -9,7 +9,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from slowmask.data.loader_workers import LoaderWorkerKilled
 from slowmask.engine import checkpoint
+from slowmask.engine.checkpoint import ResumePoint
+from slowmask.engine.train import after_worker_death
 from slowmask.utils.errors import EXIT_STATUS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -102,3 +107,33 @@ def test_a_killed_worker_writes_the_mid_epoch_checkpoint_exits_8_and_the_rerun_r
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resumed from {path}" in log.read_text()
     assert os.path.exists(checkpoint.checkpoint_path(str(tmp_path), 1))
+
+
+class Loop:
+    """What after_worker_death reads of a TrainLoop."""
+
+    def __init__(self, epoch, batches_done, pending=False):
+        self.epoch, self.batches_done = epoch, batches_done
+        self.step = type("Step", (), {"pending_gradients": pending})()
+
+
+@pytest.mark.parametrize("loop, point, saved, message", [
+    (Loop(2, 5), ResumePoint(1, 0), [(2, 5)], "at epoch 3, after iteration 5; checkpoint: saved(2, 5);"),
+    (Loop(2, 0), ResumePoint(1, 0), [(1, None)], "at epoch 3, before its first iteration; checkpoint: saved(1, None);"),
+    (Loop(1, 3), ResumePoint(1, 3), [], "nothing was trained since the run started, no checkpoint written;"),
+    (Loop(1, 5, pending=True), ResumePoint(0, 0), [], "no checkpoint written inside a gradient-accumulation cycle"),
+])
+def test_after_a_worker_death_the_checkpoint_is_of_the_last_completed_step_when_there_is_one(
+    loop, point, saved, message
+):
+    calls = []
+
+    def save(epoch, iteration):
+        calls.append((epoch, iteration))
+        return f"saved({epoch}, {iteration})"
+
+    stopped = after_worker_death(LoaderWorkerKilled(1234, "SIGKILL"), loop, point, save)
+    assert calls == saved
+    assert str(stopped).startswith("data-loader worker (pid 1234) ended by SIGKILL ")
+    assert message in str(stopped)
+    assert stopped.exit_status == 8
