@@ -18,7 +18,6 @@ ends the training process within seconds with one line, never a hang.
   the worker's traceback kept as a note (which goes to the log with the traceback).
 """
 
-import logging
 import os
 import re
 import signal
@@ -31,8 +30,6 @@ from torch.utils.data._utils import signal_handling as torch_signal_handling
 
 from slowmask.utils.errors import SlowmaskError
 from slowmask.utils.stop_signals import STOP_SIGNALS
-
-logger = logging.getLogger(__name__)
 
 # The end of a worker's traceback as torch relays it: "[module.]Name: message".
 _RAISED = r"^(?:[\w.]+\.)?{name}: "
