@@ -8,9 +8,9 @@
 Before any model is built, the preflight checks every split the run will read, the
 checkpoints it will load and the devices (slowmask/engine/launch.py, preflight). An expected error
 prints one line naming the cause and the fix, and exits with its kind's status (2 config,
-3 data, 4 checkpoint, 5 distributed, 6 output, 7 training, 75 preempted: rerun to resume;
-see slowmask/utils/errors.py); its traceback goes to OUTPUT_DIR/stdout.log, or to the
-console with --debug.
+3 data, 4 checkpoint, 5 distributed, 6 output, 7 training, 8 worker (a loader worker killed)
+and 75 preempted: rerun to resume; see slowmask/utils/errors.py); its traceback goes to
+OUTPUT_DIR/stdout.log, or to the console with --debug.
 """
 
 import argparse

@@ -399,6 +399,9 @@ _C.DATA.DECODING_BACKEND = "pyav"
 _C.DATA.DECODING_SHORT_SIZE = 256
 # Where videos are decoded: "cpu", or "cuda" (torchcodec's NVDEC on this process's GPU; loads in the training process).
 _C.DATA.DECODING_DEVICE = "cpu"
+# Largest frame (width x height, from the video's header) decoded; a larger video is refused before decoding
+# and counted as unreadable (0: no limit). 4096 x 4096 admits 4K video (3840 x 2160, 4096 x 2160), refuses 8K.
+_C.DATA.MAX_FRAME_PIXELS = 4096 * 4096
 # Sample the jitter scale as the inverse of a uniform draw.
 _C.DATA.INV_UNIFORM_SAMPLE = False
 # Random horizontal flip in training.

@@ -13,7 +13,6 @@ the windows span the video from its first to its last frame).
 
 import functools
 import logging
-import signal
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -25,13 +24,13 @@ from slowmask.config.checks import choice_problem, raise_problems
 from slowmask.geometry import world_size
 from slowmask.masking import build_mask_generator
 from slowmask.utils.registry import Registry
-from slowmask.utils.stop_signals import STOP_SIGNALS
 
 from .augment import ERASE_VALUES, ClipErasing, ClipRandAugment, parse_rand_augment
 from .collate import ClipsToDevice, collate_clips, to_device
 from .custom_modules import import_custom_modules
 from .decoding import BACKEND_ALIASES, BACKENDS, DEVICE_BACKENDS, Video, open_video, resolve_backend
 from .index_samplers import EpochShuffleSampler, ResumableDistributedSampler, VideoShardSampler
+from .loader_workers import WatchedLoader, shield_from_stop_signals
 from .mixup import MixupCutmix
 from .clip_windows import CenterClipSampler, ClipSampler, OffsetClipSampler, RandomClipSampler, UniformClipSampler
 from .transforms import (
@@ -186,7 +185,8 @@ def decoding_problems(cfg: CfgNode) -> List[str]:
 
 def build_video_opener(cfg: CfgNode) -> Callable[[str], Video]:
     """path -> Video with DATA.DECODING_BACKEND on DATA.DECODING_DEVICE, frames shrunk to
-    DATA.DECODING_SHORT_SIZE; several decoder threads when DATA_LOADER.ENABLE_MULTI_THREAD_DECODE."""
+    DATA.DECODING_SHORT_SIZE; several decoder threads when DATA_LOADER.ENABLE_MULTI_THREAD_DECODE;
+    a video with frames over DATA.MAX_FRAME_PIXELS refused before decoding."""
     raise_problems(decoding_problems(cfg))
     backend = resolve_backend(cfg.DATA.DECODING_BACKEND)
     return functools.partial(
@@ -195,6 +195,7 @@ def build_video_opener(cfg: CfgNode) -> Callable[[str], Video]:
         short_side=cfg.DATA.DECODING_SHORT_SIZE,
         num_threads=0 if cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE else 1,
         device=cfg.DATA.DECODING_DEVICE,
+        max_frame_pixels=cfg.DATA.MAX_FRAME_PIXELS,
     )
 
 
@@ -229,15 +230,6 @@ def build_clip_dataset_parts(cfg: CfgNode, split: str) -> Dict[str, Any]:
     )
 
 
-def ignore_stop_signals(worker_id: int) -> None:
-    """Loader workers ignore the stop signals (SIGTERM, SIGUSR1, SIGUSR2). SLURM sends
-    them to every process of a preempted job; the training process then writes a checkpoint after its current step,
-    which needs its workers' batches, and shuts them down when it exits. (torch's own
-    worker handler would end a worker at once, and the run with it, before the checkpoint.)"""
-    for number in STOP_SIGNALS:
-        signal.signal(number, signal.SIG_IGN)
-
-
 def _dataset_class(name: str, source: str) -> type:
     """The class registered as `name` (from the config key `source`); case is ignored
     ("kinetics" finds Kinetics)."""
@@ -267,6 +259,8 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
     Call `set_epoch(loader, epoch)` every epoch. The loader draws its workers' base seed
     from its own generator (seeded with RNG_SEED), so iterating it leaves the global torch
     RNG (dropout, drop-path) untouched: a resumed run continues that stream exactly.
+    Its workers ignore the job's stop signals, and a worker's failure or death ends the
+    epoch at once (a WatchedLoader, see loader_workers.py).
     """
     check_split(split)
     dataset = build_dataset(cfg, split) if dataset is None else dataset
@@ -278,15 +272,15 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
         collate_fn=collate_clips,
         generator=torch.Generator().manual_seed(cfg.RNG_SEED),
-        worker_init_fn=ignore_stop_signals,
+        worker_init_fn=shield_from_stop_signals,
     )
     batch_sampler = getattr(dataset, "batch_sampler", None)  # it makes its own batches (data/mixed.py)
     if batch_sampler is not None:
         logger.info("%s loader: %d items in %d batches of its own", split, len(dataset), len(batch_sampler))
-        return DataLoader(dataset, batch_sampler=batch_sampler, **common)
+        return WatchedLoader(dataset, batch_sampler=batch_sampler, **common)
     sampler = _sampler(dataset, is_train, cfg.RNG_SEED)
     logger.info("%s loader: %d items, %d per batch in this process", split, len(dataset), batch_size)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=is_train, **common)
+    return WatchedLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=is_train, **common)
 
 
 def _sampler(dataset: Dataset, is_train: bool, seed: int) -> Optional[Sampler]:

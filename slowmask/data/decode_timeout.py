@@ -8,9 +8,13 @@ video as unreadable and takes another one) and hands the stuck thread its notice
 
 The helper is a daemon thread, one per process (a forked loader worker starts its
 own, lazily, on its first decode: nothing here is stored on a dataset, which stays
-picklable). An abandoned thread keeps running until its C call returns, if it ever
-does, then closes its video and ends; as a daemon it never keeps the process from
-exiting. The next decode gets a fresh helper thread.
+picklable). An abandoned thread is told so: a decoder that checks `stop_if_abandoned`
+between frames (PyAV's does) stops at the next frame, closes its video and ends. A
+thread stuck inside one C call runs on until the call returns, if it ever does; as a
+daemon it never keeps the process from exiting. The next decode gets a fresh helper
+thread. Each stuck thread holds its frames and a CPU, so they are bounded: when more
+than `max_stuck` abandoned threads of a process are still running, the run stops
+with StuckDecodes (a data error, status 3) rather than start yet another.
 """
 
 import logging
@@ -19,7 +23,9 @@ import queue
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable, Dict, Optional, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+
+from slowmask.utils.errors import DataError
 
 from .decoding import DecodeError
 
@@ -29,8 +35,16 @@ T = TypeVar("T")
 _Job = Optional[Tuple[Callable[[], object], Future]]
 
 
+# Abandoned decode threads a process may have running before the run stops.
+MAX_STUCK_DECODES = 4
+
+
 class DecodeTimeout(DecodeError):
     """A decode that did not finish within its deadline and was abandoned."""
+
+
+class StuckDecodes(DataError):
+    """More abandoned decodes still running in a process than the bound allows."""
 
 
 class _HelperThread:
@@ -38,8 +52,13 @@ class _HelperThread:
 
     def __init__(self) -> None:
         self._jobs: "queue.SimpleQueue[_Job]" = queue.SimpleQueue()
+        self.abandoned = threading.Event()
+        self.pid = os.getpid()
         self._thread = threading.Thread(target=self._serve, name="slowmask-decode", daemon=True)
         self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
 
     def submit(self, fn: Callable[[], T]) -> "Future[T]":
         future: "Future[T]" = Future()
@@ -47,10 +66,13 @@ class _HelperThread:
         return future
 
     def retire(self) -> None:
-        """Let the thread end after its current call (if that call ever returns)."""
+        """Tell the current call it is abandoned, and let the thread end after it (if that
+        call ever returns)."""
+        self.abandoned.set()
         self._jobs.put(None)
 
     def _serve(self) -> None:
+        _current.helper = self
         while True:
             job = self._jobs.get()
             if job is None:
@@ -66,7 +88,16 @@ class _HelperThread:
 
 _helpers: Dict[int, _HelperThread] = {}  # process id -> its helper thread
 _lock = threading.Lock()
-_abandoned = 0  # threads left behind in this process
+_abandoned: List[_HelperThread] = []  # threads left behind in this process, still running when last looked
+_current = threading.local()  # .helper: the _HelperThread of a helper thread
+
+
+def stop_if_abandoned() -> None:
+    """For a decoder to call between frames: raises DecodeTimeout in a helper thread whose
+    call was abandoned (the caller stopped waiting), so that the decode stops there."""
+    helper = getattr(_current, "helper", None)
+    if helper is not None and helper.abandoned.is_set():
+        raise DecodeTimeout("abandoned by its caller after its deadline")
 
 
 def _helper() -> _HelperThread:
@@ -80,17 +111,19 @@ def _helper() -> _HelperThread:
 
 
 def _abandon(helper: _HelperThread) -> int:
-    """Forget `helper` (stuck in a call); returns the number abandoned so far."""
+    """Forget `helper` (stuck in a call); returns the number of abandoned threads of this
+    process still running, `helper` included."""
     global _abandoned
+    pid = os.getpid()
     with _lock:
-        if _helpers.get(os.getpid()) is helper:
-            del _helpers[os.getpid()]
-        _abandoned += 1
+        if _helpers.get(pid) is helper:
+            del _helpers[pid]
         helper.retire()
-        return _abandoned
+        _abandoned = [left for left in _abandoned if left.is_running() and left.pid == pid] + [helper]
+        return len(_abandoned)
 
 
-def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
+def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str, max_stuck: int = MAX_STUCK_DECODES) -> T:
     """`fn()`, run in this process's helper thread, or DecodeTimeout after `timeout_s`
     seconds. `timeout_s` <= 0 calls `fn` here, with no deadline. An exception of `fn`
     reaches the caller unchanged. Meant for one calling thread per process (as in a
@@ -99,6 +132,8 @@ def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
 
     Raises:
         DecodeTimeout: `fn` was still running at the deadline; `what` names it.
+        StuckDecodes: ... and more than `max_stuck` abandoned calls of this process
+            still run: the process must not start another.
     """
     if timeout_s <= 0:
         return fn()
@@ -112,4 +147,11 @@ def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
             "abandoned decoding %s after %g s (%d decode thread(s) left behind in process %d)",
             what, timeout_s, count, os.getpid(),
         )
+        if count > max_stuck:
+            raise StuckDecodes(
+                f"{count} decodes abandoned after DATA_LOADER.DECODE_TIMEOUT ({timeout_s:g} s) still run in process "
+                f"{os.getpid()}, the latest of {what}; each holds memory and a CPU, so the run stops: take such "
+                "videos out of the list, lower DATA.MAX_FRAME_PIXELS to refuse large frames unread, or raise "
+                "DATA_LOADER.DECODE_TIMEOUT if they are only slow"
+            ) from None
         raise DecodeTimeout(f"decoding {what} took longer than {timeout_s:g} s and was abandoned") from None

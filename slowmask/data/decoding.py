@@ -39,6 +39,30 @@ class DecodeError(SlowmaskError, RuntimeError):
     kind = "data"
 
 
+class FrameTooLarge(DecodeError):
+    """A video whose frames hold more pixels than the limit, refused from its header
+    before any frame is decoded (one 8000 x 8000 RGB frame is 192 MB)."""
+
+
+# The frame size a decoder admits when none is given: 4096 x 4096, which admits every
+# 4K format (3840 x 2160, 4096 x 2160) and refuses 8K.
+MAX_FRAME_PIXELS = 4096 * 4096
+
+
+def check_frame_size(path: str, height: int, width: int, max_pixels: int) -> None:
+    """Refuse `path` when its header's `height` x `width` exceeds `max_pixels` (0: no limit).
+
+    Raises:
+        FrameTooLarge: named with the size, the limit and the key that sets it.
+    """
+    if max_pixels > 0 and height * width > max_pixels:
+        raise FrameTooLarge(
+            f"{path} has frames of {width} x {height} = {width * height:,} pixels, more than "
+            f"DATA.MAX_FRAME_PIXELS ({max_pixels:,}); refused before decoding: shrink the video "
+            "(ffmpeg -vf scale) or raise DATA.MAX_FRAME_PIXELS"
+        )
+
+
 class Video(ABC):
     """An opened video; use it as a context manager so the file is always closed.
 
@@ -134,7 +158,8 @@ def check_device(backend: str, device: str) -> None:
 
 
 def open_video(
-    path: str, backend: str = "pyav", short_side: int = 0, num_threads: int = 1, device: str = "cpu"
+    path: str, backend: str = "pyav", short_side: int = 0, num_threads: int = 1, device: str = "cpu",
+    max_frame_pixels: int = MAX_FRAME_PIXELS,
 ) -> Video:
     """Open `path` (local or any iopath path) with the named backend.
 
@@ -144,9 +169,12 @@ def open_video(
         short_side: frames are decoded with their short side shrunk to this (0: native).
         num_threads: decoder threads (0: as many as the decoder likes).
         device: where the frames are decoded: "cpu", or "cuda" (see DEVICE_BACKENDS).
+        max_frame_pixels: a video whose header gives larger frames is refused before
+            any frame is decoded (0: no limit).
     Raises:
         FileNotFoundError: `path` does not exist.
-        DecodeError: the file cannot be opened as a video.
+        DecodeError: the file cannot be opened as a video (FrameTooLarge: its frames
+            are larger than `max_frame_pixels`).
         ImportError: the backend's package (or the libraries it loads) is not installed.
     """
     backend = resolve_backend(backend)
@@ -156,4 +184,5 @@ def open_video(
     module_name, class_name = BACKENDS[backend]
     video_class = getattr(importlib.import_module(module_name, __package__), class_name)
     on_device = {} if device == "cpu" else {"device": device}
-    return video_class(g_pathmgr.get_local_path(path), short_side=short_side, num_threads=num_threads, **on_device)
+    return video_class(g_pathmgr.get_local_path(path), short_side=short_side, num_threads=num_threads,
+                       max_frame_pixels=max_frame_pixels, **on_device)

@@ -6,24 +6,26 @@ from typing import Tuple
 import decord
 import torch
 
-from .decoding import DecodeError, Indices, Video, clamp_indices, resized_shape
+from .decoding import MAX_FRAME_PIXELS, DecodeError, Indices, Video, clamp_indices, resized_shape
 
 logger = logging.getLogger(__name__)
 
 
-def _probe(path: str, upright: bool) -> Tuple[int, int]:
+def _probe(path: str, upright: bool, max_frame_pixels: int) -> Tuple[int, int]:
     """(height, width) from the container header, read with PyAV (decord has no call
     for it); with `upright`, those of the frames as shown, which takes decoding the
     first frame for its display matrix (a phone video's rotation).
 
     Raises:
+        FrameTooLarge: the header's frames hold more than `max_frame_pixels` (0: no limit).
         DecodeError: the container has no timeline decord can seek by (raw elementary
             streams such as .m1v, MPEG-PS/TS): decord returns wrong frames from them.
     """
     import av
 
-    from .pyav_video import UNRELIABLE_TIMELINE_FLAGS, upright_turns
+    from .pyav_video import UNRELIABLE_TIMELINE_FLAGS, check_header_frame_size, upright_turns
 
+    check_header_frame_size(path, max_frame_pixels)
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
@@ -57,14 +59,17 @@ class DecordVideo(Video):
         path: a local file.
         short_side: frames are decoded with their short side shrunk to this (0: native).
         num_threads: decoder threads (0: as many as decord likes).
+        max_frame_pixels: larger frames (by the header) are refused before decoding (0: no limit).
     """
 
-    def __init__(self, path: str, short_side: int = 0, num_threads: int = 1) -> None:
+    def __init__(
+        self, path: str, short_side: int = 0, num_threads: int = 1, max_frame_pixels: int = MAX_FRAME_PIXELS
+    ) -> None:
         self.path = path
         if short_side > 0:
-            height, width = resized_shape(*_probe(path, upright=True), short_side)
+            height, width = resized_shape(*_probe(path, True, max_frame_pixels), short_side)
         else:
-            _probe(path, upright=False)
+            _probe(path, False, max_frame_pixels)
             height, width = -1, -1
         try:
             self._reader = decord.VideoReader(path, width=width, height=height, num_threads=num_threads)

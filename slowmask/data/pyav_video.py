@@ -8,7 +8,10 @@ import av
 import numpy as np
 import torch
 
-from .decoding import DecodeError, Indices, Video, clamp_indices, resized_shape
+from .decode_timeout import stop_if_abandoned
+from .decoding import (
+    MAX_FRAME_PIXELS, DecodeError, Indices, Video, check_frame_size, clamp_indices, resized_shape,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,31 @@ UNRELIABLE_TIMELINE_FLAGS = av.format.Flags.no_timestamps.value | av.format.Flag
 _forward_only_logged: Set[str] = set()
 # Files whose display rotation cannot be applied, so that it is warned about once per file.
 _rotation_warned: Set[str] = set()
+
+
+# Options of a header-only open: FFmpeg's stream probe (which decodes frames of some
+# codecs, H.264 among them, to learn more) reads as little as it may and decodes nothing.
+_HEADER_ONLY = {"skip_frame": "all", "probesize": "32", "analyzeduration": "1"}
+
+
+def check_header_frame_size(path: str, max_pixels: int) -> None:
+    """Refuse `path` when its first video stream's frames, as its header gives them, hold
+    more than `max_pixels` (0: no limit). Read by an open of its own that decodes
+    nothing, as an ordinary open's probe decodes a first frame of any size. A file
+    this open cannot read is left to the decoder, which says what is wrong with it.
+
+    Raises:
+        FrameTooLarge: see decoding.check_frame_size.
+    """
+    if max_pixels <= 0:
+        return
+    try:
+        with av.open(path, options=_HEADER_ONLY) as container:
+            codec = container.streams.video[0].codec_context
+            height, width = codec.height, codec.width
+    except (av.FFmpegError, IndexError):
+        return
+    check_frame_size(path, height, width, max_pixels)
 
 
 def upright_turns(frame: av.VideoFrame, path: str) -> int:
@@ -87,10 +115,14 @@ class PyAVVideo(Video):
         path: a local file.
         short_side: frames are converted with their short side shrunk to this (0: native).
         num_threads: decoder threads (0: as many as FFmpeg likes).
+        max_frame_pixels: larger frames (by the header) are refused before decoding (0: no limit).
     """
 
-    def __init__(self, path: str, short_side: int = 0, num_threads: int = 1) -> None:
+    def __init__(
+        self, path: str, short_side: int = 0, num_threads: int = 1, max_frame_pixels: int = MAX_FRAME_PIXELS
+    ) -> None:
         self.path = path
+        check_header_frame_size(path, max_frame_pixels)
         self._short_side = short_side
         self._num_threads = num_threads
         self._keyframes: Optional[List[float]] = None
@@ -238,6 +270,7 @@ class PyAVVideo(Video):
         previous, position, cached = None, -1.0, (None, None)
         try:
             for frame in self._container.decode(self._stream):
+                stop_if_abandoned()  # a decode past its deadline stops here, frame by frame
                 position = self._position(frame, position)
                 if previous is None and not from_start and position > wanted[0] + 0.5:
                     return None

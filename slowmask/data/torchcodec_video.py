@@ -14,7 +14,8 @@ from typing import List, Optional, Set, Tuple
 
 import torch
 
-from .decoding import DecodeError, Indices, Video, clamp_indices, resized_shape
+from .decoding import MAX_FRAME_PIXELS, DecodeError, Indices, Video, clamp_indices, resized_shape
+from .pyav_video import check_header_frame_size
 
 try:
     from torchcodec.decoders import VideoDecoder
@@ -72,14 +73,19 @@ class TorchCodecVideo(Video):
         num_threads: FFmpeg decoder threads (0: as many as FFmpeg likes); none on a GPU.
         device: "cpu", or "cuda" to decode with NVDEC on this process's current GPU: the
             frames are then CUDA tensors.
+        max_frame_pixels: larger frames (by the header) are refused before decoding (0: no limit).
     """
 
-    def __init__(self, path: str, short_side: int = 0, num_threads: int = 1, device: str = "cpu") -> None:
+    def __init__(
+        self, path: str, short_side: int = 0, num_threads: int = 1, device: str = "cpu",
+        max_frame_pixels: int = MAX_FRAME_PIXELS,
+    ) -> None:
         self.path = path
         self._num_threads = num_threads
         self._device = torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device(device)
         self._size: Optional[Tuple[int, int]] = None
         self._exact = False
+        check_header_frame_size(path, max_frame_pixels)  # torchcodec's open probes a frame of any size
         decoder = self._open()
         metadata = decoder.metadata
         if not metadata.num_frames_from_header:

@@ -36,7 +36,9 @@ class TrainLoop:
     Attributes read by hooks: epoch (0-based), iteration (within the epoch, counted
     from the start of the epoch also when the run resumed part-way through it),
     iters_per_epoch (the full epoch's), max_epoch, metrics (of the last step), batch
-    (the last one), data_time and step_time (seconds, last iteration). A hook ends the
+    (the last one), batches_done (of the epoch, those whose step and hooks have completed,
+    a resumed epoch's skipped ones included: where a checkpoint written when the loader
+    fails would resume), data_time and step_time (seconds, last iteration). A hook ends the
     run early with `request_stop()`: the loop stops after the current hook moment
     (skipping the rest of the epoch and its `after_epoch`) and calls `after_train`.
     """
@@ -53,7 +55,7 @@ class TrainLoop:
         self.hooks = hooks
         self.max_epoch = max_epoch
         self.iters_per_epoch = len(loader)
-        self.epoch = self.iteration = 0
+        self.epoch = self.iteration = self.batches_done = 0
         self.metrics: Dict[str, float] = {}
         self.batch: Any = None
         self.data_time = self.step_time = 0.0
@@ -85,6 +87,7 @@ class TrainLoop:
 
     def _run_epoch(self, first_iteration: int) -> None:
         tick = time.perf_counter()
+        self.batches_done = first_iteration
         for self.iteration, batch in enumerate(self.loader, start=first_iteration):
             self.data_time = time.perf_counter() - tick
             self.batch = batch
@@ -98,6 +101,7 @@ class TrainLoop:
                 ) from error
             self.step_time = time.perf_counter() - tick - self.data_time
             self._call("after_step")
+            self.batches_done = self.iteration + 1
             if self.stop_requested:
                 return
             tick = time.perf_counter()

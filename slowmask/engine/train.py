@@ -26,8 +26,9 @@ from slowmask.data import build_batch_mixer, build_loader, set_epoch
 from slowmask.data.build import build_batch_transfer
 from slowmask.data.build import check_starts_part_way
 from slowmask.data.index_samplers import ResumableOrder
+from slowmask.data.loader_workers import LoaderWorkerKilled
 from slowmask.models import build_loss, build_model
-from slowmask.utils.errors import SlowmaskError
+from slowmask.utils.errors import EXIT_STATUS, SlowmaskError
 from slowmask.utils.logging import setup_logging
 from slowmask.utils.output_files import OutputDirInUse, hold_output_dir, remove_stale_temporaries
 
@@ -279,7 +280,38 @@ def _train(cfg: CfgNode) -> None:
     hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device)
     stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)
     logger.info("training epochs %d..%d, %d iterations each", point.epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
-    run_from(TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH), point, stop)
+    loop = TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH)
+    try:
+        run_from(loop, point, stop)
+    except LoaderWorkerKilled as error:
+        raise after_worker_death(error, loop, point, stop.save) from error
+
+
+def after_worker_death(
+    error: LoaderWorkerKilled, loop: TrainLoop, point: ResumePoint, save: Optional[Callable[[int, Optional[int]], str]]
+) -> LoaderWorkerKilled:
+    """`error` (a loader worker died; the loop stopped between two steps) with the
+    checkpoint of the last completed step written through `save` (StopOnSignal's, None
+    on ranks that write none), as a stop signal would have: the run resumes there; at
+    an epoch's first batch, the previous epoch's end-of-epoch checkpoint. None is written
+    when nothing was trained since `point`, nor inside a gradient-accumulation cycle (its
+    update never happened: the newest checkpoint stays the resume point)."""
+    epoch, done = loop.epoch, loop.batches_done
+    where = f"epoch {epoch + 1}, " + (f"after iteration {done}" if done else "before its first iteration")
+    if (epoch, done) == (point.epoch, point.iteration):
+        saved = "nothing was trained since the run started, no checkpoint written"
+    elif getattr(loop.step, "pending_gradients", False):
+        saved = "no checkpoint written inside a gradient-accumulation cycle; the newest one stays"
+    elif save is None:
+        saved = "no checkpoint written by this rank (rank 0 writes them; the others stop at their next collective)"
+    else:
+        saved = f"checkpoint: {save(epoch, done) if done else save(epoch - 1, None)}"
+    stopped = LoaderWorkerKilled(error.pid, error.death, (
+        f" at {where}; {saved}; exit status {EXIT_STATUS[error.kind]}; run the same command again "
+        "(TRAIN.AUTO_RESUME True) to continue"
+    ))
+    logger.error("%s", stopped)
+    return stopped
 
 
 def in_loader_batches(point: ResumePoint, loader: Any, batch_total: int) -> ResumePoint:

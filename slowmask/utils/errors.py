@@ -17,6 +17,8 @@ Exit statuses (README, "Exit statuses"):
    5  distributed  the processes of a job could not meet or talk
    6  output       OUTPUT_DIR cannot be written: in use by another run, full, not a folder
    7  training     the training itself failed: a non-finite or exploding loss, too many skipped steps
+   8  worker       a data-loader worker was killed, usually by the out-of-memory killer;
+                   the mid-epoch checkpoint was written: rerun to resume
   75  preempted    stopped by a signal after writing a checkpoint: rerun to resume
  128+N            stopped by signal N before the first step (130 Ctrl-C, 143 SIGTERM)
 """
@@ -35,6 +37,7 @@ EXIT_STATUS: Dict[str, int] = {
     "distributed": 5,
     "output": 6,
     "training": 7,
+    "worker": 8,
     "preempted": 75,
 }
 SIGNAL_EXIT_BASE = 128
