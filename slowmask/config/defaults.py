@@ -347,6 +347,9 @@ _C.TEACHER.CFG_FILE = ""
 _C.TEACHER.OPTS = []
 # Local checkpoint of the teacher (slowmask or PySlowFast format: a dict with "model_state").
 _C.TEACHER.CHECKPOINT_FILE_PATH = ""
+# False: the teacher's architecture only, with random weights and a warning (what
+# tools/model_info.py builds to count a recipe without its teacher's checkpoint); never train so.
+_C.TEACHER.LOAD_WEIGHTS = True
 # Block whose output is the target (before any final norm, class token dropped); -1 is the last block.
 _C.TEACHER.LAYER = -1
 # Normalization of each target token: "layernorm" (parameter-free, MVD), "l2" (UMT) or "none".

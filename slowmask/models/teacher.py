@@ -65,7 +65,7 @@ def teacher_config(cfg: CfgNode) -> CfgNode:
     student's crop (and, for a video teacher, the student's frames)."""
     if not cfg.TEACHER.CFG_FILE:
         raise ValueError("MASK.TARGET 'teacher' needs TEACHER.CFG_FILE: set it to the yaml of the teacher's architecture")
-    if not cfg.TEACHER.CHECKPOINT_FILE_PATH:
+    if cfg.TEACHER.LOAD_WEIGHTS and not cfg.TEACHER.CHECKPOINT_FILE_PATH:
         raise ValueError(
             "MASK.TARGET 'teacher' needs TEACHER.CHECKPOINT_FILE_PATH: set it to the teacher's local "
             "checkpoint (a MaskFeat or MAE pretraining run's checkpoint_epoch_*.pyth)"
@@ -79,7 +79,7 @@ def teacher_config(cfg: CfgNode) -> CfgNode:
 
 def build_teacher(cfg: CfgNode) -> TeacherEncoder:
     """The frozen teacher encoder (eval mode, no gradient) of TEACHER.*, with its
-    checkpoint's weights, cut after block TEACHER.LAYER."""
+    checkpoint's weights (unless TEACHER.LOAD_WEIGHTS is False), cut after block TEACHER.LAYER."""
     tcfg = teacher_config(cfg)
     args = trunk_args(tcfg)
     depth = len(args["layout"])
@@ -88,12 +88,16 @@ def build_teacher(cfg: CfgNode) -> TeacherEncoder:
         raise ValueError(f"TEACHER.LAYER {cfg.TEACHER.LAYER} is outside the teacher's {depth} blocks; use 0..{depth - 1} or -1")
     args["layout"] = args["layout"][: layer + 1]
     trunk = MViTTrunk(**args)
-    load_pretrained(cfg.TEACHER.CHECKPOINT_FILE_PATH, trunk)
+    if cfg.TEACHER.LOAD_WEIGHTS:
+        load_pretrained(cfg.TEACHER.CHECKPOINT_FILE_PATH, trunk)
+    else:
+        logger.warning("teacher: TEACHER.LOAD_WEIGHTS is False: its weights are random, its targets meaningless")
     teacher = TeacherEncoder(trunk, per_frame=tcfg.MVIT.PATCH_2D)
     teacher.requires_grad_(False)
     logger.info(
         "teacher: %s, blocks 0..%d of %d, %d-wide features, from %s",
-        cfg.TEACHER.CFG_FILE, layer, depth, teacher.dim, cfg.TEACHER.CHECKPOINT_FILE_PATH,
+        cfg.TEACHER.CFG_FILE, layer, depth, teacher.dim,
+        cfg.TEACHER.CHECKPOINT_FILE_PATH if cfg.TEACHER.LOAD_WEIGHTS else "random weights",
     )
     return teacher.eval()
 
