@@ -150,7 +150,9 @@ _C.TEST.NUM_ENSEMBLE_VIEWS = 10
 _C.TEST.NUM_SPATIAL_CROPS = 3
 # Format of TEST.CHECKPOINT_FILE_PATH; only "pytorch" is supported.
 _C.TEST.CHECKPOINT_TYPE = "pytorch"
-# Where to save the per-video scores ("" does not save).
+# Where to save the per-video scores, relative to OUTPUT_DIR ("" does not save): a dict with
+# "scores" (videos, classes), "labels" (videos,) and "paths"; a ".pkl" name is a plain pickle
+# (numpy arrays, a list of str: pickle.load reads it), any other (".pt", ".pyth") a torch.save file.
 _C.TEST.SAVE_RESULTS_PATH = ""
 # PySlowFast's list of temporal clip counts to test with (accepted, unused).
 _C.TEST.NUM_TEMPORAL_CLIPS = []
