@@ -4,12 +4,17 @@ Three backends implement it, each in its own file and imported only when chosen:
 PyAV (`pyav_video.py`), decord (`decord_video.py`) and torchcodec (`torchcodec_video.py`,
 an optional extra, the one that can decode on a GPU). Frame index `i` means the frame
 shown at time `i / fps` from the start of the stream.
+
+A backend that would misread a file, or cannot open one another backend reads (decord and
+MPEG program streams, raw elementary streams, GIF, Flash), raises `ReadWithAnotherBackend`:
+`open_video` opens the file with the backend it names, with one warning per file, so a run
+loses no video to its backend's faults.
 """
 
 import importlib
 import logging
 from abc import ABC, abstractmethod
-from typing import Sequence, Tuple, Union
+from typing import Sequence, Set, Tuple, Union
 
 import torch
 from iopath.common.file_io import g_pathmgr
@@ -29,6 +34,8 @@ DEVICE_BACKENDS = {"cuda": ("torchcodec",)}
 # PySlowFast's names that slowmask reads with another backend.
 BACKEND_ALIASES = {"torchvision": "pyav"}
 _aliases_logged = set()
+# Files opened with another backend than the configured one, so that it is warned about once per file.
+_fallbacks_warned: Set[str] = set()
 
 Indices = Union[Sequence[int], torch.Tensor]
 
@@ -37,6 +44,15 @@ class DecodeError(SlowmaskError, RuntimeError):
     """A video that exists but cannot be read: corrupt, truncated, no video stream."""
 
     kind = "data"
+
+
+class ReadWithAnotherBackend(DecodeError):
+    """A file this backend would misread or cannot open, and `backend` reads: `open_video`
+    opens it with that one instead."""
+
+    def __init__(self, message: str, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
 
 
 class Video(ABC):
@@ -146,7 +162,8 @@ def open_video(
         device: where the frames are decoded: "cpu", or "cuda" (see DEVICE_BACKENDS).
     Raises:
         FileNotFoundError: `path` does not exist.
-        DecodeError: the file cannot be opened as a video.
+        DecodeError: the file cannot be opened as a video (by the backend a
+            ReadWithAnotherBackend names either).
         ImportError: the backend's package (or the libraries it loads) is not installed.
     """
     backend = resolve_backend(backend)
@@ -156,4 +173,12 @@ def open_video(
     module_name, class_name = BACKENDS[backend]
     video_class = getattr(importlib.import_module(module_name, __package__), class_name)
     on_device = {} if device == "cpu" else {"device": device}
-    return video_class(g_pathmgr.get_local_path(path), short_side=short_side, num_threads=num_threads, **on_device)
+    try:
+        return video_class(g_pathmgr.get_local_path(path), short_side=short_side, num_threads=num_threads, **on_device)
+    except ReadWithAnotherBackend as refusal:
+        if refusal.backend == backend:
+            raise
+        if path not in _fallbacks_warned:
+            _fallbacks_warned.add(path)
+            logger.warning("%s; decoding it with %s instead", refusal, refusal.backend)
+        return open_video(path, refusal.backend, short_side, num_threads, device)
