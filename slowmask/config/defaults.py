@@ -393,7 +393,8 @@ _C.DATA.TRAIN_CROP_SIZE = 224
 _C.DATA.TEST_CROP_SIZE = 256
 # Frame rate the sampling rate refers to; videos at other rates are resampled.
 _C.DATA.TARGET_FPS = 30
-# Decoder ("pyav", "decord" or "torchcodec"; PySlowFast's "torchvision" reads with PyAV).
+# Decoder ("pyav", "decord" or "torchcodec"; PySlowFast's "torchvision" reads with PyAV). A file
+# decord would misread or cannot open (MPEG-PS/TS, raw streams, .vob, GIF, .swf) is read with PyAV, with a warning.
 _C.DATA.DECODING_BACKEND = "pyav"
 # Short side the frames are resized to while decoding (0 keeps the native size).
 _C.DATA.DECODING_SHORT_SIZE = 256
