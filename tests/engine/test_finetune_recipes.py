@@ -5,13 +5,15 @@ naming what was dropped and created. The demo's ViT fine-tuning configs run."""
 
 import logging
 import os
+import re
 
 import pytest
 import torch
 
 from slowmask.config import load_config
 from slowmask.engine.checkpoint import load_pretrained, save_checkpoint
-from slowmask.models import build_model
+from slowmask.models import MViTTrunk, build_model, trunk_args
+from slowmask.models.pretrained import STEM_PREFIXES
 from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -77,3 +79,45 @@ def test_the_demo_vit_fine_tuning_configs_run(pretrain, finetune, demo_data_dir,
     assert "does not fit this model's stem" not in log
     assert "2 new (initialized): head.projection.weight, head.projection.bias" in log
     assert os.path.isfile(out / "test_results.json")
+
+
+def stem(config: str):
+    """Names and shapes of the position tables, class token and patch embedding of a
+    config's encoder (built on the meta device: no memory, no time)."""
+    with torch.device("meta"):
+        trunk = MViTTrunk(**trunk_args(load_config(os.path.join(REPO, "configs", config))))
+    return {name: tuple(value.shape) for name, value in trunk.state_dict().items() if name.startswith(STEM_PREFIXES)}
+
+
+README_PAIRS = re.findall(r"`(\w+_PT)` -> `(\w+_FT)`", open(os.path.join(REPO, "README.md")).read())
+SAME_STEM_AS_VIDEOMAE = [
+    (f"{name}.yaml", "k400_ViT_B_VideoMAE_FT.yaml")
+    for name in ("k400_ViT_B_VideoMAEv2_PT", "k400_ViT_B_MVD_PT", "k400_in1k_ViT_B_OmniMAE_PT")
+]
+DEMO_PAIRS = [
+    ("demo/MViT_tiny_MaskFeat_PT.yaml", "demo/MViT_tiny_FT.yaml"),
+    ("demo/ViT_tiny_MAE_PT.yaml", "demo/ViT_tiny_FT.yaml"),
+    ("demo/ViT_tiny_MaskFeat_PT.yaml", "demo/ViT_tiny_FT.yaml"),
+    ("demo/ViT_tiny_VideoMAE_PT.yaml", "demo/ViT_tiny_VideoMAE_FT.yaml"),
+    ("demo/ViT_tiny_VideoMAEv2_PT.yaml", "demo/ViT_tiny_VideoMAE_FT.yaml"),
+    ("demo/ViT_tiny_MVD_PT.yaml", "demo/ViT_tiny_VideoMAE_FT.yaml"),
+]
+
+
+def test_the_readme_pairs_every_pretraining_recipe_it_lists():
+    pretraining = {pt for pt, _ in README_PAIRS}
+    assert {"k400_ViT_B_VideoMAE_PT", "k400_ViT_B_MAE_PT", "k400_MViT_S_MaskFeat_PT", "in1k_ViT_B_SimMIM_PT"} <= pretraining
+    assert ("k400_ViT_B_VideoMAE_PT", "k400_ViT_B_VideoMAE_FT") in README_PAIRS
+
+
+@pytest.mark.parametrize(
+    "pretrain, finetune",
+    [(f"{pt}.yaml", f"{ft}.yaml") for pt, ft in sorted(set(README_PAIRS))] + SAME_STEM_AS_VIDEOMAE + DEMO_PAIRS,
+)
+def test_the_fine_tuning_config_has_the_stem_of_its_pretraining_config(pretrain, finetune):
+    assert stem(pretrain) == stem(finetune)
+
+
+def test_the_stems_of_the_two_vit_b_fine_tuning_configs_differ():
+    assert set(stem("k400_ViT_B_FT.yaml")) - set(stem("k400_ViT_B_VideoMAE_FT.yaml")) == {
+        "cls_token", "pos_embed_spatial", "pos_embed_temporal", "pos_embed_class"}
