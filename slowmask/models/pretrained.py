@@ -127,6 +127,15 @@ def check_finite(path: str, state: Dict[str, Any]) -> None:
 PRETRAINING_ONLY = ("pred_head.", "mask_token", "decoder", "hogs.")
 
 
+# Tensors that place and embed the input tokens: without them the pretrained blocks see
+# inputs unlike those they were trained on.
+STEM_PREFIXES = ("pos_embed", "cls_token", "patch_embed.")
+
+
+def _is_stem(name: str) -> bool:
+    return name.startswith(STEM_PREFIXES)
+
+
 @dataclass
 class LoadReport:
     """What `load_pretrained` did with each name.
@@ -158,15 +167,6 @@ class LoadReport:
         a class token): the model would fine-tune from a half-initialized input."""
         dropped = [name for name, why in self.skipped.items() if why == "not in this model" and _is_stem(name)]
         return dropped, [name for name in self.new if _is_stem(name)]
-
-
-# Tensors that place and embed the input tokens: without them the pretrained blocks see
-# inputs unlike those they were trained on.
-STEM_PREFIXES = ("pos_embed", "cls_token", "patch_embed.")
-
-
-def _is_stem(name: str) -> bool:
-    return name.startswith(STEM_PREFIXES)
 
 
 def renamed(state: Dict[str, Tensor], patterns: Sequence[str]) -> Dict[str, Tensor]:
