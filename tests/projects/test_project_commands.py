@@ -94,7 +94,11 @@ def test_the_command_passes_the_preflight(readme, words, demo_data_dir, demo_ima
     os.symlink(demo_data_dir, "data/demo")
     os.symlink(demo_images, "data/demo_images")
     args = stand_ins(words, demo_data_dir, demo_images)
-    cfg = load_config(args[args.index("--cfg") + 1])
+    # The repository's own path of the yaml: a custom module it names is then the one
+    # other tests of this session imported (a module is known by its file's path).
+    at = args.index("--cfg") + 1
+    args[at] = os.path.join(REPO, args[at])
+    cfg = load_config(args[at])
     if cfg.NUM_GPUS > 0:  # a full recipe, checked in one CPU process on the demo data
         args += ["NUM_GPUS", "0", "NUM_SHARDS", "1", "TRAIN.BATCH_SIZE", "2", "TEST.BATCH_SIZE", "2"]
         args += image_folder_of_mixed_recipe(cfg, demo_images)
