@@ -51,7 +51,9 @@ def run(argv) -> int:
         if args.folders:
             entries = hold_out(entries_from_folders(args.videos), args.val_fraction, args.test_fraction, args.seed)
         elif args.val_fraction or args.test_fraction:
-            raise ValueError("--val-fraction / --test-fraction split a --folders tree; the annotation CSVs name the splits")
+            raise ValueError(
+                "--val-fraction / --test-fraction split a --folders tree; the annotation CSVs name the splits"
+            )
         else:
             entries = entries_from_annotations(args.annotations, args.videos)
     except (FileNotFoundError, ValueError) as error:

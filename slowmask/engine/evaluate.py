@@ -273,13 +273,13 @@ def save_results(cfg: CfgNode, metrics: Dict[str, Any]) -> None:
         simplejson.dump(summary, f, indent=2)
     if cfg.TEST.SAVE_RESULTS_PATH:
         path = os.path.join(cfg.OUTPUT_DIR, cfg.TEST.SAVE_RESULTS_PATH)
-        results = {"scores": videos.scores, "labels": videos.labels, "paths": [videos.paths[int(v)] for v in videos.video]}
+        paths = [videos.paths[int(v)] for v in videos.video]
         with g_pathmgr.open(path, "wb") as f:
             if path.endswith(".pkl"):
-                plain = {"scores": results["scores"].numpy(), "labels": results["labels"].numpy(), "paths": results["paths"]}
+                plain = {"scores": videos.scores.numpy(), "labels": videos.labels.numpy(), "paths": paths}
                 pickle.dump(plain, f, protocol=pickle.HIGHEST_PROTOCOL)
             else:
-                torch.save(results, f)
+                torch.save({"scores": videos.scores, "labels": videos.labels, "paths": paths}, f)
         logger.info("per-video scores written to %s", path)
 
 

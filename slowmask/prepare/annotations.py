@@ -124,10 +124,14 @@ def entries_from_folders(root: str) -> List[VideoEntry]:
     return entries
 
 
-def hold_out(entries: Sequence[VideoEntry], val_fraction: float, test_fraction: float, seed: int = 0) -> List[VideoEntry]:
+def hold_out(
+    entries: Sequence[VideoEntry], val_fraction: float, test_fraction: float, seed: int = 0
+) -> List[VideoEntry]:
     """The training entries with a share of each class moved to "val" and "test"
     (stratified: round(n * fraction) of a class's n videos, drawn by a generator seeded
-    with `seed` from the videos sorted by key, so a rerun gives the same split).
+    with `seed` from the videos sorted by key, so a rerun gives the same split). Each
+    class keeps at least one training video: the held-out counts are lowered (test
+    first) where rounding would take them all.
 
     Raises:
         ValueError: a fraction outside [0, 1), fractions that leave no training data, or
@@ -152,7 +156,8 @@ def hold_out(entries: Sequence[VideoEntry], val_fraction: float, test_fraction: 
     for label in sorted(by_class):
         videos = sorted(by_class[label], key=lambda entry: entry.key)
         generator.shuffle(videos)
-        num_val, num_test = round(len(videos) * val_fraction), round(len(videos) * test_fraction)
+        num_val = min(round(len(videos) * val_fraction), len(videos) - 1)
+        num_test = min(round(len(videos) * test_fraction), len(videos) - 1 - num_val)
         held.update({entry.key: "val" for entry in videos[:num_val]})
         held.update({entry.key: "test" for entry in videos[num_val : num_val + num_test]})
     return [replace(entry, split=held.get(entry.key, entry.split)) for entry in entries]

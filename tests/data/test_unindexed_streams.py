@@ -116,7 +116,7 @@ def test_an_exact_header_is_trusted_without_counting(counting_video, monkeypatch
 
 
 @pytest.mark.parametrize("name", sorted(STREAMS))
-def test_what_decord_would_misread_or_cannot_open_is_read_with_pyav_with_one_warning(streams, name, caplog, monkeypatch):
+def test_what_decord_misreads_or_cannot_open_is_read_with_pyav_with_one_warning(streams, name, caplog, monkeypatch):
     """decord 0.6 returns wrong frames from the .m1v, .mpg and .ts, and cannot open
     the .swf nor the raw .h264 ("broken metadata"): PyAV reads them, said once per file."""
     monkeypatch.setattr(decoding, "_fallbacks_warned", set())

@@ -106,7 +106,7 @@ DEMO_PAIRS = [
 
 def test_the_readme_pairs_every_pretraining_recipe_it_lists():
     pretraining = {pt for pt, _ in README_PAIRS}
-    assert {"k400_ViT_B_VideoMAE_PT", "k400_ViT_B_MAE_PT", "k400_MViT_S_MaskFeat_PT", "in1k_ViT_B_SimMIM_PT"} <= pretraining
+    assert pretraining >= {"k400_ViT_B_VideoMAE_PT", "k400_ViT_B_MAE_PT", "k400_MViT_S_MaskFeat_PT", "in1k_ViT_B_SimMIM_PT"}
     assert ("k400_ViT_B_VideoMAE_PT", "k400_ViT_B_VideoMAE_FT") in README_PAIRS
 
 

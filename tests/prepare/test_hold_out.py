@@ -59,3 +59,9 @@ def test_fractions_with_split_folders_are_a_usage_error(tmp_path, capsys):
     assert status == 3
     assert "already have a val split (split folders)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_class_keeps_a_training_video():
+    """round(2 * 0.3) = 1 each would take both videos of a 2-video class."""
+    split = hold_out(entries({"a": 2, "b": 1}), val_fraction=0.3, test_fraction=0.3)
+    assert sorted((e.label, e.split) for e in split) == [("a", "train"), ("a", "val"), ("b", "train")]
