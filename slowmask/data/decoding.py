@@ -170,15 +170,23 @@ def open_video(
     check_device(backend, device)
     if not g_pathmgr.exists(path):
         raise FileNotFoundError(f"video not found: {path}")
-    module_name, class_name = BACKENDS[backend]
-    video_class = getattr(importlib.import_module(module_name, __package__), class_name)
-    on_device = {} if device == "cpu" else {"device": device}
+    local_path = g_pathmgr.get_local_path(path)
     try:
-        return video_class(g_pathmgr.get_local_path(path), short_side=short_side, num_threads=num_threads, **on_device)
+        return _video_class(backend)(local_path, short_side=short_side, num_threads=num_threads, **_on(device))
     except ReadWithAnotherBackend as refusal:
-        if refusal.backend == backend:
-            raise
         if path not in _fallbacks_warned:
             _fallbacks_warned.add(path)
             logger.warning("%s; decoding it with %s instead", refusal, refusal.backend)
-        return open_video(path, refusal.backend, short_side, num_threads, device)
+        check_device(refusal.backend, device)
+        # One hand-over only: a refusal by the second backend is a DecodeError like any other.
+        return _video_class(refusal.backend)(local_path, short_side=short_side, num_threads=num_threads, **_on(device))
+
+
+def _video_class(backend: str) -> type:
+    module_name, class_name = BACKENDS[backend]
+    return getattr(importlib.import_module(module_name, __package__), class_name)
+
+
+def _on(device: str) -> dict:
+    """The `device` argument of a Video class that decodes off the CPU."""
+    return {} if device == "cpu" else {"device": device}
