@@ -68,7 +68,9 @@ def report(cfg: CfgNode, test_crop: bool = False, with_flops: bool = True) -> Li
 def run(argv: List[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    cfg = load_config(args.cfg_file, args.opts)
+    # The teacher of a distillation recipe adds nothing to the student's counts: its
+    # architecture (its width sizes the prediction head) is built without its checkpoint.
+    cfg = load_config(args.cfg_file, ["TEACHER.LOAD_WEIGHTS", "False"] + list(args.opts))
     sys.stdout.write("\n".join(report(cfg, args.test, not args.no_flops)) + "\n")
     return 0
 

@@ -2,14 +2,17 @@
 """Turn downloaded Kinetics videos (or any folder-per-class tree) into trainable lists:
 
     python tools/prepare_kinetics.py --videos DIR --annotations train.csv validate.csv [test.csv] --out DIR
-    python tools/prepare_kinetics.py --videos DIR --folders --out DIR
+    python tools/prepare_kinetics.py --videos DIR --folders [--val-fraction 0.1 --test-fraction 0.1] --out DIR
 
 With --annotations, the official CSVs (label,youtube_id,time_start,time_end,split) are
 matched to files named <youtube_id>_<start:06d>_<end:06d>.<ext> (or <youtube_id>.<ext>)
-anywhere under --videos. With --folders, --videos is DIR/<class>/<video> (all training) or
-DIR/<split>/<class>/<video>. --short-side 320 re-encodes every video into OUT/videos with
-that short side (PyAV, --jobs processes). Writes OUT/train.csv, val.csv, test.csv,
-classids.json, missing.txt and unreadable.txt; a second run skips the videos already done.
+anywhere under --videos. With --folders, --videos is DIR/<split>/<class>/<video> (split:
+train, val, test) or DIR/<class>/<video>, all training videos unless --val-fraction /
+--test-fraction hold out that share of each class (drawn with --seed: a rerun gives the
+same split). --short-side 320 re-encodes every video into OUT/videos with that short side
+(PyAV, --jobs processes). Writes OUT/train.csv and, for the splits that have videos,
+val.csv and test.csv; classids.json, missing.txt and unreadable.txt; a second run skips the
+videos already done.
 Then train with DATA.PATH_TO_DATA_DIR OUT.
 """
 
@@ -20,7 +23,7 @@ import sys
 
 from slowmask.utils.errors import DataError, run_tool
 from slowmask.utils.tool_args import tool_parser
-from slowmask.prepare import entries_from_annotations, entries_from_folders, prepare_dataset
+from slowmask.prepare import entries_from_annotations, entries_from_folders, hold_out, prepare_dataset
 
 logger = logging.getLogger("slowmask.tools.prepare_kinetics")
 
@@ -31,6 +34,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     layout = parser.add_mutually_exclusive_group(required=True)
     layout.add_argument("--annotations", nargs="+", help="official Kinetics CSV files")
     layout.add_argument("--folders", action="store_true", help="folder-per-class layout")
+    parser.add_argument("--val-fraction", type=float, default=0.0,
+                        help="with --folders and no split folders: share of each class's videos for val.csv")
+    parser.add_argument("--test-fraction", type=float, default=0.0,
+                        help="with --folders and no split folders: share of each class's videos for test.csv")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hold-out draw")
     parser.add_argument("--out", required=True, help="folder for the lists (and re-encoded videos)")
     parser.add_argument("--short-side", type=int, default=0, help="re-encode to this short side (0: keep the files)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
@@ -42,7 +50,11 @@ def run(argv) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(name)s: %(message)s")
     try:
         if args.folders:
-            entries = entries_from_folders(args.videos)
+            entries = hold_out(entries_from_folders(args.videos), args.val_fraction, args.test_fraction, args.seed)
+        elif args.val_fraction or args.test_fraction:
+            raise ValueError(
+                "--val-fraction / --test-fraction split a --folders tree; the annotation CSVs name the splits"
+            )
         else:
             entries = entries_from_annotations(args.annotations, args.videos)
     except (FileNotFoundError, ValueError) as error:

@@ -155,7 +155,9 @@ _C.TEST.NUM_ENSEMBLE_VIEWS = 10
 _C.TEST.NUM_SPATIAL_CROPS = 3
 # Format of TEST.CHECKPOINT_FILE_PATH; only "pytorch" is supported.
 _C.TEST.CHECKPOINT_TYPE = "pytorch"
-# Where to save the per-video scores ("" does not save).
+# Where to save the per-video scores, relative to OUTPUT_DIR ("" does not save): a dict with
+# "scores" (videos, classes), "labels" (videos,) and "paths"; a ".pkl" name is a plain pickle
+# (numpy arrays, a list of str: pickle.load reads it), any other (".pt", ".pyth") a torch.save file.
 _C.TEST.SAVE_RESULTS_PATH = ""
 # PySlowFast's list of temporal clip counts to test with (accepted, unused).
 _C.TEST.NUM_TEMPORAL_CLIPS = []
@@ -352,6 +354,9 @@ _C.TEACHER.CFG_FILE = ""
 _C.TEACHER.OPTS = []
 # Local checkpoint of the teacher (slowmask or PySlowFast format: a dict with "model_state").
 _C.TEACHER.CHECKPOINT_FILE_PATH = ""
+# False: the teacher's architecture only, with random weights and a warning (what
+# tools/model_info.py builds to count a recipe without its teacher's checkpoint); never train so.
+_C.TEACHER.LOAD_WEIGHTS = True
 # Block whose output is the target (before any final norm, class token dropped); -1 is the last block.
 _C.TEACHER.LAYER = -1
 # Normalization of each target token: "layernorm" (parameter-free, MVD), "l2" (UMT) or "none".
@@ -393,7 +398,8 @@ _C.DATA.TRAIN_CROP_SIZE = 224
 _C.DATA.TEST_CROP_SIZE = 256
 # Frame rate the sampling rate refers to; videos at other rates are resampled.
 _C.DATA.TARGET_FPS = 30
-# Decoder ("pyav", "decord" or "torchcodec"; PySlowFast's "torchvision" reads with PyAV).
+# Decoder ("pyav", "decord" or "torchcodec"; PySlowFast's "torchvision" reads with PyAV). A file
+# decord would misread or cannot open (MPEG-PS/TS, raw streams, .vob, GIF, .swf) is read with PyAV, with a warning.
 _C.DATA.DECODING_BACKEND = "pyav"
 # Short side the frames are resized to while decoding (0 keeps the native size).
 _C.DATA.DECODING_SHORT_SIZE = 256

@@ -4,12 +4,17 @@ Three backends implement it, each in its own file and imported only when chosen:
 PyAV (`pyav_video.py`), decord (`decord_video.py`) and torchcodec (`torchcodec_video.py`,
 an optional extra, the one that can decode on a GPU). Frame index `i` means the frame
 shown at time `i / fps` from the start of the stream.
+
+A backend that would misread a file, or cannot open one another backend reads (decord and
+MPEG program streams, raw elementary streams, GIF, Flash), raises `ReadWithAnotherBackend`:
+`open_video` opens the file with the backend it names, with one warning per file, so a run
+loses no video to its backend's faults.
 """
 
 import importlib
 import logging
 from abc import ABC, abstractmethod
-from typing import Sequence, Tuple, Union
+from typing import Sequence, Set, Tuple, Union
 
 import torch
 from iopath.common.file_io import g_pathmgr
@@ -29,6 +34,8 @@ DEVICE_BACKENDS = {"cuda": ("torchcodec",)}
 # PySlowFast's names that slowmask reads with another backend.
 BACKEND_ALIASES = {"torchvision": "pyav"}
 _aliases_logged = set()
+# Files opened with another backend than the configured one, so that it is warned about once per file.
+_fallbacks_warned: Set[str] = set()
 
 Indices = Union[Sequence[int], torch.Tensor]
 
@@ -61,6 +68,15 @@ def check_frame_size(path: str, height: int, width: int, max_pixels: int) -> Non
             f"DATA.MAX_FRAME_PIXELS ({max_pixels:,}); refused before decoding: shrink the video "
             "(ffmpeg -vf scale) or raise DATA.MAX_FRAME_PIXELS"
         )
+
+
+class ReadWithAnotherBackend(DecodeError):
+    """A file this backend would misread or cannot open, and `backend` reads: `open_video`
+    opens it with that one instead."""
+
+    def __init__(self, message: str, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
 
 
 class Video(ABC):
@@ -173,16 +189,33 @@ def open_video(
             any frame is decoded (0: no limit).
     Raises:
         FileNotFoundError: `path` does not exist.
-        DecodeError: the file cannot be opened as a video (FrameTooLarge: its frames
-            are larger than `max_frame_pixels`).
+        DecodeError: the file cannot be opened as a video (by the backend a
+            ReadWithAnotherBackend names either; FrameTooLarge: its frames are larger
+            than `max_frame_pixels`).
         ImportError: the backend's package (or the libraries it loads) is not installed.
     """
     backend = resolve_backend(backend)
     check_device(backend, device)
     if not g_pathmgr.exists(path):
         raise FileNotFoundError(f"video not found: {path}")
+    local_path = g_pathmgr.get_local_path(path)
+    options = dict(short_side=short_side, num_threads=num_threads, max_frame_pixels=max_frame_pixels, **_on(device))
+    try:
+        return _video_class(backend)(local_path, **options)
+    except ReadWithAnotherBackend as refusal:
+        if path not in _fallbacks_warned:
+            _fallbacks_warned.add(path)
+            logger.warning("%s; decoding it with %s instead", refusal, refusal.backend)
+        check_device(refusal.backend, device)
+        # One hand-over only: a refusal by the second backend is a DecodeError like any other.
+        return _video_class(refusal.backend)(local_path, **options)
+
+
+def _video_class(backend: str) -> type:
     module_name, class_name = BACKENDS[backend]
-    video_class = getattr(importlib.import_module(module_name, __package__), class_name)
-    on_device = {} if device == "cpu" else {"device": device}
-    return video_class(g_pathmgr.get_local_path(path), short_side=short_side, num_threads=num_threads,
-                       max_frame_pixels=max_frame_pixels, **on_device)
+    return getattr(importlib.import_module(module_name, __package__), class_name)
+
+
+def _on(device: str) -> dict:
+    """The `device` argument of a Video class that decodes off the CPU."""
+    return {} if device == "cpu" else {"device": device}

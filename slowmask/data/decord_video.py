@@ -6,7 +6,7 @@ from typing import Tuple
 import decord
 import torch
 
-from .decoding import MAX_FRAME_PIXELS, DecodeError, Indices, Video, clamp_indices, resized_shape
+from .decoding import MAX_FRAME_PIXELS, DecodeError, Indices, ReadWithAnotherBackend, Video, clamp_indices, resized_shape
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +18,10 @@ def _probe(path: str, upright: bool, max_frame_pixels: int) -> Tuple[int, int]:
 
     Raises:
         FrameTooLarge: the header's frames hold more than `max_frame_pixels` (0: no limit).
-        DecodeError: the container has no timeline decord can seek by (raw elementary
-            streams such as .m1v, MPEG-PS/TS): decord returns wrong frames from them.
+        DecodeError: PyAV cannot open it either.
+        ReadWithAnotherBackend: the container has no timeline decord can seek by (raw
+            elementary streams such as .m1v, MPEG-PS/TS, .vob): decord returns wrong frames
+            from them; PyAV reads them forward.
     """
     import av
 
@@ -36,11 +38,18 @@ def _probe(path: str, upright: bool, max_frame_pixels: int) -> Tuple[int, int]:
     except (av.FFmpegError, IndexError, StopIteration) as e:
         raise DecodeError(f"cannot open {path}: {str(e) or 'no decodable frame'}") from e
     if unreliable:
-        raise DecodeError(
+        raise ReadWithAnotherBackend(
             f"decord cannot read {path}: a {format_name} stream has no timeline to seek by, and decord "
-            "returns wrong frames from it; decode it with PyAV (DATA.DECODING_BACKEND pyav)"
+            "returns wrong frames from it",
+            backend="pyav",
         )
     return size[::-1] if turns % 2 else size
+
+
+def _reason(error: Exception) -> str:
+    """decord's message without its time, source line and path prefixes
+    ("[10:01:02] src/video/video_reader.cc:270: [a.gif] Failed to ...")."""
+    return str(error).strip().rsplit("] ", 1)[-1] or type(error).__name__
 
 
 class DecordVideo(Video):
@@ -49,7 +58,8 @@ class DecordVideo(Video):
     decord 0.6 has known faults that PyAV does not share: it fails on some native
     frame widths (48 px, for one), returns wrong frames after seeking in AVI files, and
     from containers without a timeline to seek by (raw .m1v/.h264 streams, MPEG-PS/TS),
-    which are refused with a DecodeError that points to the PyAV backend.
+    and cannot open some files PyAV reads (GIF, Flash .swf): those raise
+    ReadWithAnotherBackend, and `open_video` reads them with PyAV.
 
     decord turns the frames of a video whose display matrix rotates by a quarter turn
     (a phone video) upright itself, and takes the size asked in that orientation: the
@@ -75,10 +85,10 @@ class DecordVideo(Video):
             self._reader = decord.VideoReader(path, width=width, height=height, num_threads=num_threads)
             self._fps = float(self._reader.get_avg_fps())
         except (decord.DECORDError, RuntimeError, ValueError, IndexError, AssertionError) as e:
-            # PyAV has just read the header, so it is worth a try (a Flash .swf, for one).
-            raise DecodeError(
-                f"decord cannot open {path} ({e}), although PyAV reads its header; "
-                "try DATA.DECODING_BACKEND pyav"
+            # PyAV has just read the header, so it is worth a try (a Flash .swf, a GIF).
+            raise ReadWithAnotherBackend(
+                f"decord cannot open {path} ({_reason(e)}), although PyAV reads its header",
+                backend="pyav",
             ) from e
         if self._fps <= 0:
             raise DecodeError(f"{path} reports no frame rate")

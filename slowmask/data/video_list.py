@@ -185,14 +185,28 @@ def read_video_list(list_path: str, prefix: str = "", separator: str = " ") -> L
     return videos
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _label_problem(list_path: str, row: ListRow, first: bool) -> str:
+    label = row.fields[1]
+    if _is_number(label):
+        return (
+            f"{list_path}, line {row.number} ({row.text!r}): label {label!r} is not an integer: a label is a class "
+            "index (0, 1, ...); write it without a fraction or exponent"
+        )
     if first:
         return (
             f"{list_path}, line {row.number} ({row.text!r}) looks like a header: a list has no header line, "
             "only 'path label' lines; remove it"
         )
     return (
-        f"{list_path}, line {row.number}: label {row.fields[1]!r} is not an integer (the label is the last field; "
+        f"{list_path}, line {row.number}: label {label!r} is not an integer (the label is the last field; "
         "write a path without a label that holds a space or a comma in double quotes)"
     )
 

@@ -18,17 +18,17 @@ compared with the checkpoint's size (its tensors' bytes, or the previous checkpo
 size when larger): too little fails at once, little warns. A write that fails removes its
 temporary file; a full disk ends with one DiskFullError.
 
-A torch zip checkpoint carries a CRC-32 of each member: reads check them first
-(`damaged_member`), so a file whose bytes changed after it was written (a disk, memory or
-copy error) is refused naming the damaged member, not loaded with its flipped values.
+Reads (`read_checkpoint`, `check_finite`) and initializing a model from another run's
+checkpoint (`load_pretrained`) live in slowmask/models/pretrained.py, below the engine, so
+that a model built from another run's weights (the distillation teacher) needs no engine.
+
+A torch zip checkpoint carries a CRC-32 of each member: `read_checkpoint` checks them
+first (`damaged_member`), so a file whose bytes changed after it was written (a disk,
+memory or copy error) is refused naming the damaged member, not loaded with its flipped
+values.
 Legacy (non-zip) torch files carry no checksum and are read unchecked. An unreadable
 checkpoint met when resuming or pruning is set aside, renamed NAME.unreadable
 (`set_aside`): never deleted, never taken for the newest checkpoint again.
-
-Reads use `torch.load(weights_only=True)`: a checkpoint holds tensors and plain values
-only, and a file that asks for any other Python object is refused unread. Weights that
-are not finite (NaN, inf) are refused when loaded into a model, naming the tensors: no
-evaluation, feature extraction or resumed training can come out of them.
 
 Resuming puts the global random generators back where the interrupted run had them
 (`ResumePoint`), so that dropout and drop-path draws continue as in the uninterrupted
@@ -41,44 +41,33 @@ A mismatch between a checkpoint and a model is told as a short diff (`state_diff
 another architecture (PySlowFast's model-zoo users know the wall of text); here keys are
 grouped by module, blocks.N collapsed into ranges, so the diff reads like
 "missing: blocks.0-15.attn.rel_pos_{h,w,t} (48)".
-
-Initializing a model from another run's checkpoint (fine-tuning from pretraining,
-`load_pretrained`): the encoder of a MaskFeat (or MAE) checkpoint goes into a
-classifier; both use PySlowFast's flat MViT names (patch_embed.proj, cls_token,
-pos_embed*, blocks.N.*, norm), so loading is by name. Pretraining-only parts (prediction
-head, mask token, decoder, PySlowFast's HOG filters) are dropped; tensors whose shape
-follows the input geometry (position tables, 2-D kernels) are fitted to the model
-(slowmask.models.checkpoint_geometry); what the checkpoint lacks (the classifier head)
-keeps its initialization. One log message says what was loaded, fitted, skipped and new.
 """
 
-import io
 import logging
 import math
 import os
-import pickle
 import random
 import re
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
 import yaml
-from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 from torch import Tensor, nn
 
-from slowmask.config import load_config
-from slowmask.models import trunk_args
-from slowmask.models.checkpoint_geometry import adapt
-from slowmask.models.mvit import MViTTrunk
-from slowmask.models.teacher import TeacherEncoder
-from slowmask.targets import TARGET_REGISTRY
-from slowmask.targets.teacher import TeacherFeatureTarget
-from slowmask.utils.errors import SlowmaskError
+from slowmask.models.pretrained import (  # noqa: F401  (PRETRAINING_ONLY, load_pretrained, match_state: engine API)
+    PRETRAINING_ONLY,
+    ZIP_MAGIC,
+    CheckpointError,
+    check_finite,
+    load_pretrained,
+    match_state,
+    read_checkpoint,
+)
 from slowmask.utils.output_files import DiskFullError, check_free_space, disk_full_cause, free_bytes, remove_quietly
 
 logger = logging.getLogger(__name__)
@@ -89,29 +78,12 @@ BEST_NAME = "checkpoint_best.pyth"
 _NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?\.pyth$")
 # The name an unreadable checkpoint is renamed to (with -N appended when it is taken).
 UNREADABLE_SUFFIX = ".unreadable"
-# The first bytes of a zip archive: torch.save's format since PyTorch 1.6.
-ZIP_MAGIC = b"PK\x03\x04"
 
 
-# PySlowFast's Caffe2 model-zoo checkpoints are pickled .pkl files of numpy blobs.
-CAFFE2_HINT = (
-    " (a .pkl file is likely a Caffe2 checkpoint: Caffe2 checkpoints are out of scope for slowmask; "
-    "convert it to a PyTorch .pyth with PySlowFast first)"
-)
 DISK_FULL_ADVICE = (
     "free space there (delete old checkpoints, or keep fewer with TRAIN.CHECKPOINT_KEEP_LAST) or move OUTPUT_DIR "
     "to a larger disk, then rerun: the run resumes from its last complete checkpoint"
 )
-# How torch's weights-only unpickler names an object it refuses to load: "GLOBAL module.name".
-_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-
-
-class CheckpointError(SlowmaskError, RuntimeError):
-    """A checkpoint that cannot be read or does not fit the model."""
-
-    kind = "checkpoint"
-
-
 def checkpoint_dir(output_dir: str) -> str:
     return os.path.join(output_dir, CHECKPOINT_DIR)
 
@@ -293,49 +265,6 @@ def _move_into_place(temporary: str, path: str) -> None:
         raise CheckpointError(f"could not move {temporary} to {path}")
 
 
-def read_checkpoint(path: str) -> Dict[str, Any]:
-    """Read a checkpoint dict, with one clear error for a missing or unreadable file."""
-    if not g_pathmgr.exists(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if g_pathmgr.isdir(path):
-        raise CheckpointError(f"{path} is a folder, not a checkpoint: name a checkpoint file in it (*.pyth)")
-    with g_pathmgr.open(path, "rb") as f:
-        data = f.read()
-    if not data:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: empty file (0 bytes; its write never began)")
-    member = damaged_member(io.BytesIO(data))
-    if member is not None:
-        raise CheckpointError(
-            f"{path} is damaged: its member {member} fails its CRC-32 check (its bytes changed after it was "
-            "written: a disk, memory or copy error); use an earlier checkpoint, or copy this one again from its source"
-        )
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:  # torch's text would advise weights_only=False: not relayed
-        raise CheckpointError(_refused_pickle(path, error)) from None
-    except Exception as error:  # any other failure to unpickle means the same thing to the user
-        hint = CAFFE2_HINT if path.endswith(".pkl") else ""
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint{hint}: {error}") from error
-    if not isinstance(state, dict) or "model_state" not in state:
-        raise CheckpointError(f"{path} is not a checkpoint: it has no 'model_state'")
-    return state
-
-
-def damaged_member(file: BinaryIO) -> Optional[str]:
-    """The first member of a torch zip checkpoint whose bytes fail their CRC-32, or None:
-    also for a legacy (non-zip) file, which carries no checksum, and for a zip too broken
-    to open (truncated), which torch.load reports. Reads the whole file once."""
-    if file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
-        return None
-    file.seek(0)
-    try:
-        archive = zipfile.ZipFile(file)
-    except zipfile.BadZipFile:
-        return None
-    with archive:
-        return archive.testzip()
-
-
 def unreadable_reason(path: str) -> Optional[str]:
     """Why the checkpoint at `path` cannot be read, found without unpickling it (empty,
     an incomplete zip archive, a member failing its CRC); None when none is found."""
@@ -355,52 +284,6 @@ def unreadable_reason(path: str) -> Optional[str]:
     except OSError as error:
         return f"cannot be opened: {error}"
     return None if member is None else f"its member {member} fails its CRC-32 check"
-
-
-def _refused_pickle(path: str, error: pickle.UnpicklingError) -> str:
-    """Why the weights-only unpickler refused a file: the Python object it asked for,
-    or torch's specific reason. torch's own message advises retrying with
-    weights_only=False, the one step that would run a malicious file's payload."""
-    hint = CAFFE2_HINT if path.endswith(".pkl") else ""
-    refused = _REFUSED_GLOBAL.search(str(error))
-    if refused is None:
-        paragraphs = [part.strip() for part in str(error).split("\n\n")[1:]]
-        reason = "; ".join(part for part in paragraphs if part and "torch.load" not in part) or "not a pickle"
-        return f"{path} is not a readable PyTorch checkpoint{hint}: {reason}"
-    return (
-        f"{path} is not a plain checkpoint{hint}: it asks to load the Python object {refused.group(1)}, which a "
-        "checkpoint of tensors and numbers never needs, so it was refused unread. Do not load it with "
-        "weights_only=False: that would run whatever the file holds; get the checkpoint again from a "
-        "source you trust"
-    )
-
-
-def nonfinite_tensors(state: Dict[str, Any]) -> Dict[str, int]:
-    """{name: count of NaN / inf values} of the floating-point tensors in a model state."""
-    counts = {}
-    for name, value in state.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            bad = int((~torch.isfinite(value)).sum())
-            if bad:
-                counts[name] = bad
-    return counts
-
-
-def check_finite(path: str, state: Dict[str, Any]) -> None:
-    """Refuse a model state with NaN or inf values, naming the tensors: a model made of
-    them gives NaN for every clip.
-
-    Raises:
-        CheckpointError: some tensor is not finite.
-    """
-    counts = nonfinite_tensors(state)
-    if counts:
-        named = ", ".join(f"{name} ({bad} of {state[name].numel()})" for name, bad in list(counts.items())[:5])
-        more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
-        raise CheckpointError(
-            f"{path} holds weights that are not finite (NaN or inf) in {len(counts)} tensor(s): {named}{more}; the run "
-            "that wrote it diverged: use an earlier checkpoint of it"
-        )
 
 
 def resume(
@@ -731,162 +614,3 @@ def _grouped(keys: Sequence[str], max_lines: int) -> str:
     if len(lines) > max_lines:
         lines = lines[:max_lines] + [f"  ... and {len(lines) - max_lines} more modules"]
     return "\n".join(lines)
-
-
-# Initializing from a pretrained checkpoint.
-
-# Name prefixes of pretraining-only tensors: MaskFeat's prediction head and mask token,
-# MAE's decoder, PySlowFast's fixed HOG filters.
-PRETRAINING_ONLY = ("pred_head.", "mask_token", "decoder", "hogs.")
-
-
-@dataclass
-class LoadReport:
-    """What `load_pretrained` did with each name.
-
-    loaded: names copied as they are; fitted: names reshaped to the model, with
-    (checkpoint shape, model shape); skipped: checkpoint names not used, with the reason;
-    new: model names the checkpoint did not provide (they keep their initialization).
-    """
-
-    loaded: List[str] = field(default_factory=list)
-    fitted: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=dict)
-    skipped: Dict[str, str] = field(default_factory=dict)
-    new: List[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        fitted = ", ".join(f"{k} {list(a)} -> {list(b)}" for k, (a, b) in self.fitted.items())
-        skipped = ", ".join(f"{k} ({why})" for k, why in self.skipped.items())
-        return (
-            f"{len(self.loaded)} tensors loaded as they are; {len(self.fitted)} fitted to the model's "
-            f"geometry: {fitted or 'none'}; {len(self.skipped)} skipped: {skipped or 'none'}; "
-            f"{len(self.new)} new (initialized): {', '.join(self.new) or 'none'}"
-        )
-
-
-def renamed(state: Dict[str, Tensor], patterns: Sequence[str]) -> Dict[str, Tensor]:
-    """Remove the first occurrence of each pattern from every key (PySlowFast's
-    TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN), and a DistributedDataParallel `module.` prefix."""
-    out = {}
-    for key, value in state.items():
-        key = key[len("module.") :] if key.startswith("module.") else key
-        for pattern in patterns:
-            key = key.replace(pattern, "", 1)
-        out[key] = value
-    return out
-
-
-def match_state(
-    state: Dict[str, Tensor], model: nn.Module, drop: Sequence[str] = PRETRAINING_ONLY
-) -> Tuple[Dict[str, Tensor], LoadReport]:
-    """The part of `state` that goes into `model` (fitted where the geometry differs).
-
-    Raises:
-        CheckpointError: a tensor's shape differs for a reason no rule covers (another
-            width or depth: another architecture), or nothing of the model is in `state`.
-    """
-    own = unwrapped(model).state_dict()
-    grid = tuple(getattr(unwrapped(model), "patch_grid", (1, 1, 1)))
-    num_prefix = int(getattr(unwrapped(model), "num_prefix", 0))
-    report, to_load, misfits = LoadReport(), {}, []
-    for name, value in state.items():
-        if name.startswith(drop):
-            report.skipped[name] = "pretraining only"
-        elif name not in own:
-            report.skipped[name] = "not in this model"
-        elif value.shape == own[name].shape:
-            to_load[name] = value
-            report.loaded.append(name)
-        else:
-            try:
-                to_load[name] = adapt(name, value, own[name].shape, grid, num_prefix)
-            except ValueError as error:
-                misfits.append(f"{name}: {error}")
-                continue
-            report.fitted[name] = (tuple(value.shape), tuple(own[name].shape))
-    if misfits:
-        raise CheckpointError(
-            "the checkpoint was written for another architecture (or width/depth): "
-            + "; ".join(misfits[:5]) + (f"; and {len(misfits) - 5} more" if len(misfits) > 5 else "")
-        )
-    trunk = [name for name in to_load if not name.startswith(("head.", "norm."))]
-    if not trunk:
-        raise CheckpointError(
-            "no tensor of the checkpoint fits this model's encoder: it was written for another "
-            f"architecture (its first names: {', '.join(list(state)[:5]) or 'none'})"
-        )
-    report.new = [name for name in own if name not in to_load]
-    return to_load, report
-
-
-def load_pretrained(
-    path: str, model: nn.Module, clear_name_patterns: Sequence[str] = (), drop: Sequence[str] = PRETRAINING_ONLY
-) -> LoadReport:
-    """Initialize `model` from the weights of the checkpoint at `path` (no optimizer
-    state, no epoch) and log, once, what was loaded, fitted, skipped and new. Weights
-    that are not finite are refused (CheckpointError), naming the tensors."""
-    state = read_checkpoint(path)["model_state"]
-    check_finite(path, state)
-    state = renamed(state, clear_name_patterns)
-    try:
-        to_load, report = match_state(state, model, tuple(drop))
-    except CheckpointError as error:
-        raise CheckpointError(f"{path}: {error}") from error
-    with torch.no_grad():
-        unwrapped(model).load_state_dict(to_load, strict=False)
-    logger.info("initialized from %s: %s", path, report.summary())
-    return report
-
-
-# A frozen teacher from another run's checkpoint (feature distillation, MASK.TARGET "teacher").
-# Its target is registered here, beside `load_pretrained` that gives the teacher its weights:
-# targets/ cannot import the models and checkpoints a teacher is made of.
-
-
-def teacher_config(cfg: CfgNode) -> CfgNode:
-    """The teacher's config: TEACHER.CFG_FILE with TEACHER.OPTS, its input set to the
-    student's crop (and, for a video teacher, the student's frames)."""
-    if not cfg.TEACHER.CFG_FILE:
-        raise ValueError("MASK.TARGET 'teacher' needs TEACHER.CFG_FILE: set it to the yaml of the teacher's architecture")
-    if not cfg.TEACHER.CHECKPOINT_FILE_PATH:
-        raise ValueError(
-            "MASK.TARGET 'teacher' needs TEACHER.CHECKPOINT_FILE_PATH: set it to the teacher's local "
-            "checkpoint (a MaskFeat or MAE pretraining run's checkpoint_epoch_*.pyth)"
-        )
-    image_teacher = load_config(cfg.TEACHER.CFG_FILE, list(cfg.TEACHER.OPTS)).MVIT.PATCH_2D
-    geometry: List[str] = ["DATA.TRAIN_CROP_SIZE", str(cfg.DATA.TRAIN_CROP_SIZE)]
-    if not image_teacher:
-        geometry += ["DATA.NUM_FRAMES", str(cfg.DATA.NUM_FRAMES)]
-    return load_config(cfg.TEACHER.CFG_FILE, geometry + list(cfg.TEACHER.OPTS))
-
-
-def build_teacher(cfg: CfgNode) -> TeacherEncoder:
-    """The frozen teacher encoder (eval mode, no gradient) of TEACHER.*, with its
-    checkpoint's weights, cut after block TEACHER.LAYER."""
-    tcfg = teacher_config(cfg)
-    args = trunk_args(tcfg)
-    depth = len(args["layout"])
-    layer = cfg.TEACHER.LAYER if cfg.TEACHER.LAYER >= 0 else depth + cfg.TEACHER.LAYER
-    if not 0 <= layer < depth:
-        raise ValueError(f"TEACHER.LAYER {cfg.TEACHER.LAYER} is outside the teacher's {depth} blocks; use 0..{depth - 1} or -1")
-    args["layout"] = args["layout"][: layer + 1]
-    trunk = MViTTrunk(**args)
-    load_pretrained(cfg.TEACHER.CHECKPOINT_FILE_PATH, trunk)
-    teacher = TeacherEncoder(trunk, per_frame=tcfg.MVIT.PATCH_2D)
-    teacher.requires_grad_(False)
-    logger.info(
-        "teacher: %s, blocks 0..%d of %d, %d-wide features, from %s",
-        cfg.TEACHER.CFG_FILE, layer, depth, teacher.dim, cfg.TEACHER.CHECKPOINT_FILE_PATH,
-    )
-    return teacher.eval()
-
-
-@TARGET_REGISTRY.register(name="teacher")
-class FrozenTeacherTarget(TeacherFeatureTarget):
-    """The "teacher" target: TeacherFeatureTarget around the teacher TEACHER.* names,
-    normalized by TEACHER.NORMALIZE."""
-
-    @classmethod
-    def from_config(cls, cfg: CfgNode) -> "FrozenTeacherTarget":
-        teacher = build_teacher(cfg)
-        return cls(teacher, dim=teacher.dim, normalize=cfg.TEACHER.NORMALIZE)

@@ -15,6 +15,7 @@ videos and the per-video rows are gathered to all processes.
 
 import logging
 import os
+import pickle
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Sequence
 
@@ -288,8 +289,11 @@ def load_classifier(path: str, model: nn.Module) -> None:
 
 
 def save_results(cfg: CfgNode, metrics: Dict[str, Any]) -> None:
-    """Accuracies as JSON in OUTPUT_DIR; per-video scores at TEST.SAVE_RESULTS_PATH (a
-    torch file {"scores" (V, K), "labels" (V,), "paths" [V]}, relative to OUTPUT_DIR)."""
+    """Accuracies as JSON in OUTPUT_DIR; per-video scores at TEST.SAVE_RESULTS_PATH
+    (relative to OUTPUT_DIR), {"scores" (V, K), "labels" (V,), "paths" [V]} in the format
+    its extension names: `.pkl` a plain pickle (numpy arrays and a list of str, what
+    PySlowFast's users read with `pickle.load`), any other (`.pt`, `.pyth`) a `torch.save`
+    file of tensors."""
     videos = metrics["videos"]
     g_pathmgr.mkdirs(cfg.OUTPUT_DIR)
     summary = {key: value for key, value in metrics.items() if key != "videos"}
@@ -299,7 +303,11 @@ def save_results(cfg: CfgNode, metrics: Dict[str, Any]) -> None:
         path = os.path.join(cfg.OUTPUT_DIR, cfg.TEST.SAVE_RESULTS_PATH)
         paths = [videos.paths[int(v)] for v in videos.video]
         with g_pathmgr.open(path, "wb") as f:
-            torch.save({"scores": videos.scores, "labels": videos.labels, "paths": paths}, f)
+            if path.endswith(".pkl"):
+                plain = {"scores": videos.scores.numpy(), "labels": videos.labels.numpy(), "paths": paths}
+                pickle.dump(plain, f, protocol=pickle.HIGHEST_PROTOCOL)
+            else:
+                torch.save({"scores": videos.scores, "labels": videos.labels, "paths": paths}, f)
         logger.info("per-video scores written to %s", path)
 
 

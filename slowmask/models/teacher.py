@@ -1,15 +1,29 @@
-"""The frozen teacher encoder of feature distillation (MVD, UMT, MaskDistill): a trunk's
-tokens after the tapped block. engine/checkpoint.py builds it from the teacher's config and
-checkpoint (`build_teacher`); targets/teacher.py turns its tokens into the target.
+"""The frozen teacher of feature distillation (MVD, UMT, MaskDistill): a trunk's tokens
+after the tapped block (`TeacherEncoder`), built from the teacher's config and checkpoint
+(`build_teacher`), and the "teacher" target around it (targets/teacher.py turns its tokens
+into the target).
+
+The target is registered here, where both the model builder and checkpoint reading are
+below: targets/ cannot import the models and checkpoints a teacher is made of, and
+importing slowmask.models (which every pretraining model's builder does) registers it.
 """
 
-from typing import Tuple
+import logging
+from typing import List, Tuple
 
+from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
+from slowmask.config import load_config
 from slowmask.geometry import Grid
+from slowmask.targets import TARGET_REGISTRY
+from slowmask.targets.teacher import TeacherFeatureTarget
 
+from .build import trunk_args
 from .mvit import MViTTrunk
+from .pretrained import load_pretrained
+
+logger = logging.getLogger(__name__)
 
 
 class TeacherEncoder(nn.Module):
@@ -44,3 +58,56 @@ class TeacherEncoder(nn.Module):
         images = x.transpose(1, 2).reshape(batch * frames, channels, 1, height, width)
         tokens, (_, h, w) = self._encode(images)  # (B*T, h*w, D)
         return tokens.reshape(batch, frames * h * w, -1), (frames, h, w)
+
+
+def teacher_config(cfg: CfgNode) -> CfgNode:
+    """The teacher's config: TEACHER.CFG_FILE with TEACHER.OPTS, its input set to the
+    student's crop (and, for a video teacher, the student's frames)."""
+    if not cfg.TEACHER.CFG_FILE:
+        raise ValueError("MASK.TARGET 'teacher' needs TEACHER.CFG_FILE: set it to the yaml of the teacher's architecture")
+    if cfg.TEACHER.LOAD_WEIGHTS and not cfg.TEACHER.CHECKPOINT_FILE_PATH:
+        raise ValueError(
+            "MASK.TARGET 'teacher' needs TEACHER.CHECKPOINT_FILE_PATH: set it to the teacher's local "
+            "checkpoint (a MaskFeat or MAE pretraining run's checkpoint_epoch_*.pyth)"
+        )
+    image_teacher = load_config(cfg.TEACHER.CFG_FILE, list(cfg.TEACHER.OPTS)).MVIT.PATCH_2D
+    geometry: List[str] = ["DATA.TRAIN_CROP_SIZE", str(cfg.DATA.TRAIN_CROP_SIZE)]
+    if not image_teacher:
+        geometry += ["DATA.NUM_FRAMES", str(cfg.DATA.NUM_FRAMES)]
+    return load_config(cfg.TEACHER.CFG_FILE, geometry + list(cfg.TEACHER.OPTS))
+
+
+def build_teacher(cfg: CfgNode) -> TeacherEncoder:
+    """The frozen teacher encoder (eval mode, no gradient) of TEACHER.*, with its
+    checkpoint's weights (unless TEACHER.LOAD_WEIGHTS is False), cut after block TEACHER.LAYER."""
+    tcfg = teacher_config(cfg)
+    args = trunk_args(tcfg)
+    depth = len(args["layout"])
+    layer = cfg.TEACHER.LAYER if cfg.TEACHER.LAYER >= 0 else depth + cfg.TEACHER.LAYER
+    if not 0 <= layer < depth:
+        raise ValueError(f"TEACHER.LAYER {cfg.TEACHER.LAYER} is outside the teacher's {depth} blocks; use 0..{depth - 1} or -1")
+    args["layout"] = args["layout"][: layer + 1]
+    trunk = MViTTrunk(**args)
+    if cfg.TEACHER.LOAD_WEIGHTS:
+        load_pretrained(cfg.TEACHER.CHECKPOINT_FILE_PATH, trunk)
+    else:
+        logger.warning("teacher: TEACHER.LOAD_WEIGHTS is False: its weights are random, its targets meaningless")
+    teacher = TeacherEncoder(trunk, per_frame=tcfg.MVIT.PATCH_2D)
+    teacher.requires_grad_(False)
+    logger.info(
+        "teacher: %s, blocks 0..%d of %d, %d-wide features, from %s",
+        cfg.TEACHER.CFG_FILE, layer, depth, teacher.dim,
+        cfg.TEACHER.CHECKPOINT_FILE_PATH if cfg.TEACHER.LOAD_WEIGHTS else "random weights",
+    )
+    return teacher.eval()
+
+
+@TARGET_REGISTRY.register(name="teacher")
+class FrozenTeacherTarget(TeacherFeatureTarget):
+    """The "teacher" target: TeacherFeatureTarget around the teacher TEACHER.* names,
+    normalized by TEACHER.NORMALIZE."""
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> "FrozenTeacherTarget":
+        teacher = build_teacher(cfg)
+        return cls(teacher, dim=teacher.dim, normalize=cfg.TEACHER.NORMALIZE)

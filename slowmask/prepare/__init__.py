@@ -2,7 +2,7 @@
 folder-per-class tree -> train/val/test CSVs ("path label"), a class-index file, lists of
 missing and unreadable videos, and optionally videos re-encoded to a smaller short side."""
 
-from .annotations import VideoEntry, entries_from_annotations, entries_from_folders, read_kinetics_annotations
+from .annotations import VideoEntry, entries_from_annotations, entries_from_folders, hold_out, read_kinetics_annotations
 from .pipeline import PrepareReport, prepare_dataset
 from .reencode import probe_video, reencode_video
 
@@ -11,6 +11,7 @@ __all__ = [
     "VideoEntry",
     "entries_from_annotations",
     "entries_from_folders",
+    "hold_out",
     "prepare_dataset",
     "probe_video",
     "read_kinetics_annotations",

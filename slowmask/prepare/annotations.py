@@ -4,8 +4,10 @@ annotation CSVs matched against a download folder, or a folder-per-class tree.""
 import csv
 import logging
 import os
+import random
 import re
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Optional, Sequence
 
 logger = logging.getLogger(__name__)
@@ -120,3 +122,42 @@ def entries_from_folders(root: str) -> List[VideoEntry]:
     if not entries:
         raise ValueError(f"no videos in {root}: expected {root}/<class>/<video> or {root}/<split>/<class>/<video>")
     return entries
+
+
+def hold_out(
+    entries: Sequence[VideoEntry], val_fraction: float, test_fraction: float, seed: int = 0
+) -> List[VideoEntry]:
+    """The training entries with a share of each class moved to "val" and "test"
+    (stratified: round(n * fraction) of a class's n videos, drawn by a generator seeded
+    with `seed` from the videos sorted by key, so a rerun gives the same split). Each
+    class keeps at least one training video: the held-out counts are lowered (test
+    first) where rounding would take them all.
+
+    Raises:
+        ValueError: a fraction outside [0, 1), fractions that leave no training data, or
+            entries that already have a val or test split.
+    """
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(
+            f"--val-fraction {val_fraction} and --test-fraction {test_fraction}: each must be in [0, 1) and their "
+            "sum below 1, so that training keeps some videos"
+        )
+    split_already = sorted({entry.split for entry in entries} - {"train"})
+    if split_already and (val_fraction or test_fraction):
+        raise ValueError(
+            f"the videos already have a {' and a '.join(split_already)} split (split folders): hold-out fractions "
+            "split a tree of training videos only; drop --val-fraction / --test-fraction"
+        )
+    by_class: Dict[str, List[VideoEntry]] = defaultdict(list)
+    for entry in entries:
+        by_class[entry.label].append(entry)
+    generator = random.Random(seed)
+    held: Dict[str, str] = {}
+    for label in sorted(by_class):
+        videos = sorted(by_class[label], key=lambda entry: entry.key)
+        generator.shuffle(videos)
+        num_val = min(round(len(videos) * val_fraction), len(videos) - 1)
+        num_test = min(round(len(videos) * test_fraction), len(videos) - 1 - num_val)
+        held.update({entry.key: "val" for entry in videos[:num_val]})
+        held.update({entry.key: "test" for entry in videos[num_val : num_val + num_test]})
+    return [replace(entry, split=held.get(entry.key, entry.split)) for entry in entries]

@@ -4,7 +4,7 @@ UMT, Li et al., ICCV 2023, Sec. 3.1).
 
 `TeacherFeatureTarget` takes a ready teacher module (dependency injection): this layer
 knows nothing of how the teacher's model or checkpoint is built
-(`slowmask.engine.checkpoint` builds it and registers the "teacher" target).
+(`slowmask.models.teacher` builds it and registers the "teacher" target).
 
 The teacher is held outside the module tree, so it is not in the student's state dict
 (checkpoints stay the student's own, and load without the teacher), not in

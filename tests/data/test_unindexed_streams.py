@@ -10,8 +10,8 @@ import pytest
 import torch
 from counting_video import COUNTING_SIZE, counting_frames, frame_numbers
 
-from slowmask.data import pyav_video
-from slowmask.data.decoding import DecodeError, open_video
+from slowmask.data import decoding, pyav_video
+from slowmask.data.decoding import open_video
 from slowmask.data.clip_windows import RandomClipSampler
 
 NUM_FRAMES = 40
@@ -116,11 +116,19 @@ def test_an_exact_header_is_trusted_without_counting(counting_video, monkeypatch
 
 
 @pytest.mark.parametrize("name", sorted(STREAMS))
-def test_decord_refuses_what_it_would_misread_or_cannot_open_and_points_to_pyav(streams, name):
+def test_what_decord_misreads_or_cannot_open_is_read_with_pyav_with_one_warning(streams, name, caplog, monkeypatch):
     """decord 0.6 returns wrong frames from the .m1v, .mpg and .ts, and cannot open
-    the .swf nor the raw .h264 ("broken metadata")."""
-    with pytest.raises(DecodeError, match=rf"{name}.*DATA\.DECODING_BACKEND pyav"):
-        open_video(streams[name], "decord")
+    the .swf nor the raw .h264 ("broken metadata"): PyAV reads them, said once per file."""
+    monkeypatch.setattr(decoding, "_fallbacks_warned", set())
+    with caplog.at_level(logging.WARNING, logger="slowmask.data.decoding"):
+        for _ in range(2):
+            with open_video(streams[name], "decord") as video:
+                assert isinstance(video, pyav_video.PyAVVideo)
+                assert video.num_frames == NUM_FRAMES
+                assert frame_numbers(video.get_frames(UNSORTED_WITH_REPEATS)) == UNSORTED_WITH_REPEATS
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("decord cannot ") and streams[name] in warning
+    assert warning.endswith("; decoding it with pyav instead")
 
 
 def test_decord_frames_do_not_depend_on_its_bridge_setting(counting_video):

@@ -1,7 +1,8 @@
 """The commands of the documentation work: every fenced block whose info string is
-`bash tested` in README.md, INSTALL.md and GETTING_STARTED.md is run, in the order of its
-file, in a fresh folder that sees the repository's configs/ and tools/."""
+`bash tested` in README.md, INSTALL.md, GETTING_STARTED.md and the projects' READMEs is run,
+in the order of its file, in a fresh folder that sees the repository's configs/ and tools/."""
 
+import glob
 import os
 import re
 import subprocess
@@ -10,7 +11,9 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DOCS = ("README.md", "INSTALL.md", "GETTING_STARTED.md")
+DOCS = ("README.md", "INSTALL.md", "GETTING_STARTED.md") + tuple(
+    os.path.relpath(path, REPO) for path in sorted(glob.glob(os.path.join(REPO, "projects", "*", "README.md")))
+)
 TESTED_BLOCK = re.compile(r"^```bash tested[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 # What the commands may use from the repository, linked into their working folder.
 LINKED = ("configs", "tools", "projects")

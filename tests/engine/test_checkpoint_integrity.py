@@ -16,6 +16,7 @@ from slowmask.config import load_config
 from slowmask.engine import checkpoint
 from slowmask.engine.checkpoint import CheckpointError, load_pretrained
 from slowmask.engine.hooks import PeriodicCheckpoint
+from slowmask.models.pretrained import damaged_member
 from slowmask.engine.train import train
 from slowmask.utils.errors import EXIT_STATUS
 from tool_scripts import load_tool
@@ -101,7 +102,7 @@ def test_a_legacy_non_zip_checkpoint_is_read_without_the_check(tmp_path):
     path = str(tmp_path / "legacy.pyth")
     torch.save({"epoch": 3, "model_state": model.state_dict()}, path, _use_new_zipfile_serialization=False)
     assert not zipfile.is_zipfile(path)
-    assert checkpoint.damaged_member(open(path, "rb")) is None and checkpoint.unreadable_reason(path) is None
+    assert damaged_member(open(path, "rb")) is None and checkpoint.unreadable_reason(path) is None
     state = checkpoint.read_checkpoint(path)
     assert state["epoch"] == 3 and torch.equal(state["model_state"]["weight"], model.weight)
 
@@ -218,7 +219,7 @@ def test_damaged_member_reads_a_file_object_of_an_intact_checkpoint(tmp_path):
     buffer = io.BytesIO()
     torch.save({"model_state": tiny_model()[0].state_dict()}, buffer)
     buffer.seek(0)
-    assert checkpoint.damaged_member(buffer) is None
+    assert damaged_member(buffer) is None
 
 
 def test_set_aside_never_overwrites_and_says_when_it_cannot_rename(tmp_path, monkeypatch, caplog):

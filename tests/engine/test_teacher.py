@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import build_teacher, save_checkpoint
+from slowmask.engine.checkpoint import save_checkpoint
+from slowmask.models.teacher import build_teacher
 from slowmask.models import build_model
 from tool_scripts import load_tool
 from recipe_batches import smooth_batch
