@@ -2,8 +2,10 @@
 short name (the string a config uses: "cube", "hog"), and a name nobody registered fails
 with one error that lists the registered names.
 
-Each registry lives beside its builder, whose docstring (and the registry's) states the
-one call signature every entry is built with.
+Every registry builds its entries one way, `REGISTRY.build(name, cfg, **context)`, which
+calls `entry.from_config(cfg, **context)`: `cfg` the run's config, `context` by keyword
+what the caller knows beyond it (a dataset's split, a mask's grid and ratio). Each
+registry's docstring names its context.
 """
 
 from typing import Any, List, Optional
@@ -54,6 +56,11 @@ class Registry(_FvcoreRegistry):
             subject = f"{source} {name!r}" if source else repr(name)
             raise NotRegisteredError(f"{subject} is not a registered {self.kind}; registered: {registered}{advice}")
         return super().get(name)
+
+    def build(self, name: str, cfg: Any, source: str = "", advice: str = "", **context: Any) -> Any:
+        """The part registered as `name`, built as every entry is:
+        `entry.from_config(cfg, **context)`; `source` and `advice` as in `get`."""
+        return self.get(name, source, advice).from_config(cfg, **context)
 
 
 __all__ = ["NotRegisteredError", "Registry"]
