@@ -23,6 +23,12 @@ def slowmask_logs_reach_caplog():
     tests read them through pytest's caplog, which listens at the root logger."""
     logging.getLogger("slowmask").propagate = True
     yield
+    # A tool's handlers hold the streams of the test that set them up (pytest's captures,
+    # closed after it): a later test's records must not reach them.
+    root = logging.getLogger("slowmask")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
 
 
 def pytest_configure(config):

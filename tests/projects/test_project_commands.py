@@ -64,10 +64,14 @@ def stand_ins(words: List[str], videos: str, images: str) -> List[str]:
             if word == placeholder or word.startswith(placeholder + "/"):
                 word = real + word[len(placeholder):]
         if word.endswith(".pyth"):
-            os.makedirs(os.path.dirname(os.path.abspath(word)), exist_ok=True)
-            torch.save({"model_state": {}, "epoch": 0, "cfg": ""}, word)
+            write_stand_in_checkpoint(word)
         out.append(word)
     return out
+
+
+def write_stand_in_checkpoint(path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save({"model_state": {}, "epoch": 0, "cfg": ""}, path)
 
 
 def image_folder_of_mixed_recipe(cfg, images: str) -> List[str]:
@@ -99,6 +103,10 @@ def test_the_command_passes_the_preflight(readme, words, demo_data_dir, demo_ima
     at = args.index("--cfg") + 1
     args[at] = os.path.join(REPO, args[at])
     cfg = load_config(args[at])
+    teacher = cfg.TEACHER.CHECKPOINT_FILE_PATH
+    if cfg.MASK.TARGET == "teacher" and teacher and not os.path.isabs(teacher):
+        # The teacher the yaml names is the checkpoint an earlier command of the README writes.
+        write_stand_in_checkpoint(teacher)
     if cfg.NUM_GPUS > 0:  # a full recipe, checked in one CPU process on the demo data
         args += ["NUM_GPUS", "0", "NUM_SHARDS", "1", "TRAIN.BATCH_SIZE", "2", "TEST.BATCH_SIZE", "2"]
         args += image_folder_of_mixed_recipe(cfg, demo_images)
