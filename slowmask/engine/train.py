@@ -66,6 +66,8 @@ from .step import (
     TrainStep,
     masked_prediction_objective,
     mixed_precision,
+    model_after_update,
+    steps_before,
     with_norm_type,
 )
 
@@ -277,6 +279,8 @@ def _train(cfg: CfgNode) -> None:
         accum_steps=cfg.TRAIN.GRAD_ACCUM_STEPS,
         skip_nonfinite=cfg.TRAIN.NONFINITE_LOSS == "skip",
         transfer=build_batch_transfer(cfg),
+        after_update=model_after_update(model),
+        steps_done=steps_before(point.epoch, point.iteration, len(loader), cfg.TRAIN.GRAD_ACCUM_STEPS),
     )
     hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device)
     stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)
