@@ -6,7 +6,7 @@
     python tools/run_net.py --cfg ... --check [KEY VALUE ...]   # only check config, data, devices
 
 Before any model is built, the preflight checks every split the run will read, the
-checkpoints it will load and the devices (slowmask/engine/launch.py, preflight). An expected error
+checkpoints it will load and the devices (slowmask/engine/preflight.py). An expected error
 prints one line naming the cause and the fix, and exits with its kind's status (2 config,
 3 data, 4 checkpoint, 5 distributed, 6 output, 7 training, 8 worker (a loader worker killed)
 and 75 preempted: rerun to resume; see slowmask/utils/errors.py); its traceback goes to
@@ -70,8 +70,8 @@ def run(argv: List[str]) -> int:
     # run on a held OUTPUT_DIR is refused before them (the modules above leave torch out).
     from slowmask.engine.distributed import started_by_torchrun, torchrun_place
     from slowmask.engine.evaluate import run_test
-    from slowmask.engine.launch import (check_launch, check_output_dir, describe, launch, preflight,
-                                        torchrun_cpu_overrides)
+    from slowmask.engine.launch import check_launch, launch, torchrun_cpu_overrides
+    from slowmask.engine.preflight import check_output_dir, describe, preflight
     from slowmask.engine.train import train
 
     cpu_processes = torchrun_cpu_overrides(cfg)

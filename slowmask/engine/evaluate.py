@@ -33,7 +33,7 @@ from slowmask.utils.logging import setup_logging
 from . import checkpoint
 from .checkpoint import PRETRAINING_ONLY, state_diff
 from .distributed import gather_objects, gather_rows, is_main_process
-from .launch import select_device
+from .devices import select_device
 from .step import check_labels
 
 logger = logging.getLogger(__name__)

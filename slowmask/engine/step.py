@@ -11,6 +11,25 @@ memory (`LossWatch`). Two reads remain by nature: skipping a non-finite step
 (TRAIN.NONFINITE_LOSS "skip") must know the loss before the backward, and float16's
 GradScaler reads its found-inf flag in every update.
 
+After each optimizer update it applied, the step calls its `after_update` callbacks in
+order, `callback(step_index)`: the place for what must follow the weights, such as an EMA
+target encoder and its momentum schedule (V-JEPA) or an EMA of the model for fine-tuning.
+They run once per optimizer step, after the optimizer and float16's gradient scaler, so
+they see the new weights; never per micro-batch under gradient accumulation, and never
+for an update that did not happen: a step skipped for a non-finite loss
+(TRAIN.NONFINITE_LOSS "skip"), or one that float16's GradScaler skipped because its
+gradients overflowed (the optimizer's step() then does not run; the step learns it from
+the optimizer's post-step hook, without reading the device; a fused optimizer that skips
+inside its own step() would count as updated). A model that defines
+`after_update(step_index)` takes part through `model_after_update(model)`, which
+engine/train.py passes with the plain model (not its DDP or compiled wrapper); other
+followers (a model EMA) join the same list.
+
+`step_index` is the optimizer step's position in the run, 0-based: every accumulation
+cycle that ended counts, the skipped ones too, as the learning-rate schedule counts time
+rather than updates; a schedule reads it directly, and the index after a skipped step
+jumps by two. A resumed run's first index is `steps_before` its checkpoint's position.
+
 Around the step sit the two choices made before it runs: the autocast dtype and the
 gradient scaler of mixed precision (`mixed_precision`), and the batch norm of the model
 (`with_norm_type`).
@@ -30,7 +49,7 @@ batch norm; the linear-probing head (MODEL.LINEAR_PROBE) has one.
 import logging
 import math
 from contextlib import nullcontext
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -106,6 +125,26 @@ class ClassificationObjective:
         return self.loss(logits, target), {"top1_err": top1_err}
 
 
+# (index of the optimizer step in the run, 0-based) -> None: called after each update
+# that was applied (see the module's docstring).
+AfterUpdate = Callable[[int], None]
+
+
+def model_after_update(model: nn.Module) -> List[AfterUpdate]:
+    """[model.after_update] when the model defines one (a method whose target follows
+    the trained weights), else []."""
+    hook = getattr(model, "after_update", None)
+    return [hook] if callable(hook) else []
+
+
+def steps_before(epoch: int, iteration: int, iters_per_epoch: int, accum_steps: int) -> int:
+    """Optimizer steps (accumulation cycles, skipped ones included) a run has made before
+    batch `iteration` of 0-based `epoch`: each epoch of `iters_per_epoch` batches ends its
+    last cycle early (`mark_epoch_end`), so it makes ceil(iters_per_epoch / accum_steps)."""
+    per_epoch = -(-iters_per_epoch // accum_steps)
+    return epoch * per_epoch + -(-iteration // accum_steps)
+
+
 # (batch from the loader, device) -> the batch on the device, as the objective takes it:
 # `to_device`, or a data.collate.ClipsToDevice that normalizes uint8 clips there.
 BatchTransfer = Callable[[Dict[str, Any], torch.device], Dict[str, Any]]
@@ -174,6 +213,10 @@ class TrainStep:
             they all skip or all raise, and none waits for the others in the backward.
         transfer: moves each batch to `device` (see BatchTransfer); built by
             data.build.build_batch_transfer from DATA.NORMALIZE_ON_DEVICE.
+        after_update: called in order, `callback(step_index)`, after each optimizer
+            update that was applied (see AfterUpdate and the module's docstring).
+        steps_done: optimizer steps the run made before this step's first batch (a
+            resumed run's, `steps_before`); the first `step_index` is this.
     """
 
     def __init__(
@@ -189,6 +232,8 @@ class TrainStep:
         accum_steps: int = 1,
         skip_nonfinite: bool = False,
         transfer: BatchTransfer = to_device,
+        after_update: Sequence[AfterUpdate] = (),
+        steps_done: int = 0,
     ) -> None:
         if accum_steps < 1:
             raise ValueError(f"accum_steps must be at least 1, got {accum_steps}")
@@ -207,6 +252,12 @@ class TrainStep:
         self._accumulated = 0  # of these, the ones whose gradients are held in .grad
         self._epoch_end_next = False
         self.losses = LossWatch(device)
+        self.after_update = list(after_update)
+        self.steps_done = steps_done  # optimizer steps (cycles ended) of the run so far
+        self._updated = False  # whether the optimizer applied the current cycle's update
+        if self.after_update:
+            # Called by the optimizer's step() only: not when GradScaler skips the update.
+            optimizer.register_step_post_hook(self._note_update)
 
     @property
     def pending_gradients(self) -> bool:
@@ -268,8 +319,12 @@ class TrainStep:
             self.losses.check()
         except NonFiniteLossError:
             if ends_cycle:
-                self._in_cycle = 0
+                self._end_cycle()
             raise
+
+    def _end_cycle(self) -> None:
+        self._in_cycle = 0
+        self.steps_done += 1
 
     def _backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
@@ -278,7 +333,7 @@ class TrainStep:
     def _skip(self, ends_cycle: bool, metrics: Dict[str, Any]) -> Dict[str, Any]:
         """Drop the step (a non-finite loss here or on another rank) and its cycle's gradients."""
         if ends_cycle:
-            self._in_cycle = 0
+            self._end_cycle()
         self.optimizer.zero_grad(set_to_none=True)
         self._accumulated = 0
         return {**metrics, "nonfinite_skip": 1.0}
@@ -286,7 +341,8 @@ class TrainStep:
     def _update(self) -> Optional[torch.Tensor]:
         """Clip and apply the cycle's gradients; returns their norm, a device scalar
         (None when a skipped step dropped them all)."""
-        held, self._in_cycle, self._accumulated = self._accumulated, 0, 0
+        held, self._accumulated, index = self._accumulated, 0, self.steps_done
+        self._end_cycle()
         if held == 0:
             return None
         if self.scaler is not None:
@@ -294,12 +350,19 @@ class TrainStep:
         if held != self.accum_steps:
             self._rescale_gradients(self.accum_steps / held)
         grad_norm = self._clip_gradients()
+        self._updated = False
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
+        if self._updated:
+            for callback in self.after_update:
+                callback(index)
         return grad_norm
+
+    def _note_update(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._updated = True
 
     def _rescale_gradients(self, factor: float) -> None:
         for param in self.model.parameters():

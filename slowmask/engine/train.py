@@ -4,7 +4,7 @@ runs.
 
 The parts it builds (loop, step, hooks, checkpoints, evaluation) take plain arguments.
 Only set-up code reads cfg: this module, the `build_*` functions of the other modules,
-the test's set-up (evaluate.run_test) and the launching and preflight of launch.py.
+the test's set-up (evaluate.run_test), the launching (launch.py) and the preflight (preflight.py).
 """
 
 import logging
@@ -55,9 +55,10 @@ from .hooks import (
     summary_writer,
 )
 from .distributed import any_rank, get_world_size, is_distributed, is_main_process
-from .launch import select_device, training_choice_problems
+from .devices import select_device
 from .loop import Hook, TrainLoop
 from .optim import build_lr_schedule, build_optimizer
+from .preflight import training_choice_problems
 from .probe import build_probe_evaluation
 from .step import (
     ClassificationObjective,
@@ -65,6 +66,8 @@ from .step import (
     TrainStep,
     masked_prediction_objective,
     mixed_precision,
+    model_after_update,
+    steps_before,
     with_norm_type,
 )
 
@@ -276,6 +279,8 @@ def _train(cfg: CfgNode) -> None:
         accum_steps=cfg.TRAIN.GRAD_ACCUM_STEPS,
         skip_nonfinite=cfg.TRAIN.NONFINITE_LOSS == "skip",
         transfer=build_batch_transfer(cfg),
+        after_update=model_after_update(model),
+        steps_done=steps_before(point.epoch, point.iteration, len(loader), cfg.TRAIN.GRAD_ACCUM_STEPS),
     )
     hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device)
     stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)

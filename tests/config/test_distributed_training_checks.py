@@ -6,7 +6,7 @@ import os
 import pytest
 
 from slowmask.config import ConfigError, get_cfg, load_config
-from slowmask.engine.launch import training_choice_problems
+from slowmask.engine.preflight import training_choice_problems
 
 DEMO_CFG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
 

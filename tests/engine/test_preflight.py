@@ -10,7 +10,8 @@ import pytest
 
 from slowmask.config import load_config
 from slowmask.data.video_list import read_video_list
-from slowmask.engine.launch import DeviceError, PreflightError, check_devices, preflight, splits_in_use
+from slowmask.engine.devices import DeviceError, check_devices
+from slowmask.engine.preflight import PreflightError, preflight, splits_in_use
 from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

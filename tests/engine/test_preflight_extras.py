@@ -5,7 +5,7 @@ or loader is built."""
 import pytest
 
 from slowmask.config import load_config
-from slowmask.engine import launch
+from slowmask.engine import preflight
 from tool_scripts import DEMO_CFG, load_tool
 
 run_net = load_tool("run_net")
@@ -18,8 +18,8 @@ def absent(*modules):
 
 def test_tensorboard_asked_for_but_missing_fails_the_run_before_building(demo_data_dir, tmp_path, capsys,
                                                                         monkeypatch):
-    monkeypatch.setattr(launch, "package_installed", absent("tensorboard"))
-    monkeypatch.setattr(launch, "build_dataset", lambda *args: pytest.fail("a split was built"))
+    monkeypatch.setattr(preflight, "package_installed", absent("tensorboard"))
+    monkeypatch.setattr(preflight, "build_dataset", lambda *args: pytest.fail("a split was built"))
     status = run_net.main(["--cfg", DEMO_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(tmp_path),
                            "TENSORBOARD.ENABLE", "True"])
     assert status == 2
@@ -35,13 +35,13 @@ def test_tensorboard_asked_for_but_missing_fails_the_run_before_building(demo_da
     ("decord", "pip install decord (no wheel exists for some platforms)"),
 ])
 def test_a_decoding_backend_whose_package_is_missing_is_named(backend, install, monkeypatch):
-    monkeypatch.setattr(launch, "package_installed", absent(backend))
+    monkeypatch.setattr(preflight, "package_installed", absent(backend))
     cfg = load_config(DEMO_CFG, ["DATA.DECODING_BACKEND", backend])
-    assert launch.missing_package_problems(cfg) == [
+    assert preflight.missing_package_problems(cfg) == [
         f"DATA.DECODING_BACKEND {backend!r} needs the {backend} package, which is not installed: {install}; "
         "or set DATA.DECODING_BACKEND 'pyav'"]
 
 
 def test_packages_the_config_does_not_ask_for_are_not_required(monkeypatch):
-    monkeypatch.setattr(launch, "package_installed", absent("tensorboard", "torchcodec", "decord"))
-    assert launch.missing_package_problems(load_config(DEMO_CFG)) == []
+    monkeypatch.setattr(preflight, "package_installed", absent("tensorboard", "torchcodec", "decord"))
+    assert preflight.missing_package_problems(load_config(DEMO_CFG)) == []

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from slowmask.config import ConfigError, load_config
-from slowmask.engine.launch import PreflightError, preflight
+from slowmask.engine.preflight import PreflightError, preflight
 from tool_scripts import DEMO_CFG, REPO, load_tool
 
 run_net = load_tool("run_net")

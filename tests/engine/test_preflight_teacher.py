@@ -6,7 +6,7 @@ import os
 import pytest
 
 from slowmask.config import load_config
-from slowmask.engine.launch import PreflightError, preflight
+from slowmask.engine.preflight import PreflightError, preflight
 from tool_scripts import REPO, load_tool
 
 run_net = load_tool("run_net")

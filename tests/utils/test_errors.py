@@ -8,8 +8,9 @@ from torch.multiprocessing import ProcessRaisedException
 from slowmask.config import ConfigError
 from slowmask.data import NoReadableVideoError
 from slowmask.engine.checkpoint import CheckpointError
+from slowmask.engine.devices import DeviceError
 from slowmask.engine.hooks import BadDataError, LossExplosionError, TrainingPreempted
-from slowmask.engine.launch import DeviceError, PreflightError
+from slowmask.engine.preflight import PreflightError
 from slowmask.engine.step import NonFiniteLossError
 from slowmask.utils.errors import DataError, StoppedBeforeStart, UsageError, expected_stop, run_tool
 
