@@ -278,7 +278,7 @@ _C.MVIT.DIM_MUL_IN_ATT = False
 _C.MVIT.SEPARATE_QKV = False
 # Attention path: "sdpa" (relative positions as extra q/k channels), "sdpa_padded" (the same with q, k, v
 # zero-padded to one width, a multiple of 8, which FlashAttention / cuDNN need), "plain" (matmul-softmax with
-# the full bias); "auto" takes the faster per device (models/attention.py PADDING_IS_FASTER: padded on CPU and CUDA).
+# the full bias); "auto" takes the faster per device (models/layers/attention.py PADDING_IS_FASTER: padded on CPU and CUDA).
 _C.MVIT.ATTENTION = "auto"
 # Scale of the classifier head's initial weights.
 _C.MVIT.HEAD_INIT_SCALE = 1.0

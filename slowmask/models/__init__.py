@@ -7,11 +7,11 @@ Importing this package registers the "teacher" target (teacher.py), which needs 
 and a checkpoint's weights (pretrained.py).
 """
 
-from .attention import MultiScaleAttention
-from .block import BlockOptions, MultiScaleBlock
+from .layers.attention import MultiScaleAttention
+from .layers.block import BlockOptions, MultiScaleBlock
 from .build import MODEL_REGISTRY, build_model, trunk_args
 from .decoder_head import DecoderPredictionHead
-from .layout import BlockLayout, mvit_layout
+from .layers.layout import BlockLayout, mvit_layout
 from .losses import LOSS_REGISTRY, build_loss
 from .mae import MAEEncoder
 from .mvit import MaskFeatEncoder, MViT, MViTTrunk, SeparatePredictionHead, TransformerBasicHead

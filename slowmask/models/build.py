@@ -24,11 +24,11 @@ from slowmask.masking import build_decoder_mask_generator
 from slowmask.utils.registry import Registry
 
 from . import mvit
-from .attention import attention_path
-from .block import BlockOptions
+from .layers.attention import attention_path
+from .layers.block import BlockOptions
 from .decoder_head import DecoderPredictionHead
 from .dual_mask import DualMaskPretrainer
-from .layout import mvit_layout
+from .layers.layout import mvit_layout
 from .losses import build_loss
 from .mae import MAEEncoder
 from .pretrainer import MaskedPretrainer
