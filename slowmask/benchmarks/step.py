@@ -20,7 +20,7 @@ from torch import nn
 
 from slowmask.config import load_config
 from slowmask.geometry import TokenGeometry
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.models.layers.attention import MultiScaleAttention
 
 from .table import row

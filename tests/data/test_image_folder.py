@@ -11,7 +11,7 @@ from PIL import Image
 from slowmask.config import get_cfg
 from slowmask.data import ImageFolder, build_dataset, collate_clips, list_image_folder, open_image
 from slowmask.data.decoding import DecodeError
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 IMAGE_SIZE = (48, 40)  # (width, height)
 
