@@ -16,6 +16,9 @@ Every entry is an nn.Module class built as `TARGET_REGISTRY.build(name, cfg)`, i
 grid (t, h, w), it returns (B, t*h*w, D) target vectors in (t, h, w) order,
 without gradient. `target.dim(patch)` gives D for a prediction token covering
 `patch` = (frames, height, width) input pixels (used to size the prediction head).
+Two class attributes declare how the pretrainer runs a target (slowmask.methods.
+pretrainer): `runs_under_autocast` and `state_in_checkpoint` (its parameters and
+buffers saved with the model, e.g. an EMA target encoder); both False when absent.
 """
 
 
