@@ -187,7 +187,9 @@ _C.BN.GLOBAL_SYNC = False
 _C.MODEL = CfgNode()
 # Architecture family ("mvit", "maskmvit"); informative, MODEL_NAME picks the class.
 _C.MODEL.ARCH = "mvit"
-# Registered model name (MODEL_REGISTRY): "MaskMViT" (dense) and "MAE" (sparse) pretrain, "MViT" classifies.
+# A pretraining method (METHOD_REGISTRY: "MaskFeat", "SimMIM", "MAE", "VideoMAEv2", "MVD", "MaskDistill"), an
+# architecture (MODEL_REGISTRY: "MViT" classifies), or PySlowFast's "MaskMViT" (dense) / "MAE" (sparse), whose
+# method MASK.MAE_ON, MASK.DECODER_MASK_TYPE and MASK.TARGET pick (slowmask/methods/build.py).
 _C.MODEL.MODEL_NAME = "MViT"
 # Number of classes of the classifier.
 _C.MODEL.NUM_CLASSES = 400
