@@ -45,6 +45,9 @@ from .maskfeat import MaskFeat, dense_parts
 
 logger = logging.getLogger(__name__)
 
+# The target name of distillation (MASK.TARGET).
+TEACHER_TARGET = "teacher"
+
 
 class TeacherEncoder(nn.Module):
     """A trunk's tokens after its last block: clip (B, 3, T, H, W) -> ((B, t*h*w, D)
@@ -222,7 +225,7 @@ class TeacherFeatureTarget(nn.Module):
         return FEATURE_NORMS[self.normalize](tokens)
 
 
-@TARGET_REGISTRY.register(name="teacher")
+@TARGET_REGISTRY.register(name=TEACHER_TARGET)
 class FrozenTeacherTarget(TeacherFeatureTarget):
     """The "teacher" target: TeacherFeatureTarget around the teacher TEACHER.* names,
     normalized by TEACHER.NORMALIZE."""
@@ -231,10 +234,6 @@ class FrozenTeacherTarget(TeacherFeatureTarget):
     def from_config(cls, cfg: CfgNode) -> "FrozenTeacherTarget":
         teacher = build_teacher(cfg)
         return cls(teacher, dim=teacher.dim, normalize=cfg.TEACHER.NORMALIZE)
-
-
-# The target name of distillation.
-TEACHER_TARGET = "teacher"
 
 
 def _check_teacher_target(cfg: CfgNode, method: str) -> None:

@@ -122,6 +122,14 @@ def test_simmim_named_with_another_target_is_refused():
     )
 
 
+def test_mvd_named_with_another_target_is_refused():
+    cfg = get_cfg()
+    cfg.merge_from_list(["MODEL.MODEL_NAME", "MVD", "MASK.TARGET", "pixel", "MASK.ENABLE", "True"])
+    with pytest.raises(ValueError) as raised:
+        build_model(cfg)
+    assert str(raised.value) == "MVD distils a teacher, but MASK.TARGET is 'pixel': set MASK.TARGET \"teacher\""
+
+
 def test_every_config_names_a_method_or_an_architecture():
     expected = {"k400_ViT_B_MVD_PT.yaml": "MVD", "k400_ViT_B_VideoMAEv2_PT.yaml": "VideoMAEv2",
                 "in1k_ViT_B_SimMIM_PT.yaml": "SimMIM", "k400_MViT_L_MaskFeat_PT.yaml": "MaskFeat",
