@@ -18,6 +18,7 @@ LAYERS = [
     {"config"},
     {"data", "masking", "targets"},
     {"models"},
+    {"methods"},
     {"engine", "features", "visualization", "prepare"},
     {"benchmarks"},
 ]

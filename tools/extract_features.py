@@ -38,7 +38,7 @@ from slowmask.engine.checkpoint import CheckpointError
 from slowmask.engine.devices import select_device
 from slowmask.features import MediaClips, Producer, WeightsFile, hold_store, media_inputs, open_store
 from slowmask.features.extract import ExtractReport, extract_features
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.utils.errors import DataError, UsageError, run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
 from slowmask.utils.tool_args import parse_with_overrides, tool_parser

@@ -42,7 +42,8 @@ from slowmask.benchmarks.step import step_cfg
 from slowmask.benchmarks.timing import Timing, compare, measure
 from slowmask.engine.step import TrainStep, masked_prediction_objective
 from slowmask.masking import build_mask_generator
-from slowmask.models import MultiScaleAttention, build_model
+from slowmask.methods import build_model
+from slowmask.models import MultiScaleAttention
 from slowmask.targets.hog import hog
 from slowmask.utils.model_info import count_flops
 

@@ -16,7 +16,7 @@ import torch
 from fvcore.common.config import CfgNode
 
 from slowmask.config import load_config
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.models.build import trunk_args
 from slowmask.geometry import block_grids
 from slowmask.utils.errors import run_tool

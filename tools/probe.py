@@ -33,7 +33,7 @@ from slowmask.engine import checkpoint
 from slowmask.engine.evaluate import chance_top1, majority_baseline
 from slowmask.engine.devices import select_device
 from slowmask.engine.probe import build_probe_clips, build_probes, encode_probe_set, probe_scores
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.utils.errors import DataError, SlowmaskError, UsageError, run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
 from slowmask.utils.tool_args import check_output_file, check_output_folder, parse_with_overrides, tool_parser

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 
 from slowmask.config import load_config
 from slowmask.masking import build_mask_generator
-from slowmask.models import MaskedPretrainer, build_model
-from slowmask.models.dual_mask import DualMaskPretrainer, decoded_positions
+from slowmask.methods import MaskedPretrainer, build_model
+from slowmask.methods.videomae_v2 import DualMaskPretrainer, decoded_positions
 
 from .timing import compare
 

@@ -16,7 +16,7 @@ from slowmask.config import load_config
 from slowmask.geometry import Grid, TokenGeometry
 from slowmask.masking import build_mask_generator
 from slowmask.masking.grids import upsample_mask
-from slowmask.models import MaskedPretrainer, build_model
+from slowmask.methods import MaskedPretrainer, build_model
 from slowmask.models.mae import MAEEncoder
 
 from .table import row

@@ -20,8 +20,8 @@ from torch import nn
 
 from slowmask.config import load_config
 from slowmask.geometry import TokenGeometry
-from slowmask.models import build_model
-from slowmask.models.attention import MultiScaleAttention
+from slowmask.methods import build_model
+from slowmask.models.layers.attention import MultiScaleAttention
 
 from .table import row
 from .timing import Timing, compare, pretraining_step

@@ -187,7 +187,9 @@ _C.BN.GLOBAL_SYNC = False
 _C.MODEL = CfgNode()
 # Architecture family ("mvit", "maskmvit"); informative, MODEL_NAME picks the class.
 _C.MODEL.ARCH = "mvit"
-# Registered model name (MODEL_REGISTRY): "MaskMViT" (dense) and "MAE" (sparse) pretrain, "MViT" classifies.
+# A pretraining method (METHOD_REGISTRY: "MaskFeat", "SimMIM", "MAE", "VideoMAEv2", "MVD", "MaskDistill"), an
+# architecture (MODEL_REGISTRY: "MViT" classifies), or PySlowFast's "MaskMViT" (dense) / "MAE" (sparse), whose
+# method MASK.MAE_ON, MASK.DECODER_MASK_TYPE and MASK.TARGET pick (slowmask/methods/build.py).
 _C.MODEL.MODEL_NAME = "MViT"
 # Number of classes of the classifier.
 _C.MODEL.NUM_CLASSES = 400
@@ -278,7 +280,7 @@ _C.MVIT.DIM_MUL_IN_ATT = False
 _C.MVIT.SEPARATE_QKV = False
 # Attention path: "sdpa" (relative positions as extra q/k channels), "sdpa_padded" (the same with q, k, v
 # zero-padded to one width, a multiple of 8, which FlashAttention / cuDNN need), "plain" (matmul-softmax with
-# the full bias); "auto" takes the faster per device (models/attention.py PADDING_IS_FASTER: padded on CPU and CUDA).
+# the full bias); "auto" takes the faster per device (models/layers/attention.py PADDING_IS_FASTER: padded on CPU and CUDA).
 _C.MVIT.ATTENTION = "auto"
 # Scale of the classifier head's initial weights.
 _C.MVIT.HEAD_INIT_SCALE = 1.0

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from slowmask.config.unused_keys import report_unused_keys
 from slowmask.data import build_loader
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.utils.logging import setup_logging
 
 from . import checkpoint

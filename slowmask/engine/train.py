@@ -27,7 +27,8 @@ from slowmask.data.build import build_batch_transfer
 from slowmask.data.build import check_starts_part_way
 from slowmask.data.index_samplers import ResumableOrder
 from slowmask.data.loader_workers import LoaderWorkerKilled
-from slowmask.models import build_loss, build_model
+from slowmask.methods import build_model
+from slowmask.models import build_loss
 from slowmask.utils.errors import EXIT_STATUS, SlowmaskError
 from slowmask.utils.logging import setup_logging
 from slowmask.utils.output_files import OutputDirInUse, hold_output_dir, remove_stale_temporaries

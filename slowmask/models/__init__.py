@@ -1,48 +1,35 @@
-"""Models: MViTv2 / ViT classifiers and masked-pretraining compositions (MaskFeat,
-SimMIM, MAE, VideoMAE).
+"""Models: architectures and their layers. MViTv2 / ViT (mvit.py: the trunk, the
+classifier, MaskFeat's dense encoder and heads), MAE's sparse encoder (mae.py) and
+decoder (decoder_head.py), built from the parts in layers/; the MODEL registry of
+architectures (build.py) and the LOSS registry (losses.py).
 
-`build_model(cfg)` builds the model MODEL.MODEL_NAME names from MODEL_REGISTRY;
-the modules themselves take plain arguments and can be built without a config.
-Importing this package registers the "teacher" target (teacher.py), which needs a model
-and a checkpoint's weights (pretrained.py).
+The modules take plain arguments and can be built without a config. The pretraining
+methods that compose them (MaskFeat, MAE, distillation, ...) are slowmask.methods,
+one layer up; `slowmask.methods.build_model(cfg)` builds any model a config names.
 """
 
-from .attention import MultiScaleAttention
-from .block import BlockOptions, MultiScaleBlock
-from .build import MODEL_REGISTRY, build_model, trunk_args
+from .build import MODEL_REGISTRY, trunk_args
 from .decoder_head import DecoderPredictionHead
-from .layout import BlockLayout, mvit_layout
+from .layers import BlockLayout, BlockOptions, MultiScaleAttention, MultiScaleBlock, mvit_layout
 from .losses import LOSS_REGISTRY, build_loss
 from .mae import MAEEncoder
 from .mvit import MaskFeatEncoder, MViT, MViTTrunk, SeparatePredictionHead, TransformerBasicHead
-from .pretrained import CheckpointError, LoadReport, load_pretrained, read_checkpoint
-from .pretrainer import MaskedPretrainer
-from .teacher import FrozenTeacherTarget, TeacherEncoder, build_teacher
 
 __all__ = [
     "BlockLayout",
-    "CheckpointError",
     "BlockOptions",
     "DecoderPredictionHead",
-    "FrozenTeacherTarget",
     "LOSS_REGISTRY",
-    "LoadReport",
     "MAEEncoder",
     "MODEL_REGISTRY",
     "MViT",
     "MViTTrunk",
     "MaskFeatEncoder",
-    "MaskedPretrainer",
     "MultiScaleAttention",
     "MultiScaleBlock",
     "SeparatePredictionHead",
-    "TeacherEncoder",
     "TransformerBasicHead",
     "build_loss",
-    "build_model",
-    "build_teacher",
-    "load_pretrained",
     "mvit_layout",
-    "read_checkpoint",
     "trunk_args",
 ]

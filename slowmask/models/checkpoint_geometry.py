@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from slowmask.geometry import Grid
-from .position import resize_pos_embed
-from .relative_position import resize_table
+from .layers.position import resize_pos_embed
+from .layers.relative_position import resize_table
 
 Shape = Tuple[int, ...]
 

@@ -8,8 +8,8 @@ from typing import List, Sequence
 
 from torch import Tensor, nn
 
-from .attention import LayerNorm6
-from .block import BlockOptions, MultiScaleBlock, init_weights
+from .layers.attention import LayerNorm6
+from .layers.block import BlockOptions, MultiScaleBlock, init_weights
 
 # PySlowFast gives the decoder blocks one head per 64 channels.
 DECODER_HEAD_DIM = 64

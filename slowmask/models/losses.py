@@ -10,7 +10,11 @@ from slowmask.utils.registry import Registry
 LOSS_REGISTRY = Registry("LOSS", "loss")
 LOSS_REGISTRY.__doc__ = """Losses, by the name MODEL.LOSS_FUNC gives. A loss has no settings, so
 every entry is the loss function itself, called as `loss(pred, target)` -> scalar; for pretraining with (N_masked, C) rows of predictions and targets, for
-classification with (B, K) logits and (B,) class indices or (B, K) class probabilities."""
+classification with (B, K) logits and (B,) class indices or (B, K) class probabilities.
+
+The one registry not built with `Registry.build` (`from_config(cfg)`): there is nothing in
+the config to build a loss from, and a plain function is what a notebook or a method
+passes around; `build_loss(name)` fetches it."""
 
 
 @LOSS_REGISTRY.register()

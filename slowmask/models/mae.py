@@ -18,13 +18,13 @@ from torch import Tensor, nn
 from slowmask.geometry import Grid
 from slowmask.masking.grids import upsample_mask
 
-from .attention import LayerNorm6
-from .block import INIT_STD, init_weights
-from .layout import NO_POOL, BlockLayout
+from .layers.attention import LayerNorm6
+from .layers.block import INIT_STD, init_weights
+from .layers.layout import NO_POOL, BlockLayout
 from .mvit import MViTTrunk
-from .position import learned_tables, positions_on_grid
+from .layers.position import learned_tables, positions_on_grid
 
-# PySlowFast's names of the decoder's position tables, by role (models/position.py).
+# PySlowFast's names of the decoder's position tables, by role (models/layers/position.py).
 DECODER_POS_EMBED_NAMES = {
     "joint": "decoder_pos_embed",
     "spatial": "dec_pos_embed_spatial",

@@ -19,15 +19,15 @@ from torch.utils.checkpoint import checkpoint
 from slowmask.geometry import Grid, token_grid
 from slowmask.masking.grids import upsample_mask
 
-from .attention import LayerNorm6
-from .block import INIT_STD, BlockOptions, MultiScaleBlock, init_weights
-from .layout import BlockLayout
-from .patch_embed import PatchEmbed
-from .position import learned_tables, positions_on_grid, sincos_3d
+from .layers.attention import LayerNorm6
+from .layers.block import INIT_STD, BlockOptions, MultiScaleBlock, init_weights
+from .layers.layout import BlockLayout
+from .layers.patch_embed import PatchEmbed
+from .layers.position import learned_tables, positions_on_grid, sincos_3d
 
 logger = logging.getLogger(__name__)
 
-# PySlowFast's names of the encoder's learned position tables, by role (models/position.py).
+# PySlowFast's names of the encoder's learned position tables, by role (models/layers/position.py).
 POS_EMBED_NAMES = {
     "joint": "pos_embed",
     "spatial": "pos_embed_spatial",

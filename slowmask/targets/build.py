@@ -10,11 +10,15 @@ from slowmask.utils.registry import Registry
 TARGET_REGISTRY = Registry("TARGET", "target")
 TARGET_REGISTRY.__doc__ = """Pretraining targets, by the name MASK.TARGET gives.
 
-Every entry is an nn.Module class built as `cls.from_config(cfg)`; called as
+Every entry is an nn.Module class built as `TARGET_REGISTRY.build(name, cfg)`, i.e.
+`cls.from_config(cfg)` (no context); called as
 `target(clip, grid)` with the normalized clip (B, 3, T, H, W) and the prediction
 grid (t, h, w), it returns (B, t*h*w, D) target vectors in (t, h, w) order,
 without gradient. `target.dim(patch)` gives D for a prediction token covering
 `patch` = (frames, height, width) input pixels (used to size the prediction head).
+Two class attributes declare how the pretrainer runs a target (slowmask.methods.
+pretrainer): `runs_under_autocast` and `state_in_checkpoint` (its parameters and
+buffers saved with the model, e.g. an EMA target encoder); both False when absent.
 """
 
 
@@ -28,7 +32,7 @@ def target_name(cfg: CfgNode) -> str:
 
 def build_target(cfg: CfgNode) -> nn.Module:
     """The target module MASK.TARGET (or MASK.PRED_HOG) names, built from the config."""
-    return TARGET_REGISTRY.get(target_name(cfg), "MASK.TARGET").from_config(cfg)
+    return TARGET_REGISTRY.build(target_name(cfg), cfg, "MASK.TARGET")
 
 
 def target_dim(cfg: CfgNode) -> int:

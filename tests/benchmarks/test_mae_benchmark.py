@@ -9,7 +9,7 @@ import torch
 from slowmask.benchmarks import mae
 from slowmask.benchmarks.timing import Timing
 from slowmask.config import load_config
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from tool_scripts import REPO
 
 MAE_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MAE_PT.yaml")

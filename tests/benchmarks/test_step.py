@@ -6,8 +6,8 @@ import torch
 from numerics import assert_close_at_scale
 from slowmask.benchmarks.step import record_core_calls, step_cfg
 from slowmask.config import load_config
-from slowmask.models import build_model
-from slowmask.models.attention import MultiScaleAttention
+from slowmask.methods import build_model
+from slowmask.models.layers.attention import MultiScaleAttention
 from tool_scripts import DEMO_CFG
 
 

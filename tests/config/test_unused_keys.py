@@ -13,7 +13,7 @@ from slowmask.config.unused_keys import (
     IGNORED_WHY, MAPPED, REFUSED, UNUSED_KEYS, audit_rows, report_unused_keys, unused_keys_set,
 )
 from slowmask.config.defaults import get_defaults
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")

@@ -11,7 +11,7 @@ from PIL import Image
 from slowmask.config import get_cfg
 from slowmask.data import ImageFolder, build_dataset, collate_clips, list_image_folder, open_image
 from slowmask.data.decoding import DecodeError
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 IMAGE_SIZE = (48, 40)  # (width, height)
 
@@ -133,5 +133,5 @@ def test_image_folder_and_video_list_feed_the_same_model_code(image_dir, demo_da
         model = build_model(cfg)
         out = model(batch["clip"], batch["mask"])
         out["loss"].backward()
-        assert type(model).__name__ == "MaskedPretrainer" and type(model.encoder).__name__ == "MAEEncoder"
+        assert type(model).__name__ == "MAE" and type(model.encoder).__name__ == "MAEEncoder"
         assert torch.isfinite(out["loss"]) and out["pred"].shape[0] == 2 * masked

@@ -7,6 +7,7 @@ import re
 
 from slowmask.data import DATASET_REGISTRY
 from slowmask.masking import MASK_REGISTRY
+from slowmask.methods import METHOD_REGISTRY
 from slowmask.models import LOSS_REGISTRY, MODEL_REGISTRY
 from slowmask.targets import TARGET_REGISTRY
 
@@ -40,7 +41,7 @@ def test_the_engine_table_lists_every_engine_module():
 
 def test_the_registry_table_names_every_registry():
     listed = {cells[0].strip(" `") for cells in first_cells("Registries")}
-    registries = (DATASET_REGISTRY, MASK_REGISTRY, TARGET_REGISTRY, MODEL_REGISTRY, LOSS_REGISTRY)
+    registries = (DATASET_REGISTRY, MASK_REGISTRY, TARGET_REGISTRY, METHOD_REGISTRY, MODEL_REGISTRY, LOSS_REGISTRY)
     assert listed == {f"{registry._name}_REGISTRY" for registry in registries}
 
 

@@ -7,7 +7,7 @@ from torch import nn
 from slowmask.config import load_config
 from slowmask.engine import checkpoint
 from slowmask.engine.checkpoint import load_pretrained
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.utils.logging import setup_logging
 from tool_scripts import load_tool
 

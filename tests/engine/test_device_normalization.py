@@ -15,7 +15,7 @@ from slowmask.data.collate import to_device
 from slowmask.engine.optim import build_optimizer
 from slowmask.engine.step import TrainStep, masked_prediction_objective
 from slowmask.engine.train import train
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.utils.logging import read_json_stats
 from numerics import assert_same_gradients
 

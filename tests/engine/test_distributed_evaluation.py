@@ -16,7 +16,7 @@ from slowmask.data import build_loader
 from slowmask.data.index_samplers import VideoShardSampler
 from slowmask.engine import checkpoint
 from slowmask.engine.evaluate import ViewScores, ensemble_views, evaluate, merge_shards, run_test, views_per_video
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.utils.logging import read_json_stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -10,7 +10,7 @@ from slowmask.config import load_config
 from slowmask.data import build_dataset, build_loader
 from slowmask.engine import checkpoint
 from slowmask.engine.evaluate import accuracy, evaluate, run_test
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")

@@ -12,7 +12,8 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.engine.checkpoint import load_pretrained, save_checkpoint
-from slowmask.models import MViTTrunk, build_model, trunk_args
+from slowmask.methods import build_model
+from slowmask.models import MViTTrunk, trunk_args
 from slowmask.models.pretrained import STEM_PREFIXES
 from tool_scripts import load_tool
 

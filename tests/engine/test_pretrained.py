@@ -8,7 +8,7 @@ from torch import nn
 from slowmask.config import get_cfg
 from slowmask.engine import checkpoint
 from slowmask.engine.checkpoint import load_pretrained
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 TINY = [
     "DATA.NUM_FRAMES", "8", "DATA.TRAIN_CROP_SIZE", "32", "MVIT.EMBED_DIM", "16", "MVIT.DEPTH", "2",

@@ -19,7 +19,7 @@ from slowmask.engine.probe import (
 )
 from slowmask.engine.hooks import ProbeHook
 from slowmask.engine.train import train
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.utils.logging import read_json_stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

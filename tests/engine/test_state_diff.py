@@ -8,7 +8,7 @@ import torch
 from slowmask.config import load_config
 from slowmask.engine import checkpoint
 from slowmask.engine.checkpoint import state_diff
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 S_PT = os.path.join(REPO, "configs", "k400_MViT_S_MaskFeat_PT.yaml")

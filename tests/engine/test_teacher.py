@@ -9,8 +9,8 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.engine.checkpoint import save_checkpoint
-from slowmask.models.teacher import build_teacher
-from slowmask.models import build_model
+from slowmask.methods import build_teacher
+from slowmask.methods import build_model
 from tool_scripts import load_tool
 from recipe_batches import smooth_batch
 

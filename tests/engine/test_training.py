@@ -11,7 +11,7 @@ from slowmask.engine import checkpoint
 from slowmask.engine.optim import build_optimizer
 from slowmask.engine.step import TrainStep, masked_prediction_objective
 from slowmask.engine.train import train
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.utils.logging import read_json_stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from slowmask.models import MultiScaleAttention
-from slowmask.models.relative_position import decomposed_bias, relative_index
+from slowmask.models.layers.relative_position import decomposed_bias, relative_index
 from numerics import assert_close_at_scale, assert_same_gradients
 
 

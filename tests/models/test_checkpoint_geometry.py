@@ -3,7 +3,7 @@
 import torch
 
 from slowmask.engine.checkpoint import match_state
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from slowmask.models.checkpoint_geometry import adapt, inflate_kernel, infer_grid
 from numerics import assert_close_at_scale
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from slowmask.models import MultiScaleAttention
-from slowmask.models.relative_position import decomposed_bias, decomposed_terms, key_indicators
+from slowmask.models.layers.relative_position import decomposed_bias, decomposed_terms, key_indicators
 from numerics import assert_close_at_scale, assert_same_gradients
 
 

@@ -4,7 +4,8 @@ import torch
 
 from slowmask.engine.optim import build_optimizer
 from slowmask.engine.step import ClassificationObjective, TrainStep
-from slowmask.models import build_loss, build_model
+from slowmask.methods import build_model
+from slowmask.models import build_loss
 
 
 def test_a_step_changes_the_head_only(make_cfg, tiny_mvit):

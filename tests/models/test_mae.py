@@ -6,7 +6,8 @@ import torch
 
 from slowmask.config import get_cfg
 from slowmask.masking import RandomMaskGenerator, TubeMaskGenerator
-from slowmask.models import MAEEncoder, build_model
+from slowmask.methods import build_model
+from slowmask.models import MAEEncoder
 from slowmask.models.mae import visible_indices
 from numerics import assert_close_at_scale
 

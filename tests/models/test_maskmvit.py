@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from slowmask.models import MaskedPretrainer, build_model
+from slowmask.methods import MaskedPretrainer, build_model
 from slowmask.masking.grids import upsample_mask
 from numerics import assert_close_at_scale, assert_same_gradients
 

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from slowmask.config import load_config
-from slowmask.models import MultiScaleAttention, build_model
-from slowmask.models.attention import FUSED_WIDTH_MULTIPLE, attention_path, fused_width, pads_on
+from slowmask.methods import build_model
+from slowmask.models import MultiScaleAttention
+from slowmask.models.layers.attention import FUSED_WIDTH_MULTIPLE, attention_path, fused_width, pads_on
 from numerics import assert_close_at_scale, assert_same_gradients
 
 # Head width 6: with the relative-position channels 6 + 4 + 4 + 4 (both tables), 6 + 4

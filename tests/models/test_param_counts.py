@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 TEST_CONFIGS = os.path.join(os.path.dirname(__file__), "configs")
 REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(TEST_CONFIGS))), "configs")

@@ -3,7 +3,7 @@ target stays float32 under autocast, and checkpointing changes no number."""
 
 import torch
 
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from numerics import assert_same_gradients
 
 B, T, H, W = 2, 8, 32, 32

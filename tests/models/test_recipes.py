@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from recipe_batches import smooth_batch
 
 DEMO_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo")

@@ -13,7 +13,7 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.engine import checkpoint
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYSLOWFAST_HOG_BUFFERS = {"hogs.0.weight_x", "hogs.0.weight_y"}  # its fixed HOG filters

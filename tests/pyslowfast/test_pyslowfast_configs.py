@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from slowmask.config import ConfigError, get_cfg, load_config
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 

@@ -1,6 +1,6 @@
 import pytest
 
-import slowmask.models  # noqa: F401  (registers the "teacher" target)
+import slowmask.methods  # noqa: F401  (registers the "teacher" target)
 from slowmask.config import get_cfg
 from slowmask.targets import HOGTarget, PixelTarget, build_target, target_dim
 

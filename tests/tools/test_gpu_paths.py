@@ -17,7 +17,7 @@ from slowmask.engine.distributed import Place
 from slowmask.engine.launch import run_at
 from slowmask.engine.step import TrainStep, masked_prediction_objective, mixed_precision
 from slowmask.masking import build_mask_generator
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 pytestmark = pytest.mark.gpu
 

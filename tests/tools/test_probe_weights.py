@@ -12,7 +12,7 @@ from tool_scripts import REPO, demo_overrides, load_tool
 
 from slowmask.config import load_config
 from slowmask.engine.checkpoint import read_checkpoint, save_checkpoint
-from slowmask.models import build_model
+from slowmask.methods import build_model
 
 probe = load_tool("probe")
 

@@ -13,18 +13,30 @@ information and no loss).
 The decoder mask is drawn in the forward pass from torch's global generator (as dropout's
 draws are; checkpoints save its state), one phase per clip, in training only: in eval mode
 the decoder reconstructs every masked token (VideoMAE's output). The data path is unchanged.
+
+- The encoder sees the visible tokens (MAE's sparse encoder, mae.py).
+- The decoder sees the visible latents and the masked tokens the decoder mask keeps
+  (MASK.DECODER_MASK_TYPE "running_cell" at MASK.DECODER_MASK_RATIO).
+- The target: MASK.TARGET (normalized pixels) of the kept masked tokens.
+- The loss: MODEL.LOSS_FUNC on those tokens (MASK.LOSS_TOKENS must be "masked").
+- After an optimizer update: nothing.
 """
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
+from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
+from slowmask import targets
 from slowmask.geometry import Grid
-from slowmask.masking import MaskGenerator
+from slowmask.masking import MaskGenerator, build_decoder_mask_generator
 from slowmask.masking.grids import upsample_mask
+from slowmask.models import build_loss
+from slowmask.models.mae import MAEEncoder, gather_tokens
 
-from .mae import MAEEncoder, gather_tokens
+from .build import METHOD_REGISTRY
+from .mae import sparse_parts
 from .pretrainer import MaskedPretrainer
 
 
@@ -54,6 +66,7 @@ def decoded_positions(token_mask: Tensor, decoder_drop: Tensor) -> Tuple[Tensor,
     return positions, token_mask.gather(1, positions)
 
 
+@METHOD_REGISTRY.register(name="VideoMAEv2")
 class DualMaskPretrainer(MaskedPretrainer):
     """model(x, mask) -> {"pred", "target", "loss"}, with the decoder on part of the tokens.
 
@@ -80,6 +93,21 @@ class DualMaskPretrainer(MaskedPretrainer):
     ) -> None:
         super().__init__(encoder, head, target, loss)
         self.decoder_mask = decoder_mask
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> "DualMaskPretrainer":
+        """MAE's parts (mae.py), the decoder mask MASK.DECODER_MASK_TYPE names on the token
+        grid, MODEL.LOSS_FUNC."""
+        encoder, head, target = sparse_parts(cfg, targets.build_target)
+        decoder_mask = build_decoder_mask_generator(cfg, encoder.patch_grid)
+        if decoder_mask is None:
+            raise ValueError('VideoMAE V2 needs a decoder mask: set MASK.DECODER_MASK_TYPE (e.g. "running_cell")')
+        if cfg.MASK.LOSS_TOKENS != "masked":
+            raise ValueError(
+                f"MASK.DECODER_MASK_TYPE {cfg.MASK.DECODER_MASK_TYPE!r} takes the loss on the masked tokens the "
+                f'decoder keeps: set MASK.LOSS_TOKENS "masked" (got {cfg.MASK.LOSS_TOKENS!r})'
+            )
+        return cls(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), decoder_mask)
 
     def draw_decoder_mask(self, batch: int, grid: Grid, device: torch.device) -> Tensor:
         """(B, N) bool, True = dropped from the decoder, one draw per clip from torch's

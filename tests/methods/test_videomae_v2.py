@@ -9,8 +9,8 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.masking import build_mask_generator
-from slowmask.models import MaskedPretrainer, build_model
-from slowmask.models.dual_mask import DualMaskPretrainer, decoded_positions
+from slowmask.methods import MaskedPretrainer, build_model
+from slowmask.methods.videomae_v2 import DualMaskPretrainer, decoded_positions
 
 from tool_scripts import REPO, load_tool
 

@@ -1,7 +1,8 @@
-"""Masked pretraining as a composition: encoder + prediction head + target + loss.
+"""Masked pretraining as a composition: encoder + prediction head + target + loss, the
+forward pass every method of this package shares.
 
 MaskFeat is a dense encoder with a mask token, a linear head, the HOG target and a
-masked MSE; other methods swap the parts, not this file.
+masked MSE; other methods swap the parts (maskfeat.py, mae.py, ...), not this file.
 """
 
 import contextlib
@@ -29,14 +30,19 @@ class MaskedPretrainer(nn.Module):
             grid tokens; MAE: the decoder's input sequence).
         head: `head(features)` -> [(B, N_i, C_i)] predictions for every token of each
             grid, N_i = t_i*h_i*w_i in (t, h, w) order.
-        target: `target(x, grid)` -> (B, t*h*w, C) float32, without parameters or
-            persistent buffers (it is not part of the checkpoint).
+        target: `target(x, grid)` -> (B, t*h*w, C) float32. Without parameters or
+            persistent buffers, unless it declares `state_in_checkpoint = True`.
         loss: `loss(pred, target)` on the masked rows -> scalar.
         loss_tokens: a LOSS_TOKENS name: the loss is on the "masked" tokens, or on the
             "visible" ones.
 
-    A target whose `runs_under_autocast` is True (a teacher encoder) runs under the
-    caller's autocast; other targets run in float32 without autocast.
+    A target declares how it runs with two class attributes (both False when absent):
+    `runs_under_autocast` (a teacher encoder): it runs under the caller's autocast; other
+    targets run in float32 without autocast. `state_in_checkpoint` (an EMA target
+    encoder): its parameters and persistent buffers are part of the model, saved under
+    `target.` and given to the optimizer where they require gradient (an EMA copy keeps
+    requires_grad False and is updated after each optimizer step). A target that holds
+    state without declaring it is refused: its state would silently enter checkpoints.
 
     The state dict holds the encoder's parameters without a prefix and the head's
     under `pred_head.`: PySlowFast's flat MaskMViT names (cls_token, blocks.0...,
@@ -55,10 +61,11 @@ class MaskedPretrainer(nn.Module):
         super().__init__()
         if loss_tokens not in LOSS_TOKENS:
             raise ValueError(f"loss tokens {loss_tokens!r} are unknown; use one of {sorted(LOSS_TOKENS)}")
-        if len(target.state_dict()) > 0:
+        if len(target.state_dict()) > 0 and not getattr(target, "state_in_checkpoint", False):
             raise ValueError(
-                "the target must not have parameters or persistent buffers (register buffers "
-                f"with persistent=False); it has {list(target.state_dict())}"
+                f"the target has parameters or persistent buffers {list(target.state_dict())}: register "
+                "buffers with persistent=False, or declare `state_in_checkpoint = True` on the target "
+                "to save its state in the checkpoint under `target.`"
             )
         self.encoder = encoder
         self.pred_head = head

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from slowmask.models.losses import build_loss
-from slowmask.models.pretrainer import MaskedPretrainer
-from slowmask.targets.teacher import TeacherFeatureTarget, resample_tokens
+from slowmask.methods import MaskedPretrainer
+from slowmask.methods.distillation import TeacherFeatureTarget, resample_tokens
 
 
 class PatchTeacher(nn.Module):
