@@ -12,7 +12,7 @@ from slowmask.config import load_config
 from slowmask.engine import train as train_module
 from slowmask.engine.step import TrainStep, model_after_update, steps_before
 from slowmask.engine.train import train
-from slowmask.models import build_model
+from slowmask.methods import build_model
 from tool_scripts import DEMO_CFG, demo_overrides
 
 CPU = torch.device("cpu")
