@@ -64,8 +64,9 @@ from slowmask.config import ConfigError, load_config
 from slowmask.config.checks import choice_problem
 from slowmask.data import build_dataset
 from slowmask.data.build import augmentation_problems, decoding_problems
-from slowmask.data.video_list import missing_file_advice
+from slowmask.data.datasets.video_list import missing_file_advice
 from slowmask.targets.build import target_name
+from slowmask.utils.custom_modules import import_custom_modules
 from slowmask.utils.errors import SlowmaskError, StoppedBeforeStart, StoppedBySignal, problems_text
 from slowmask.utils.output_files import unwritable_problem
 from slowmask.utils.stop_signals import Forwarder, stopping_at_once
@@ -214,6 +215,7 @@ def _spawn(cfg: CfgNode, job: Job, init_method: str) -> None:
 
 
 def _spawned(local_rank: int, job: Job, cfg: CfgNode, init_method: str) -> None:
+    import_custom_modules(cfg.DATA.CUSTOM_MODULES)  # a spawned process starts without the user's registrations
     per_machine = processes_per_machine(cfg)
     place = Place(cfg.SHARD_ID * per_machine + local_rank, local_rank, world_size(cfg))
     try:
