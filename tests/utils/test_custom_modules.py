@@ -12,6 +12,7 @@ from slowmask.data import DATASET_REGISTRY
 from slowmask.masking import MASK_REGISTRY
 from slowmask.targets import TARGET_REGISTRY
 from slowmask.utils.custom_modules import import_custom_modules
+from slowmask.utils import logging as slowmask_logging
 from slowmask.utils.logging import read_json_stats
 from tool_scripts import DEMO_CFG, load_tool
 
@@ -68,6 +69,7 @@ ONE_STEP = ["DATA_LOADER.NUM_WORKERS", "0", "SOLVER.MAX_EPOCH", "1", "SOLVER.WAR
 
 def test_a_users_file_registers_every_kind_of_part_and_run_net_trains_a_step_with_them(
         demo_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(slowmask_logging, "_log_file", None)  # restored after: later tools log to the console
     plugin = tmp_path / "my_parts.py"
     plugin.write_text(HEADER + "".join(textwrap.dedent(code) for code, _ in PARTS.values()))
     choices = [word for _, lines in PARTS.values() for word in lines]
