@@ -90,3 +90,18 @@ def test_a_users_file_registers_every_kind_of_part_and_run_net_trains_a_step_wit
     (module,) = import_custom_modules([str(plugin)])
     assert module.CALLS[0] == "dataset" and module.CALLS[-5:] == ["mask"] * 4 + ["target"]
     assert [name for name, _ in DATASET_REGISTRY].count("FourVideos") == 1
+
+
+def test_a_process_spawned_for_a_multi_gpu_job_imports_the_modules_before_its_job(tmp_path, monkeypatch):
+    from slowmask.config import get_cfg
+    from slowmask.engine import launch
+
+    plugin = tmp_path / "spawned_parts.py"
+    plugin.write_text(HEADER + textwrap.dedent(PARTS["target"][0]).replace("negated_pixels", "spawned_target"))
+    cfg = get_cfg()  # as the child receives it: a config, its modules not imported in this process
+    cfg.DATA.CUSTOM_MODULES = [str(plugin)]
+    seen = []
+    monkeypatch.setattr(launch, "run_at", lambda place, job, cfg, init_method: seen.append(
+        "spawned_target" in TARGET_REGISTRY))
+    launch._spawned(0, None, cfg, "tcp://localhost:9999")
+    assert seen == [True]
