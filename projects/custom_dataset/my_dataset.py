@@ -5,17 +5,17 @@ writes). Select it with two config lines:
     TRAIN.DATASET: MyDataset
     DATA.CUSTOM_MODULES: ["my_dataset.py"]   # relative to the yaml that names it
 
-Decoding, sampling, crops, masks, test views and retries come from VideoDataset.
+Decoding, sampling, crops, masks, test views and retries come from ClipDataset.
 """
 
 import os
 from typing import List, Tuple
 
-from slowmask.data import DATASET_REGISTRY, VideoDataset, list_video_files
+from slowmask.data import DATASET_REGISTRY, ClipDataset, list_video_files
 
 
 @DATASET_REGISTRY.register()
-class MyDataset(VideoDataset):
+class MyDataset(ClipDataset):
     """Labels are the positions of the class names (file name up to its last "_") in
     sorted order."""
 

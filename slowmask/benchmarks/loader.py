@@ -188,7 +188,7 @@ def _per_clip(timing: Timing, clips: int) -> Timing:
 def torchcodec_loads() -> bool:
     """Whether the optional torchcodec backend (and the FFmpeg libraries it loads) is installed."""
     try:
-        importlib.import_module("slowmask.data.torchcodec_video")
+        importlib.import_module("slowmask.data.decoders.torchcodec_video")
     except ImportError:
         return False
     return True

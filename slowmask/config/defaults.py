@@ -374,7 +374,8 @@ _C.DATA.PATH_TO_DATA_DIR = ""
 _C.DATA.PATH_LABEL_SEPARATOR = " "
 # Prefix joined to every video path in the csv files.
 _C.DATA.PATH_PREFIX = ""
-# Modules (names, or .py file paths) imported before the dataset lookup, so datasets they register can be chosen.
+# Modules (names, or .py file paths, relative to the yaml that names them) imported when the config is loaded,
+# before anything is built, so the datasets, masks, targets, models and methods they register can be chosen.
 _C.DATA.CUSTOM_MODULES = []
 # Frames per clip.
 _C.DATA.NUM_FRAMES = 8

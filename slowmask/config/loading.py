@@ -21,6 +21,7 @@ import yaml
 from fvcore.common.config import BASE_KEY, CfgNode
 from iopath.common.file_io import g_pathmgr
 
+from slowmask.utils.custom_modules import import_custom_modules
 from slowmask.utils.errors import ConfigError
 
 from .checks import check_config
@@ -34,7 +35,9 @@ MAX_CONFIG_BYTES = 1 << 20
 
 def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode:
     """Defaults <- yaml file at `path` <- `opts` ([KEY, VALUE, ...]); checked and frozen.
-    Raises one ConfigError listing every problem found."""
+    Then the modules of DATA.CUSTOM_MODULES are imported, so that the parts they register
+    are there before anything is built. Raises one ConfigError listing every problem
+    found, or CustomModuleError for an entry that cannot be imported."""
     cfg = get_defaults()
     problems: List[str] = []
     for merge, source in ((merge_file, path), (merge_list, opts)):
@@ -47,6 +50,7 @@ def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode
         raise ConfigError.of_all(problems)
     check_config(cfg)
     cfg.freeze()
+    import_custom_modules(cfg.DATA.CUSTOM_MODULES)
     return cfg
 
 

@@ -1,9 +1,9 @@
-"""Building datasets, their parts and their loaders from the config: the only data code
-that reads cfg besides the datasets' `from_config`.
+"""Building a clip dataset's parts and the loaders from the config: with registry.py the
+only data code that reads cfg besides the datasets' `from_config`.
 
-DATASET_REGISTRY holds the datasets by the name TRAIN.DATASET / TEST.DATASET gives;
-`build_dataset` finds one there, `build_loader` batches it for this process, and the
-`build_*` part builders give a dataset its sampler, transform, opener and mask generator.
+The `build_*` part builders give a dataset (datasets/) its sampler, transform, opener and
+mask generator; `build_loader` batches a dataset (`build_dataset`, registry.py) for this
+process.
 
 Split "train" gets a random window and a random crop and flip; "val" the central
 window and crop; "test" view k of TEST.NUM_ENSEMBLE_VIEWS windows x
@@ -23,43 +23,20 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from slowmask.config.checks import choice_problem, raise_problems
 from slowmask.geometry import world_size
 from slowmask.masking import build_mask_generator
-from slowmask.utils.registry import Registry
 
 from .augment import ERASE_VALUES, ClipErasing, ClipRandAugment, parse_rand_augment
 from .collate import ClipsToDevice, collate_clips, to_device
-from .custom_modules import import_custom_modules
-from .decoding import BACKEND_ALIASES, BACKENDS, DEVICE_BACKENDS, Video, open_video, resolve_backend
+from .decoders.video import BACKEND_ALIASES, BACKENDS, DEVICE_BACKENDS, Video, open_video, resolve_backend
 from .index_samplers import EpochShuffleSampler, ResumableDistributedSampler, VideoShardSampler
 from .loader_workers import WatchedLoader, shield_from_stop_signals
 from .mixup import MixupCutmix
+from .registry import build_dataset, check_split
 from .clip_windows import CenterClipSampler, ClipSampler, OffsetClipSampler, RandomClipSampler, UniformClipSampler
 from .transforms import (
     ClipNormalizer, ClipTransform, EvalTransform, RandomResizedBox, ShortSideJitterBox, TrainTransform,
 )
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
-
-DATASET_REGISTRY = Registry("DATASET", "dataset")
-DATASET_REGISTRY.__doc__ = """Datasets, by the name TRAIN.DATASET / TEST.DATASET gives (case ignored).
-
-Every entry is a class built as `cls.from_config(cfg, split)`, split "train", "val" or
-"test", whose items are dicts (documented on `VideoDataset`, data/video_dataset.py):
-`clip`, `mask` (when masking is on), `label`, `index`, `meta`.
-"""
-# The end of the error for an unknown dataset name: how to add one.
-REGISTER_ADVICE = (
-    ". To add your own, decorate its class with @DATASET_REGISTRY.register() (from slowmask.data import "
-    "DATASET_REGISTRY; slowmask.data.VideoDataset is its base class) and name its module or .py file in "
-    "DATA.CUSTOM_MODULES"
-)
-
-
-def check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-
 
 
 def build_clip_sampler(cfg: CfgNode, split: str) -> ClipSampler:
@@ -230,22 +207,6 @@ def build_clip_dataset_parts(cfg: CfgNode, split: str) -> Dict[str, Any]:
     )
 
 
-def _dataset_class(name: str, source: str) -> type:
-    """The class registered as `name` (from the config key `source`); case is ignored
-    ("kinetics" finds Kinetics)."""
-    matches = [key for key in DATASET_REGISTRY.names() if key.lower() == name.lower()]
-    return DATASET_REGISTRY.get(matches[0] if matches else name, source, advice=REGISTER_ADVICE)
-
-
-def build_dataset(cfg: CfgNode, split: str) -> Dataset:
-    """The dataset TRAIN.DATASET (split "train") or TEST.DATASET ("val", "test") names,
-    after importing DATA.CUSTOM_MODULES (where user datasets register themselves)."""
-    check_split(split)
-    import_custom_modules(cfg.DATA.CUSTOM_MODULES)
-    name, source = (cfg.TRAIN.DATASET, "TRAIN.DATASET") if split == "train" else (cfg.TEST.DATASET, "TEST.DATASET")
-    return _dataset_class(name, source).from_config(cfg, split)
-
-
 def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) -> DataLoader:
     """A DataLoader over `dataset` (built from cfg when None) for this process.
 
@@ -274,7 +235,7 @@ def build_loader(cfg: CfgNode, split: str, dataset: Optional[Dataset] = None) ->
         generator=torch.Generator().manual_seed(cfg.RNG_SEED),
         worker_init_fn=shield_from_stop_signals,
     )
-    batch_sampler = getattr(dataset, "batch_sampler", None)  # it makes its own batches (data/mixed.py)
+    batch_sampler = getattr(dataset, "batch_sampler", None)  # it makes its own batches (data/datasets/mixed.py)
     if batch_sampler is not None:
         logger.info("%s loader: %d items in %d batches of its own", split, len(dataset), len(batch_sampler))
         return WatchedLoader(dataset, batch_sampler=batch_sampler, **common)

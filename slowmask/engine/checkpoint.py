@@ -33,7 +33,7 @@ checkpoint met when resuming or pruning is set aside, renamed NAME.unreadable
 Resuming puts the global random generators back where the interrupted run had them
 (`ResumePoint`), so that dropout and drop-path draws continue as in the uninterrupted
 run. Data randomness does not depend on them (items draw from generators seeded by
-(seed, epoch, index), see slowmask/data/video_dataset.py); the model's stochastic layers do.
+(seed, epoch, index), see slowmask/data/datasets/clip_dataset.py); the model's stochastic layers do.
 The state is kept in plain types and tensors, so `torch.load(weights_only=True)` reads it.
 
 A mismatch between a checkpoint and a model is told as a short diff (`state_diff`):

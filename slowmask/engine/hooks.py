@@ -779,7 +779,7 @@ class BadDataGuard(Hook):
     replacement video: bad data never kills a run, until there is too much of it.
 
     The datasets replace an unreadable video by another one and record it in the item's
-    `meta["skipped"]` (see slowmask.data.video_dataset). A few corrupt files are normal in a
+    `meta["skipped"]` (see slowmask.data.datasets.clip_dataset). A few corrupt files are normal in a
     large download; a third of the dataset missing is a broken mount or a wrong path, and
     training on what is left would silently learn from another distribution.
 

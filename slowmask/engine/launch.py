@@ -45,6 +45,7 @@ from torch.multiprocessing import ProcessExitedException
 
 from slowmask import geometry
 from slowmask.config import ConfigError, load_config
+from slowmask.utils.custom_modules import import_custom_modules
 from slowmask.utils.errors import StoppedBeforeStart, StoppedBySignal
 from slowmask.utils.stop_signals import Forwarder, stopping_at_once
 
@@ -168,6 +169,7 @@ def _spawn(cfg: CfgNode, job: Job, init_method: str) -> None:
 
 
 def _spawned(local_rank: int, job: Job, cfg: CfgNode, init_method: str) -> None:
+    import_custom_modules(cfg.DATA.CUSTOM_MODULES)  # a spawned process starts without the user's registrations
     per_machine = processes_per_machine(cfg)
     place = Place(cfg.SHARD_ID * per_machine + local_rank, local_rank, world_size(cfg))
     try:

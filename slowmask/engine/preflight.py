@@ -28,7 +28,7 @@ from slowmask import geometry
 from slowmask.config.checks import choice_problem
 from slowmask.data import build_dataset
 from slowmask.data.build import augmentation_problems, decoding_problems
-from slowmask.data.video_list import missing_file_advice
+from slowmask.data.datasets.video_list import missing_file_advice
 from slowmask.targets.build import target_name
 from slowmask.utils.errors import SlowmaskError, problems_text
 from slowmask.utils.output_files import unwritable_problem
@@ -237,7 +237,7 @@ def _batch_problems(cfg: CfgNode, split: str, dataset: Dataset) -> List[str]:
     if split != "train":
         return []
     processes = geometry.world_size(cfg.NUM_GPUS, cfg.NUM_SHARDS)
-    batch_sampler = getattr(dataset, "batch_sampler", None)  # it makes its own batches (data/mixed.py)
+    batch_sampler = getattr(dataset, "batch_sampler", None)  # it makes its own batches (data/datasets/mixed.py)
     if batch_sampler is not None:
         return [] if len(batch_sampler) else [f"{_where(cfg, split)}: its {len(dataset)} items make no batch"]
     per_process = len(dataset) // processes

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from slowmask.data import EvalTransform, build_clip_sampler, build_video_opener
-from slowmask.data.image_folder import image_list
+from slowmask.data.datasets.image_folder import image_list
 from slowmask.features import MediaClips
 from slowmask.features.encode import encoder_tokens
 from slowmask.features.media import collate_media

@@ -324,7 +324,7 @@ def in_loader_batches(point: ResumePoint, loader: Any, batch_total: int) -> Resu
     """`point` with its mid-epoch batch number counted in `loader`'s batches of
     `batch_total` items (all processes): TRAIN.BATCH_SIZE may differ from the checkpoint's
     (TRAIN.AUTO_RESUME_ALLOW_CHANGES), its position in items holds. A dataset's own batch
-    sampler (data/mixed.py) counts batches: its point is left as it is."""
+    sampler (data/datasets/mixed.py) counts batches: its point is left as it is."""
     order = loader.sampler
     if loader.batch_size is None or not isinstance(order, ResumableOrder):
         return point
@@ -334,7 +334,7 @@ def in_loader_batches(point: ResumePoint, loader: Any, batch_total: int) -> Resu
 def start_epoch(loader: Any, epoch: int, point: ResumePoint, batch_total: int) -> None:
     """Tell the loader the epoch (data.set_epoch) and, in the epoch `point` resumes, start
     it after this process's share of the items the interrupted run consumed (the sampler
-    skips them unloaded). A dataset's own batch sampler (data/mixed.py) counts batches."""
+    skips them unloaded). A dataset's own batch sampler (data/datasets/mixed.py) counts batches."""
     if loader.batch_size is None:
         set_epoch(loader, epoch, point.batches_done(epoch))
         return

@@ -11,13 +11,11 @@ import torch
 from iopath.common.file_io import g_pathmgr
 from PIL import Image
 
-from slowmask.data import list_video_files, read_video_list
-from slowmask.data.decoding import DecodeError, Video
-from slowmask.data.video_folder import VIDEO_EXTENSIONS
+from slowmask.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_video_files, read_video_list
+from slowmask.data.decoders.video import DecodeError, Video
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # What an input folder's files must end with (case ignored) to be encoded.
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
 
@@ -124,4 +122,4 @@ def collate_media(items: List[dict]) -> dict:
     }
 
 
-__all__ = ["IMAGE_EXTENSIONS", "MEDIA_EXTENSIONS", "MediaClips", "collate_media", "listed_inputs", "media_inputs"]
+__all__ = ["MEDIA_EXTENSIONS", "MediaClips", "collate_media", "listed_inputs", "media_inputs"]

@@ -21,11 +21,11 @@ MaskGenerator = Callable[[torch.Generator], Tensor]
 MASK_REGISTRY = Registry("MASK", "mask generator")
 MASK_REGISTRY.__doc__ = """Mask generators, by the name AUG.MASK_TYPE gives.
 
-Every entry is a class built as `cls.from_config(cfg, grid, mask_ratio)`, where the
-builder has checked `grid` ((t, h, w), the mask grid) and `mask_ratio` (float in
-(0, 1)); `from_config` adds the class's own keywords from the config. Calling the
-instance with a `torch.Generator` returns a bool tensor of shape (t, h, w), True =
-masked, random only through that generator.
+Every entry is a class built as `cls.from_config(cfg, grid=grid, mask_ratio=mask_ratio)`
+(context: `grid`, (t, h, w) the mask grid, and `mask_ratio`, a float in (0, 1), both
+checked by the builder); `from_config` adds the class's own keywords from the config.
+Calling the instance with a `torch.Generator` returns a bool tensor of shape (t, h, w),
+True = masked, random only through that generator.
 """
 
 
@@ -48,7 +48,6 @@ def build_mask_generator(cfg: CfgNode) -> Optional[MaskGenerator]:
     if not cfg.MASK.ENABLE:
         return None
     name, source = mask_type(cfg)
-    cls = MASK_REGISTRY.get(name, source)
     ratio = check_mask_ratio(cfg.AUG.MASK_RATIO, "AUG.MASK_RATIO")
     grid = tuple(cfg.AUG.MASK_WINDOW_SIZE)
     if source.endswith("MASK.MAE_RND_MASK True"):
@@ -59,7 +58,7 @@ def build_mask_generator(cfg: CfgNode) -> Optional[MaskGenerator]:
         # and masks the token grid; its image yaml files keep that default.
         grid = _token_grid(cfg)
         logger.info("images (MVIT.PATCH_2D) with AUG.MASK_WINDOW_SIZE t != 1: masks on the token grid %s", grid)
-    return cls.from_config(cfg, check_grid(grid, "AUG.MASK_WINDOW_SIZE"), ratio)
+    return MASK_REGISTRY.build(name, cfg, source, grid=check_grid(grid, "AUG.MASK_WINDOW_SIZE"), mask_ratio=ratio)
 
 
 def _token_grid(cfg: CfgNode) -> Grid:
@@ -76,6 +75,6 @@ def build_decoder_mask_generator(cfg: CfgNode, grid: Grid) -> Optional[MaskGener
     name = cfg.MASK.DECODER_MASK_TYPE
     if not name:
         return None
-    cls = MASK_REGISTRY.get(name, "MASK.DECODER_MASK_TYPE")
     ratio = check_mask_ratio(cfg.MASK.DECODER_MASK_RATIO, "MASK.DECODER_MASK_RATIO")
-    return cls.from_config(cfg, check_grid(tuple(grid), "the token grid"), ratio)
+    grid = check_grid(tuple(grid), "the token grid")
+    return MASK_REGISTRY.build(name, cfg, "MASK.DECODER_MASK_TYPE", grid=grid, mask_ratio=ratio)

@@ -18,7 +18,7 @@ slowmask.models. The parts themselves live below: architectures in slowmask.mode
 targets in slowmask.targets, masks in slowmask.masking.
 
 OmniMAE (Girdhar et al., 2023) is not a method here: it is MAE trained on images and
-videos together, a mixing of datasets (data/mixed.py, TRAIN.DATASET "mixed"); its
+videos together, a mixing of datasets (data/datasets/mixed.py, TRAIN.DATASET "mixed"); its
 position tables follow each input's grid (models/layers/position.py).
 
 Importing this package registers every method and the "teacher" target.

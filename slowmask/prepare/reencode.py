@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import av
 
-from slowmask.data.decoding import resized_shape
+from slowmask.data.decoders.video import resized_shape
 from slowmask.data.video_writer import pick_encoder
 
 

@@ -4,7 +4,7 @@ it loads (its tests skip, saying what is missing, elsewhere)."""
 import pytest
 
 try:
-    import slowmask.data.torchcodec_video  # noqa: F401  (loads torchcodec and FFmpeg's libraries)
+    import slowmask.data.decoders.torchcodec_video  # noqa: F401  (loads torchcodec and FFmpeg's libraries)
 
     TORCHCODEC_MISSING = ""
 except ImportError as error:

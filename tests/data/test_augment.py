@@ -7,7 +7,7 @@ import torch
 from slowmask.config import ConfigError, load_config
 from slowmask.data import ClipErasing, ClipRandAugment, MixupCutmix, build_clip_transform, parse_rand_augment
 from slowmask.data.augment import RandAugmentPolicy
-from slowmask.data.video_dataset import item_generator
+from slowmask.data.datasets.clip_dataset import item_generator
 
 
 def static_clip(frames=4, size=32):

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from slowmask.data import Kinetics, VideoFolder, build_dataset, open_video, read_video_list
-from slowmask.data.video_dataset import NoReadableVideoError
+from slowmask.data.datasets.clip_dataset import NoReadableVideoError
 from slowmask.data.clip_windows import RandomClipSampler
 from slowmask.data.synthetic import write_unreadable_files
 from slowmask.data.transforms import RandomResizedBox, TrainTransform
@@ -34,7 +34,7 @@ def _dataset(videos, backend, **kwargs) -> Kinetics:
 def test_each_kind_of_bad_file_is_a_counted_skip(demo_data_dir, bad_files, kind, backend, caplog):
     good = read_video_list(os.path.join(demo_data_dir, "train.csv"))[:2]
     dataset = _dataset([(bad_files[kind], 0)] + good, backend)
-    with caplog.at_level(logging.WARNING, logger="slowmask.data.video_dataset"):
+    with caplog.at_level(logging.WARNING, logger="slowmask.data.datasets.clip_dataset"):
         item = dataset[0]
     assert item["meta"]["skipped"] == [bad_files[kind]] and dataset.skipped == [bad_files[kind]]
     assert item["meta"]["path"] in [path for path, _ in good]

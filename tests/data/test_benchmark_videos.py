@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from slowmask.data.decoding import open_video
+from slowmask.data.decoders.video import open_video
 from slowmask.benchmarks.loader import write_panning_video
 from slowmask.data.synthetic import render_panning_texture
 from slowmask.data.video_writer import write_video

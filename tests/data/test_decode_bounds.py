@@ -13,9 +13,9 @@ from backends import BACKENDS
 
 from slowmask.data import DecodeError, Kinetics, open_video, read_video_list
 from slowmask.data.clip_windows import RandomClipSampler
-from slowmask.data.decode_timeout import DecodeTimeout, StuckDecodes, call_with_timeout
-from slowmask.data.decoding import FrameTooLarge
-from slowmask.data.pyav_video import PyAVVideo
+from slowmask.data.decoders.timeout import DecodeTimeout, StuckDecodes, call_with_timeout
+from slowmask.data.decoders.video import FrameTooLarge
+from slowmask.data.decoders.pyav_video import PyAVVideo
 from slowmask.data.transforms import RandomResizedBox, TrainTransform
 from slowmask.data.video_writer import write_video
 

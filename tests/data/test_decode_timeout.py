@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from slowmask.data import DecodeTimeout, Kinetics, call_with_timeout, open_video, read_video_list
-from slowmask.data.decoding import Video
+from slowmask.data.decoders.video import Video
 from slowmask.data.clip_windows import RandomClipSampler
 from slowmask.data.transforms import RandomResizedBox, TrainTransform
 
@@ -141,7 +141,7 @@ class HangingClipVideo:
 
 
 def test_a_hanging_pytorchvideo_clip_is_abandoned_and_closed_by_its_decode(release):
-    from slowmask.data.pytorchvideo_guard import NO_CLIP, GuardedVideo
+    from slowmask.data.datasets.pytorchvideo_guard import NO_CLIP, GuardedVideo
 
     failed = []
     inner = HangingClipVideo(release)

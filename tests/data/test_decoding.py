@@ -6,8 +6,8 @@ import torch
 from backends import BACKENDS, TORCHCODEC
 from counting_video import VFR_TIMES_MS, frame_numbers
 
-from slowmask.data import decoding
-from slowmask.data.decoding import DecodeError, open_video, resized_shape
+from slowmask.data.decoders import video as decoding
+from slowmask.data.decoders.video import DecodeError, open_video, resized_shape
 
 
 
@@ -96,7 +96,7 @@ def test_broken_and_missing_files(corrupt_video, tmp_path, backend):
 
 def test_torchvision_backend_reads_with_pyav_and_says_so_once(counting_video, caplog, monkeypatch):
     monkeypatch.setattr(decoding, "_aliases_logged", set())
-    with caplog.at_level(logging.INFO, logger="slowmask.data.decoding"):
+    with caplog.at_level(logging.INFO, logger="slowmask.data.decoders.video"):
         for _ in range(2):
             with open_video(counting_video, "torchvision") as video:
                 assert type(video).__name__ == "PyAVVideo"

@@ -8,9 +8,9 @@ import av
 import pytest
 from counting_video import COUNTING_SIZE, counting_frames, frame_numbers
 
-from slowmask.data import decoding
-from slowmask.data.decoding import open_video
-from slowmask.data.pyav_video import PyAVVideo
+from slowmask.data.decoders import video as decoding
+from slowmask.data.decoders.video import open_video
+from slowmask.data.decoders.pyav_video import PyAVVideo
 
 NUM_FRAMES = 20
 # File name -> (container format, encoder, pixel format).
@@ -36,7 +36,7 @@ def files(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_decord_hands_the_file_to_pyav_and_says_so_once(files, name, caplog, monkeypatch):
     monkeypatch.setattr(decoding, "_fallbacks_warned", set())
-    with caplog.at_level(logging.WARNING, logger="slowmask.data.decoding"):
+    with caplog.at_level(logging.WARNING, logger="slowmask.data.decoders.video"):
         with open_video(files[name], "decord") as video:
             assert isinstance(video, PyAVVideo) and video.num_frames == NUM_FRAMES
             assert frame_numbers(video.get_frames([0, 7, 19, 7])) == [0, 7, 19, 7]

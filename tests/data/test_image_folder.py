@@ -10,7 +10,7 @@ from PIL import Image
 
 from slowmask.config import get_cfg
 from slowmask.data import ImageFolder, build_dataset, collate_clips, list_image_folder, open_image
-from slowmask.data.decoding import DecodeError
+from slowmask.data.decoders.video import DecodeError
 from slowmask.methods import build_model
 
 IMAGE_SIZE = (48, 40)  # (width, height)
@@ -135,3 +135,17 @@ def test_image_folder_and_video_list_feed_the_same_model_code(image_dir, demo_da
         out["loss"].backward()
         assert type(model).__name__ == "MAE" and type(model.encoder).__name__ == "MAEEncoder"
         assert torch.isfinite(out["loss"]) and out["pred"].shape[0] == 2 * masked
+
+
+def test_every_image_format_is_read_alike_by_the_image_folder_and_the_feature_extractor(tmp_path):
+    from slowmask.features.media import media_inputs
+
+    names = ["a.jpg", "b.JPEG", "c.png", "d.bmp", "e.webp"]
+    for name in names:
+        os.makedirs(tmp_path / "cls", exist_ok=True)
+        Image.new("RGB", IMAGE_SIZE, (10, 20, 30)).save(tmp_path / "cls" / name)
+    (tmp_path / "cls" / "f.gif").write_bytes(b"GIF89a")  # not an image format of either
+    listed = [os.path.basename(path) for path, _ in list_image_folder(str(tmp_path))]
+    assert listed == names
+    assert [os.path.basename(path) for path in media_inputs(str(tmp_path))] == names
+    assert open_image(str(tmp_path / "cls" / "e.webp")).get_frames([0]).shape == (1, 40, 48, 3)

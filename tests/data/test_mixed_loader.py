@@ -1,4 +1,4 @@
-"""Mixed datasets (data/mixed.py): each batch from one dataset, in the configured ratio,
+"""Mixed datasets (data/datasets/mixed.py): each batch from one dataset, in the configured ratio,
 fixed by (seed, epoch), resumable part-way, split over ranks; OmniMAE's images repeated to
 the patch's frames beside the demo videos, each with its own mask ratio."""
 

@@ -3,7 +3,7 @@
 import torch
 from counting_video import frame_numbers
 
-from slowmask.data.decoding import open_video
+from slowmask.data.decoders.video import open_video
 
 
 def test_runs_are_cut_at_keyframes_between_requested_indices(counting_video):

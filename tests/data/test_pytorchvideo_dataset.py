@@ -6,7 +6,7 @@ import torch
 from counting_video import counting_frames, frame_numbers
 
 from slowmask.data import PyTorchVideoDataset, build_dataset, build_loader
-from slowmask.data.pytorchvideo_dataset import even_frames
+from slowmask.data.datasets.pytorchvideo_dataset import even_frames
 from slowmask.data.video_writer import write_video
 
 

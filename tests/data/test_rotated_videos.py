@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from backends import BACKENDS
 
-from slowmask.data import pyav_video
-from slowmask.data.decoding import open_video
+from slowmask.data.decoders import pyav_video
+from slowmask.data.decoders.video import open_video
 
 # Stored frames: 128 wide, 64 high (widths decord 0.6 reads), a white block in the
 # top-left corner of a black frame.

@@ -15,7 +15,7 @@ from counting_video import COUNTING_SIZE, VFR_TIMES_MS, counting_frames, frame_n
 from slowmask.config import load_config
 from slowmask.config import ConfigError
 from slowmask.data.build import build_video_opener
-from slowmask.data.decoding import DecodeError, open_video
+from slowmask.data.decoders.video import DecodeError, open_video
 
 pytestmark = needs_torchcodec
 
@@ -24,7 +24,7 @@ def test_an_overstated_length_is_corrected_by_the_decode_and_said(lying_video, c
     """The AVI header claims 480 frames of its 48 (approximate mode believes it)."""
     with open_video(lying_video, "torchcodec") as video:
         assert video.num_frames == 480
-        with caplog.at_level(logging.WARNING, logger="slowmask.data.torchcodec_video"):
+        with caplog.at_level(logging.WARNING, logger="slowmask.data.decoders.torchcodec_video"):
             assert frame_numbers(video.get_frames([300, 310, 40])) == [47, 47, 40]
         assert video.num_frames == 48
         assert frame_numbers(video.get_frames([0, 47])) == [0, 47]
@@ -62,9 +62,9 @@ def test_a_container_without_a_timeline_is_refused_with_pyav_named(tmp_path, nam
 
 def test_a_missing_torchcodec_is_one_error_naming_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # as if torchcodec were absent
-    monkeypatch.delitem(sys.modules, "slowmask.data.torchcodec_video")
+    monkeypatch.delitem(sys.modules, "slowmask.data.decoders.torchcodec_video")
     with pytest.raises(ImportError, match=r"pip install 'slowmask\[torchcodec\]'.*apt-get install -y ffmpeg"):
-        importlib.import_module("slowmask.data.torchcodec_video")
+        importlib.import_module("slowmask.data.decoders.torchcodec_video")
 
 
 def test_only_torchcodec_decodes_on_a_gpu(counting_video, tmp_path):

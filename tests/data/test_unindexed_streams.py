@@ -10,8 +10,9 @@ import pytest
 import torch
 from counting_video import COUNTING_SIZE, counting_frames, frame_numbers
 
-from slowmask.data import decoding, pyav_video
-from slowmask.data.decoding import open_video
+from slowmask.data.decoders import pyav_video
+from slowmask.data.decoders import video as decoding
+from slowmask.data.decoders.video import open_video
 from slowmask.data.clip_windows import RandomClipSampler
 
 NUM_FRAMES = 40
@@ -84,7 +85,7 @@ def test_a_container_that_cannot_seek_is_read_forward(streams, name, caplog, mon
         with pytest.raises(av.FFmpegError, match="Operation not permitted"):
             container.seek(0)
     monkeypatch.setattr(pyav_video, "_forward_only_logged", set())
-    with caplog.at_level(logging.DEBUG, logger="slowmask.data.pyav_video"):
+    with caplog.at_level(logging.DEBUG, logger="slowmask.data.decoders.pyav_video"):
         for _ in range(2):
             with open_video(streams[name], "pyav") as video:
                 assert frame_numbers(video.get_frames([33, 34])) == [33, 34]
@@ -98,7 +99,7 @@ def test_an_overstated_length_is_corrected_by_the_decode_and_said(lying_video, c
     frame, once, with a warning; num_frames then gives the real length."""
     with open_video(lying_video, "pyav") as video:
         assert video.num_frames == 480
-        with caplog.at_level(logging.WARNING, logger="slowmask.data.pyav_video"):
+        with caplog.at_level(logging.WARNING, logger="slowmask.data.decoders.pyav_video"):
             assert frame_numbers(video.get_frames([300, 310])) == [47, 47]
         assert video.num_frames == 48
         assert frame_numbers(video.get_frames([0, 47])) == [0, 47]
@@ -120,7 +121,7 @@ def test_what_decord_misreads_or_cannot_open_is_read_with_pyav_with_one_warning(
     """decord 0.6 returns wrong frames from the .m1v, .mpg and .ts, and cannot open
     the .swf nor the raw .h264 ("broken metadata"): PyAV reads them, said once per file."""
     monkeypatch.setattr(decoding, "_fallbacks_warned", set())
-    with caplog.at_level(logging.WARNING, logger="slowmask.data.decoding"):
+    with caplog.at_level(logging.WARNING, logger="slowmask.data.decoders.video"):
         for _ in range(2):
             with open_video(streams[name], "decord") as video:
                 assert isinstance(video, pyav_video.PyAVVideo)

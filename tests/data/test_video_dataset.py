@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from slowmask.data import Kinetics, open_video, read_video_list
-from slowmask.data.decoding import Video
+from slowmask.data.decoders.video import Video
 from slowmask.data.clip_windows import RandomClipSampler
-from slowmask.data.video_dataset import item_generator
+from slowmask.data.datasets.clip_dataset import item_generator
 from slowmask.data.transforms import RandomResizedBox, TrainTransform
 
 MEAN, STD = [0.45, 0.45, 0.45], [0.225, 0.225, 0.225]
@@ -80,7 +80,7 @@ def test_items_depend_on_seed_epoch_and_index_only(demo_data_dir):
 def test_missing_video_is_logged_counted_and_replaced(demo_data_dir, tmp_path, caplog):
     missing = str(tmp_path / "gone.mp4")
     dataset = _dataset([(missing, 0)] + _videos(demo_data_dir)[:3])
-    with caplog.at_level(logging.WARNING, logger="slowmask.data.video_dataset"):
+    with caplog.at_level(logging.WARNING, logger="slowmask.data.datasets.clip_dataset"):
         item = dataset[0]
     assert any(missing in r.getMessage() and "FileNotFoundError" in r.getMessage() for r in caplog.records)
     assert dataset.skipped == [missing] and item["meta"]["skipped"] == [missing]

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from slowmask.data.frame_folder import read_frame_list
-from slowmask.data.video_list import ListFormatError, ListNotFoundError, read_list, read_video_list
+from slowmask.data.datasets.frame_folder import read_frame_list
+from slowmask.data.datasets.video_list import ListFormatError, ListNotFoundError, read_list, read_video_list
 from slowmask.utils.errors import EXIT_STATUS
 from tool_scripts import load_tool
 

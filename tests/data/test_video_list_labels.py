@@ -3,7 +3,7 @@ only a first line whose label is not a number is taken for a header."""
 
 import pytest
 
-from slowmask.data.video_list import ListFormatError, read_video_list
+from slowmask.data.datasets.video_list import ListFormatError, read_video_list
 
 
 def _write(tmp_path, text: str) -> str:

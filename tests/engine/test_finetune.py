@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from slowmask.data.video_list import read_video_list
+from slowmask.data.datasets.video_list import read_video_list
 from slowmask.utils.logging import read_json_stats
 from tool_scripts import load_tool
 

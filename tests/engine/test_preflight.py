@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from slowmask.config import load_config
-from slowmask.data.video_list import read_video_list
+from slowmask.data.datasets.video_list import read_video_list
 from slowmask.engine.devices import DeviceError, check_devices
 from slowmask.engine.preflight import PreflightError, preflight, splits_in_use
 from tool_scripts import load_tool
@@ -90,7 +90,7 @@ def test_relative_paths_without_a_prefix_are_named_as_such(demo_data_dir, tmp_pa
 
 
 def test_a_custom_train_dataset_with_the_default_test_dataset_says_which_key(demo_data_dir, tmp_path):
-    project = os.path.join(REPO, "projects", "custom_dataset", "configs", "MViT_tiny_MyDataset_PT.yaml")
+    project = os.path.join(REPO, "projects", "custom_dataset", "configs", "MViT_tiny_MyParts_PT.yaml")
     data = tmp_path / "data"
     shutil.copytree(os.path.join(demo_data_dir, "videos"), data / "videos")
     cfg = load_config(project, ["DATA.PATH_TO_DATA_DIR", str(data), "TEST.DATASET", "kinetics", "TEST.ENABLE", "True",

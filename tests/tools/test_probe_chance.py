@@ -6,7 +6,7 @@ import shutil
 
 from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
-from slowmask.data.video_list import read_video_list
+from slowmask.data.datasets.video_list import read_video_list
 
 
 def test_on_an_unbalanced_split_chance_and_the_majority_baseline_differ(demo_data_dir, tmp_path, capsys):

@@ -6,8 +6,8 @@ from typing import List, Sequence, Tuple
 
 from iopath.common.file_io import g_pathmgr
 
-from .build import DATASET_REGISTRY
-from .video_dataset import VideoDataset
+from ..registry import DATASET_REGISTRY
+from .clip_dataset import ClipDataset
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def list_video_files(root: str, extensions: Sequence[str] = VIDEO_EXTENSIONS) ->
 
 
 @DATASET_REGISTRY.register(name="video_folder")
-class VideoFolder(VideoDataset):
+class VideoFolder(ClipDataset):
     """All videos under DATA.PATH_TO_DATA_DIR/{split}/ when that folder exists, else
     under DATA.PATH_TO_DATA_DIR; each with label -1 (no label)."""
 

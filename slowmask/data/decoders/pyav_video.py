@@ -8,8 +8,8 @@ import av
 import numpy as np
 import torch
 
-from .decode_timeout import stop_if_abandoned
-from .decoding import (
+from .timeout import stop_if_abandoned
+from .video import (
     MAX_FRAME_PIXELS, DecodeError, Indices, Video, check_frame_size, clamp_indices, resized_shape,
 )
 

@@ -18,10 +18,11 @@ from fvcore.common.config import CfgNode
 
 from slowmask.masking import MaskGenerator, build_mask_generator
 
-from .build import DATASET_REGISTRY, build_clip_transform, check_split, clips_per_video
-from .decoding import resolve_backend
-from .transforms import ClipTransform
-from .video_dataset import NoReadableVideoError, item_generator
+from ..build import build_clip_transform, clips_per_video
+from ..registry import DATASET_REGISTRY, check_split
+from ..decoders.video import resolve_backend
+from ..transforms import ClipTransform
+from .clip_dataset import NoReadableVideoError, item_generator
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ per split, in PySlowFast's format, a header line and then one line per frame:
 
 (`labels`: comma-separated class indices of the frame, or "" / empty quotes.) A video is
 its frames in file order, read as a `Video` at DATA.TARGET_FPS, so sampling, crops, masks,
-test views and retries are exactly those of the video dataset (video_dataset.py).
+test views and retries are exactly those of the clip dataset (clip_dataset.py).
 """
 
 import functools
@@ -20,10 +20,11 @@ from typing import Dict, List, Sequence, Set, Tuple, Union
 import torch
 from fvcore.common.config import CfgNode
 
-from .build import DATASET_REGISTRY, build_clip_dataset_parts, check_split
-from .decoding import Indices, Video, clamp_indices
+from ..build import build_clip_dataset_parts
+from ..registry import DATASET_REGISTRY, check_split
+from ..decoders.video import Indices, Video, clamp_indices
 from .image_folder import open_image
-from .video_dataset import VideoDataset
+from .clip_dataset import ClipDataset
 from .video_list import ListFormatError, read_list_lines
 
 logger = logging.getLogger(__name__)
@@ -135,10 +136,10 @@ def video_labels(frame_list: FrameList, multi_label: bool, num_classes: int) -> 
 
 
 @DATASET_REGISTRY.register(name="frame_folder")
-class FrameFolder(VideoDataset):
+class FrameFolder(ClipDataset):
     """Clips from folders of frames listed in DATA.PATH_TO_DATA_DIR/{train,val}.csv
     (PySlowFast's frame lists; "test" reads val.csv as PySlowFast does). Items as
-    `VideoDataset`; `meta["path"]` is the video id, `label` an int (NO_LABEL without one) or,
+    `ClipDataset`; `meta["path"]` is the video id, `label` an int (NO_LABEL without one) or,
     with DATA.MULTI_LABEL, a float multi-hot vector of MODEL.NUM_CLASSES."""
 
     @classmethod

@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from slowmask.utils.errors import DataError
 
-from .decoding import DecodeError
+from .video import DecodeError
 
 logger = logging.getLogger(__name__)
 

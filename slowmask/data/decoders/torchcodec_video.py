@@ -14,7 +14,7 @@ from typing import List, Optional, Set, Tuple
 
 import torch
 
-from .decoding import MAX_FRAME_PIXELS, DecodeError, Indices, Video, clamp_indices, resized_shape
+from .video import MAX_FRAME_PIXELS, DecodeError, Indices, Video, clamp_indices, resized_shape
 from .pyav_video import check_header_frame_size
 
 try:

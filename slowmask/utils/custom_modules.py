@@ -1,6 +1,8 @@
-"""Importing the user's own modules (DATA.CUSTOM_MODULES) so that the datasets they
-register with `@DATASET_REGISTRY.register()` can be chosen by name, without a change
-inside slowmask.
+"""Importing the user's own modules (DATA.CUSTOM_MODULES) so that what they register
+(a dataset, mask generator, target, model or method, with the registry's
+`.register()`) can be chosen by name, without a change inside slowmask. `load_config`
+imports them as soon as the config is read, before anything is built, so every tool
+sees them; a process spawned for a multi-GPU job imports them again when it starts.
 
 An entry is a module name ("my_pkg.my_data", importable from sys.path) or the path of
 a .py file ("/work/my_data.py"). Each is imported once per process. A file is imported
@@ -17,7 +19,8 @@ import os
 import sys
 from types import ModuleType
 from typing import List, Sequence
-from slowmask.utils.errors import SlowmaskError
+
+from .errors import SlowmaskError
 
 logger = logging.getLogger(__name__)
 

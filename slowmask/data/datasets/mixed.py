@@ -29,9 +29,9 @@ from slowmask.config import ConfigError
 from slowmask.config.loading import merge_list
 from slowmask.geometry import world_size
 
-from .build import DATASET_REGISTRY, build_dataset
-from .index_samplers import ResumableOrder
-from .transforms import ClipTransform
+from ..registry import DATASET_REGISTRY, build_dataset
+from ..index_samplers import ResumableOrder
+from ..transforms import ClipTransform
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class MixedDataset(Dataset):
     each hold items of one part.
 
     Args:
-        parts: the datasets (items as `VideoDataset`'s).
+        parts: the datasets (items as `ClipDataset`'s).
         names: one name per part (for logs and `meta["dataset"]`).
         batch_sampler: a MixedBatchSampler over the parts' sizes, or None.
     """
@@ -246,7 +246,7 @@ def build_part(part: CfgNode) -> Dataset:
     if part.MULTI_DATASET.REPEAT_FRAMES > 1:
         if not isinstance(getattr(dataset, "transform", None), ClipTransform):
             raise ValueError(
-                f"MULTI_DATASET.REPEAT_FRAMES needs a dataset with a clip transform (a VideoDataset); "
+                f"MULTI_DATASET.REPEAT_FRAMES needs a dataset with a clip transform (a ClipDataset); "
                 f"{type(dataset).__name__} has none: leave REPEAT_FRAMES 1 for it"
             )
         dataset.transform = FrameRepeat(dataset.transform, part.MULTI_DATASET.REPEAT_FRAMES)

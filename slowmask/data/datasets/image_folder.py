@@ -17,15 +17,19 @@ from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 from PIL import Image
 
-from .build import DATASET_REGISTRY, build_clip_dataset_parts, check_split
-from .decoding import DecodeError, Indices, Video, clamp_indices, resized_shape
-from .video_dataset import VideoDataset
-from .clip_windows import CenterClipSampler
+from ..build import build_clip_dataset_parts
+from ..registry import DATASET_REGISTRY, check_split
+from ..decoders.video import DecodeError, Indices, Video, clamp_indices, resized_shape
+from .clip_dataset import ClipDataset
+from ..clip_windows import CenterClipSampler
 from .video_list import read_video_list
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# The files read as images (case ignored), by class folders here and by the feature
+# extractor's input folders (features/media.py): every format PIL opens that cameras and
+# datasets use.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # The nominal frame rate of a one-frame video (any positive value samples frame 0).
 IMAGE_FPS = 1.0
 
@@ -77,7 +81,7 @@ def open_image(path: str, short_side: int = 0) -> Video:
 
 
 def list_image_folder(root: str) -> List[Tuple[str, int]]:
-    """[(path, label)] of the JPEG / PNG files in the class folders of `root`; labels
+    """[(path, label)] of the images (IMAGE_EXTENSIONS) in the class folders of `root`; labels
     are the positions of the folder names in sorted order.
 
     Raises:
@@ -112,8 +116,8 @@ def image_list(data_dir: str, split: str, prefix: str = "", separator: str = " "
 
 @DATASET_REGISTRY.register(name="imagenet")
 @DATASET_REGISTRY.register(name="imagefolder")
-class ImageFolder(VideoDataset):
-    """Images as (3, 1, S, S) clips; items, masks, retries and views as `VideoDataset`."""
+class ImageFolder(ClipDataset):
+    """Images as (3, 1, S, S) clips; items, masks, retries and views as `ClipDataset`."""
 
     @classmethod
     def from_config(cls, cfg: CfgNode, split: str) -> "ImageFolder":

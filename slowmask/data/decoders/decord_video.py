@@ -6,7 +6,7 @@ from typing import Tuple
 import decord
 import torch
 
-from .decoding import MAX_FRAME_PIXELS, DecodeError, Indices, ReadWithAnotherBackend, Video, clamp_indices, resized_shape
+from .video import MAX_FRAME_PIXELS, DecodeError, Indices, ReadWithAnotherBackend, Video, clamp_indices, resized_shape
 
 logger = logging.getLogger(__name__)
 

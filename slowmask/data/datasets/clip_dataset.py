@@ -1,21 +1,23 @@
-"""The video dataset: a list of (path, label) videos, decoded, sampled, cropped and
-masked, item by item. `VideoDataset` is the base of every clip dataset of slowmask
-(Kinetics's CSV lists, video folders, frame folders, image folders, Something-Something
-v2) and of your own: a subclass says which videos a split has; decoding
-(DATA.DECODING_BACKEND), temporal sampling, crops and flips, normalization, masks
+"""The clip dataset: a list of (path, label) videos, decoded, sampled, cropped and
+masked, item by item. `ClipDataset` is the base of every clip dataset of slowmask
+("path label" lists (`kinetics`), video folders, frame folders, image folders,
+Something-Something v2) and of your own: a subclass says which videos a split has;
+decoding (DATA.DECODING_BACKEND), temporal sampling, crops and flips, normalization, masks
 (MASK.ENABLE), repeated sampling (AUG.NUM_SAMPLE), test views, seeding and retries of
-unreadable videos come from the config through the builders of build.py. Register it
-and name its module in DATA.CUSTOM_MODULES; nothing inside slowmask changes:
+unreadable videos come from the config through the part builders of data/build.py.
+Register it and name its module in DATA.CUSTOM_MODULES; nothing inside slowmask changes:
 
-    from slowmask.data import DATASET_REGISTRY, VideoDataset
+    from slowmask.data import DATASET_REGISTRY, ClipDataset
 
     @DATASET_REGISTRY.register()
-    class MyDataset(VideoDataset):
+    class MyDataset(ClipDataset):
         @classmethod
         def list_videos(cls, data_dir, split):
             return [(path, label), ...]
 
     # config: TRAIN.DATASET MyDataset, DATA.CUSTOM_MODULES ["my_pkg.my_data"]
+
+`VideoDataset` is the same class under its former name.
 
 Every random choice an item makes (window, crop, flip, mask, a replacement video) comes
 from a `torch.Generator` seeded from (seed, epoch, index) only (`item_generator`). The
@@ -35,13 +37,13 @@ from fvcore.common.config import CfgNode
 from slowmask.masking import MaskGenerator
 from slowmask.utils.errors import SlowmaskError
 
-from . import decoding
-from .build import DATASET_REGISTRY, build_clip_dataset_parts, check_split
-from .clip_windows import ClipSampler
-from .decode_timeout import call_with_timeout
-from .decoding import DecodeError, Video
-from .transforms import ClipTransform
-from .video_list import missing_file_advice, read_video_list
+from ..build import build_clip_dataset_parts
+from ..registry import check_split
+from ..clip_windows import ClipSampler
+from ..decoders.timeout import call_with_timeout
+from ..decoders.video import DecodeError, Video, open_video as open_with_backend
+from ..transforms import ClipTransform
+from .video_list import missing_file_advice
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ def _unreadable_hint(paths: Sequence[str]) -> str:
     return f"the files do not exist: {missing_file_advice(paths[0])}"
 
 
-class VideoDataset(torch.utils.data.Dataset):
+class ClipDataset(torch.utils.data.Dataset):
     """Clips from a list of (path, label) videos; subclasses say which videos a split has
     (`list_videos`, or their own `from_config`).
 
@@ -105,15 +107,15 @@ class VideoDataset(torch.utils.data.Dataset):
         videos: (path, label) pairs.
         sampler: chooses the frame indices of a clip (see clip_windows.py).
         transform: uint8 frames (T, H, W, 3) -> clip (see transforms.py).
-        open_video: path -> opened Video (see decoding.py), e.g. a functools.partial of
-            `decoding.open_video` with a backend and decode size.
+        open_video: path -> opened Video (see decoders/video.py), e.g. a functools.partial of
+            `open_video` with a backend and decode size.
         mask_generator: generator -> bool mask (t, h, w), or None for no mask.
         num_samples: windows cut from each decoded video.
         crops_per_window: clips cut from each window's frames.
         seed: base seed of the per-item generators.
         num_retries: other videos tried when one cannot be read.
         decode_timeout: seconds an open + decode may take before it is abandoned and
-            counted as unreadable (see decode_timeout.py); 0: no limit, no helper thread.
+            counted as unreadable (see decoders/timeout.py); 0: no limit, no helper thread.
     """
 
     def __init__(
@@ -121,7 +123,7 @@ class VideoDataset(torch.utils.data.Dataset):
         videos: Sequence[Tuple[str, int]],
         sampler: ClipSampler,
         transform: ClipTransform,
-        open_video: VideoOpener = decoding.open_video,
+        open_video: VideoOpener = open_with_backend,
         mask_generator: Optional[MaskGenerator] = None,
         num_samples: int = 1,
         crops_per_window: int = 1,
@@ -160,7 +162,7 @@ class VideoDataset(torch.utils.data.Dataset):
         )
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, split: str) -> "VideoDataset":
+    def from_config(cls, cfg: CfgNode, split: str) -> "ClipDataset":
         """`list_videos(DATA.PATH_TO_DATA_DIR, split)` with the parts the config builds."""
         check_split(split)
         videos = cls.list_videos(cfg.DATA.PATH_TO_DATA_DIR, split)
@@ -277,15 +279,6 @@ class VideoDataset(torch.utils.data.Dataset):
         return item
 
 
-@DATASET_REGISTRY.register()
-class Kinetics(VideoDataset):
-    """PySlowFast's Kinetics: the videos of a "path label" CSV per split (any such list
-    will do); items as `VideoDataset`."""
 
-    @classmethod
-    def from_config(cls, cfg: CfgNode, split: str) -> "Kinetics":
-        """The dataset of DATA.PATH_TO_DATA_DIR/{split}.csv, split "train", "val" or "test"."""
-        check_split(split)
-        list_path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv")
-        videos = read_video_list(list_path, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR)
-        return cls(videos, **build_clip_dataset_parts(cfg, split))
+# The name before ClipDataset, kept so that code written against it keeps working.
+VideoDataset = ClipDataset

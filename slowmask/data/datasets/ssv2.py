@@ -22,11 +22,12 @@ import torch
 from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 
-from .build import DATASET_REGISTRY, build_clip_dataset_parts, check_split
-from .decoding import Indices, Video
+from ..build import build_clip_dataset_parts
+from ..registry import DATASET_REGISTRY, check_split
+from ..decoders.video import Indices, Video
 from .frame_folder import FrameListVideo, read_frame_list
-from .video_dataset import VideoDataset
-from .clip_windows import SegmentSampler
+from .clip_dataset import ClipDataset
+from ..clip_windows import SegmentSampler
 
 LABELS_FILE = "something-something-v2-labels.json"
 # split -> (label file, frame list); PySlowFast tests on the validation set.
@@ -70,9 +71,9 @@ def open_bgr_frame_video(video_id: str, frames: Dict[str, List[str]], fps: float
 
 
 @DATASET_REGISTRY.register()
-class Ssv2(VideoDataset):
+class Ssv2(ClipDataset):
     """Something-Something v2 in PySlowFast's layout (module docstring). Items as
-    `VideoDataset`, `meta["path"]` the video id; one temporal view per video (PySlowFast's
+    `ClipDataset`, `meta["path"]` the video id; one temporal view per video (PySlowFast's
     test views of a video all take the same middle frames), TEST.NUM_SPATIAL_CROPS
     spatial ones."""
 

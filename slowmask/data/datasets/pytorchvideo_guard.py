@@ -4,7 +4,7 @@ pytorchvideo's `LabeledVideoDataset` passes over a video it cannot open or decod
 takes the next one, logging at debug level only. The path handler and video wrapper
 here make those skips visible (a warning, and the path in the next item's
 `meta["skipped"]`, as the Kinetics dataset does) and put a deadline on opening a video
-and on decoding a clip (see decode_timeout.py).
+and on decoding a clip (see decoders/timeout.py).
 """
 
 import functools
@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from pytorchvideo.data.video import VideoPathHandler
 
-from .decode_timeout import DecodeTimeout, call_with_timeout
+from ..decoders.timeout import DecodeTimeout, call_with_timeout
 
 logger = logging.getLogger(__name__)
 

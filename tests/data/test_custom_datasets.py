@@ -1,4 +1,5 @@
-"""Datasets registered from the user's own modules, chosen by config only."""
+"""Datasets registered from the user's own modules (DATA.CUSTOM_MODULES, imported when the
+config is loaded), chosen by config only; the base class and the names kept for old code."""
 
 import sys
 import textwrap
@@ -6,14 +7,15 @@ import textwrap
 import pytest
 import torch
 
-from slowmask.data import DATASET_REGISTRY, VideoDataset, build_dataset
-from slowmask.data.custom_modules import CustomModuleError, import_custom_modules
+from slowmask.config import load_config
+from slowmask.data import DATASET_REGISTRY, ClipDataset, build_dataset
+from slowmask.utils.custom_modules import CustomModuleError, import_custom_modules
 
 DATASET_FILE = """
-from slowmask.data import DATASET_REGISTRY, VideoDataset, read_video_list
+from slowmask.data import DATASET_REGISTRY, ClipDataset, read_video_list
 
 @DATASET_REGISTRY.register()
-class {name}(VideoDataset):
+class {name}(ClipDataset):
     @classmethod
     def list_videos(cls, data_dir, split):
         return read_video_list(data_dir + "/" + split + ".csv")[:3]
@@ -28,7 +30,7 @@ def write_dataset_module(folder, name) -> str:
 
 def test_a_file_path_registers_its_dataset_once(tmp_path, tiny_cfg):
     path = write_dataset_module(tmp_path, "FileListed")
-    tiny_cfg.DATA.CUSTOM_MODULES = [path]
+    load_config(None, ["DATA.CUSTOM_MODULES", f"['{path}']"])
     tiny_cfg.TRAIN.DATASET = "filelisted"
     dataset = build_dataset(tiny_cfg, "train")
     assert type(dataset).__name__ == "FileListed" and len(dataset) == 3
@@ -40,7 +42,7 @@ def test_a_file_path_registers_its_dataset_once(tmp_path, tiny_cfg):
 def test_a_module_name_on_the_path_registers_its_dataset(tmp_path, tiny_cfg, monkeypatch):
     write_dataset_module(tmp_path, "ByName")
     monkeypatch.syspath_prepend(str(tmp_path))
-    tiny_cfg.DATA.CUSTOM_MODULES = ["byname"]
+    load_config(None, ["DATA.CUSTOM_MODULES", "['byname']"])
     tiny_cfg.TRAIN.DATASET = "ByName"
     assert type(build_dataset(tiny_cfg, "train")).__name__ == "ByName"
     assert "byname" in sys.modules
@@ -59,14 +61,14 @@ def test_unregistered_name_lists_the_registered_and_says_how_to_register(tiny_cf
     "entry, message",
     [("no_such_module_xyz", "cannot import 'no_such_module_xyz'"), ("/nowhere/data.py", "file not found")],
 )
-def test_bad_custom_module_entries_fail_clearly(tiny_cfg, entry, message):
-    tiny_cfg.DATA.CUSTOM_MODULES = [entry]
-    with pytest.raises(CustomModuleError, match=message):
-        build_dataset(tiny_cfg, "train")
+def test_bad_custom_module_entries_fail_clearly_when_the_config_is_loaded(entry, message):
+    with pytest.raises(CustomModuleError, match=message) as error:
+        load_config(None, ["DATA.CUSTOM_MODULES", f"['{entry}']"])
+    assert error.value.exit_status == 2 and str(error.value).startswith("DATA.CUSTOM_MODULES: ")
 
 
 def test_a_subclass_without_list_videos_says_what_to_define(tiny_cfg):
-    class Unfinished(VideoDataset):
+    class Unfinished(ClipDataset):
         pass
 
     with pytest.raises(NotImplementedError, match=r"Unfinished must define .*list_videos\(data_dir, split\)"):
@@ -74,7 +76,7 @@ def test_a_subclass_without_list_videos_says_what_to_define(tiny_cfg):
 
 
 def test_an_empty_listing_fails_clearly(tiny_cfg):
-    class Empty(VideoDataset):
+    class Empty(ClipDataset):
         @classmethod
         def list_videos(cls, data_dir, split):
             return []
@@ -86,7 +88,7 @@ def test_an_empty_listing_fails_clearly(tiny_cfg):
 def test_base_class_items_match_kinetics(tiny_cfg):
     from slowmask.data import Kinetics, read_video_list
 
-    class Listed(VideoDataset):
+    class Listed(ClipDataset):
         @classmethod
         def list_videos(cls, data_dir, split):
             return read_video_list(f"{data_dir}/{split}.csv")
@@ -94,3 +96,11 @@ def test_base_class_items_match_kinetics(tiny_cfg):
     ours, reference = Listed.from_config(tiny_cfg, "test"), Kinetics.from_config(tiny_cfg, "test")
     assert len(ours) == len(reference) == 4 * 2 * 3
     assert torch.equal(ours[5]["clip"], reference[5]["clip"])
+
+
+def test_the_former_names_are_the_same_classes_and_kinetics_reads_any_path_label_list(tiny_cfg):
+    from slowmask.data import Kinetics, VideoDataset, VideoListDataset
+
+    assert VideoDataset is ClipDataset and Kinetics is VideoListDataset
+    tiny_cfg.TRAIN.DATASET = "kinetics"  # the name configs use, case ignored
+    assert type(build_dataset(tiny_cfg, "train")) is VideoListDataset
