@@ -70,7 +70,7 @@ from slowmask.utils.errors import SlowmaskError, StoppedBeforeStart, StoppedBySi
 from slowmask.utils.output_files import unwritable_problem
 from slowmask.utils.stop_signals import Forwarder, stopping_at_once
 
-from . import checkpoint
+from slowmask import checkpoint
 from .distributed import (
     Place,
     join_process_group,

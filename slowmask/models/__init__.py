@@ -4,7 +4,7 @@ SimMIM, MAE, VideoMAE).
 `build_model(cfg)` builds the model MODEL.MODEL_NAME names from MODEL_REGISTRY;
 the modules themselves take plain arguments and can be built without a config.
 Importing this package registers the "teacher" target (teacher.py), which needs a model
-and a checkpoint's weights (pretrained.py).
+and a checkpoint's weights (slowmask/checkpoint).
 """
 
 from .attention import MultiScaleAttention
@@ -15,18 +15,15 @@ from .layout import BlockLayout, mvit_layout
 from .losses import LOSS_REGISTRY, build_loss
 from .mae import MAEEncoder
 from .mvit import MaskFeatEncoder, MViT, MViTTrunk, SeparatePredictionHead, TransformerBasicHead
-from .pretrained import CheckpointError, LoadReport, load_pretrained, read_checkpoint
 from .pretrainer import MaskedPretrainer
 from .teacher import FrozenTeacherTarget, TeacherEncoder, build_teacher
 
 __all__ = [
     "BlockLayout",
-    "CheckpointError",
     "BlockOptions",
     "DecoderPredictionHead",
     "FrozenTeacherTarget",
     "LOSS_REGISTRY",
-    "LoadReport",
     "MAEEncoder",
     "MODEL_REGISTRY",
     "MViT",
@@ -41,8 +38,6 @@ __all__ = [
     "build_loss",
     "build_model",
     "build_teacher",
-    "load_pretrained",
     "mvit_layout",
-    "read_checkpoint",
     "trunk_args",
 ]

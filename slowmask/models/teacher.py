@@ -21,7 +21,7 @@ from slowmask.targets.teacher import TeacherFeatureTarget
 
 from .build import trunk_args
 from .mvit import MViTTrunk
-from .pretrained import load_pretrained
+from slowmask.checkpoint import load_pretrained
 
 logger = logging.getLogger(__name__)
 

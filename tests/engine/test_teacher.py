@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import save_checkpoint
+from slowmask.checkpoint import save_checkpoint
 from slowmask.models.teacher import build_teacher
 from slowmask.models import build_model
 from tool_scripts import load_tool

@@ -7,7 +7,7 @@ from torch.multiprocessing import ProcessRaisedException
 
 from slowmask.config import ConfigError
 from slowmask.data import NoReadableVideoError
-from slowmask.engine.checkpoint import CheckpointError
+from slowmask.checkpoint import CheckpointError
 from slowmask.engine.hooks import BadDataError, LossExplosionError, TrainingPreempted
 from slowmask.engine.launch import DeviceError, PreflightError
 from slowmask.engine.step import NonFiniteLossError
