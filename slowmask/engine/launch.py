@@ -17,7 +17,7 @@ hanging the job. The launch arguments are checked before any process starts
 (`check_launch`). Until the first training step a stop signal ends each process at once
 (StoppedBeforeStart, exit 128 + the signal); a parent that spawned the processes passes
 its signals on to them (utils/stop_signals.py). After it, the training loop's
-StopOnSignal hook checkpoints first (hooks.py).
+StopOnSignal hook checkpoints first (hooks/preemption.py).
 
 The preflight (`preflight`): everything a run will read, checked before any model is built.
 

@@ -1,6 +1,6 @@
 """The training loop: epochs of `step(batch)` calls, with hooks around them.
 
-Schedules, checkpoints, logging and evaluation are hooks (see hooks.py); the loop
+Schedules, checkpoints, logging and evaluation are hooks (see hooks/); the loop
 only keeps the position (epoch, iteration) and the timings that hooks read.
 """
 
