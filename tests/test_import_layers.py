@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "slowmask"
 LAYERS = [
     {"geometry", "utils", "collect_env"},
     {"config"},
-    {"data", "masking", "targets"},
+    {"data", "masking", "targets", "checkpoint"},
     {"models"},
     {"methods"},
     {"engine", "features", "visualization", "prepare"},

@@ -23,7 +23,7 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import load_weights
+from slowmask.checkpoint import load_weights
 from slowmask.methods import build_model
 from slowmask.utils.errors import UsageError, run_tool
 from slowmask.utils.tool_args import check_output_file, parse_with_overrides, tool_parser

@@ -33,8 +33,8 @@ from iopath.common.file_io import g_pathmgr
 
 from slowmask.config import load_config
 from slowmask.data import EvalTransform, build_clip_sampler, build_video_opener
-from slowmask.engine import checkpoint
-from slowmask.engine.checkpoint import CheckpointError
+from slowmask import checkpoint
+from slowmask.checkpoint import CheckpointError
 from slowmask.engine.devices import select_device
 from slowmask.features import MediaClips, Producer, WeightsFile, hold_store, media_inputs, open_store
 from slowmask.features.extract import ExtractReport, extract_features

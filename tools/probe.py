@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.evaluate import chance_top1, majority_baseline
 from slowmask.engine.devices import select_device
 from slowmask.engine.probe import build_probe_clips, build_probes, encode_probe_set, probe_scores

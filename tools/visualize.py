@@ -24,7 +24,7 @@ import torch
 from slowmask.config import ConfigError, load_config
 from slowmask.data import build_dataset
 from slowmask.data.datasets.video_list import ListNotFoundError
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.methods import build_model
 from slowmask.geometry import TokenGeometry
 from slowmask.targets import build_target

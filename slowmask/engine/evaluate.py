@@ -25,13 +25,13 @@ from fvcore.common.config import CfgNode
 from iopath.common.file_io import g_pathmgr
 from torch import Tensor, nn
 
+from slowmask import checkpoint
+from slowmask.checkpoint import PRETRAINING_ONLY, state_diff
 from slowmask.config.unused_keys import report_unused_keys
 from slowmask.data import build_loader
 from slowmask.methods import build_model
 from slowmask.utils.logging import setup_logging
 
-from . import checkpoint
-from .checkpoint import PRETRAINING_ONLY, state_diff
 from .distributed import gather_objects, gather_rows, is_main_process
 from .devices import select_device
 from .step import check_labels

@@ -19,7 +19,7 @@ folder a run will read and write are checked before that by the preflight
 (preflight.py, called by tools/run_net.py). Until the first training step a stop signal
 ends each process at once (StoppedBeforeStart, exit 128 + the signal); a parent that
 spawned the processes passes its signals on to them (utils/stop_signals.py). After it,
-the training loop's StopOnSignal hook checkpoints first (hooks.py).
+the training loop's StopOnSignal hook checkpoints first (hooks/preemption.py).
 
 Under SLURM one task runs per GPU on every node (no spawning): each task finds its place
 (global rank SLURM_PROCID, local rank SLURM_LOCALID, world size SLURM_NTASKS) in

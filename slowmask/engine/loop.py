@@ -1,15 +1,34 @@
 """The training loop: epochs of `step(batch)` calls, with hooks around them.
 
-Schedules, checkpoints, logging and evaluation are hooks (see hooks.py); the loop
+Schedules, checkpoints, logging and evaluation are hooks (see hooks/); the loop
 only keeps the position (epoch, iteration) and the timings that hooks read.
 """
 
 import time
-from typing import Any, Callable, Dict, Iterable, List
+from typing import Any, Callable, Dict, Iterable, List, Sequence
 
 
 class Hook:
-    """Called by TrainLoop; override the moments you need. `loop` is the TrainLoop."""
+    """Called by TrainLoop; override the moments you need. `loop` is the TrainLoop.
+
+    A hook whose state must outlive an interruption (a history, a running count) returns
+    it from `state_dict()` and takes it back in `load_state_dict()`: every training
+    checkpoint stores the states under the checkpoint's `hooks_state`, by `state_key`,
+    and a resumed run hands them back before its first step (engine/resume.py). The
+    state is plain values and tensors (what `torch.load(weights_only=True)` reads).
+    """
+
+    @property
+    def state_key(self) -> str:
+        """The name this hook's state is stored under: its class name."""
+        return type(self).__name__
+
+    def state_dict(self) -> Dict[str, Any]:
+        """What a resumed run needs to go on as if uninterrupted; {}: nothing (the default)."""
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Take back a `state_dict()` of the interrupted run; the default has nothing to load."""
 
     def before_train(self, loop: "TrainLoop") -> None:
         pass
@@ -28,6 +47,33 @@ class Hook:
 
     def after_train(self, loop: "TrainLoop") -> None:
         pass
+
+
+def hook_states(hooks: Sequence[Hook]) -> Dict[str, Dict[str, Any]]:
+    """{state_key: state} of the hooks whose `state_dict()` is not empty.
+
+    Raises:
+        ValueError: two hooks with a state share a key (give one its own `state_key`).
+    """
+    states: Dict[str, Dict[str, Any]] = {}
+    for hook in hooks:
+        state = hook.state_dict()
+        if not state:
+            continue
+        if hook.state_key in states:
+            raise ValueError(f"two hooks keep a state under the key {hook.state_key!r}: give one its own state_key")
+        states[hook.state_key] = state
+    return states
+
+
+def load_hook_states(hooks: Sequence[Hook], states: Dict[str, Dict[str, Any]]) -> List[str]:
+    """Hand each hook its state from `states` (a `hook_states` result); returns the keys
+    of `states` that no hook here took."""
+    by_key = {hook.state_key: hook for hook in hooks}
+    for key, state in states.items():
+        if key in by_key:
+            by_key[key].load_state_dict(state)
+    return [key for key in states if key not in by_key]
 
 
 class TrainLoop:

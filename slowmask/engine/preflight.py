@@ -24,7 +24,7 @@ from typing import Any, List, Sequence
 from fvcore.common.config import CfgNode
 from torch.utils.data import Dataset, IterableDataset
 
-from slowmask import geometry
+from slowmask import checkpoint, geometry
 from slowmask.config.checks import choice_problem
 from slowmask.data import build_dataset
 from slowmask.data.build import augmentation_problems, decoding_problems
@@ -33,7 +33,6 @@ from slowmask.targets.build import target_name
 from slowmask.utils.errors import SlowmaskError, problems_text
 from slowmask.utils.output_files import unwritable_problem
 
-from . import checkpoint
 from .devices import device_problem
 from .step import NONFINITE_CHOICES, NORM_TYPES, PRECISION_CHOICES
 

@@ -13,7 +13,7 @@ Three read-outs of cached features, each a plain function on tensors:
   classifier (V-JEPA's evaluation, sec. 4): it can weigh the tokens that matter, which a
   mean over mostly-background tokens cannot.
 
-During pretraining the ProbeHook (hooks.py) runs a `ProbeEvaluation`: k-NN (and, if
+During pretraining the ProbeHook (hooks/evaluation.py) runs a `ProbeEvaluation`: k-NN (and, if
 asked, the linear probe) on features encoded once per evaluation. The `build_*(cfg, ...)`
 functions at the end are the only ones here that read the config.
 """

@@ -19,6 +19,8 @@ import yaml
 from fvcore.common.config import CfgNode
 from torch import nn
 
+from slowmask import checkpoint
+from slowmask.checkpoint import load_pretrained
 from slowmask.config import changed_keys, write_config
 from slowmask.config.checks import raise_problems
 from slowmask.config.unused_keys import report_unused_keys
@@ -33,8 +35,6 @@ from slowmask.utils.errors import EXIT_STATUS, SlowmaskError
 from slowmask.utils.logging import setup_logging
 from slowmask.utils.output_files import OutputDirInUse, hold_output_dir, remove_stale_temporaries
 
-from . import checkpoint
-from .checkpoint import ResumePoint, load_pretrained
 from .evaluate import chance_top1, evaluate
 from .hooks import (
     AccumulationEpochEnd,
@@ -57,10 +57,11 @@ from .hooks import (
 )
 from .distributed import any_rank, get_world_size, is_distributed, is_main_process
 from .devices import select_device
-from .loop import Hook, TrainLoop
+from .loop import Hook, TrainLoop, hook_states
 from .optim import build_lr_schedule, build_optimizer
 from .preflight import training_choice_problems
 from .probe import build_probe_evaluation
+from .resume import ResumePoint, load, load_states
 from .step import (
     ClassificationObjective,
     Objective,
@@ -125,14 +126,14 @@ def start_point(cfg: CfgNode, model: nn.Module, optimizer, scaler) -> ResumePoin
                 checkpoint.checkpoint_dir(cfg.OUTPUT_DIR), path,
             )
         check_resumed_config(cfg, own_path, state.get("cfg"))
-        checkpoint.load_states(own_path, state, model, optimizer, scaler)
+        load_states(own_path, state, model, optimizer, scaler)
         return ResumePoint.after(state)
     if not path:
         return ResumePoint()
     if cfg.TRAIN.CHECKPOINT_EPOCH_RESET or cfg.TRAIN.CHECKPOINT_IN_INIT:
         load_pretrained(path, model, cfg.TRAIN.CHECKPOINT_CLEAR_NAME_PATTERN)
         return ResumePoint()
-    return ResumePoint.after(checkpoint.load(path, model, optimizer, scaler))
+    return ResumePoint.after(load(path, model, optimizer, scaler))
 
 
 def check_resumed_config(cfg: CfgNode, path: str, stored_yaml: Optional[str]) -> None:
@@ -284,6 +285,7 @@ def _train(cfg: CfgNode) -> None:
         steps_done=steps_before(point.epoch, point.iteration, len(loader), cfg.TRAIN.GRAD_ACCUM_STEPS),
     )
     hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device)
+    point.restore_hooks(hooks, warn_unclaimed=is_main_process())
     stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)
     logger.info("training epochs %d..%d, %d iterations each", point.epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
     loop = TrainLoop(step, loader, hooks, cfg.SOLVER.MAX_EPOCH)
@@ -363,13 +365,15 @@ def build_hooks(
     the main process alone writes logs and checkpoints; every rank validates and probes
     its share of the videos; BadDataGuard comes after the logs, so the epoch is logged
     before it stops the run; StopOnSignal comes last (the step's last word: it may end the
-    run there) and is the list's last item, for `run_from`.
+    run there) and is the list's last item, for `run_from`. Each checkpoint stores the
+    states of the hooks listed here (Hook.state_dict), as they are when it is written.
     """
     main = is_main_process()
     batch_total = cfg.TRAIN.BATCH_SIZE
     checkpointer = PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler,
                                       cfg.TRAIN.CHECKPOINT_PERIOD_ITERS, cfg.TRAIN.CHECKPOINT_KEEP_LAST,
-                                      lambda epoch, batches: point.items_after(epoch, batches, batch_total))
+                                      lambda epoch, batches: point.items_after(epoch, batches, batch_total),
+                                      lambda: hook_states(hooks))
     hooks: List[Hook] = [
         DataEpoch(lambda epoch: start_epoch(loader, epoch, point, batch_total)),
         LRSchedule(optimizer, build_lr_schedule(cfg)),

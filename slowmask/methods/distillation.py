@@ -36,7 +36,7 @@ from slowmask import targets
 from slowmask.config import load_config
 from slowmask.geometry import Grid
 from slowmask.models import MViTTrunk, build_loss, trunk_args
-from slowmask.models.pretrained import load_pretrained
+from slowmask.checkpoint import load_pretrained
 from slowmask.targets import TARGET_REGISTRY
 
 from .build import METHOD_REGISTRY

@@ -3,7 +3,7 @@
 SIGTERM (SLURM preemption, scancel, `docker stop`), SIGUSR1 (SLURM's `--signal=USR1@90`
 before a time limit), SIGUSR2 (submitit's time-out and preemption signal) and SIGINT
 (Ctrl-C). Once training has begun they make the run write a checkpoint after the current
-step and stop (engine/hooks.py, StopOnSignal). Before that there is nothing to save:
+step and stop (engine/hooks/preemption.py, StopOnSignal). Before that there is nothing to save:
 `stopping_at_once` ends the process at once with StoppedBeforeStart, exit 128 + the
 signal's number. A process that only waits for its training processes passes the signals
 on to them (`Forwarder`), so that they decide, each by its own moment.

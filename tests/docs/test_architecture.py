@@ -1,6 +1,6 @@
 """docs/ARCHITECTURE.md says what the code is: the files of one training step exist and
-are at most 12, the engine table lists every engine module, the registry table every
-registry, and the layer table every package."""
+are at most 12, the engine table lists every engine module and sub-package, the registry
+table every registry, and the layer table every package."""
 
 import os
 import re
@@ -35,7 +35,9 @@ def test_the_step_passes_through_at_most_twelve_files_that_exist():
 
 def test_the_engine_table_lists_every_engine_module():
     listed = {cells[0].strip(" `") for cells in first_cells("engine/")}
-    present = {name for name in os.listdir(os.path.join(PACKAGE, "engine")) if name.endswith(".py")} - {"__init__.py"}
+    engine = os.path.join(PACKAGE, "engine")
+    present = {name for name in os.listdir(engine) if name.endswith(".py")} - {"__init__.py"}
+    present |= {f"{name}/" for name in os.listdir(engine) if os.path.isfile(os.path.join(engine, name, "__init__.py"))}
     assert listed == present
 
 

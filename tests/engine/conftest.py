@@ -7,7 +7,7 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import nn
 
-from slowmask.engine.checkpoint import ResumePoint
+from slowmask.engine.resume import ResumePoint
 from slowmask.engine.loop import Hook
 from slowmask.engine.step import TrainStep, masked_prediction_objective
 from slowmask.engine.train import build_hooks

@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
-from slowmask.engine.checkpoint import load_pretrained
+from slowmask import checkpoint
+from slowmask.engine import resume
+from slowmask.checkpoint import load_pretrained
 from slowmask.methods import build_model
 from slowmask.utils.logging import setup_logging
 from tool_scripts import load_tool
@@ -69,7 +70,7 @@ def test_round_trip_then_next_step_is_equal(tmp_path):
     path = str(tmp_path / "c.pyth")
     checkpoint.save_checkpoint(path, model, optimizer, 0, "")
     fresh_model, fresh_optimizer = model_and_optimizer(1)
-    assert checkpoint.resume(path, fresh_model, fresh_optimizer) == 0
+    assert resume.resume(path, fresh_model, fresh_optimizer) == 0
     train_step(model, optimizer)
     train_step(fresh_model, fresh_optimizer)
     for a, b in zip(model.state_dict().values(), fresh_model.state_dict().values()):
@@ -79,19 +80,19 @@ def test_round_trip_then_next_step_is_equal(tmp_path):
 def test_missing_corrupt_and_foreign_files(tmp_path):
     model, _ = model_and_optimizer(0)
     with pytest.raises(checkpoint.CheckpointError, match="checkpoint not found: .*none.pyth"):
-        checkpoint.resume(str(tmp_path / "none.pyth"), model)
+        resume.resume(str(tmp_path / "none.pyth"), model)
     corrupt = tmp_path / "corrupt.pyth"
     corrupt.write_bytes(b"not a checkpoint")
     with pytest.raises(checkpoint.CheckpointError, match="corrupt.pyth is not a readable PyTorch checkpoint"):
-        checkpoint.resume(str(corrupt), model)
+        resume.resume(str(corrupt), model)
     foreign = str(tmp_path / "foreign.pyth")
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(checkpoint.CheckpointError, match="has no 'model_state'"):
-        checkpoint.resume(foreign, model)
+        resume.resume(foreign, model)
     other = str(tmp_path / "other.pyth")
     checkpoint.save_checkpoint(other, nn.Linear(2, 2), None, 0, "")
     with pytest.raises(checkpoint.CheckpointError, match="does not fit this model"):
-        checkpoint.resume(other, model)
+        resume.resume(other, model)
 
 
 def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
@@ -104,11 +105,11 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
         f.truncate(100)
     fresh_model, fresh_optimizer = model_and_optimizer(1)
     with caplog.at_level("WARNING"):
-        assert checkpoint.load_newest(out, fresh_model, fresh_optimizer)["epoch"] == 0
+        assert resume.load_newest(out, fresh_model, fresh_optimizer)["epoch"] == 0
     assert "skipping unreadable checkpoint" in caplog.text and "checkpoint_epoch_00002.pyth" in caplog.text
     for a, b in zip(model.state_dict().values(), fresh_model.state_dict().values()):
         assert torch.equal(a, b)
-    assert checkpoint.load_newest(str(tmp_path / "elsewhere"), fresh_model) is None
+    assert resume.load_newest(str(tmp_path / "elsewhere"), fresh_model) is None
 
 
 def test_an_empty_file_is_named_as_such(tmp_path):
@@ -149,7 +150,7 @@ def test_non_finite_weights_are_refused_naming_the_tensors(tmp_path):
     fresh, _ = model_and_optimizer(1)
     before = [p.clone() for p in fresh.parameters()]
     with pytest.raises(checkpoint.CheckpointError) as caught:
-        checkpoint.resume(path, fresh)  # what testing, extract_features, visualize and export call
+        resume.resume(path, fresh)  # what testing, extract_features, visualize and export call
     assert str(caught.value) == (f"{path} holds weights that are not finite (NaN or inf) in 2 tensor(s): "
                                  "0.weight (2 of 12), 2.bias (1 of 2); the run that wrote it diverged: use an earlier "
                                  "checkpoint of it")

@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
+from slowmask import checkpoint
+from slowmask.checkpoint import CheckpointError, damaged_member, load_pretrained
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
-from slowmask.engine.checkpoint import CheckpointError, load_pretrained
+from slowmask.engine import resume
 from slowmask.engine.hooks import PeriodicCheckpoint
-from slowmask.models.pretrained import damaged_member
 from slowmask.engine.train import train
 from slowmask.utils.errors import EXIT_STATUS
 from tool_scripts import load_tool
@@ -86,7 +86,7 @@ def test_a_bit_flipped_checkpoint_is_refused_naming_its_damaged_member(tmp_path)
     checkpoint.save_checkpoint(path, *tiny_model(), 0, "")
     member = flip_bytes(path)
     assert "model_state" in torch.load(path, weights_only=True)  # torch alone loads the flipped values silently
-    for read in (checkpoint.read_checkpoint, lambda p: checkpoint.load(p, tiny_model()[0]),
+    for read in (checkpoint.read_checkpoint, lambda p: resume.load(p, tiny_model()[0]),
                  lambda p: load_pretrained(p, tiny_model()[0])):
         with pytest.raises(CheckpointError) as raised:
             read(path)
@@ -229,7 +229,7 @@ def test_set_aside_never_overwrites_and_says_when_it_cannot_rename(tmp_path, mon
     assert checkpoint.set_aside(str(first), "why") == f"{first}.unreadable-1"
     assert second.read_bytes() == b"earlier" and (tmp_path / "c.pyth.unreadable-1").read_bytes() == b"one"
     first.write_bytes(b"two")
-    monkeypatch.setattr(checkpoint.g_pathmgr, "mv", lambda source, target: False)
+    monkeypatch.setattr(checkpoint.files.g_pathmgr, "mv", lambda source, target: False)
     with caplog.at_level("WARNING"):
         assert checkpoint.set_aside(str(first), "why") is None
     assert first.read_bytes() == b"two"

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
+from slowmask.engine import resume
 from slowmask.engine.train import owning_output_dir
 from slowmask.utils import logging as run_logging
 from slowmask.utils import output_files
@@ -53,13 +54,13 @@ class FillingFile:
 
 def fill_disk_on(monkeypatch, name_part, room=1000):
     """Writes to temporary files whose path contains `name_part` hit a full disk."""
-    real_open = checkpoint.g_pathmgr.open
+    real_open = checkpoint.files.g_pathmgr.open
 
     def opened(path, mode="r", **kwargs):
         f = real_open(path, mode, **kwargs)
         return FillingFile(f, room) if ".tmp-" in path and name_part in path else f
 
-    monkeypatch.setattr(checkpoint.g_pathmgr, "open", opened)
+    monkeypatch.setattr(checkpoint.files.g_pathmgr, "open", opened)
 
 
 def free_space(monkeypatch, free):
@@ -99,7 +100,7 @@ def test_a_write_that_fills_the_disk_leaves_no_temporary_and_the_previous_checkp
     assert os.listdir(os.path.dirname(first)) == ["checkpoint_epoch_00001.pyth"]
     fresh, _ = tiny()
     nn.init.zeros_(fresh.weight)
-    checkpoint.resume(first, fresh)
+    resume.resume(first, fresh)
     assert torch.equal(fresh.weight, model.weight)
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.launch import launch
 from slowmask.utils.logging import read_json_stats
 from numerics import assert_same_tensors

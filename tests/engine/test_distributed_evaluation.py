@@ -14,7 +14,8 @@ import torch
 from slowmask.config import load_config
 from slowmask.data import build_loader
 from slowmask.data.index_samplers import VideoShardSampler
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
+from slowmask.engine import resume
 from slowmask.engine.evaluate import ViewScores, ensemble_views, evaluate, merge_shards, run_test, views_per_video
 from slowmask.methods import build_model
 from slowmask.utils.logging import read_json_stats
@@ -123,7 +124,7 @@ def test_two_gloo_processes_validate_and_test_as_one_process(demo_data_dir, tmp_
     assert two["paths"] == one["paths"] and len(set(one["paths"])) == 5
 
     model = build_model(cfg)
-    checkpoint.resume(trained, model)
+    resume.resume(trained, model)
     validated = evaluate(model, build_loader(cfg, "val"), torch.device("cpu"), CLASSES, cfg.MODEL.HEAD_ACT,
                          cfg.DATA.ENSEMBLE_METHOD)
     (logged,) = [s for s in read_json_stats(str(pair)) if s["_type"] == "val_epoch"]  # rank 0's line only

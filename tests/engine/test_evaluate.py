@@ -8,7 +8,7 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.data import build_dataset, build_loader
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.evaluate import accuracy, evaluate, run_test
 from slowmask.methods import build_model
 

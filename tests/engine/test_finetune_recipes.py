@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import load_pretrained, save_checkpoint
+from slowmask.checkpoint import STEM_PREFIXES, load_pretrained, save_checkpoint
 from slowmask.methods import build_model
 from slowmask.models import MViTTrunk, trunk_args
-from slowmask.models.pretrained import STEM_PREFIXES
 from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from slowmask.data.loader_workers import LoaderWorkerKilled
-from slowmask.engine import checkpoint
-from slowmask.engine.checkpoint import ResumePoint
+from slowmask import checkpoint
+from slowmask.engine.resume import ResumePoint
 from slowmask.engine.train import after_worker_death
 from slowmask.utils.errors import EXIT_STATUS
 

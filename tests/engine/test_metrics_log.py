@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.hooks import MetricsLog, batch_clips
 from slowmask.engine.loop import TrainLoop
 from slowmask.engine.train import train

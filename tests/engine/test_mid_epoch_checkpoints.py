@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 from slowmask.config import ConfigError, load_config
-from slowmask.engine import checkpoint
-from slowmask.engine.checkpoint import ResumePoint, capture_rng_state, restore_rng_state
+from slowmask import checkpoint
+from slowmask.engine import resume
+from slowmask.checkpoint import capture_rng_state, restore_rng_state
+from slowmask.engine.resume import ResumePoint
 from slowmask.engine.hooks import PeriodicCheckpoint
 from slowmask.engine.loop import Hook, TrainLoop
 from slowmask.engine.step import TrainStep
@@ -61,7 +63,7 @@ def test_truncated_newest_mid_epoch_checkpoint_falls_back_to_the_previous_one(tm
     with open(newest, "r+b") as f:
         f.truncate(100)
     with caplog.at_level("WARNING"):
-        state = checkpoint.load_newest(out, *tiny_model())
+        state = resume.load_newest(out, *tiny_model())
     assert "skipping unreadable checkpoint" in caplog.text and "iter_000004" in caplog.text
     assert ResumePoint.after(state) == ResumePoint(0, 2, state["rng_state"])
 

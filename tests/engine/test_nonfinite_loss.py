@@ -9,7 +9,7 @@ from torch import nn
 
 import slowmask.engine.train as train_module
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.step import TrainStep, masked_prediction_objective
 from slowmask.engine.train import train
 from slowmask.utils.logging import read_json_stats

@@ -9,7 +9,7 @@ import pytest
 
 import slowmask.engine.train as train_module
 from slowmask.config import ConfigError, load_config
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.hooks import NonFiniteSkipStop, TooManySkippedSteps
 from slowmask.engine.loop import TrainLoop
 from slowmask.engine.step import masked_prediction_objective

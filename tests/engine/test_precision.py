@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from slowmask.config import get_cfg
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
+from slowmask.engine import resume
 from slowmask.engine.step import TrainStep, autocast_dtype, mixed_precision
 from slowmask.engine.train import build_precision as mixed_precision_from_config
 
@@ -66,5 +67,5 @@ def test_fp16_steps_run_and_the_scaler_state_survives_a_checkpoint(tmp_path):
     path = str(tmp_path / "c.pyth")
     checkpoint.save_checkpoint(path, step.model, step.optimizer, 0, "", scaler)
     restored = torch.amp.GradScaler("cpu")
-    checkpoint.resume(path, fp16_step(restored).model, None, restored)
+    resume.resume(path, fp16_step(restored).model, None, restored)
     assert restored.state_dict() == scaler.state_dict()

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.hooks import EXIT_PREEMPTED
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

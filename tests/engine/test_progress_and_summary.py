@@ -9,7 +9,7 @@ import time
 import pytest
 
 from slowmask.config import get_cfg
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.hooks import MetricsLog, ProgressBar, TensorBoardScalars, summary_writer
 from slowmask.engine.loop import TrainLoop
 from slowmask.utils.logging import read_json_stats

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
-from slowmask.engine.checkpoint import ResumePoint
+from slowmask import checkpoint
+from slowmask.engine.resume import ResumePoint
 from slowmask.engine.step import TrainStep
 from slowmask.engine.train import train
 

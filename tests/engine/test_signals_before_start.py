@@ -14,7 +14,7 @@ import pytest
 import torch.distributed as dist
 from torch.multiprocessing import ProcessRaisedException
 
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.distributed import DistributedError, Place, join_process_group, leave_process_group, self_test
 from slowmask.engine.launch import init_method_problem
 from slowmask.utils.errors import expected_stop

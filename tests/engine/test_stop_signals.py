@@ -15,7 +15,7 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from slowmask.engine.checkpoint import ResumePoint
+from slowmask.engine.resume import ResumePoint
 from slowmask.engine.hooks import StopOnSignal, TrainingPreempted, run_from
 from slowmask.engine.loop import Hook, TrainLoop
 from slowmask.utils.errors import StoppedBeforeStart, StoppedBySignal

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import save_checkpoint
+from slowmask.checkpoint import save_checkpoint
 from slowmask.methods import build_teacher
 from slowmask.methods import build_model
 from tool_scripts import load_tool

@@ -7,7 +7,8 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.data import build_loader
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
+from slowmask.engine import resume
 from slowmask.engine.optim import build_optimizer
 from slowmask.engine.step import TrainStep, masked_prediction_objective
 from slowmask.engine.train import train
@@ -70,7 +71,7 @@ def test_checkpoint_round_trip_gives_the_same_next_step(demo_data_dir, tmp_path)
     path = checkpoint.checkpoint_path(str(tmp_path), 1)
     checkpoint.save_checkpoint(path, model, optimizer, 0, cfg.dump())
     fresh_model, fresh_optimizer, fresh_step = make_step(1)
-    checkpoint.resume(path, fresh_model, fresh_optimizer)
+    resume.resume(path, fresh_model, fresh_optimizer)
     torch.manual_seed(2)
     loss = step(batch)["loss"]
     torch.manual_seed(2)

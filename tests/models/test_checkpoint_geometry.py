@@ -2,9 +2,9 @@
 
 import torch
 
-from slowmask.engine.checkpoint import match_state
+from slowmask.checkpoint import match_state
 from slowmask.methods import build_model
-from slowmask.models.checkpoint_geometry import adapt, inflate_kernel, infer_grid
+from slowmask.checkpoint.geometry import adapt, inflate_kernel, infer_grid
 from numerics import assert_close_at_scale
 
 ABS_POS = ["MVIT.USE_ABS_POS", "True", "MVIT.SEP_POS_EMBED", "False"]

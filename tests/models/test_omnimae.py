@@ -9,7 +9,8 @@ import torch
 from slowmask.config import load_config
 from slowmask.masking import RandomMaskGenerator
 from slowmask.methods import build_model
-from slowmask.models.layers.position import pos_embed_for_input, resize_pos_embed, sincos_3d
+from slowmask.checkpoint.geometry import resize_pos_embed
+from slowmask.models.layers.position import pos_embed_for_input, sincos_3d
 from tool_scripts import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
+from slowmask.engine import resume
 from slowmask.methods import build_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,7 +59,7 @@ def test_a_pyslowfast_checkpoint_loads_strictly_for_testing_and_ours_reads_back_
     path = str(tmp_path / "MViTv2_S_16x4_k400_f302660347.pyth")
     torch.save(written_by_pyslowfast, path)
     model = build("Kinetics_MVITv2_S_16x4")
-    assert checkpoint.resume(path, model) == 200
+    assert resume.resume(path, model) == 200
     for key, value in model.state_dict().items():
         assert torch.equal(value, written_by_pyslowfast["model_state"][key]), key
     ours = str(tmp_path / "ours.pyth")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import save_checkpoint
+from slowmask.checkpoint import save_checkpoint
 from slowmask.methods import build_model
 from numerics import assert_close_at_scale
 from tool_scripts import load_tool

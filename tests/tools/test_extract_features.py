@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.utils.output_files import RunLock
 
 

@@ -11,8 +11,9 @@ import torch
 import torch.distributed as dist
 
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
-from slowmask.engine.checkpoint import capture_rng_state, restore_rng_state
+from slowmask import checkpoint
+from slowmask.engine import resume
+from slowmask.checkpoint import capture_rng_state, restore_rng_state
 from slowmask.engine.distributed import Place
 from slowmask.engine.launch import run_at
 from slowmask.engine.step import TrainStep, masked_prediction_objective, mixed_precision
@@ -50,7 +51,7 @@ def test_mixed_precision_steps_and_the_scaler_through_a_checkpoint(dtype_choice,
     path = str(tmp_path / "c.pyth")
     checkpoint.save_checkpoint(path, step.model, step.optimizer, 0, "", step.scaler)
     restored, _ = _demo_step(dtype_choice)
-    checkpoint.resume(path, restored.model, restored.optimizer, restored.scaler)
+    resume.resume(path, restored.model, restored.optimizer, restored.scaler)
     if step.scaler is not None:
         assert restored.scaler.state_dict() == step.scaler.state_dict()
     for (name, p), q in zip(step.model.state_dict().items(), restored.model.state_dict().values()):

@@ -7,7 +7,7 @@ import pytest
 
 from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 
 # Small probes: the demo's 16 training videos are the labelled set, its 4 val videos scored.
 QUICK = ["PROBE.KNN_K", "4", "PROBE.LINEAR_MAX_ITERS", "20", "PROBE.ATTENTIVE_EPOCHS", "5"]

@@ -11,7 +11,7 @@ import torch
 from tool_scripts import REPO, demo_overrides, load_tool
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import read_checkpoint, save_checkpoint
+from slowmask.checkpoint import read_checkpoint, save_checkpoint
 from slowmask.methods import build_model
 
 probe = load_tool("probe")

@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from slowmask.engine import checkpoint
+from slowmask import checkpoint
 from slowmask.engine.distributed import Place
 from slowmask.engine.launch import PORT_BASE, PORT_RANGE, SlurmTask, import_submitit, slurm_place
 from slowmask.engine.train import train

@@ -7,7 +7,7 @@ import pytest
 from tool_scripts import REPO, load_tool
 
 from slowmask.config import load_config
-from slowmask.engine.checkpoint import save_checkpoint
+from slowmask.checkpoint import save_checkpoint
 from slowmask.methods import build_model
 
 visualize = load_tool("visualize")

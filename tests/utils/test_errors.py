@@ -7,7 +7,7 @@ from torch.multiprocessing import ProcessRaisedException
 
 from slowmask.config import ConfigError
 from slowmask.data import NoReadableVideoError
-from slowmask.engine.checkpoint import CheckpointError
+from slowmask.checkpoint import CheckpointError
 from slowmask.engine.devices import DeviceError
 from slowmask.engine.hooks import BadDataError, LossExplosionError, TrainingPreempted
 from slowmask.engine.preflight import PreflightError

@@ -2,13 +2,12 @@
 (one joint table, or spatial + temporal + class as MVIT.SEP_POS_EMBED has them) for the
 encoder and for MAE's decoder, and resizing of learned tables to another token grid."""
 
-import math
 from typing import Dict, Mapping, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from slowmask.checkpoint.geometry import resize_pos_embed
 from slowmask.geometry import Grid
 
 SINCOS_BASE = 10000.0
@@ -43,16 +42,6 @@ def sincos_3d(dim: int, grid: Grid) -> Tensor:
         ],
         dim=1,
     )
-
-
-def resize_pos_embed(pos_embed: Tensor, from_grid: Sequence[int], to_grid: Sequence[int]) -> Tensor:
-    """(1, t*h*w, D) table for `from_grid` -> (1, t'*h'*w', D) by trilinear interpolation."""
-    if tuple(from_grid) == tuple(to_grid):
-        return pos_embed
-    dim = pos_embed.shape[-1]
-    volume = pos_embed.reshape(1, *from_grid, dim).permute(0, 4, 1, 2, 3)
-    volume = F.interpolate(volume, size=tuple(to_grid), mode="trilinear", align_corners=False)
-    return volume.reshape(1, dim, math.prod(to_grid)).transpose(1, 2)
 
 
 def learned_tables(grid: Grid, dim: int, num_prefix: int, separate: bool, std: float) -> Dict[str, Optional[nn.Parameter]]:

@@ -21,20 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from slowmask.checkpoint.geometry import resize_table
 from slowmask.geometry import Grid
 
 
 def table_length(q_size: int, k_size: int) -> int:
     """Entries of a table covering every offset between q_size queries and k_size keys."""
     return 2 * max(q_size, k_size) - 1
-
-
-def resize_table(table: Tensor, length: int) -> Tensor:
-    """(L, C) -> (length, C) by linear interpolation over L (a different input grid)."""
-    if table.shape[0] == length:
-        return table
-    resized = F.interpolate(table.t().unsqueeze(0), size=length, mode="linear")
-    return resized.squeeze(0).t()
 
 
 def relative_index(q_size: int, k_size: int, device: torch.device) -> Tensor:

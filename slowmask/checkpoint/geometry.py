@@ -14,19 +14,41 @@ Three kinds of tensor change shape with the input grid, and each has its rule:
 
 `adapt(name, value, target_shape, grid, num_prefix)` picks the rule by the parameter's
 name (ADAPTERS) and returns the fitted tensor, or raises ValueError when no rule fits.
+
+The two interpolations (`resize_pos_embed`, `resize_table`) are also the models' own:
+a model that meets an input of another grid than its tables resizes them the same way
+at run time (models/position.py, models/relative_position.py), so a table fitted here
+equals the one the model would compute.
 """
 
 import math
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from slowmask.geometry import Grid
-from .layers.position import resize_pos_embed
-from .layers.relative_position import resize_table
 
 Shape = Tuple[int, ...]
+
+
+def resize_pos_embed(pos_embed: Tensor, from_grid: Sequence[int], to_grid: Sequence[int]) -> Tensor:
+    """(1, t*h*w, D) table for `from_grid` -> (1, t'*h'*w', D) by trilinear interpolation."""
+    if tuple(from_grid) == tuple(to_grid):
+        return pos_embed
+    dim = pos_embed.shape[-1]
+    volume = pos_embed.reshape(1, *from_grid, dim).permute(0, 4, 1, 2, 3)
+    volume = F.interpolate(volume, size=tuple(to_grid), mode="trilinear", align_corners=False)
+    return volume.reshape(1, dim, math.prod(to_grid)).transpose(1, 2)
+
+
+def resize_table(table: Tensor, length: int) -> Tensor:
+    """(L, C) -> (length, C) by linear interpolation over L (a different input grid)."""
+    if table.shape[0] == length:
+        return table
+    resized = F.interpolate(table.t().unsqueeze(0), size=length, mode="linear")
+    return resized.squeeze(0).t()
 
 
 def infer_grid(num_tokens: int, like: Grid) -> Grid:

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from slowmask.config import get_cfg
-from slowmask.engine import checkpoint
-from slowmask.engine.checkpoint import load_pretrained
+from slowmask import checkpoint
+from slowmask.engine import resume
+from slowmask.checkpoint import load_pretrained
 from slowmask.methods import build_model
 
 TINY = [
@@ -93,7 +94,7 @@ def test_classifier_checkpoint_round_trips(tmp_path):
     path = str(tmp_path / "classifier.pyth")
     checkpoint.save_checkpoint(path, classifier, None, 3, "cfg")
     fresh = build("RNG_SEED", "5")
-    assert checkpoint.resume(path, fresh) == 3
+    assert resume.resume(path, fresh) == 3
     x = torch.randn(2, 3, 8, 32, 32)
     assert torch.equal(classifier.eval()(x), fresh.eval()(x))
     report = load_pretrained(path, build("RNG_SEED", "6"))

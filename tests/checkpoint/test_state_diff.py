@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from slowmask.config import load_config
-from slowmask.engine import checkpoint
-from slowmask.engine.checkpoint import state_diff
+from slowmask import checkpoint
+from slowmask.engine import resume
+from slowmask.checkpoint import state_diff
 from slowmask.methods import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,7 +51,7 @@ def test_resume_shows_the_diff_instead_of_the_raw_error(tmp_path):
     path = str(tmp_path / "other.pyth")
     checkpoint.save_checkpoint(path, other, None, 0, "")
     with pytest.raises(checkpoint.CheckpointError) as error:
-        checkpoint.resume(path, model)
+        resume.resume(path, model)
     message = str(error.value)
     assert "unexpected in the checkpoint (2):\n  2.{bias,weight} (2)" in message
     assert "0.weight: checkpoint [5, 3] vs model [4, 3]" in message

@@ -1,10 +1,13 @@
-"""Reading a checkpoint's weights, and initializing a model from another run's checkpoint.
+"""A checkpoint's weights in a model: the difference between the two, and initializing a
+model from another run's checkpoint.
 
-A checkpoint is PySlowFast's dict with `model_state` (name -> tensor), read with
-`torch.load(weights_only=True)`: a checkpoint holds tensors and plain values only, and a
-file that asks for any other Python object is refused unread. Weights that are not finite
-(NaN, inf) are refused when loaded into a model, naming the tensors. Saving, resuming and
-pruning a run's own checkpoints is the engine's (slowmask/engine/checkpoint.py).
+A mismatch between a checkpoint and a model is told as a short diff (`state_diff`):
+`load_state_dict` reports one line per key, hundreds of lines for a checkpoint of
+another architecture (PySlowFast's model-zoo users know the wall of text); here keys are
+grouped by module, blocks.N collapsed into ranges, so the diff reads like
+"missing: blocks.0-15.attn.rel_pos_{h,w,t} (48)". A tool that uses a run's trained
+weights loads them strictly (`load_weights`): a mismatch is a WeightsMismatchError with
+that diff.
 
 Initializing a model from another run's checkpoint (fine-tuning from pretraining, a
 distillation teacher: `load_pretrained`): the encoder of a MaskFeat (or MAE) checkpoint
@@ -12,142 +15,146 @@ goes into a classifier; both use PySlowFast's flat MViT names (patch_embed.proj,
 pos_embed*, blocks.N.*, norm), so loading is by name. Pretraining-only parts (prediction
 head, mask token, decoder, PySlowFast's HOG filters) are dropped; tensors whose shape
 follows the input geometry (position tables, 2-D kernels) are fitted to the model
-(checkpoint_geometry.py); what the checkpoint lacks (the classifier head) keeps its
+(geometry.py); what the checkpoint lacks (the classifier head) keeps its
 initialization. One log message says what was loaded, fitted, skipped and new, and a
 warning names any position table, class token or patch embedding dropped or created: the
 model's stem does not fit the checkpoint's.
 """
 
-import io
 import logging
-import pickle
 import re
-import zipfile
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import torch
-from iopath.common.file_io import g_pathmgr
 from torch import Tensor, nn
 
-from slowmask.utils.errors import SlowmaskError
-
-from .checkpoint_geometry import adapt
+from .files import CheckpointError, check_finite, read_checkpoint, unwrapped
+from .geometry import adapt
 
 logger = logging.getLogger(__name__)
 
 
-def unwrapped(model: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel wrapper, so names carry no `module.`."""
-    return model.module if hasattr(model, "module") else model
+# The difference between a checkpoint's state and a model's.
+
+Shape = Tuple[int, ...]
+_INDEX = re.compile(r"\.(\d+)(?=\.|$)")
 
 
-# PySlowFast's Caffe2 model-zoo checkpoints are pickled .pkl files of numpy blobs.
-CAFFE2_HINT = (
-    " (a .pkl file is likely a Caffe2 checkpoint: Caffe2 checkpoints are out of scope for slowmask; "
-    "convert it to a PyTorch .pyth with PySlowFast first)"
-)
-# How torch's weights-only unpickler names an object it refuses to load: "GLOBAL module.name".
-_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-# The first bytes of a zip archive: torch.save's format since PyTorch 1.6.
-ZIP_MAGIC = b"PK\x03\x04"
+@dataclass
+class StateDiff:
+    """Keys only the model has (`missing`), only the checkpoint has (`unexpected`), and
+    keys both have with other shapes (`shape`: key -> (checkpoint shape, model shape))."""
+
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    shape: Dict[str, Tuple[Shape, Shape]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.shape)
+
+    def summary(self, max_lines: int = 12) -> str:
+        """The diff in at most about 3 * `max_lines` lines, grouped by module."""
+        parts = []
+        groups = (("missing in the checkpoint", self.missing), ("unexpected in the checkpoint", self.unexpected))
+        for title, keys in groups:
+            if keys:
+                parts.append(f"{title} ({len(keys)}):\n" + _grouped(keys, max_lines))
+        if self.shape:
+            parts.append(f"shape mismatch ({len(self.shape)}):\n" + self._shape_lines(max_lines))
+        return "\n".join(parts) if parts else "no difference"
 
 
-class CheckpointError(SlowmaskError, RuntimeError):
-    """A checkpoint that cannot be read or does not fit the model."""
-
-    kind = "checkpoint"
-
-
-def read_checkpoint(path: str) -> Dict[str, Any]:
-    """Read a checkpoint dict, with one clear error for a missing or unreadable file."""
-    if not g_pathmgr.exists(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if g_pathmgr.isdir(path):
-        raise CheckpointError(f"{path} is a folder, not a checkpoint: name a checkpoint file in it (*.pyth)")
-    with g_pathmgr.open(path, "rb") as f:
-        data = f.read()
-    if not data:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: empty file (0 bytes; its write never began)")
-    member = damaged_member(io.BytesIO(data))
-    if member is not None:
-        raise CheckpointError(
-            f"{path} is damaged: its member {member} fails its CRC-32 check (its bytes changed after it was "
-            "written: a disk, memory or copy error); use an earlier checkpoint, or copy this one again from its source"
-        )
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:  # torch's text would advise weights_only=False: not relayed
-        raise CheckpointError(_refused_pickle(path, error)) from None
-    except Exception as error:  # any other failure to unpickle means the same thing to the user
-        hint = CAFFE2_HINT if path.endswith(".pkl") else ""
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint{hint}: {error}") from error
-    if not isinstance(state, dict) or "model_state" not in state:
-        raise CheckpointError(f"{path} is not a checkpoint: it has no 'model_state'")
-    return state
+    def _shape_lines(self, max_lines: int) -> str:
+        """Each key with both shapes when they are few; else the keys grouped by module
+        and the first few as examples."""
+        lines = [f"  {key}: checkpoint {list(c)} vs model {list(m)}" for key, (c, m) in sorted(self.shape.items())]
+        if len(lines) <= max_lines:
+            return "\n".join(lines)
+        examples = max(1, max_lines // 4)
+        return _grouped(list(self.shape), max_lines) + "\n  e.g.\n" + "\n".join(lines[:examples])
 
 
-
-def damaged_member(file: BinaryIO) -> Optional[str]:
-    """The first member of a torch zip checkpoint whose bytes fail their CRC-32, or None:
-    also for a legacy (non-zip) file, which carries no checksum, and for a zip too broken
-    to open (truncated), which torch.load reports. Reads the whole file once."""
-    if file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
-        return None
-    file.seek(0)
-    try:
-        archive = zipfile.ZipFile(file)
-    except zipfile.BadZipFile:
-        return None
-    with archive:
-        return archive.testzip()
-
-
-def _refused_pickle(path: str, error: pickle.UnpicklingError) -> str:
-    """Why the weights-only unpickler refused a file: the Python object it asked for,
-    or torch's specific reason. torch's own message advises retrying with
-    weights_only=False, the one step that would run a malicious file's payload."""
-    hint = CAFFE2_HINT if path.endswith(".pkl") else ""
-    refused = _REFUSED_GLOBAL.search(str(error))
-    if refused is None:
-        paragraphs = [part.strip() for part in str(error).split("\n\n")[1:]]
-        reason = "; ".join(part for part in paragraphs if part and "torch.load" not in part) or "not a pickle"
-        return f"{path} is not a readable PyTorch checkpoint{hint}: {reason}"
-    return (
-        f"{path} is not a plain checkpoint{hint}: it asks to load the Python object {refused.group(1)}, which a "
-        "checkpoint of tensors and numbers never needs, so it was refused unread. Do not load it with "
-        "weights_only=False: that would run whatever the file holds; get the checkpoint again from a "
-        "source you trust"
+def state_diff(checkpoint_state: Mapping[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]) -> StateDiff:
+    """Compare two state dicts (name -> tensor) by names and shapes."""
+    diff = StateDiff(
+        missing=sorted(k for k in model_state if k not in checkpoint_state),
+        unexpected=sorted(k for k in checkpoint_state if k not in model_state),
     )
+    for key in sorted(set(checkpoint_state) & set(model_state)):
+        ckpt, model = tuple(checkpoint_state[key].shape), tuple(model_state[key].shape)
+        if ckpt != model:
+            diff.shape[key] = (ckpt, model)
+    return diff
 
 
-def nonfinite_tensors(state: Dict[str, Any]) -> Dict[str, int]:
-    """{name: count of NaN / inf values} of the floating-point tensors in a model state."""
-    counts = {}
-    for name, value in state.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            bad = int((~torch.isfinite(value)).sum())
-            if bad:
-                counts[name] = bad
-    return counts
+def _ranges(indices: Sequence[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8"."""
+    values = sorted(set(indices))
+    spans: List[List[int]] = []
+    for value in values:
+        if spans and value == spans[-1][1] + 1:
+            spans[-1][1] = value
+        else:
+            spans.append([value, value])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def check_finite(path: str, state: Dict[str, Any]) -> None:
-    """Refuse a model state with NaN or inf values, naming the tensors: a model made of
-    them gives NaN for every clip.
+def _grouped(keys: Sequence[str], max_lines: int) -> str:
+    """One line per module pattern: numeric indices collapsed into ranges, and the
+    parameter names of one module joined, e.g. "blocks.0-15.attn.{rel_pos_h,rel_pos_w}"."""
+    by_pattern: Dict[str, List[Tuple[int, ...]]] = defaultdict(list)
+    for key in keys:
+        by_pattern[_INDEX.sub(".#", key)].append(tuple(int(i) for i in _INDEX.findall(key)))
+    by_module: Dict[str, List[str]] = defaultdict(list)
+    for pattern, index_sets in by_pattern.items():
+        columns = list(zip(*index_sets))
+        filled = pattern
+        for column in columns:
+            filled = filled.replace("#", "{" + _ranges(column) + "}" if len(set(column)) > 1 else str(column[0]), 1)
+        module, _, leaf = filled.rpartition(".")
+        by_module[(module, len(index_sets))].append(leaf)
+    lines = []
+    for (module, count), leaves in sorted(by_module.items()):
+        names = leaves[0] if len(leaves) == 1 else "{" + ",".join(sorted(leaves)) + "}"
+        lines.append(f"  {module + '.' if module else ''}{names} ({count * len(leaves)})")
+    if len(lines) > max_lines:
+        lines = lines[:max_lines] + [f"  ... and {len(lines) - max_lines} more modules"]
+    return "\n".join(lines)
 
-    Raises:
-        CheckpointError: some tensor is not finite.
-    """
-    counts = nonfinite_tensors(state)
-    if counts:
-        named = ", ".join(f"{name} ({bad} of {state[name].numel()})" for name, bad in list(counts.items())[:5])
-        more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
-        raise CheckpointError(
-            f"{path} holds weights that are not finite (NaN or inf) in {len(counts)} tensor(s): {named}{more}; the run "
-            "that wrote it diverged: use an earlier checkpoint of it"
-        )
 
+# Loading a run's trained weights as they are.
+
+class WeightsMismatchError(CheckpointError):
+    """A checkpoint whose model_state has other names or shapes than the model's."""
+
+
+def load_model_state(path: str, model_state: Dict[str, Tensor], model: nn.Module, fix: str) -> None:
+    """Put `model_state` (read from `path`) into `model` with strict names; a mismatch is a
+    WeightsMismatchError with the grouped diff (`state_diff`) and `fix`, the advice that fits
+    the caller (the raw error has a line per key)."""
+    try:
+        unwrapped(model).load_state_dict(model_state, strict=True)
+    except RuntimeError:
+        diff = state_diff(model_state, unwrapped(model).state_dict())
+        raise WeightsMismatchError(f"{path} does not fit this model:\n{diff.summary()}\n{fix}") from None
+
+
+def load_weights(path: str, model: nn.Module, fix: str = "use the config the checkpoint was trained with") -> None:
+    """Put the model_state of the checkpoint at `path` into `model` for a tool that uses
+    the trained weights (no optimizer, nothing resumed): strict names, finite values;
+    `fix` is the advice a mismatch ends with."""
+    state = read_checkpoint(path)
+    check_finite(path, state["model_state"])
+    load_model_state(path, state["model_state"], model, fix)
+    taken = f"epoch {int(state['epoch']) + 1}" if "epoch" in state else ""
+    if taken and state.get("iteration") is not None:
+        taken += f", after iteration {state['iteration']}"
+    logger.info("loaded weights from %s%s", path, f" ({taken})" if taken else "")
+
+
+# Initializing a model from another run's weights.
 
 # Name prefixes of pretraining-only tensors: MaskFeat's prediction head and mask token,
 # MAE's decoder, PySlowFast's fixed HOG filters.

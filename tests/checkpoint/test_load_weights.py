@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from slowmask.engine.checkpoint import CheckpointError, WeightsMismatchError, load_weights, save_checkpoint
+from slowmask.checkpoint import CheckpointError, WeightsMismatchError, load_weights, save_checkpoint
 
 
 def test_weights_load_and_the_log_says_loaded_not_resumed(tmp_path, caplog):
@@ -15,7 +15,7 @@ def test_weights_load_and_the_log_says_loaded_not_resumed(tmp_path, caplog):
     path = str(tmp_path / "c.pyth")
     save_checkpoint(path, source, None, 4, "")
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="slowmask.engine.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="slowmask.checkpoint.pretrained"):
         load_weights(path, target)
     assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
     assert caplog.messages == [f"loaded weights from {path} (epoch 5)"]

@@ -1,0 +1,82 @@
+"""Checkpoints: the files a run writes and reads (files.py), a checkpoint's weights in a
+model (pretrained.py: state diffs, `load_weights`, `load_pretrained`), and the fitting of
+tensors written for another input geometry (geometry.py).
+
+Below the models and the methods, above geometry/utils: a model built from another run's
+weights (the distillation teacher, fine-tuning) needs no engine. Where a training run
+resumes, and putting optimizer and hook states back, is the engine's (engine/resume.py).
+"""
+
+from .files import (
+    BEST_NAME,
+    CHECKPOINT_DIR,
+    ZIP_MAGIC,
+    CheckpointError,
+    best_checkpoint_path,
+    capture_rng_state,
+    check_finite,
+    checkpoint_dir,
+    checkpoint_path,
+    damaged_member,
+    epoch_checkpoints,
+    last_checkpoint,
+    nonfinite_tensors,
+    position_in_name,
+    prune_checkpoints,
+    read_checkpoint,
+    read_newest,
+    restore_rng_state,
+    save_checkpoint,
+    set_aside,
+    unreadable_reason,
+    unwrapped,
+)
+from .geometry import adapt
+from .pretrained import (
+    PRETRAINING_ONLY,
+    STEM_PREFIXES,
+    LoadReport,
+    StateDiff,
+    WeightsMismatchError,
+    load_model_state,
+    load_pretrained,
+    load_weights,
+    match_state,
+    state_diff,
+)
+
+__all__ = [
+    "BEST_NAME",
+    "CHECKPOINT_DIR",
+    "PRETRAINING_ONLY",
+    "STEM_PREFIXES",
+    "ZIP_MAGIC",
+    "CheckpointError",
+    "LoadReport",
+    "StateDiff",
+    "WeightsMismatchError",
+    "adapt",
+    "best_checkpoint_path",
+    "capture_rng_state",
+    "check_finite",
+    "checkpoint_dir",
+    "checkpoint_path",
+    "damaged_member",
+    "epoch_checkpoints",
+    "last_checkpoint",
+    "load_model_state",
+    "load_pretrained",
+    "load_weights",
+    "match_state",
+    "nonfinite_tensors",
+    "position_in_name",
+    "prune_checkpoints",
+    "read_checkpoint",
+    "read_newest",
+    "restore_rng_state",
+    "save_checkpoint",
+    "set_aside",
+    "state_diff",
+    "unreadable_reason",
+    "unwrapped",
+]
