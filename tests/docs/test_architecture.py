@@ -1,5 +1,5 @@
-"""docs/ARCHITECTURE.md says what the code is: the files of one training step exist and
-are at most 12, the engine table lists every engine module and sub-package, the registry
+"""docs/ARCHITECTURE.md says what the code is: the files of one training step exist, the
+engine table lists every engine module and sub-package, the registry
 table every registry, and the layer table every package."""
 
 import os
@@ -25,9 +25,9 @@ def first_cells(title: str):
     return [line.split("|")[1:3] for line in section(title).splitlines() if re.match(r"\| \d+ \||\| `", line)]
 
 
-def test_the_step_passes_through_at_most_twelve_files_that_exist():
+def test_the_files_of_one_step_exist_each_once():
     files = [cells[1].strip(" `") for cells in first_cells("One training step, from a CSV row to the loss")]
-    assert 0 < len(files) <= 12
+    assert files
     assert len(set(files)) == len(files)
     for path in files:
         assert os.path.isfile(os.path.join(PACKAGE, path)), path

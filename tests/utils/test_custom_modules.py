@@ -2,7 +2,7 @@
 before anything is built, so that tools/run_net.py trains with them.
 
 Each kind of part is one entry of PARTS: the code a user writes, and the config lines
-that choose it. A new kind (a method, a model) is one more entry."""
+that choose it: a dataset, a mask, a target and a method."""
 
 import textwrap
 
@@ -10,6 +10,7 @@ import torch
 
 from slowmask.data import DATASET_REGISTRY
 from slowmask.masking import MASK_REGISTRY
+from slowmask.methods import METHOD_REGISTRY
 from slowmask.targets import TARGET_REGISTRY
 from slowmask.utils.custom_modules import import_custom_modules
 from slowmask.utils import logging as slowmask_logging
@@ -23,6 +24,7 @@ import os
 import torch
 from slowmask.data import DATASET_REGISTRY, ClipDataset, read_video_list
 from slowmask.masking import MASK_REGISTRY
+from slowmask.methods import METHOD_REGISTRY, MaskFeat
 from slowmask.targets import TARGET_REGISTRY, PixelTarget
 
 CALLS = []  # the kinds of part called, in order, for the test to read
@@ -60,9 +62,17 @@ class NegatedPixels(PixelTarget):
         CALLS.append("target")
         return super().forward(-clip, grid)
 """, ["MASK.TARGET", "negated_pixels"]),
+    "method": ("""
+@METHOD_REGISTRY.register(name="HalfLossMaskFeat")
+class HalfLossMaskFeat(MaskFeat):
+    def forward(self, clip, mask):
+        CALLS.append("method")
+        out = super().forward(clip, mask)
+        return {**out, "loss": out["loss"] / 2}
+""", ["MODEL.MODEL_NAME", "HalfLossMaskFeat"]),
 }
 REGISTERED = {"dataset": (DATASET_REGISTRY, "FourVideos"), "mask": (MASK_REGISTRY, "first_row"),
-              "target": (TARGET_REGISTRY, "negated_pixels")}
+              "target": (TARGET_REGISTRY, "negated_pixels"), "method": (METHOD_REGISTRY, "HalfLossMaskFeat")}
 ONE_STEP = ["DATA_LOADER.NUM_WORKERS", "0", "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_EPOCHS", "0.0",
             "TRAIN.BATCH_SIZE", "4", "LOG_PERIOD", "1", "DATA.TRAIN_CROP_SIZE", "32", "DATA.DECODING_SHORT_SIZE", "40"]
 
@@ -85,10 +95,11 @@ def test_a_users_file_registers_every_kind_of_part_and_run_net_trains_a_step_wit
     assert torch.isfinite(torch.tensor(step["loss"]))
     # The user's mask: 4 items x the first of 4 rows, a quarter of the 4x4x4 prediction grid.
     assert step["masked_tokens"] == 4 * 16
-    # The step drew the 4 items' masks, then the user's target (a second import of the
-    # file returns the module already imported, registering nothing twice).
+    # The step drew the 4 items' masks, then ran the user's method, which called the user's
+    # target (a second import of the file returns the module already imported, registering
+    # nothing twice).
     (module,) = import_custom_modules([str(plugin)])
-    assert module.CALLS[0] == "dataset" and module.CALLS[-5:] == ["mask"] * 4 + ["target"]
+    assert module.CALLS[0] == "dataset" and module.CALLS[-6:] == ["mask"] * 4 + ["method", "target"]
     assert [name for name, _ in DATASET_REGISTRY].count("FourVideos") == 1
 
 

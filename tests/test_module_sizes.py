@@ -1,0 +1,32 @@
+"""Every module of slowmask/ fits the line budget of one concept a reader takes in at once:
+at most 500 lines, or, for an exception named here with its reason, at most 600."""
+
+import os
+
+PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "slowmask")
+BUDGET = 500
+CEILING = 600
+# module -> why it may be longer than BUDGET (never longer than CEILING)
+EXCEPTIONS = {
+    "config/defaults.py": "every config key with its comment, in PySlowFast's one-file layout that users search",
+}
+
+
+def module_lengths():
+    for folder, _, names in os.walk(PACKAGE):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    yield os.path.relpath(path, PACKAGE), sum(1 for _ in f)
+
+
+def test_every_module_fits_the_line_budget():
+    over = {module: lines for module, lines in module_lengths()
+            if lines > (CEILING if module in EXCEPTIONS else BUDGET)}
+    assert over == {}
+
+
+def test_each_exception_is_still_needed():
+    lengths = dict(module_lengths())
+    assert {module for module in EXCEPTIONS if lengths.get(module, 0) > BUDGET} == set(EXCEPTIONS)
