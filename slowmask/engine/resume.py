@@ -8,7 +8,7 @@ next. The checkpoint files themselves (names, reading, writing) are slowmask/che
 Resuming puts the global random generators back where the interrupted run had them
 (`ResumePoint.restore_generators`), so that dropout and drop-path draws continue as in
 the uninterrupted run. Data randomness does not depend on them (items draw from
-generators seeded by (seed, epoch, index), see slowmask/data/video_dataset.py); the
+generators seeded by (seed, epoch, index), see slowmask/data/datasets/clip_dataset.py); the
 model's stochastic layers do. The hooks that keep a state (a Hook's `state_dict`) get it
 back too (`ResumePoint.restore_hooks`); a checkpoint written without `hooks_state` (an
 older one, PySlowFast's) resumes with fresh hooks, as before.

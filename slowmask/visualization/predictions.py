@@ -32,7 +32,7 @@ def predict_clip(model: nn.Module, target: nn.Module, clip: Tensor, mask: Tensor
     """Predict the masked tokens of `clip`.
 
     Args:
-        model: `model(x, mask)` -> {"pred", "target", "loss"} (see models/pretrainer.py), with "pred" the
+        model: `model(x, mask)` -> {"pred", "target", "loss"} (see methods/pretrainer.py), with "pred" the
             (N_masked, D) rows of the masked tokens of `grid` in (batch, t, h, w) order; for
             several prediction depths, the last (deepest) is taken.
         target: `target(x, grid)` -> (B, t*h*w, D), the model's target.
