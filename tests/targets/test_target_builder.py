@@ -2,7 +2,7 @@ import pytest
 
 import slowmask.methods  # noqa: F401  (registers the "teacher" target)
 from slowmask.config import get_cfg
-from slowmask.targets import HOGTarget, PixelTarget, build_target, target_dim
+from slowmask.targets import TARGET_REGISTRY, HOGTarget, PixelTarget, build_target, target_dim
 
 
 def _pretrain_cfg():
@@ -33,8 +33,12 @@ def test_unknown_target_lists_registered():
     cfg.MASK.TARGET = "sift"
     with pytest.raises(ValueError) as raised:
         build_target(cfg)
-    # Importing slowmask.models registers the teacher: the message lists every target, no more.
-    assert str(raised.value) == "MASK.TARGET 'sift' is not a registered target; registered: 'hog', 'pixel', 'teacher'"
+    # The message lists every registered target, no more: slowmask's own (importing
+    # slowmask.methods registers the teacher) and any a user's module registered earlier
+    # in this process.
+    registered = ", ".join(repr(name) for name in TARGET_REGISTRY.names())
+    assert str(raised.value) == f"MASK.TARGET 'sift' is not a registered target; registered: {registered}"
+    assert {"hog", "pixel", "teacher"} <= set(TARGET_REGISTRY.names())
 
 
 def test_target_dim_mvitv2_s():
