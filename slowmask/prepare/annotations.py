@@ -10,9 +10,10 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from slowmask.data import VIDEO_EXTENSIONS
+
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 # Split names in the official CSVs -> ours.
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "validate": "val",
                "validation": "val", "test": "test", "testing": "test"}
