@@ -71,5 +71,6 @@ def build_model(cfg: CfgNode) -> nn.Module:
     else:
         methods = ", ".join(repr(known) for known in METHOD_REGISTRY.names())
         model = MODEL_REGISTRY.build(name, cfg, "MODEL.MODEL_NAME", f"; or a method: {methods}; or PySlowFast's {PYSLOWFAST_DENSE!r}")
-    logger.info("built %s (%s) with %d parameters", name, type(model).__name__, sum(p.numel() for p in model.parameters()))
+    built = name if type(model).__name__ == name else f"{name} ({type(model).__name__})"
+    logger.info("built %s with %d parameters", built, sum(p.numel() for p in model.parameters()))
     return model
