@@ -236,10 +236,15 @@ class FrozenTeacherTarget(TeacherFeatureTarget):
         return cls(teacher, dim=teacher.dim, normalize=cfg.TEACHER.NORMALIZE)
 
 
-def _check_teacher_target(cfg: CfgNode, method: str) -> None:
+def _student_of_teacher(cls: type, cfg: CfgNode, parts: Callable) -> nn.Module:
+    """`cls`, a student composition, from `parts(cfg, build_target)` (dense_parts or
+    sparse_parts) with the frozen teacher TEACHER.* names as its target, MODEL.LOSS_FUNC
+    on MASK.LOSS_TOKENS."""
     name = targets.target_name(cfg)
     if name != TEACHER_TARGET:
-        raise ValueError(f'{method} distils a teacher, but MASK.TARGET is {name!r}: set MASK.TARGET "teacher"')
+        raise ValueError(f'{cls.__name__} distils a teacher, but MASK.TARGET is {name!r}: set MASK.TARGET "teacher"')
+    encoder, head, target = parts(cfg, FrozenTeacherTarget.from_config)
+    return cls(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), cfg.MASK.LOSS_TOKENS)
 
 
 @METHOD_REGISTRY.register(name="MVD")
@@ -248,10 +253,7 @@ class MVD(MAE):
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> "MVD":
-        """The teacher TEACHER.* names, MODEL.LOSS_FUNC on MASK.LOSS_TOKENS."""
-        _check_teacher_target(cfg, "MVD")
-        encoder, head, target = sparse_parts(cfg, FrozenTeacherTarget.from_config)
-        return cls(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), cfg.MASK.LOSS_TOKENS)
+        return _student_of_teacher(cls, cfg, sparse_parts)
 
 
 @METHOD_REGISTRY.register(name="MaskDistill")
@@ -260,7 +262,4 @@ class MaskDistill(MaskFeat):
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> "MaskDistill":
-        """The teacher TEACHER.* names, MODEL.LOSS_FUNC on MASK.LOSS_TOKENS."""
-        _check_teacher_target(cfg, "MaskDistill")
-        encoder, head, target = dense_parts(cfg, FrozenTeacherTarget.from_config)
-        return cls(encoder, head, target, build_loss(cfg.MODEL.LOSS_FUNC), cfg.MASK.LOSS_TOKENS)
+        return _student_of_teacher(cls, cfg, dense_parts)

@@ -22,7 +22,7 @@ dense distillation (distillation.py) are this composition with another target.
 from typing import Any, Callable, Dict, Tuple
 
 from fvcore.common.config import CfgNode
-from torch import Tensor, nn
+from torch import nn
 
 from slowmask import targets
 from slowmask.geometry import TokenGeometry
@@ -53,15 +53,9 @@ class MaskFeat(MaskedPretrainer):
     """MaskedPretrainer(MaskFeatEncoder, SeparatePredictionHead, target, loss) that reads
     PySlowFast's MaskMViT checkpoints (their HOG filter buffers dropped)."""
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        head: nn.Module,
-        target: nn.Module,
-        loss: Callable[[Tensor, Tensor], Tensor],
-        loss_tokens: str = "masked",
-    ) -> None:
-        super().__init__(encoder, head, target, loss, loss_tokens)
+    def __init__(self, *parts: Any, **options: Any) -> None:
+        """MaskedPretrainer's arguments."""
+        super().__init__(*parts, **options)
         self.register_load_state_dict_pre_hook(_drop_pyslowfast_hog_filters)
 
     @classmethod

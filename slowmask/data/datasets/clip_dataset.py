@@ -156,9 +156,11 @@ class ClipDataset(torch.utils.data.Dataset):
     @classmethod
     def list_videos(cls, data_dir: str, split: str) -> Sequence[Tuple[str, int]]:
         """[(video path, integer label)] of `split` ("train", "val" or "test") under
-        `data_dir` (DATA.PATH_TO_DATA_DIR); label -1 for unlabelled videos."""
+        `data_dir` (DATA.PATH_TO_DATA_DIR); label -1 for unlabelled videos. The hook the
+        base `from_config` reads: a subclass gives it, or a `from_config` of its own."""
         raise NotImplementedError(
-            f"{cls.__name__} must define the classmethod list_videos(data_dir, split) -> [(path, label), ...]"
+            f"{cls.__name__} must define the classmethod list_videos(data_dir, split) -> [(path, label), ...] "
+            "(or a from_config of its own, as the list and folder datasets do)"
         )
 
     @classmethod
