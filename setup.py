@@ -19,7 +19,17 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=7", "submitit>=1.5"],
+        # transformers, timm and safetensors build the published layouts the converters and
+        # V-JEPA 2's parity tests read (tiny random models, nothing downloaded); wandb runs offline.
+        "test": [
+            "pytest>=7",
+            "submitit>=1.5",
+            "transformers>=5,<6",
+            "timm>=1,<2",
+            "safetensors>=0.4",
+            "scikit-learn>=1.3",
+            "wandb>=0.17",
+        ],
         "tensorboard": ["tensorboard"],
         "slurm": ["submitit>=1.5"],
         # DATA.DECODING_BACKEND torchcodec (0.17 is the release built for torch 2.14); it loads the
