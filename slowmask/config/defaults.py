@@ -560,6 +560,8 @@ _C.MULTI_DATASET.OVERRIDES = []
 _C.MULTI_DATASET.REPEAT_FACTORS = []
 # Frames each clip of a dataset is repeated to (set 2 in an image dataset's overrides for a 2-frame patch).
 _C.MULTI_DATASET.REPEAT_FRAMES = 1
+# One sampling weight per dataset: every batch mixes their items in these proportions (V-JEPA 2: [0.335, 0.1, 0.565]); [] = each batch from one dataset (REPEAT_FACTORS).
+_C.MULTI_DATASET.WEIGHTS = []
 
 # PySlowFast's keys of features slowmask does not build: accepted, reported, unused.
 add_unused_keys(_C)
