@@ -25,7 +25,7 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -141,10 +141,12 @@ def load_model_state(path: str, model_state: Dict[str, Tensor], model: nn.Module
         raise WeightsMismatchError(f"{path} does not fit this model:\n{diff.summary()}\n{fix}") from None
 
 
-def load_weights(path: str, model: nn.Module, fix: str = "use the config the checkpoint was trained with") -> None:
+def load_weights(
+    path: str, model: nn.Module, fix: str = "use the config the checkpoint was trained with"
+) -> Dict[str, Any]:
     """Put the model_state of the checkpoint at `path` into `model` for a tool that uses
     the trained weights (no optimizer, nothing resumed): strict names, finite values;
-    `fix` is the advice a mismatch ends with."""
+    `fix` is the advice a mismatch ends with. Returns the checkpoint dict (epoch, cfg ...)."""
     state = read_checkpoint(path)
     check_finite(path, state["model_state"])
     load_model_state(path, state["model_state"], model, fix)
@@ -152,6 +154,7 @@ def load_weights(path: str, model: nn.Module, fix: str = "use the config the che
     if taken and state.get("iteration") is not None:
         taken += f", after iteration {state['iteration']}"
     logger.info("loaded weights from %s%s", path, f" ({taken})" if taken else "")
+    return state
 
 
 # Initializing a model from another run's weights.
