@@ -3,13 +3,18 @@
 torch.export program (default) or TorchScript; or the weights as safetensors.
 
     python tools/export.py --cfg configs/k400_MViT_S_FT.yaml --weights checkpoint.pyth \\
-        --output mvit_s.pt2 [--format export|torchscript] [--encoder] [KEY VALUE ...]
+        --output mvit_s.pt2 [--format export|torchscript|pyth-safe] [--encoder] [KEY VALUE ...]
 
 A program is exported at a batch of two clips of DATA.NUM_FRAMES x DATA.TEST_CROP_SIZE^2
 in eval mode (any batch size runs afterwards; the clip size is fixed) and checked against
 the eager model on it. Load it with `torch.export.load(path).module()` (export, a .pt2
 file) or `torch.jit.load(path)` (torchscript). A classifier maps (B, 3, T, S, S)
 normalized clips to (B, MODEL.NUM_CLASSES) logits; it needs a fine-tuning config.
+
+--format pyth-safe writes the model_state of any model (pretraining or classifier) as a
+safetensors file, with its epoch and config in the safetensors metadata and a CRC-32 of
+each tensor (checkpoint/safetensors_file.py): no pickle, so nothing in it can run code when
+read. TRAIN.CHECKPOINT_FILE_PATH, TEST.CHECKPOINT_FILE_PATH and the tools read it as a .pyth.
 
 --encoder writes the encoder of any model (a pretraining config and checkpoint of any
 method, or a fine-tuned classifier): (B, 3, T, S, S) normalized clips to (B, N, D) final
@@ -37,7 +42,7 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import nn
 
-from slowmask.checkpoint import load_weights
+from slowmask.checkpoint import load_weights, read_checkpoint, write_safetensors_checkpoint
 from slowmask.config import load_config
 from slowmask.features.encode import TokenEncoder, tokens_meaning, without_unused
 from slowmask.features.export_metadata import class_names, input_description, metadata_path, write_metadata
@@ -48,9 +53,10 @@ from slowmask.utils.tool_args import check_output_file, parse_with_overrides, to
 
 logger = logging.getLogger("export")
 
-# --format: the program formats; each writer below is one of them.
+# --format: programs (a classifier, or the encoder) and weights files.
 PROGRAMS = ("export", "torchscript")
-FORMATS = PROGRAMS
+WEIGHTS = ("pyth-safe",)
+FORMATS = PROGRAMS + WEIGHTS
 # A traced program's example batch: two clips, so that the batch size is not taken for a constant 1.
 EXAMPLE_BATCH = 2
 
@@ -60,7 +66,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--cfg", dest="cfg_file", required=True, help="yaml config of the model")
     parser.add_argument("--weights", default="", help="checkpoint whose model_state to export (default: initialized)")
     parser.add_argument("--format", choices=FORMATS, default="export",
-                        help="export: torch.export, a .pt2 file (default); torchscript: torch.jit.trace")
+                        help="export: torch.export, a .pt2 file (default); torchscript: torch.jit.trace; "
+                             "pyth-safe: the weights of any model as safetensors (no pickle)")
     parser.add_argument("--encoder", action="store_true",
                         help="export the encoder alone: clips -> (B, N, D) final tokens, no class token")
     parser.add_argument("--output", required=True, help="file to write (.pt2 for --format export)")
@@ -103,6 +110,16 @@ def classifier(cfg: CfgNode, weights: str) -> Exportable:
     output = {"layout": "B, classes", "meaning": "logits (before softmax) of the MODEL.NUM_CLASSES classes",
               "class_names": names}
     return Exportable(model.eval(), checkpoint, "classifier", output)
+
+
+def any_model(cfg: CfgNode, weights: str) -> Exportable:
+    """The model of `cfg` (a pretraining method or a classifier) with the model_state of
+    `weights` when given: what --format pyth-safe writes."""
+    model = build_model(cfg)
+    checkpoint = load_weights(weights, model) if weights else {}
+    output = {"meaning": f"the model_state (PySlowFast's names) of {cfg.MODEL.MODEL_NAME}, with epoch and cfg in "
+                         "the safetensors metadata: TRAIN / TEST.CHECKPOINT_FILE_PATH and the tools read it"}
+    return Exportable(model.eval(), checkpoint, "weights", output)
 
 
 def encoder(cfg: CfgNode, weights: str, example: torch.Tensor) -> Exportable:
@@ -155,6 +172,21 @@ def export(model: nn.Module, example: torch.Tensor, fmt: str, output: str) -> Di
     return {"shape": ["B", *expected.shape[1:]], "largest_difference_to_eager": difference}
 
 
+def write_weights(model: nn.Module, epoch: Optional[int], cfg: CfgNode, output: str) -> Dict[str, Any]:
+    """Write `model`'s state as a safetensors checkpoint, checked by reading it back as
+    every tool reads it (`read_checkpoint`: header and CRC-32s); returns its tensor count."""
+    state = model.state_dict()
+    write_safetensors_checkpoint(output, state, epoch, cfg.dump())
+    try:
+        read = read_checkpoint(output)["model_state"]
+        if read.keys() != state.keys() or not all(torch.equal(read[name], state[name]) for name in state):
+            raise RuntimeError(f"{output} does not read back as the model's weights")
+    except BaseException:
+        remove_quietly(output)
+        raise
+    return {"tensors": len(state)}
+
+
 # The metadata.
 
 def metadata(args: argparse.Namespace, cfg: CfgNode, exportable: Exportable, found: Dict[str, Any]) -> Dict[str, Any]:
@@ -176,6 +208,15 @@ def metadata(args: argparse.Namespace, cfg: CfgNode, exportable: Exportable, fou
     }
 
 
+def exportable_of(args: argparse.Namespace, cfg: CfgNode, example: torch.Tensor) -> Exportable:
+    """What the command line asks to write: the encoder, the weights, or the classifier."""
+    if args.encoder:
+        return encoder(cfg, args.weights, example)
+    if args.format in WEIGHTS:
+        return any_model(cfg, args.weights)
+    return classifier(cfg, args.weights)
+
+
 def run(argv: List[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -184,15 +225,22 @@ def run(argv: List[str]) -> int:
     size = cfg.DATA.TEST_CROP_SIZE
     example = torch.randn(EXAMPLE_BATCH, cfg.DATA.INPUT_CHANNEL_NUM[0], cfg.DATA.NUM_FRAMES, size, size)
     try:
-        exportable = encoder(cfg, args.weights, example) if args.encoder else classifier(cfg, args.weights)
+        exportable = exportable_of(args, cfg, example)
     except ValueError as error:
         raise UsageError(str(error)) from error
-    found = export(exportable.model, example, args.format, args.output)
+    if args.format in WEIGHTS:
+        found = write_weights(exportable.model, exportable.checkpoint.get("epoch"), cfg, args.output)
+    else:
+        found = export(exportable.model, example, args.format, args.output)
     try:
         write_metadata(metadata_path(args.output), metadata(args, cfg, exportable, found))
     except BaseException:  # an export without its metadata is not complete
         remove_quietly(args.output)
         raise
+    if args.format in WEIGHTS:
+        logger.info("wrote %s (%s, %d tensors, read back equal to the model) and %s", args.output, args.format,
+                    found["tensors"], metadata_path(args.output))
+        return 0
     logger.info("wrote %s (%s, clips of %s; any batch size) and %s; largest difference to the eager model: %.2e",
                 args.output, args.format, " x ".join(map(str, example.shape[1:])), metadata_path(args.output),
                 found["largest_difference_to_eager"])
