@@ -86,11 +86,22 @@ def unused_tensors(program: "torch.export.ExportedProgram") -> List[str]:
 def without_unused(module: nn.Module, example: Tensor) -> Tuple[nn.Module, List[str]]:
     """`module` with the parameters and buffers its forward on `example` never reads
     removed (found by exporting it once: each lifted tensor without a user), and their
-    names. Removed in place: pass a copy to keep the original whole."""
+    names. Removed in place: pass a copy to keep the original whole.
+
+    Raises:
+        RuntimeError: the module without them gives another output on `example` (a
+            forward that looks tensors up by name would skip a removed one).
+    """
     with torch.no_grad():
         program = torch.export.export(module, (example,))
+        whole = module(example)
     unused = unused_tensors(program)
     for name in unused:
         owner, _, leaf = name.rpartition(".")
         delattr(module.get_submodule(owner), leaf)
+    with torch.no_grad():
+        difference = float((module(example) - whole).abs().max())
+    if difference != 0.0:
+        raise RuntimeError(f"{type(module).__name__} gives other outputs without {', '.join(unused)} (largest "
+                           f"difference {difference:.2e}): they are read after all")
     return module, unused
