@@ -61,6 +61,9 @@ def load(
             f"{path} holds weights but no epoch: a run cannot resume from it; to initialize a model from it "
             "(fine-tuning), set TRAIN.CHECKPOINT_EPOCH_RESET True"
         )
+    if optimizer is not None and state.get("optimizer_state") is None:
+        logger.warning("%s holds weights but no optimizer state: the run goes on from its epoch with a fresh "
+                       "optimizer (moments and step counts from zero)", path)
     load_states(path, state, model, optimizer, scaler)
     return state
 

@@ -147,6 +147,15 @@ def test_fine_tuning_from_exported_pretraining_weights_loads_what_the_pyth_loads
     assert all(torch.equal(safe_state[name], pyth_state[name]) for name in pyth_state)
 
 
+def test_resuming_from_exported_weights_warns_that_the_optimizer_starts_fresh(tmp_path, caplog):
+    _, _, safe = exported(tmp_path, "ViT_tiny_FT.yaml", SMALL)
+    model = build_model(load_config(demo("ViT_tiny_FT.yaml"), SMALL))
+    with caplog.at_level(logging.WARNING):
+        assert resume.load(safe, model, torch.optim.SGD(model.parameters(), lr=0.1))["epoch"] == 2
+    assert caplog.messages == [f"{safe} holds weights but no optimizer state: the run goes on from its epoch with a "
+                               "fresh optimizer (moments and step counts from zero)"]
+
+
 def test_weights_exported_without_a_run_cannot_be_resumed_from(tmp_path):
     _, _, safe = exported(tmp_path, "ViT_tiny_FT.yaml", SMALL, epoch="none")
     assert "epoch" not in read_checkpoint(safe)
