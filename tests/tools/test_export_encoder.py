@@ -83,11 +83,11 @@ def test_a_torchscript_encoder_of_a_classifier_drops_the_class_token(tmp_path):
     assert tokens.shape == (1, 2 * 2 * 2, 64)
 
 
-def test_an_encoder_is_written_only_as_a_program(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(export, "FORMATS", (*export.FORMATS, "weights-only"))
-    assert export.main(["--cfg", demo("ViT_tiny_FT.yaml"), "--encoder", "--format", "weights-only",
-                        "--output", str(tmp_path / "m.bin")]) == 2
-    assert "--encoder writes a program: pass --format export or torchscript, not weights-only" in capsys.readouterr().err
+def test_an_encoder_is_written_only_as_a_program(tmp_path, capsys):
+    assert export.main(["--cfg", demo("ViT_tiny_FT.yaml"), "--encoder", "--format", "pyth-safe",
+                        "--output", str(tmp_path / "m.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--encoder writes a program: pass --format export or torchscript, not pyth-safe" in err
     assert os.listdir(tmp_path) == []
 
 
@@ -112,8 +112,8 @@ def test_a_classifiers_metadata_names_its_input_output_and_classes(tmp_path):
         "view": "short side resized to short_side, centre crop_size square; frames sampling_rate apart at target_fps",
     }
     assert written["output"] == {
-        "shape": ["B", 3], "layout": "B, classes", "meaning": "logits (before softmax) of the MODEL.NUM_CLASSES classes",
-        "class_names": ["cat", "dog", "eel"],
+        "shape": ["B", 3], "layout": "B, classes",
+        "meaning": "logits (before softmax) of the MODEL.NUM_CLASSES classes", "class_names": ["cat", "dog", "eel"],
     }
     assert (written["file"], written["format"], written["content"], written["model"]) == (
         "classifier.pt2", "export", "classifier", "MViT")
