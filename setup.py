@@ -14,6 +14,8 @@ setup(
         "decord>=0.6",
         "fvcore>=0.1.5",
         "iopath>=0.1.9",
+        # checkpoints without pickle (tools/export.py --format pyth-safe), read wherever a checkpoint is read
+        "safetensors>=0.4",
         "simplejson",
         "tqdm",
         "numpy",

@@ -1,6 +1,7 @@
-"""Checkpoints: the files a run writes and reads (files.py), a checkpoint's weights in a
-model (pretrained.py: state diffs, `load_weights`, `load_pretrained`), and the fitting of
-tensors written for another input geometry (geometry.py).
+"""Checkpoints: the files a run writes and reads (files.py; safetensors_file.py, weights
+without pickle), a checkpoint's weights in a model (pretrained.py: state diffs,
+`load_weights`, `load_pretrained`), and the fitting of tensors written for another input
+geometry (geometry.py).
 
 Below the models and the methods, above geometry/utils: a model built from another run's
 weights (the distillation teacher, fine-tuning) needs no engine. Where a training run
@@ -32,6 +33,7 @@ from .files import (
     unwrapped,
 )
 from .geometry import adapt
+from .safetensors_file import is_safetensors, write_safetensors_checkpoint
 from .pretrained import (
     PRETRAINING_ONLY,
     STEM_PREFIXES,
@@ -63,6 +65,7 @@ __all__ = [
     "checkpoint_path",
     "damaged_member",
     "epoch_checkpoints",
+    "is_safetensors",
     "last_checkpoint",
     "load_model_state",
     "load_pretrained",
@@ -79,4 +82,5 @@ __all__ = [
     "state_diff",
     "unreadable_reason",
     "unwrapped",
+    "write_safetensors_checkpoint",
 ]

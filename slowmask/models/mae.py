@@ -149,11 +149,12 @@ class MAEEncoder(MViTTrunk):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, 3, T, H, W) clip -> (B, N, D) latents of all N = t*h*w tokens (nothing
-        masked, no class token), after `norm`: what a probe or a classifier reads."""
+        masked, no class token), after `norm`: what a probe or a classifier reads. The
+        whole sequence as `encode_visible` lays out its kept tokens, without their gather
+        (whose shape depends on the mask's values), so that torch.export can trace it."""
         tokens, grid = self.patch_embed(x)
-        nothing_masked = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        latent, _ = self.encode_visible(tokens, grid, nothing_masked)
-        return latent[:, self.num_prefix :]
+        latent, _, _ = self.forward_blocks(self.add_cls_and_pos(tokens, grid), (1, 1, tokens.shape[1]))
+        return self.norm(latent)[:, self.num_prefix :]
 
     def _decoder_pos_embed(self, grid: Grid) -> Tensor:
         """(1, [1+]N, decoder_dim) decoder positions for the token grid."""
