@@ -9,7 +9,7 @@ GFLOPs are for one clip of DATA.NUM_FRAMES x DATA.TRAIN_CROP_SIZE^2 (--test: the
 crop), counted as PySlowFast counts them (see slowmask/utils/model_info.py).
 
 --memory prints, per process, the parameters, gradients, optimizer state, activations at
-TRAIN.BATCH_SIZE / --world-size clips and the rest of a training step's peak
+the clips of TRAIN.BATCH_SIZE / --world-size videos and the rest of a training step's peak
 (slowmask/engine/memory_plan.py), for TRAIN.SHARDING none (DDP) and fsdp, and the largest
 batch per process that fits --gpu-memory GiB. The model is built on the meta device and a
 narrow copy runs one clip to count the tokens, so a 1 B-parameter recipe needs no weights.
@@ -25,7 +25,7 @@ from fvcore.common.config import CfgNode
 
 from slowmask.benchmarks.memory import planned_and_measured
 from slowmask.config import load_config
-from slowmask.engine.memory_plan import GIB, block_passes, largest_batch, plan_lines, plan_memory
+from slowmask.engine.memory_plan import GIB, block_passes, clips_per_process, largest_batch, plan_lines, plan_memory
 from slowmask.methods import build_model
 from slowmask.models.build import trunk_args
 from slowmask.geometry import block_grids, world_size
@@ -89,13 +89,14 @@ def memory_report(cfg: CfgNode, processes: int, gpu_gib: float) -> List[str]:
     """The lines of --memory: the plan under none and fsdp at TRAIN.BATCH_SIZE over `processes`."""
     if processes < 1 or gpu_gib <= 0:
         raise UsageError(f"--world-size must be at least 1 and --gpu-memory above 0, got {processes} and {gpu_gib}")
-    batch = max(1, cfg.TRAIN.BATCH_SIZE // processes)
+    batch = clips_per_process(cfg, processes)
     passes, shape = block_passes(cfg)
     plans = [plan_memory(passes, shape, batch, sharding, processes) for sharding in ("none", "fsdp")]
     largest = [largest_batch(passes, shape, int(gpu_gib * GIB), p.sharding, processes) for p in plans]
     lines = [
         f"model: {cfg.MODEL.MODEL_NAME}, {shape.params:,} parameters ({shape.trainable:,} trained)",
-        f"batch: {batch} clips per process (TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} over {processes} processes); "
+        f"batch: {batch} clips per process (TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} videos over {processes} processes, "
+        f"{batch * processes // max(1, cfg.TRAIN.BATCH_SIZE)} clips a video); "
         f"autocast {shape.autocast}, activation checkpointing {shape.checkpointed}",
         f"block passes per clip: {len(passes)} ({sum(p.keeps_activations for p in passes)} keep activations)",
     ]

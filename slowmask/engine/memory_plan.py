@@ -54,6 +54,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from slowmask.data.build import clips_per_video
 from slowmask.geometry import world_size
 from slowmask.masking import build_mask_generator
 from slowmask.methods import build_model
@@ -340,6 +341,13 @@ def plan_lines(plans: Sequence[MemoryPlan], largest: Sequence[int], device_gib: 
     return lines
 
 
+def clips_per_process(cfg: CfgNode, processes: int) -> int:
+    """Clips of a training batch in one process: TRAIN.BATCH_SIZE videos over `processes`,
+    each giving clips_per_video clips (AUG.NUM_SAMPLE, DATA.TRAIN_CROP_NUM_*)."""
+    clips = clips_per_video(cfg, "train")
+    return max(1, cfg.TRAIN.BATCH_SIZE // processes) * clips["num_samples"] * clips["crops_per_window"]
+
+
 def run_sharding(cfg: CfgNode) -> str:
     """TRAIN.SHARDING where the config has the key (the sharding feature adds it), else "none"."""
     return str(getattr(cfg.TRAIN, "SHARDING", "none"))
@@ -359,7 +367,7 @@ def memory_warning(cfg: CfgNode) -> Optional[str]:
     if device_bytes is None:
         return None
     processes = world_size(cfg.NUM_GPUS, cfg.NUM_SHARDS)
-    batch = max(1, cfg.TRAIN.BATCH_SIZE // processes)
+    batch = clips_per_process(cfg, processes)
     sharding = run_sharding(cfg)
     # hsdp shards inside a machine (its NUM_GPUS processes) and replicates across machines.
     shards = max(1, cfg.NUM_GPUS) if sharding == "hsdp" else processes
@@ -371,7 +379,7 @@ def memory_warning(cfg: CfgNode) -> Optional[str]:
     fits = largest_batch(passes, shape, device_bytes, sharding, shards)
     return (
         f"the memory plan needs {plan.total / GIB:.1f} GiB per process at {batch} clips per process "
-        f"(TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} over {processes}), the GPU has {device_bytes / GIB:.1f} GiB: "
+        f"(TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} videos over {processes}), the GPU has {device_bytes / GIB:.1f} GiB: "
         f"at most {fits} clips per process fit; lower TRAIN.BATCH_SIZE, set MODEL.ACT_CHECKPOINT True or shard "
         "(TRAIN.SHARDING fsdp); tools/model_info.py --memory shows the plan"
     )

@@ -130,7 +130,7 @@ def test_model_info_prints_the_plan_for_none_and_fsdp(capsys):
     args = ["--cfg", path, "--memory", "--world-size", "2", "--gpu-memory", "1"]
     assert model_info.main(args) == 0
     out = capsys.readouterr().out
-    assert "batch: 4 clips per process (TRAIN.BATCH_SIZE 8 over 2 processes)" in out
+    assert "batch: 4 clips per process (TRAIN.BATCH_SIZE 8 videos over 2 processes, 1 clips a video)" in out
     assert "none x2       fsdp x2" in out
     rows = {line[:28].strip(): line[28:].split() for line in out.splitlines() if line[:1].isalpha()}
     assert rows["DDP gradient buckets"][1] == "0.00" and rows["gathered blocks (fsdp)"][0] == "0.00"
