@@ -43,7 +43,6 @@ step that sets them to None before its forward pass peaks up to that much lower.
 """
 
 import dataclasses
-import logging
 import math
 import weakref
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -60,8 +59,6 @@ from slowmask.masking import build_mask_generator
 from slowmask.methods import build_model
 from slowmask.models.decoder_head import DECODER_HEAD_DIM
 from slowmask.models.layers.block import MultiScaleBlock
-
-logger = logging.getLogger(__name__)
 
 GIB = 1024**3
 # Optimizer state in bytes per trainable parameter (float32 moments), by SOLVER.OPTIMIZING_METHOD.
@@ -201,9 +198,11 @@ def largest_batch(
 def training_shape(cfg: CfgNode, model: nn.Module, target_bytes: int = 0) -> TrainingShape:
     """The run's parameters (of `model`, as built) and training choices."""
     method = cfg.SOLVER.OPTIMIZING_METHOD
-    optimizer_bytes = OPTIMIZER_STATE_BYTES.get(method, 8)
-    if method == "sgd" and cfg.SOLVER.MOMENTUM == 0:
-        optimizer_bytes = 0
+    if method not in OPTIMIZER_STATE_BYTES:
+        raise ValueError(
+            f"SOLVER.OPTIMIZING_METHOD {method!r} has no memory plan; use one of {sorted(OPTIMIZER_STATE_BYTES)}"
+        )
+    optimizer_bytes = 0 if method == "sgd" and cfg.SOLVER.MOMENTUM == 0 else OPTIMIZER_STATE_BYTES[method]
     size = cfg.DATA.TRAIN_CROP_SIZE
     clip_values = cfg.DATA.INPUT_CHANNEL_NUM[0] * cfg.DATA.NUM_FRAMES * size * size
     return TrainingShape(
