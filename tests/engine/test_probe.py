@@ -142,17 +142,21 @@ def test_probe_is_off_by_default_and_for_classifiers(demo_data_dir, tmp_path, ho
     assert probe_hooks(hooks_of(classifier)) == []
 
 
-def test_pretraining_logs_knn_and_linear_top1_of_the_val_videos(demo_data_dir, tmp_path):
+def test_pretraining_logs_knn_linear_and_attentive_top1_of_the_val_videos(demo_data_dir, tmp_path):
     train(demo_cfg(demo_data_dir, tmp_path, "PROBE.ENABLE", "True", "PROBE.LINEAR", "True",
-                   "PROBE.LINEAR_MAX_ITERS", "20", "PROBE.KNN_K", "4", "PROBE.TRAIN_MAX_ITEMS", "8"))
+                   "PROBE.LINEAR_MAX_ITERS", "20", "PROBE.KNN_K", "4", "PROBE.TRAIN_MAX_ITEMS", "8",
+                   "PROBE.ATTENTIVE", "True", "PROBE.ATTENTIVE_EPOCHS", "2", "PROBE.ATTENTIVE_LRS", "[0.01, 0.001]"))
     (record,) = [r for r in read_json_stats(str(tmp_path)) if r["_type"] == "probe_epoch"]
     assert record["epoch"] == "1/1"
     # 4 val videos: every top-1 is a whole number of them.
-    for key in ("knn_top1_acc", "linear_top1_acc"):
+    for key in ("knn_top1_acc", "linear_top1_acc", "attentive_top1_acc"):
         assert record[key] in (0.0, 25.0, 50.0, 75.0, 100.0), record
     assert record["chance"] == 25.0  # 4 classes
-    assert re.search(r"probe after epoch 1: knn top-1 [\d.]+ %, linear top-1 [\d.]+ % \(chance 25.00 %\)",
-                     (tmp_path / "stdout.log").read_text())
+    log = (tmp_path / "stdout.log").read_text()
+    assert re.search(r"probe after epoch 1: knn top-1 [\d.]+ %, linear top-1 [\d.]+ %, attentive top-1 [\d.]+ % "
+                     r"\(chance 25.00 %\)", log)
+    best = re.search(r"probe attentive: top-1 ([\d.]+) \(best of 2 heads: lr (0.01|0.001), weight_decay 0.01\)", log)
+    assert best and float(best.group(1)) == record["attentive_top1_acc"]
 
 
 class ClipList(torch.utils.data.Dataset):
