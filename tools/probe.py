@@ -39,9 +39,10 @@ from slowmask import checkpoint
 from slowmask.engine.evaluate import chance_top1, majority_baseline
 from slowmask.engine.devices import select_device
 from slowmask.engine.probe import (
-    ProbeOutcome, build_probe_clips, build_probes, encode_probe_set, item_labels, probe_encoding, probe_outcomes, probe_views,
+    ProbeOutcome, build_probe_clips, build_probes, clip_shape, encode_probe_set, item_labels, probe_encoding,
+    probe_outcomes, probe_views,
 )
-from slowmask.features.pooling import POOLINGS, pooling_label
+from slowmask.features.pooling import POOLINGS, check_pooling_fits, pooling_label
 from slowmask.methods import build_model
 from slowmask.utils.errors import DataError, SlowmaskError, UsageError, run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
@@ -104,6 +105,7 @@ def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str]) -> 
     model = build_model(cfg)
     if checkpoint_path:
         load_encoder_weights(checkpoint_path, model)
+    check_pooling_fits(model, cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K, clip_shape(cfg))
     device = select_device(cfg)
     model.to(device)
     encode = probe_encoding(cfg, device, keep_tokens="attentive" in names)

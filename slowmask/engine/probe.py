@@ -42,7 +42,7 @@ from slowmask.data.datasets.image_folder import image_list
 from slowmask.features import MediaClips
 from slowmask.features.media import collate_media
 from slowmask.config.checks import choice_problem, raise_problems
-from slowmask.features.pooling import DEFAULT_POOLING, POOLINGS, pooled_features
+from slowmask.features.pooling import DEFAULT_POOLING, POOLINGS, check_pooling_fits, pooled_features
 from slowmask.utils.errors import SlowmaskError
 
 from .distributed import get_rank, get_world_size, is_distributed
@@ -326,6 +326,11 @@ def probe_problems(cfg: CfgNode) -> List[str]:
     return [problem for problem in problems if problem]
 
 
+def clip_shape(cfg: CfgNode) -> Tuple[int, int, int, int]:
+    """(3, T, S, S) of the clips the probes feed the encoder (DATA.NUM_FRAMES, DATA.TRAIN_CROP_SIZE)."""
+    return (3, cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+
+
 def probe_views(cfg: CfgNode) -> Tuple[int, int]:
     """(PROBE.NUM_ENSEMBLE_VIEWS, PROBE.NUM_SPATIAL_CROPS): the views of each scored item."""
     return cfg.PROBE.NUM_ENSEMBLE_VIEWS, cfg.PROBE.NUM_SPATIAL_CROPS
@@ -421,7 +426,9 @@ def build_probe_evaluation(
 ) -> ProbeEvaluation:
     """The ProbeEvaluation of PROBE.TRAIN_SPLIT (at most PROBE.TRAIN_MAX_ITEMS items, one
     view each) as the labelled set and `eval_split` (probe_views) as the scored one, with
-    the probes of build_probes (the linear one with PROBE.LINEAR)."""
+    the probes of build_probes (the linear one with PROBE.LINEAR). ConfigError at once when
+    PROBE.POOLING cannot read `model` (`check_pooling_fits`), not after the first epoch."""
+    check_pooling_fits(model, cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K, clip_shape(cfg))
     train_clips, train_labels = build_probe_clips(cfg, cfg.PROBE.TRAIN_SPLIT, cfg.PROBE.TRAIN_MAX_ITEMS)
     eval_clips, eval_labels = build_probe_clips(cfg, eval_split, views=probe_views(cfg))
     return ProbeEvaluation(
@@ -436,6 +443,7 @@ def build_probe_evaluation(
 __all__ = [
     "AttentivePooler", "CachedClips", "ProbeError", "ProbeEvaluation", "ProbeOutcome", "ProbeSet",
     "attentive_probe_predict", "average_views", "build_probe_clips", "build_probe_evaluation", "build_probes",
-    "check_labels", "encode_probe_set", "item_labels", "knn_predict", "knn_scores", "linear_probe_predict", "linear_probe_scores",
-    "probe_encoding", "probe_outcomes", "probe_problems", "probe_scores", "probe_views", "standardized", "top1",
+    "check_labels", "clip_shape", "encode_probe_set", "item_labels", "knn_predict", "knn_scores",
+    "linear_probe_predict", "linear_probe_scores", "probe_encoding", "probe_outcomes", "probe_problems",
+    "probe_scores", "probe_views", "standardized", "top1",
 ]

@@ -256,4 +256,5 @@ def attentive_heads(
     heads = [seeded(lambda: make(train_tokens.shape[-1], num_classes), seed) for _ in settings]
     fit_heads(heads, settings, train_tokens, train_labels, epochs, batch_size, seed)
     with torch.no_grad():
-        return [HeadScores(head(query_tokens), {"lr": lr, "weight_decay": wd}) for head, (lr, wd) in zip(heads, settings)]
+        return [HeadScores(head(query_tokens), {"lr": lr, "weight_decay": wd})
+                for head, (lr, wd) in zip(heads, settings)]

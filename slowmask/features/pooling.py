@@ -18,14 +18,17 @@ appendix; iBOT and DINOv2 likewise). Each pooling gives, for a batch of clips,
   stream grows with depth), averaged over the k blocks token by token; pooled by the mean;
 - "concat_last_k": the same k normalized blocks concatenated along the width
   (D' = k * D); pooled by the mean.
+The k blocks must give tokens of one shape (an MViT's are those of its last stage).
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from slowmask.utils.errors import ConfigError
 
 from .encode import encoder_tokens
 
@@ -46,7 +49,7 @@ def encoder_trunk(model: nn.Module) -> nn.Module:
     encoder = getattr(model, "encoder", None)
     trunk = encoder if encoder is not None else model
     if not isinstance(getattr(trunk, "blocks", None), nn.ModuleList):
-        raise TypeError(
+        raise ConfigError(
             f"{type(trunk).__name__} has no `blocks` list to read layers or a class token from; probe it with "
             f"PROBE.POOLING {DEFAULT_POOLING} (--pooling {DEFAULT_POOLING})"
         )
@@ -58,9 +61,6 @@ def tokens_and_last_blocks(model: nn.Module, x: Tensor, k: int) -> Tuple[Tensor,
     """`encoder_tokens(model, x)` (B, N, D), and the outputs (B, [1+]N, D) of the
     encoder's last `k` blocks (class token included) in block order, taken on the way."""
     blocks = encoder_trunk(model).blocks
-    if not 1 <= k <= len(blocks):
-        raise ValueError(f"the encoder has {len(blocks)} blocks: PROBE.POOL_LAST_K must be in [1, {len(blocks)}], "
-                         f"got {k}")
     outputs: List[Tensor] = []
     handles = [block.register_forward_hook(lambda _module, _args, out: outputs.append(out[0]))
                for block in blocks[len(blocks) - k:]]
@@ -82,9 +82,6 @@ def _mean(model: nn.Module, x: Tensor, k: int) -> PooledFeatures:
 
 
 def _cls(model: nn.Module, x: Tensor, k: int) -> PooledFeatures:
-    if _num_prefix(model) != 1:
-        raise TypeError(f"{type(encoder_trunk(model)).__name__} has no class token to pool: build it with "
-                        "MVIT.CLS_EMBED_ON True, or choose PROBE.POOLING mean, mean_last_k or concat_last_k")
     tokens, (last,) = tokens_and_last_blocks(model, x, 1)
     return PooledFeatures(last[:, 0], tokens)
 
@@ -93,7 +90,22 @@ def _normalized_last_k(model: nn.Module, x: Tensor, k: int) -> List[Tensor]:
     """The last k blocks' grid tokens (B, N, D), each layer-normalized without parameters."""
     prefix = _num_prefix(model)
     _, outputs = tokens_and_last_blocks(model, x, k)
+    _check_one_shape(outputs)
     return [F.layer_norm(out[:, prefix:].float(), out.shape[-1:]) for out in outputs]
+
+
+def _check_one_shape(outputs: List[Tensor]) -> None:
+    """ConfigError when the blocks' outputs (B, [1+]N, D) differ in shape (an MViT's
+    stages pool the grid and widen it), naming how many of the last share one."""
+    shapes = [tuple(out.shape[1:]) for out in outputs]
+    if len(set(shapes)) == 1:
+        return
+    k = len(shapes)
+    same = next(i for i in range(1, k + 1) if i == k or shapes[-i - 1] != shapes[-1])
+    raise ConfigError(
+        f"the last {k} blocks give tokens of different shapes ({', '.join(map(str, shapes))}, with the class "
+        f"token): the last {same} share one stage; set PROBE.POOL_LAST_K to at most {same}"
+    )
 
 
 def _mean_last_k(model: nn.Module, x: Tensor, k: int) -> PooledFeatures:
@@ -116,9 +128,32 @@ POOLINGS: Dict[str, Callable[[nn.Module, Tensor, int], PooledFeatures]] = {
 
 
 def check_pooling(name: str) -> None:
-    """ValueError unless `name` is one of POOLINGS."""
+    """ConfigError unless `name` is one of POOLINGS."""
     if name not in POOLINGS:
-        raise ValueError(f"unknown pooling {name!r}: choose one of {', '.join(POOLINGS)}")
+        raise ConfigError(f"unknown pooling {name!r} (PROBE.POOLING, --pooling): choose one of {', '.join(POOLINGS)}")
+
+
+def check_pooling_fits(model: nn.Module, pooling: str, last_k: int, clip_shape: Sequence[int] = ()) -> None:
+    """ConfigError when `pooling` cannot read `model` (found before anything is encoded):
+    an unknown name, a class token the model lacks, more blocks than it has; with
+    `clip_shape` (3, T, H, W), last blocks of different shapes (one zero clip encoded)."""
+    check_pooling(pooling)
+    if pooling == DEFAULT_POOLING:
+        return  # encoder_tokens' features, whatever the model
+    trunk = encoder_trunk(model)
+    if pooling == "cls" and _num_prefix(model) != 1:
+        raise ConfigError(f"{type(trunk).__name__} has no class token to pool: build it with MVIT.CLS_EMBED_ON "
+                          "True, or choose PROBE.POOLING mean, mean_last_k or concat_last_k")
+    if pooling.endswith("_last_k") and not 1 <= last_k <= len(trunk.blocks):
+        raise ConfigError(f"the encoder has {len(trunk.blocks)} blocks: PROBE.POOL_LAST_K must be in "
+                          f"[1, {len(trunk.blocks)}], got {last_k}")
+    if pooling.endswith("_last_k") and clip_shape:
+        device = next(model.parameters()).device
+        was_training = model.training
+        try:
+            _check_one_shape(tokens_and_last_blocks(model, torch.zeros(1, *clip_shape, device=device), last_k)[1])
+        finally:
+            model.train(was_training)
 
 
 def pooling_label(name: str, last_k: int) -> str:
@@ -131,11 +166,12 @@ def pooling_label(name: str, last_k: int) -> str:
 def pooled_features(model: nn.Module, x: Tensor, pooling: str = DEFAULT_POOLING, last_k: int = 1,
                     ) -> PooledFeatures:
     """The features `pooling` (POOLINGS) reads of (B, 3, T, H, W) clips `x`, computed in
-    float32; `last_k` blocks for the "*_last_k" poolings. The model is left in eval mode."""
-    check_pooling(pooling)
+    float32; `last_k` blocks for the "*_last_k" poolings. The model is left in eval mode.
+    ConfigError when the pooling cannot read this model (`check_pooling_fits`)."""
+    check_pooling_fits(model, pooling, last_k)
     features = POOLINGS[pooling](model, x, last_k)
     return PooledFeatures(features.pooled.float(), features.tokens.float())
 
 
-__all__ = ["DEFAULT_POOLING", "POOLINGS", "PooledFeatures", "check_pooling", "pooled_features",
+__all__ = ["DEFAULT_POOLING", "POOLINGS", "PooledFeatures", "check_pooling", "check_pooling_fits", "pooled_features",
            "pooling_label", "tokens_and_last_blocks"]

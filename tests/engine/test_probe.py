@@ -12,9 +12,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from slowmask.config import load_config
+from slowmask.config import ConfigError, load_config
 from slowmask.engine.probe import (
-    AttentivePooler, CachedClips, ProbeError, attentive_probe_predict, check_labels,
+    AttentivePooler, CachedClips, ProbeError, attentive_probe_predict, build_probe_evaluation, check_labels,
     encode_probe_set, knn_predict, linear_probe_predict, standardized, top1,
 )
 from slowmask.engine.hooks import ProbeHook
@@ -140,6 +140,16 @@ def test_probe_is_off_by_default_and_for_classifiers(demo_data_dir, tmp_path, ho
     assert probe_hooks(hooks_of(demo_cfg(demo_data_dir, tmp_path))) == []
     classifier = demo_cfg(demo_data_dir, tmp_path, "PROBE.ENABLE", "True", "MASK.ENABLE", "False")
     assert probe_hooks(hooks_of(classifier)) == []
+
+
+def test_a_pooling_the_encoder_cannot_give_is_refused_when_the_probe_is_built(demo_data_dir, tmp_path):
+    cfg = demo_cfg(demo_data_dir, tmp_path, "PROBE.ENABLE", "True", "PROBE.POOLING", "mean_last_k")
+    model = build_model(cfg)
+    with pytest.raises(ConfigError, match="the last 3 share one stage; set PROBE.POOL_LAST_K to at most 3"):
+        build_probe_evaluation(cfg, model, torch.device("cpu"), "val")  # at set-up, not after the first epoch
+    cfg = demo_cfg(demo_data_dir, tmp_path, "PROBE.POOLING", "mean_last_k", "PROBE.POOL_LAST_K", "3")
+    evaluation = build_probe_evaluation(cfg, model, torch.device("cpu"), "val")
+    assert (evaluation.encode["pooling"], evaluation.encode["last_k"]) == ("mean_last_k", 3)
 
 
 def test_pretraining_logs_knn_linear_and_attentive_top1_of_the_val_videos(demo_data_dir, tmp_path):

@@ -40,3 +40,10 @@ def test_an_unknown_attentive_pooler_is_refused_before_encoding(demo_data_dir, t
     assert (status, figures) == (2, None)  # config; no json written
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "PROBE.ATTENTIVE_POOLER is 'perceiver'; supported: 'query', 'blocks'" in err[0]
+
+
+def test_the_pooling_is_named_in_the_figures(demo_data_dir, tmp_path):
+    status, figures = run_probe(demo_data_dir, tmp_path, "--probes", "knn", "--pooling", "cls")
+    assert status == 0
+    assert (figures["pooling"], figures["views"]) == ("cls", [1, 1])
+    assert figures["knn"] in QUARTERS
