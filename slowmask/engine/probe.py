@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from slowmask.data import EvalTransform, build_clip_sampler, build_video_opener
-from slowmask.data.clip_windows import UniformClipSampler
+from slowmask.data.clip_windows import OffsetClipSampler, UniformClipSampler
 from slowmask.data.datasets.image_folder import image_list
 from slowmask.features import MediaClips
 from slowmask.features.media import collate_media
@@ -291,8 +291,9 @@ def build_probe_clips(cfg: CfgNode, split: str, max_items: int = 0, views: Tuple
     """The labelled `split` of PROBE.PATH_TO_DATA_DIR (else DATA.PATH_TO_DATA_DIR): its
     {split}.csv, or the class folders of {split}/; with `max_items` > 0, that many items
     evenly spread over the list. Each item as `views` = (temporal clips, spatial crops):
-    one view is the central window and crop, several are spread over the video and along
-    the frame's long side (PySlowFast's test views); no augmentation. Returns the clips
+    one view is the central window and crop, several are spread over the video (with
+    DATA.USE_OFFSET_SAMPLING from its first to its last frame) and along the frame's long
+    side (PySlowFast's test views); no augmentation. Returns the clips
     and the items' labels."""
     data_dir = cfg.PROBE.PATH_TO_DATA_DIR or cfg.DATA.PATH_TO_DATA_DIR
     items = list(image_list(data_dir, split, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR))
@@ -300,7 +301,8 @@ def build_probe_clips(cfg: CfgNode, split: str, max_items: int = 0, views: Tuple
         items = [items[i * len(items) // max_items] for i in range(max_items)]
     num_clips, num_crops = views
     crop = cfg.DATA.TRAIN_CROP_SIZE  # the encoder's input size
-    sampler = build_clip_sampler(cfg, "val") if num_clips == 1 else UniformClipSampler(
+    windows = OffsetClipSampler if cfg.DATA.USE_OFFSET_SAMPLING else UniformClipSampler  # as testing's
+    sampler = build_clip_sampler(cfg, "val") if num_clips == 1 else windows(
         cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS, num_views=num_clips)
     clips = MediaClips(
         [path for path, _ in items],

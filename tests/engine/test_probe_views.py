@@ -8,10 +8,11 @@ from torch import nn
 
 from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
+from slowmask.config import load_config
 from slowmask.data import EvalTransform
-from slowmask.data.clip_windows import UniformClipSampler
+from slowmask.data.clip_windows import CenterClipSampler, OffsetClipSampler, UniformClipSampler
 from slowmask.engine.probe import (
-    ProbeSet, average_views, encode_probe_set, item_labels, probe_outcomes,
+    ProbeSet, average_views, build_probe_clips, encode_probe_set, item_labels, probe_outcomes,
 )
 from slowmask.engine.probe_heads import HeadScores
 from slowmask.features import MediaClips
@@ -112,3 +113,17 @@ def test_the_probe_tool_scores_each_video_over_its_views(demo_data_dir, tmp_path
     assert figures["majority_baseline"] == 25.0  # 4 videos, one per class: per video, not per view
     assert figures["knn"] in (0.0, 25.0, 50.0, 75.0, 100.0) and figures["linear"] in (0.0, 25.0, 50.0, 75.0, 100.0)
     assert "on 8 train items and 24 val views (2 x 3 per item)" in caplog.text
+
+
+def test_the_scored_split_takes_testings_windows(demo_data_dir):
+    def sampler(*opts):
+        cfg = load_config(DEMO_CFG, ["DATA.PATH_TO_DATA_DIR", demo_data_dir, *opts])
+        clips, labels = build_probe_clips(cfg, "val", views=(4, 3) if opts else (1, 1))
+        assert len(clips) == len(labels) * (12 if opts else 1)
+        return clips.sampler
+
+    assert isinstance(sampler(), CenterClipSampler)
+    uniform, offset = sampler("DATA.USE_OFFSET_SAMPLING", "False"), sampler("DATA.USE_OFFSET_SAMPLING", "True")
+    # 48 frames, windows of 8 frames 4 apart: starts delta * k / 4 (delta = 19), or up to the last frame.
+    assert [uniform(48, 30.0, None, k)[0].item() for k in range(4)] == [0, 5, 10, 14]
+    assert [offset(48, 30.0, None, k)[[0, -1]].tolist() for k in range(4)] == [[0, 28], [6, 34], [12, 40], [18, 46]]
