@@ -509,7 +509,7 @@ _C.TENSORBOARD.LOG_DIR = ""
 # Representation probe (k-NN / linear / attentive top-1 of frozen encoder features)
 # ---------------------------------------------------------------------------- #
 _C.PROBE = CfgNode()
-# Probe the encoder during pretraining (k-NN, and the linear probe with PROBE.LINEAR).
+# Probe the encoder during pretraining (k-NN; the linear probe with PROBE.LINEAR, the attentive with PROBE.ATTENTIVE).
 _C.PROBE.ENABLE = False
 # Probe after every PERIOD-th epoch and after the last.
 _C.PROBE.PERIOD = 5
@@ -549,6 +549,26 @@ _C.PROBE.ATTENTIVE_WEIGHT_DECAY = 0.01
 _C.PROBE.ATTENTIVE_HEADS = 1
 # Cached token sets per step when training the attentive probe.
 _C.PROBE.HEAD_BATCH_SIZE = 64
+# Also train the attentive probe (PROBE.ATTENTIVE_*) at each probe during pretraining (keeps the tokens in memory).
+_C.PROBE.ATTENTIVE = False
+# Attentive probe: "query" (one learned query cross-attends the tokens) or "blocks" (V-JEPA 2's: blocks, then cross-attention).
+_C.PROBE.ATTENTIVE_POOLER = "query"
+# Blocks of the "blocks" attentive probe: DEPTH - 1 self-attention blocks, then the cross-attention block (V-JEPA 2: 4).
+_C.PROBE.ATTENTIVE_DEPTH = 4
+# Hidden width of the "blocks" attentive probe's MLPs, over the feature width.
+_C.PROBE.ATTENTIVE_MLP_RATIO = 4.0
+# Learning rates of attentive heads trained together, one per (lr, wd) pair; [] for ATTENTIVE_LR (V-JEPA 2: 0.005 to 0.0001).
+_C.PROBE.ATTENTIVE_LRS = []
+# Weight decays crossed with ATTENTIVE_LRS; the best head is reported with its pair; [] for ATTENTIVE_WEIGHT_DECAY.
+_C.PROBE.ATTENTIVE_WEIGHT_DECAYS = []
+# Temporal clips per scored item, spread over the video, as TEST.NUM_ENSEMBLE_VIEWS; scores averaged over clips x crops.
+_C.PROBE.NUM_ENSEMBLE_VIEWS = 1
+# Spatial crops per clip of a scored item, along the long side, as TEST.NUM_SPATIAL_CROPS (V-JEPA 2 on K400: 8 x 3).
+_C.PROBE.NUM_SPATIAL_CROPS = 1
+# Features probed: "mean" of the last block's tokens, "cls" token, "mean_last_k" / "concat_last_k" of POOL_LAST_K blocks.
+_C.PROBE.POOLING = "mean"
+# Blocks the "*_last_k" poolings read, each layer-normalized (DINO's linear evaluation: 4).
+_C.PROBE.POOL_LAST_K = 4
 
 # ---------------------------------------------------------------------------- #
 # Several datasets in one run (TRAIN.DATASET mixed; OmniMAE's images + videos)

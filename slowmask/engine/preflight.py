@@ -36,6 +36,7 @@ from slowmask.utils.output_files import unwritable_problem
 
 from .devices import device_problem
 from .memory_plan import memory_warning
+from .probe import probe_problems
 from .step import NONFINITE_CHOICES, NORM_TYPES, PRECISION_CHOICES
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def component_problems(cfg: CfgNode) -> List[str]:
     packages they need, checked before anything is built; config/ checks the sizes and
     keys that must agree."""
     return (decoding_problems(cfg) + augmentation_problems(cfg) + training_choice_problems(cfg)
-            + missing_package_problems(cfg))
+            + probe_problems(cfg) + missing_package_problems(cfg))
 
 
 def output_problems(cfg: CfgNode) -> List[str]:

@@ -386,7 +386,7 @@ def build_hooks(
     if cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR > 0:
         hooks.append(LossExplosionStop(cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR))
     if cfg.PROBE.ENABLE and cfg.MASK.ENABLE:  # the probe of a pretraining run
-        probes = build_probe_evaluation(cfg, model, device, cfg.PROBE.EVAL_SPLIT)
+        probes = build_probe_evaluation(cfg, model, device, cfg.PROBE.EVAL_SPLIT, cfg.PROBE.ATTENTIVE)
         writer = summary_writer(tensorboard_dir(cfg)) if cfg.TENSORBOARD.ENABLE and main else None
         hooks.append(ProbeHook(probes, cfg.PROBE.PERIOD, cfg.OUTPUT_DIR, writer,
                                probes.prepare if cfg.PROBE.CACHE_CLIPS else None, chance_top1(probes.num_classes)))
