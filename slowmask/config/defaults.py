@@ -161,6 +161,9 @@ _C.TEST.CHECKPOINT_TYPE = "pytorch"
 _C.TEST.SAVE_RESULTS_PATH = ""
 # PySlowFast's list of temporal clip counts to test with (accepted, unused).
 _C.TEST.NUM_TEMPORAL_CLIPS = []
+# Weights the test after training uses when CHECKPOINT_FILE_PATH is "": "last" (the newest checkpoint), "best"
+# (checkpoint_best.pyth, the best validation top-1) or "ema" (checkpoint_ema.pyth, MODEL.EMA's average).
+_C.TEST.CHECKPOINT = "last"
 
 # ---------------------------------------------------------------------------- #
 # Batch norm (MViT has none; kept so PySlowFast files load)
@@ -209,6 +212,19 @@ _C.MODEL.DETACH_FINAL_FC = False
 _C.MODEL.LINEAR_PROBE = False
 # Run the model through torch.compile.
 _C.MODEL.COMPILE = False
+# An exponential moving average of the classifier's weights in fine-tuning (VideoMAE's --model_ema), validated
+# beside the raw weights; engine/hooks/model_ema.py.
+_C.MODEL.EMA = CfgNode()
+# Keep the average, updated after every optimizer update; written as OUTPUT_DIR/checkpoints/checkpoint_ema.pyth.
+_C.MODEL.EMA.ENABLE = False
+# Weight of the average at each update: average = DECAY * average + (1 - DECAY) * weights (VideoMAE: 0.9999).
+_C.MODEL.EMA.DECAY = 0.9999
+# Epochs of updates over which the decay rises linearly from WARMUP_START_DECAY to DECAY (0: DECAY from the start).
+_C.MODEL.EMA.WARMUP_EPOCHS = 0.0
+# The decay of the first update when WARMUP_EPOCHS > 0 (0.0: the first update copies the weights).
+_C.MODEL.EMA.WARMUP_START_DECAY = 0.0
+# Where the average lives: "" the model's device, or "cpu" (saves device memory; its validation then runs on the CPU).
+_C.MODEL.EMA.DEVICE = ""
 
 # ---------------------------------------------------------------------------- #
 # MViTv2 (ViT is MViT without pooling)

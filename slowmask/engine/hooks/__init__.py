@@ -9,6 +9,8 @@ train.build_hooks lists them:
   videos or skipped steps;
 - evaluation.py: ProbeHook (representation probes of a pretraining run) and
   PeriodicValidation (a classifier's top-1 / top-5 on "val", the best checkpoint);
+- model_ema.py: ModelEma, the moving average of a fine-tuned classifier's weights (MODEL.EMA),
+  updated by the step after each update, validated beside the weights, written at the end;
 - metrics_log.py: MetricsLog, the log lines and JSON records (main process only);
 - checkpointing.py: PeriodicCheckpoint, the run's checkpoints with the hooks' states;
 - progress.py: ProgressBar, TensorBoardScalars: what shows a run as it goes;
@@ -22,6 +24,7 @@ to resume implements Hook.state_dict / load_state_dict (engine/loop.py).
 from .checkpointing import PeriodicCheckpoint, SaveCheckpoint
 from .evaluation import PeriodicValidation, ProbeHook
 from .metrics_log import MetricsLog, as_floats, batch_clips
+from .model_ema import ModelEma, ema_checkpoint_path
 from .preemption import EXIT_PREEMPTED, StopOnSignal, TrainingPreempted, run_from
 from .progress import ProgressBar, TensorBoardScalars, summary_writer
 from .safety import (
@@ -47,6 +50,7 @@ __all__ = [
     "LossExplosionError",
     "LossExplosionStop",
     "MetricsLog",
+    "ModelEma",
     "NonFiniteSkipLog",
     "NonFiniteSkipStop",
     "PeriodicCheckpoint",
@@ -63,6 +67,7 @@ __all__ = [
     "batch_clips",
     "batch_items",
     "batch_skips",
+    "ema_checkpoint_path",
     "run_from",
     "summary_writer",
 ]
