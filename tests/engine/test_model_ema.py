@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from slowmask.config import load_config
-from slowmask.engine.hooks.model_ema import ModelEma, ema_checkpoint_path
+from slowmask.checkpoint import ema_checkpoint_path
+from slowmask.engine.hooks.model_ema import ModelEma
 from slowmask.engine.step import TrainStep
 from slowmask.utils.errors import ConfigError
 from slowmask.utils.logging import read_json_stats

@@ -24,7 +24,7 @@ to resume implements Hook.state_dict / load_state_dict (engine/loop.py).
 from .checkpointing import PeriodicCheckpoint, SaveCheckpoint
 from .evaluation import PeriodicValidation, ProbeHook
 from .metrics_log import MetricsLog, as_floats, batch_clips
-from .model_ema import ModelEma, ema_checkpoint_path
+from .model_ema import ModelEma
 from .preemption import EXIT_PREEMPTED, StopOnSignal, TrainingPreempted, run_from
 from .progress import ProgressBar, TensorBoardScalars, summary_writer
 from .safety import (
@@ -67,7 +67,6 @@ __all__ = [
     "batch_clips",
     "batch_items",
     "batch_skips",
-    "ema_checkpoint_path",
     "run_from",
     "summary_writer",
 ]

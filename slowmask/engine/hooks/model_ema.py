@@ -19,7 +19,6 @@ weights: TEST.CHECKPOINT "ema" tests it, and every tool that reads a checkpoint'
 
 import copy
 import logging
-import os
 from typing import Any, Dict, Optional
 
 import torch
@@ -31,14 +30,6 @@ from slowmask.models.ema import MomentumSchedule, ema_update_
 from ..loop import Hook, TrainLoop
 
 logger = logging.getLogger(__name__)
-
-EMA_NAME = "checkpoint_ema.pyth"
-
-
-def ema_checkpoint_path(output_dir: str) -> str:
-    """OUTPUT_DIR/checkpoints/checkpoint_ema.pyth: the averaged classifier of a run."""
-    return os.path.join(checkpoint.checkpoint_dir(output_dir), EMA_NAME)
-
 
 class ModelEma(Hook):
     """The moving average of `model`'s weights, a frozen eval-mode copy (`module`).
@@ -99,7 +90,7 @@ class ModelEma(Hook):
     def after_train(self, loop: TrainLoop) -> None:
         if self.output_dir is None or self.last_epoch < 0:
             return
-        path = ema_checkpoint_path(self.output_dir)
+        path = checkpoint.ema_checkpoint_path(self.output_dir)
         checkpoint.save_checkpoint(path, self.module, None, self.last_epoch, self.cfg_yaml)
         logger.info("the weights' moving average after %d updates (epoch %d): %s", self.updates,
                     self.last_epoch + 1, path)
