@@ -76,15 +76,16 @@ def test_bad_ema_and_test_checkpoint_choices_are_refused_naming_the_key(override
         load_config(FT_CFG, override)
 
 
-def test_the_average_is_validated_beside_the_weights_and_resumes_bit_for_bit(demo_data_dir, tmp_path):
-    def fine_tune(output_dir, epochs):
+def test_the_average_is_validated_beside_the_weights_resumes_bit_for_bit_and_leaves_the_run_as_it_was(demo_data_dir, tmp_path):
+    def fine_tune(output_dir, epochs, *more):
         assert run_net.main(["--cfg", FT_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(output_dir),
-                             *QUICK, "SOLVER.MAX_EPOCH", str(epochs)]) == 0
+                             *QUICK, "SOLVER.MAX_EPOCH", str(epochs), *more]) == 0
 
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    whole, resumed, without = tmp_path / "whole", tmp_path / "resumed", tmp_path / "without"
     fine_tune(whole, 2)
     fine_tune(resumed, 1)
     fine_tune(resumed, 2)  # AUTO_RESUME: the second epoch from the first one's checkpoint
+    fine_tune(without, 2, "MODEL.EMA.ENABLE", "False")
     validations = [s for s in read_json_stats(str(whole)) if s["_type"] == "val_epoch"]
     assert [s["epoch"] for s in validations] == ["1/2", "2/2"]
     assert all(0.0 <= s["ema_top1_acc"] <= 100.0 for s in validations)
@@ -97,6 +98,9 @@ def test_the_average_is_validated_beside_the_weights_and_resumes_bit_for_bit(dem
     for name, value in averages[0]["model_state"].items():
         assert torch.equal(value, averages[1]["model_state"][name]), name
     raw = torch.load(whole / "checkpoints" / "checkpoint_epoch_00002.pyth", weights_only=True)
+    alone = torch.load(without / "checkpoints" / "checkpoint_epoch_00002.pyth", weights_only=True)
+    for name, value in alone["model_state"].items():  # keeping and validating the average changes nothing else
+        assert torch.equal(value, raw["model_state"][name]), name
     assert raw["hooks_state"]["ModelEma"]["updates"] == 4
     differs = [name for name, value in raw["model_state"].items()
                if value.is_floating_point() and not torch.equal(value, averages[0]["model_state"][name])]

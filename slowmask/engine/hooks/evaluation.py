@@ -152,7 +152,10 @@ class PeriodicValidation(Hook):
         improved = metrics["top1"] > self.best_top1
         if improved:
             self.best_top1, self.best_epoch = metrics["top1"], finished
-        ema = self.evaluate_ema() if self.evaluate_ema is not None else None
+        ema = None
+        if self.evaluate_ema is not None:
+            with torch.random.fork_rng(devices=[]):  # the raw weights' run is the same with the average or without
+                ema = self.evaluate_ema()
         if ema is not None and ema["top1"] > self.best_ema_top1:
             self.best_ema_top1, self.best_ema_epoch = ema["top1"], finished
         if self.writes:
