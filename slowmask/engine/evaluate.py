@@ -339,7 +339,8 @@ def save_results(cfg: CfgNode, metrics: Dict[str, Any]) -> None:
 
 def run_test(cfg: CfgNode) -> Dict[str, Any]:
     """Multi-view test of the classifier, in every process of the job; returns the
-    metrics of the whole test split (see evaluate.accuracy) on every process."""
+    metrics of the whole test split (see evaluate.accuracy) and the "checkpoint" tested, on
+    every process (test_results.json holds them)."""
     setup_logging(cfg.OUTPUT_DIR, is_main_process())
     report_unused_keys(cfg)  # after the set-up, so the line reaches the console and stdout.log
     device = select_device(cfg)
@@ -350,6 +351,7 @@ def run_test(cfg: CfgNode) -> Dict[str, Any]:
     metrics = evaluate(
         model, loader, device, cfg.MODEL.NUM_CLASSES, cfg.MODEL.HEAD_ACT, cfg.DATA.ENSEMBLE_METHOD
     )
+    metrics["checkpoint"] = path
     if not is_main_process():
         return metrics
     save_results(cfg, metrics)

@@ -32,7 +32,7 @@ from slowmask.data.loader_workers import LoaderWorkerKilled
 from slowmask.methods import build_model
 from slowmask.models import build_loss
 from slowmask.utils.errors import EXIT_STATUS, SlowmaskError
-from slowmask.utils.logging import setup_logging
+from slowmask.utils.logging import setup_logging, write_json_stats
 from slowmask.utils.output_files import OutputDirInUse, hold_output_dir, remove_stale_temporaries
 
 from .evaluate import chance_top1, evaluate
@@ -73,6 +73,7 @@ from .step import (
     steps_before,
     with_norm_type,
 )
+from .summary import run_start_record
 
 logger = logging.getLogger(__name__)
 
@@ -272,6 +273,8 @@ def _train(cfg: CfgNode) -> None:
         )
     if cfg.TRAIN.CHECKPOINT_PERIOD_ITERS:
         check_starts_part_way(loader, "write mid-epoch checkpoints (TRAIN.CHECKPOINT_PERIOD_ITERS)")
+    if is_main_process():
+        write_json_stats(cfg.OUTPUT_DIR, run_start_record(cfg, model, len(loader.dataset)))
     point = in_loader_batches(point, loader, cfg.TRAIN.BATCH_SIZE)
     model_ema = build_model_ema(cfg, model, len(loader))
     step = TrainStep(
