@@ -320,13 +320,15 @@ def check_nonfinite_skip(cfg: CfgNode) -> None:
 
 # TEST.CHECKPOINT values: the weights the test after training reads from OUTPUT_DIR.
 TEST_CHECKPOINTS = ("last", "best", "ema")
+# WANDB.MODE values: W&B's own choice (""), or one of its modes.
+WANDB_MODES = ("", "online", "offline", "disabled")
 
 
 def check_model_ema(cfg: CfgNode) -> None:
-    """MODEL.EMA's decays and device, and TEST.CHECKPOINT's choice against the run that writes it."""
+    """MODEL.EMA's decays and device, TEST.CHECKPOINT's choice against the run that writes it, WANDB.MODE."""
     ema = cfg.MODEL.EMA
     problems = [choice_problem(cfg, "TEST.CHECKPOINT", TEST_CHECKPOINTS),
-                choice_problem(cfg, "MODEL.EMA.DEVICE", ("", "cpu"))]
+                choice_problem(cfg, "MODEL.EMA.DEVICE", ("", "cpu")), choice_problem(cfg, "WANDB.MODE", WANDB_MODES)]
     if not 0.0 <= ema.DECAY < 1.0:
         problems.append(f"MODEL.EMA.DECAY must be in [0, 1) (1 would never move), got {ema.DECAY}")
     if not 0.0 <= ema.WARMUP_START_DECAY <= ema.DECAY or ema.WARMUP_EPOCHS < 0:

@@ -514,6 +514,23 @@ _C.TENSORBOARD.ENABLE = False
 _C.TENSORBOARD.LOG_DIR = ""
 
 # ---------------------------------------------------------------------------- #
+# Weights & Biases (the optional wandb package: pip install -e ".[wandb]")
+# ---------------------------------------------------------------------------- #
+_C.WANDB = CfgNode()
+# Log json_stats.log's figures, the config and the test to a W&B run; its id is kept in OUTPUT_DIR/wandb_run_id.
+_C.WANDB.ENABLE = False
+# W&B project ("" : W&B's default, or its WANDB_PROJECT environment variable).
+_C.WANDB.PROJECT = ""
+# W&B entity, a user or team ("": your default entity).
+_C.WANDB.ENTITY = ""
+# Run name ("": the OUTPUT_DIR folder's name).
+_C.WANDB.NAME = ""
+# Tags of the run, e.g. ["k400", "vit-b"].
+_C.WANDB.TAGS = []
+# "online", "offline" (files under OUTPUT_DIR/wandb, `wandb sync` later), "disabled", or "" (W&B's WANDB_MODE, else online).
+_C.WANDB.MODE = ""
+
+# ---------------------------------------------------------------------------- #
 # Representation probe (k-NN / linear / attentive top-1 of frozen encoder features)
 # ---------------------------------------------------------------------------- #
 _C.PROBE = CfgNode()

@@ -30,6 +30,7 @@ from slowmask import checkpoint
 from slowmask.utils.logging import JSON_STATS_FILE, read_json_stats
 
 from .evaluate import RESULTS_FILE
+from .hooks import WandbSettings, log_run_end
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ def _files(cfg: CfgNode) -> Dict[str, str]:
         found[key] = path if g_pathmgr.exists(path) else f"not drawn yet: {draws.format(out=out)}"
     if cfg.TENSORBOARD.ENABLE:
         found["tensorboard"] = cfg.TENSORBOARD.LOG_DIR or os.path.join(out, "runs")
+    if cfg.WANDB.ENABLE:
+        found["wandb"] = os.path.join(out, "wandb")
     return found
 
 
@@ -177,4 +180,6 @@ def write_run_summary(cfg: CfgNode, wall_seconds: float, tested: bool) -> str:
         json.dump(summary, f, indent=2)
     os.replace(temporary, path)
     logger.info("run summary (also in %s):\n%s", path, summary_block(summary))
+    if cfg.WANDB.ENABLE and tested:  # the training's figures are in W&B already; the test's join them
+        log_run_end(cfg.OUTPUT_DIR, WandbSettings.from_config(cfg), summary)
     return path

@@ -53,7 +53,10 @@ from .hooks import (
     RankMeanMetrics,
     StopOnSignal,
     TensorBoardScalars,
+    WandbLog,
+    WandbSettings,
     run_from,
+    start_run,
     summary_writer,
 )
 from .distributed import any_rank, get_world_size, is_distributed, is_main_process
@@ -273,8 +276,6 @@ def _train(cfg: CfgNode) -> None:
         )
     if cfg.TRAIN.CHECKPOINT_PERIOD_ITERS:
         check_starts_part_way(loader, "write mid-epoch checkpoints (TRAIN.CHECKPOINT_PERIOD_ITERS)")
-    if is_main_process():
-        write_json_stats(cfg.OUTPUT_DIR, run_start_record(cfg, model, len(loader.dataset)))
     point = in_loader_batches(point, loader, cfg.TRAIN.BATCH_SIZE)
     model_ema = build_model_ema(cfg, model, len(loader))
     step = TrainStep(
@@ -290,6 +291,8 @@ def _train(cfg: CfgNode) -> None:
         steps_done=steps_before(point.epoch, point.iteration, len(loader), cfg.TRAIN.GRAD_ACCUM_STEPS),
     )
     hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device, model_ema)
+    if is_main_process():  # after the hooks: W&B's hook sends the records from here on
+        write_json_stats(cfg.OUTPUT_DIR, run_start_record(cfg, model, len(loader.dataset)))
     point.restore_hooks(hooks, warn_unclaimed=is_main_process())
     stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)
     logger.info("training epochs %d..%d, %d iterations each", point.epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
@@ -427,6 +430,10 @@ def build_hooks(
                                         _best_checkpoint_saver(cfg, model, optimizer, scaler), main,
                                         None if model_ema is None else lambda: validate(model_ema.module,
                                                                                         model_ema.device)))
+    if cfg.WANDB.ENABLE and main:  # after every hook that writes json_stats.log's records
+        config = yaml.safe_load(cfg.dump())
+        hooks.append(WandbLog(lambda: start_run(cfg.OUTPUT_DIR, WandbSettings.from_config(cfg), config),
+                              cfg.OUTPUT_DIR, keep_open=cfg.TEST.ENABLE))
     hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))
     if cfg.TRAIN.NONFINITE_LOSS == "skip":  # every rank: they agree on each skip, so all stop at one step
         hooks.append(NonFiniteSkipStop(cfg.TRAIN.NONFINITE_SKIP_MAX_SHARE))

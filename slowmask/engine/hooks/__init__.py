@@ -14,6 +14,7 @@ train.build_hooks lists them:
 - metrics_log.py: MetricsLog, the log lines and JSON records (main process only);
 - checkpointing.py: PeriodicCheckpoint, the run's checkpoints with the hooks' states;
 - progress.py: ProgressBar, TensorBoardScalars: what shows a run as it goes;
+- wandb_log.py: WandbLog, json_stats.log's records, the config and the test in Weights & Biases;
 - preemption.py: StopOnSignal, the checkpoint and stop on a preemption signal (with
   `run_from`), always the last hook.
 
@@ -39,6 +40,7 @@ from .safety import (
     batch_skips,
 )
 from .schedule import AccumulationEpochEnd, DataEpoch, LRSchedule, RankMeanMetrics
+from .wandb_log import WandbLog, WandbSettings, log_run_end, start_run
 
 __all__ = [
     "EXIT_PREEMPTED",
@@ -63,10 +65,14 @@ __all__ = [
     "TensorBoardScalars",
     "TooManySkippedSteps",
     "TrainingPreempted",
+    "WandbLog",
+    "WandbSettings",
     "as_floats",
     "batch_clips",
     "batch_items",
     "batch_skips",
+    "log_run_end",
     "run_from",
+    "start_run",
     "summary_writer",
 ]
