@@ -5,7 +5,6 @@ wandb package is named by the preflight."""
 import glob
 import json
 import os
-import struct
 
 import pytest
 import wandb
@@ -13,6 +12,7 @@ import wandb
 from slowmask.engine import preflight
 from slowmask.utils.logging import read_json_stats
 from tool_scripts import load_tool
+from wandb_files import wandb_records
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 run_net = load_tool("run_net")
@@ -21,35 +21,6 @@ QUICK = ["DATA_LOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_EPOCHS", "0.5", "LOG_PER
          "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "DATA.DECODING_SHORT_SIZE", "40",
          "TRAIN.CHECKPOINT_FILE_PATH", "", "TRAIN.EVAL_PERIOD", "1", "TEST.NUM_ENSEMBLE_VIEWS", "1",
          "TEST.NUM_SPATIAL_CROPS", "1", "WANDB.ENABLE", "True", "WANDB.PROJECT", "slowmask-test", "WANDB.TAGS", "['demo']"]
-
-# W&B's transaction log (.wandb): a 7-byte header, then records in 32 KiB blocks, each
-# record's pieces behind a 7-byte header (CRC-32, length, piece kind), protobuf payloads.
-BLOCK, HEADER, FULL, LAST = 32768, 7, 1, 4
-
-
-def wandb_records(path):
-    """The protobuf Records of an offline run's .wandb file, in order."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = open(path, "rb").read()
-    assert data[:4] == b":W&B"
-    position, pending, records = HEADER, b"", []
-    while position + HEADER <= len(data):
-        if BLOCK - position % BLOCK < HEADER:  # the block's zero padding
-            position += BLOCK - position % BLOCK
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + HEADER])
-        if kind == 0:
-            break
-        pending += data[position + HEADER:position + HEADER + length]
-        position += HEADER + length
-        if kind in (FULL, LAST):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-            pending = b""
-    return records
-
 
 def logged(output_dir):
     """(run ids, {key: [values in order]} of every history row, {config key: value}) of every offline part."""

@@ -40,7 +40,7 @@ from .safety import (
     batch_skips,
 )
 from .schedule import AccumulationEpochEnd, DataEpoch, LRSchedule, RankMeanMetrics
-from .wandb_log import WandbLog, WandbSettings, log_run_end, start_run
+from .wandb_log import WandbLog, WandbSettings, log_pictures, log_run_end, start_run
 
 __all__ = [
     "EXIT_PREEMPTED",
@@ -71,6 +71,7 @@ __all__ = [
     "batch_clips",
     "batch_items",
     "batch_skips",
+    "log_pictures",
     "log_run_end",
     "run_from",
     "start_run",

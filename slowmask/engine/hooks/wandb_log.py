@@ -10,7 +10,7 @@ start) and logs each numeric value as `<record type>/<key>` (`train_iter/loss`,
 the record's epoch number as `<record type>/epoch`. The config goes in whole. At the end of
 a run that tested, `log_run_end` adds the test figures (`test/top1` ...) and the summary
 (engine/summary.py) to the same run, kept open from the training when it ran in this
-process (one W&B start per command).
+process (one W&B start per command). tools/visualize.py adds its pictures (`log_pictures`).
 
 A resumed run continues the same W&B run: its id is kept in OUTPUT_DIR/wandb_run_id,
 written before the first start; W&B's own files go to OUTPUT_DIR/wandb/. WANDB.MODE
@@ -169,3 +169,12 @@ def _flat(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
         elif value is not None:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def log_pictures(output_dir: str, settings: WandbSettings, key: str, paths: Sequence[str]) -> None:
+    """The PNG pictures at `paths` (tools/visualize.py's) added to the run of `output_dir` under `key`."""
+    import wandb
+
+    run = start_run(output_dir, settings)
+    run.log({key: [wandb.Image(path, caption=os.path.basename(path)) for path in paths]})
+    run.finish()
