@@ -11,10 +11,10 @@ weights early and settle later.
 
 The average is this hook's state (Hook.state_dict: saved under the checkpoint's
 `hooks_state`, handed back on resume, so a resumed run's average is the uninterrupted
-one's, bit for bit). At the end of training the main process writes it as a classifier
-checkpoint, OUTPUT_DIR/checkpoints/checkpoint_ema.pyth, its `model_state` the averaged
-weights: TEST.CHECKPOINT "ema" tests it, and every tool that reads a checkpoint's
-`model_state` (export, probes, fine-tuning) takes it as it is.
+one's, bit for bit). At the end of training (not of a part stopped by a signal) the main
+process writes it as a classifier checkpoint, OUTPUT_DIR/checkpoints/checkpoint_ema.pyth,
+its `model_state` the averaged weights: TEST.CHECKPOINT "ema" tests it, and every tool
+that reads a checkpoint's `model_state` (export, probes, fine-tuning) takes it as it is.
 """
 
 import copy
@@ -88,7 +88,8 @@ class ModelEma(Hook):
         self.last_epoch = loop.epoch
 
     def after_train(self, loop: TrainLoop) -> None:
-        if self.output_dir is None or self.last_epoch < 0:
+        # A run stopped early (a signal) writes it when its resumed part ends.
+        if self.output_dir is None or self.last_epoch < 0 or loop.stop_requested:
             return
         path = checkpoint.ema_checkpoint_path(self.output_dir)
         checkpoint.save_checkpoint(path, self.module, None, self.last_epoch, self.cfg_yaml)

@@ -55,13 +55,22 @@ class WandbSettings:
         return cls(cfg.WANDB.PROJECT, cfg.WANDB.ENTITY, name, tuple(cfg.WANDB.TAGS), cfg.WANDB.MODE)
 
 
+def kept_run_id(output_dir: str) -> Optional[str]:
+    """The W&B run id kept in OUTPUT_DIR/wandb_run_id, None before the run's first start."""
+    path = os.path.join(output_dir, RUN_ID_FILE)
+    if not g_pathmgr.exists(path):
+        return None
+    with g_pathmgr.open(path) as f:
+        return f.read().strip() or None
+
+
 def run_id(output_dir: str, new_id: str) -> str:
     """The W&B run id of the run in `output_dir`: the one kept in OUTPUT_DIR/wandb_run_id,
     else `new_id`, kept there (written whole) for the run's later parts."""
+    kept = kept_run_id(output_dir)
+    if kept is not None:
+        return kept
     path = os.path.join(output_dir, RUN_ID_FILE)
-    if g_pathmgr.exists(path):
-        with g_pathmgr.open(path) as f:
-            return f.read().strip()
     temporary = f"{path}.tmp-{os.getpid()}"
     with g_pathmgr.open(temporary, "w") as f:
         f.write(new_id + "\n")
@@ -154,7 +163,8 @@ def log_run_end(output_dir: str, settings: WandbSettings, summary: Dict[str, Any
     import wandb
 
     open_run = wandb.run
-    run = open_run if open_run is not None and open_run.id == run_id(output_dir, "") else start_run(output_dir, settings)
+    kept = open_run is not None and open_run.id == kept_run_id(output_dir)
+    run = open_run if kept else start_run(output_dir, settings)
     test = summary.get("test", {})
     run.log({f"test/{key}": value for key, value in test.items() if isinstance(value, (int, float))})
     run.summary.update(_flat(summary))
