@@ -8,11 +8,10 @@ and top-1 / top-5 / per-class accuracy are computed on the per-video scores (top
 with more than 5 classes: with fewer it is 100 % by construction). The
 classifier is TEST.CHECKPOINT_FILE_PATH, or this run's newest, best validated or averaged
 weights (TEST.CHECKPOINT "last", "best", "ema": `checkpoint_to_test`), all through the
-same multi-view path; the main
-process writes OUTPUT_DIR/test_results.json and, with TEST.SAVE_RESULTS_PATH, the
-per-video scores. Validation during training is the same evaluation with one view per
-video (the PeriodicValidation hook). In a multi-process job each process scores whole
-videos and the per-video rows are gathered to all processes.
+same multi-view path; the main process writes OUTPUT_DIR/test_results.json and, with
+TEST.SAVE_RESULTS_PATH, the per-video scores. Validation during training is the same
+evaluation with one view per video (the PeriodicValidation hook). In a multi-process job
+each process scores whole videos and the per-video rows are gathered to all processes.
 """
 
 import logging

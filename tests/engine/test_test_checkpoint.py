@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from slowmask import checkpoint
+from slowmask.config import get_cfg
 from slowmask.engine import evaluate as evaluation
 from tool_scripts import load_tool
 
@@ -69,3 +70,11 @@ def test_a_choice_whose_file_the_run_did_not_write_is_named(demo_data_dir, tmp_p
         "holds no file for TEST.CHECKPOINT 'ema' (checkpoint_ema.pyth, written at the end of a fine-tuning run with "
         "MODEL.EMA.ENABLE True); give TEST.CHECKPOINT_FILE_PATH a fine-tuned classifier, or choose another "
         f"TEST.CHECKPOINT (traceback in {tmp_path / 'stdout.log'})")
+
+
+def test_a_given_file_is_tested_as_it_is_and_an_unused_choice_is_warned_about(tmp_path, caplog):
+    cfg = get_cfg()
+    cfg.OUTPUT_DIR, cfg.TEST.CHECKPOINT_FILE_PATH, cfg.TEST.CHECKPOINT = str(tmp_path), "given.pyth", "best"
+    assert evaluation.checkpoint_to_test(cfg) == "given.pyth"
+    assert (f"testing TEST.CHECKPOINT_FILE_PATH given.pyth as given: TEST.CHECKPOINT 'best' chooses among this run's "
+            "own files, and is not used") in caplog.text
