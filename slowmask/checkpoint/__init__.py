@@ -10,10 +10,12 @@ resumes, and putting optimizer and hook states back, is the engine's (engine/res
 
 from .files import (
     BEST_NAME,
+    EMA_NAME,
     CHECKPOINT_DIR,
     ZIP_MAGIC,
     CheckpointError,
     best_checkpoint_path,
+    ema_checkpoint_path,
     capture_rng_state,
     check_finite,
     checkpoint_dir,
@@ -49,6 +51,7 @@ from .pretrained import (
 
 __all__ = [
     "BEST_NAME",
+    "EMA_NAME",
     "CHECKPOINT_DIR",
     "PRETRAINING_ONLY",
     "STEM_PREFIXES",
@@ -59,6 +62,7 @@ __all__ = [
     "WeightsMismatchError",
     "adapt",
     "best_checkpoint_path",
+    "ema_checkpoint_path",
     "capture_rng_state",
     "check_finite",
     "checkpoint_dir",

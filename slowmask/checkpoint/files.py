@@ -62,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "checkpoint_best.pyth"
+# Model EMA's average of a fine-tuned classifier (MODEL.EMA), written at the end of training.
+EMA_NAME = "checkpoint_ema.pyth"
 _NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?\.pyth$")
 # The name an unreadable checkpoint is renamed to (with -N appended when it is taken).
 UNREADABLE_SUFFIX = ".unreadable"
@@ -104,6 +106,11 @@ def checkpoint_path(output_dir: str, epoch: int, iteration: Optional[int] = None
 def best_checkpoint_path(output_dir: str) -> str:
     """Path of the checkpoint with the best validation result so far (not resumed from)."""
     return os.path.join(checkpoint_dir(output_dir), BEST_NAME)
+
+
+def ema_checkpoint_path(output_dir: str) -> str:
+    """Path of the classifier whose `model_state` is the run's moving average of its weights."""
+    return os.path.join(checkpoint_dir(output_dir), EMA_NAME)
 
 
 def position_in_name(name: str) -> Optional[Tuple[int, float]]:

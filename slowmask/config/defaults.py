@@ -161,6 +161,9 @@ _C.TEST.CHECKPOINT_TYPE = "pytorch"
 _C.TEST.SAVE_RESULTS_PATH = ""
 # PySlowFast's list of temporal clip counts to test with (accepted, unused).
 _C.TEST.NUM_TEMPORAL_CLIPS = []
+# Weights the test after training uses when CHECKPOINT_FILE_PATH is "": "last" (the newest checkpoint), "best"
+# (checkpoint_best.pyth, the best validation top-1) or "ema" (checkpoint_ema.pyth, MODEL.EMA's average).
+_C.TEST.CHECKPOINT = "last"
 
 # ---------------------------------------------------------------------------- #
 # Batch norm (MViT has none; kept so PySlowFast files load)
@@ -209,6 +212,19 @@ _C.MODEL.DETACH_FINAL_FC = False
 _C.MODEL.LINEAR_PROBE = False
 # Run the model through torch.compile.
 _C.MODEL.COMPILE = False
+# An exponential moving average of the classifier's weights in fine-tuning (VideoMAE's --model_ema), validated
+# beside the raw weights; engine/hooks/model_ema.py.
+_C.MODEL.EMA = CfgNode()
+# Keep the average, updated after every optimizer update; written as OUTPUT_DIR/checkpoints/checkpoint_ema.pyth.
+_C.MODEL.EMA.ENABLE = False
+# Weight of the average at each update: average = DECAY * average + (1 - DECAY) * weights (VideoMAE: 0.9999).
+_C.MODEL.EMA.DECAY = 0.9999
+# Epochs of updates over which the decay rises linearly from WARMUP_START_DECAY to DECAY (0: DECAY from the start).
+_C.MODEL.EMA.WARMUP_EPOCHS = 0.0
+# The decay of the first update when WARMUP_EPOCHS > 0 (0.0: the first update copies the weights).
+_C.MODEL.EMA.WARMUP_START_DECAY = 0.0
+# Where the average lives: "" the model's device, or "cpu" (saves device memory; its validation then runs on the CPU).
+_C.MODEL.EMA.DEVICE = ""
 
 # ---------------------------------------------------------------------------- #
 # MViTv2 (ViT is MViT without pooling)
@@ -504,6 +520,23 @@ _C.TENSORBOARD = CfgNode()
 _C.TENSORBOARD.ENABLE = False
 # TensorBoard directory ("" means OUTPUT_DIR/runs).
 _C.TENSORBOARD.LOG_DIR = ""
+
+# ---------------------------------------------------------------------------- #
+# Weights & Biases (the optional wandb package: pip install -e ".[wandb]")
+# ---------------------------------------------------------------------------- #
+_C.WANDB = CfgNode()
+# Log json_stats.log's figures, the config and the test to a W&B run; its id is kept in OUTPUT_DIR/wandb_run_id.
+_C.WANDB.ENABLE = False
+# W&B project ("" : W&B's default, or its WANDB_PROJECT environment variable).
+_C.WANDB.PROJECT = ""
+# W&B entity, a user or team ("": your default entity).
+_C.WANDB.ENTITY = ""
+# Run name ("": the OUTPUT_DIR folder's name).
+_C.WANDB.NAME = ""
+# Tags of the run, e.g. ["k400", "vit-b"].
+_C.WANDB.TAGS = []
+# "online", "offline" (files under OUTPUT_DIR/wandb, `wandb sync` later), "disabled", or "" (W&B's WANDB_MODE, else online).
+_C.WANDB.MODE = ""
 
 # ---------------------------------------------------------------------------- #
 # Representation probe (k-NN / linear / attentive top-1 of frozen encoder features)

@@ -119,6 +119,7 @@ def training_choice_problems(cfg: CfgNode) -> List[str]:
 # how to install it, the value that does without). setup.py's extras name them.
 OPTIONAL_PACKAGES = (
     ("TENSORBOARD.ENABLE", True, "tensorboard", "pip install -e '.[tensorboard]' (or pip install tensorboard)", False),
+    ("WANDB.ENABLE", True, "wandb", "pip install -e '.[wandb]' (or pip install wandb)", False),
     ("DATA.DECODING_BACKEND", "torchcodec", "torchcodec", "pip install -e '.[torchcodec]'", "pyav"),
     ("DATA.DECODING_BACKEND", "decord", "decord", "pip install decord (no wheel exists for some platforms)", "pyav"),
 )
