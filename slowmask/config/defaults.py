@@ -288,6 +288,14 @@ _C.MVIT.HEAD_INIT_SCALE = 1.0
 _C.MVIT.USE_MEAN_POOLING = False
 # Fixed sine-cosine absolute position embeddings.
 _C.MVIT.USE_FIXED_SINCOS_POS = False
+# Layout of that fixed table (models/layers/position.py): "pyslowfast" (a quarter time, then w, h), "vjepa"
+# (V-JEPA's: half time, a quarter h, a quarter w), "vjepa_uniform" (V-JEPA's video recipes: a third each).
+_C.MVIT.SINCOS_LAYOUT = "pyslowfast"
+# 3-D rotary position embeddings on q and k in every block (V-JEPA 2; a ViT: no pooling, no relative positions).
+_C.MVIT.USE_ROPE = False
+# Rotary pairs turned at one frequency (a true rotation: q.k depends on relative positions only); False keeps
+# V-JEPA 2's layout, in which a pair's channels take neighbouring frequencies (its published weights need it).
+_C.MVIT.ROPE_EXACT = False
 # Reversible MViT (not supported; must stay off).
 _C.MVIT.REV = CfgNode()
 # Enable reversible blocks (not supported).
