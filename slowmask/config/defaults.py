@@ -355,6 +355,25 @@ _C.MASK.DECODER_MASK_RATIO = 0.5
 _C.MASK.LOSS_TOKENS = "masked"
 
 # ---------------------------------------------------------------------------- #
+# V-JEPA / V-JEPA 2 (MODEL.MODEL_NAME "VJEPA", methods/vjepa.py): predictor and target encoder
+# ---------------------------------------------------------------------------- #
+_C.JEPA = CfgNode()
+# Blocks of the predictor (V-JEPA 2 ViT-L: 12).
+_C.JEPA.PRED_DEPTH = 12
+# Width of the predictor's tokens (V-JEPA 2: 384).
+_C.JEPA.PRED_EMBED_DIM = 384
+# Attention heads of the predictor (V-JEPA 2: 12).
+_C.JEPA.PRED_NUM_HEADS = 12
+# Learned mask tokens of the predictor; mask set i uses token i mod this (V-JEPA 2: one per mask set).
+_C.JEPA.PRED_NUM_MASK_TOKENS = 2
+# Momentum of the target encoder's moving average [start, end] (V-JEPA 2: 0.99925 throughout; V-JEPA: 0.998 -> 1.0).
+_C.JEPA.EMA = [0.99925, 0.99925]
+# Optimizer updates over which the momentum goes linearly from start to end (then stays at end); unused when equal.
+_C.JEPA.EMA_STEPS = 1
+# Exponent p of the loss mean |prediction - target|^p / p (V-JEPA 2: 1.0, an L1 loss).
+_C.JEPA.LOSS_EXP = 1.0
+
+# ---------------------------------------------------------------------------- #
 # Teacher of the "teacher" target (MVD / UMT / MaskDistill feature distillation)
 # ---------------------------------------------------------------------------- #
 _C.TEACHER = CfgNode()
