@@ -157,7 +157,8 @@ def check_masking(cfg: CfgNode) -> None:
             f"MASK.PRETRAIN_DEPTH {list(cfg.MASK.PRETRAIN_DEPTH)} must name blocks in "
             f"[0, MVIT.DEPTH - 1 = {depth - 1}]"
         )
-    if not 0.0 < cfg.AUG.MASK_RATIO < 1.0:
+    # The multi-block mask's blocks decide its fraction; its builder warns when a ratio is set.
+    if cfg.AUG.MASK_TYPE != "multiblock" and not 0.0 < cfg.AUG.MASK_RATIO < 1.0:
         raise ConfigError(f"AUG.MASK_RATIO must lie in (0, 1), got {cfg.AUG.MASK_RATIO}")
     if cfg.MVIT.PATCH_2D:  # images: the mask builder puts the mask on the token grid when t != 1
         return

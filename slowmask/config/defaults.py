@@ -107,7 +107,7 @@ _C.AUG.RE_COUNT = 1
 _C.AUG.RE_SPLIT = False
 # Draw the mask in the loader worker (PySlowFast flag; slowmask always does when masking).
 _C.AUG.GEN_MASK_LOADER = False
-# Mask generator ("cube", "block", "tube", "frame", "frame_block", "random"); "" derives it from the flags below and MASK.MAE_RND_MASK.
+# Mask generator ("cube", "block", "tube", "frame", "frame_block", "random", "multiblock"); "" derives it from the flags below and MASK.MAE_RND_MASK.
 _C.AUG.MASK_TYPE = ""
 # PySlowFast flag: tube masks instead of cube masks.
 _C.AUG.MASK_TUBE = False
@@ -115,7 +115,7 @@ _C.AUG.MASK_TUBE = False
 _C.AUG.MASK_FRAMES = False
 # Size (t, h, w) of the mask grid on which masks are drawn.
 _C.AUG.MASK_WINDOW_SIZE = [8, 7, 7]
-# Fraction of mask-grid units that are masked.
+# Fraction of mask-grid units that are masked (ignored by "multiblock", whose MASK.MULTIBLOCK_* blocks decide it).
 _C.AUG.MASK_RATIO = 0.0
 # Largest block (in mask units) a block/cube mask may add at once (None: no limit).
 _C.AUG.MAX_MASK_PATCHES_PER_BLOCK = None
@@ -353,6 +353,14 @@ _C.MASK.DECODER_MASK_TYPE = ""
 _C.MASK.DECODER_MASK_RATIO = 0.5
 # Tokens the pretraining loss is on: "masked", or "visible" (UMT's unmasked-token alignment).
 _C.MASK.LOSS_TOKENS = "masked"
+# Multi-block mask sets (V-JEPA 2; AUG.MASK_TYPE "multiblock" masks their union), one entry per set: blocks per mask.
+_C.MASK.MULTIBLOCK_NUM_BLOCKS = [8, 2]
+# One entry per set: a block's area as a fraction of the grid's h x w.
+_C.MASK.MULTIBLOCK_SPATIAL_SCALE = [0.15, 0.7]
+# [low, high] range of a block's height / width, drawn uniformly (all sets).
+_C.MASK.MULTIBLOCK_ASPECT_RATIO = [0.75, 1.5]
+# One entry per set: a block's temporal span as a fraction of the grid's t (1.0: every t).
+_C.MASK.MULTIBLOCK_TEMPORAL_SCALE = [1.0, 1.0]
 
 # ---------------------------------------------------------------------------- #
 # V-JEPA / V-JEPA 2 (MODEL.MODEL_NAME "VJEPA", methods/vjepa.py): predictor and target encoder
@@ -579,6 +587,8 @@ _C.MULTI_DATASET.OVERRIDES = []
 _C.MULTI_DATASET.REPEAT_FACTORS = []
 # Frames each clip of a dataset is repeated to (set 2 in an image dataset's overrides for a 2-frame patch).
 _C.MULTI_DATASET.REPEAT_FRAMES = 1
+# One sampling weight per dataset: every batch mixes their items in these proportions (V-JEPA 2: [0.335, 0.1, 0.565]); [] = each batch from one dataset (REPEAT_FACTORS).
+_C.MULTI_DATASET.WEIGHTS = []
 
 # PySlowFast's keys of features slowmask does not build: accepted, reported, unused.
 add_unused_keys(_C)
