@@ -37,10 +37,13 @@ import torch.nn.functional as F
 from fvcore.common.config import CfgNode
 from torch import Tensor, nn
 
+from slowmask.geometry import TokenGeometry
 from slowmask.masking import MaskGenerator
+from slowmask.masking.multiblock import build_mask_sets, equal_count_indices
 from slowmask.models import JEPAEncoder, JEPAPredictor, mvit_layout, trunk_args
 from slowmask.models.ema import MomentumSchedule, ema_update_
 
+from .build import METHOD_REGISTRY
 from .pretrainer import MaskedPretrainer
 
 logger = logging.getLogger(__name__)
@@ -66,16 +69,7 @@ class TargetEncoder(nn.Module):
         return F.layer_norm(tokens, (tokens.shape[-1],))
 
 
-def equal_count_indices(masks: Tensor) -> Tensor:
-    """(B, N) bool -> (B, K) int64 indices of True entries, increasing, K the least count
-    of a row: each row keeps its K lowest (what the reference's collator keeps)."""
-    count = int(masks.sum(dim=1).min())
-    if count == 0:
-        raise ValueError("a mask set leaves a clip with no token on one side (context or prediction); "
-                         "change MASK.MULTIBLOCK_SPATIAL_SCALE or MULTIBLOCK_NUM_BLOCKS")
-    return torch.argsort((~masks).to(torch.int8), dim=1, stable=True)[:, :count]
-
-
+@METHOD_REGISTRY.register(name="VJEPA")
 class VJEPA(MaskedPretrainer):
     """model(x, mask) -> {"pred", "target", "loss"}: latent prediction of masked blocks.
 
@@ -114,8 +108,9 @@ class VJEPA(MaskedPretrainer):
             generator = torch.Generator().manual_seed(EVAL_MASK_SEED)
         drawn = []
         for mask_set in self.mask_sets:
-            predicted = torch.stack([mask_set(generator) for _ in range(batch)]).flatten(1)  # (B, N)
-            drawn.append((equal_count_indices(~predicted).to(device), equal_count_indices(predicted).to(device)))
+            predicted = torch.stack([mask_set(generator) for _ in range(batch)])  # (B, t, h, w)
+            context_index, target_index = equal_count_indices(predicted)
+            drawn.append((context_index.to(device), target_index.to(device)))
         return drawn
 
     @torch.no_grad()
@@ -147,6 +142,20 @@ class VJEPA(MaskedPretrainer):
             targets.append(target.flatten(0, 1))
         return {"pred": preds, "target": targets, "loss": loss, "mask_sets": drawn}
 
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> "VJEPA":
+        """The networks of `jepa_networks`, the mask sets MASK.MULTIBLOCK_* describe on the
+        token grid, the JEPA.EMA schedule over JEPA.EMA_STEPS updates, JEPA.LOSS_EXP."""
+        encoder, predictor = jepa_networks(cfg)
+        grid = TokenGeometry.from_config(cfg).token_grid
+        logger.warning(
+            "V-JEPA draws its own mask sets (MASK.MULTIBLOCK_*) on the token grid %s in the model; the loader's "
+            "mask (AUG.MASK_TYPE %r) is not used", grid, cfg.AUG.MASK_TYPE,
+        )
+        start, end = cfg.JEPA.EMA
+        ema = MomentumSchedule(start, end, cfg.JEPA.EMA_STEPS)
+        return cls(encoder, predictor, build_mask_sets(cfg, grid), ema, cfg.JEPA.LOSS_EXP)
+
 
 
 def jepa_networks(cfg: CfgNode) -> Tuple[JEPAEncoder, JEPAPredictor]:
@@ -165,4 +174,4 @@ def jepa_networks(cfg: CfgNode) -> Tuple[JEPAEncoder, JEPAPredictor]:
     return encoder, predictor
 
 
-__all__: List[str] = ["TargetEncoder", "VJEPA", "equal_count_indices", "jepa_networks"]
+__all__: List[str] = ["TargetEncoder", "VJEPA", "jepa_networks"]
