@@ -26,7 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from slowmask.geometry import Grid
 
 from .layers.attention import LayerNorm6
-from .layers.block import INIT_STD, BlockOptions, MultiScaleBlock, init_weights
+from .layers.block import BlockOptions, MultiScaleBlock, init_weights
 from .layers.layout import BlockLayout
 from .layers.position import positions_on_grid, sincos_table
 from .layers.rope import token_coordinates
