@@ -15,6 +15,7 @@ from slowmask import checkpoint
 from slowmask.config import get_cfg, load_config
 from slowmask.engine.train import train
 from slowmask.models.ema import MomentumSchedule
+from slowmask.methods import build_model
 from slowmask.methods.vjepa import VJEPA, jepa_networks
 
 from tool_scripts import REPO
@@ -207,3 +208,19 @@ def test_the_recipes_build_vjepa2s_networks(recipe, encoder, predictor):
     assert (count(model.encoder), count(model.pred_head), count(model.target)) == (encoder, predictor, encoder)
     assert model.encoder.patch_grid == (8, 16, 16) and model.ema(0) == model.ema(10**6) == 0.99925
     assert not any(p.requires_grad for p in model.target.parameters())
+
+
+def test_a_vjepa_checkpoint_initializes_a_classifier_of_its_encoder(tmp_path):
+    """Fine-tuning reads the encoder (flat names); the predictor and target encoder are skipped."""
+    cfg = load_config(DEMO)
+    torch.manual_seed(0)
+    pretrained = VJEPA.from_config(cfg)
+    path = str(tmp_path / "vjepa.pyth")
+    torch.save({"model_state": pretrained.state_dict(), "epoch": 0}, path)
+    classifier_cfg = load_config(DEMO, ["MODEL.MODEL_NAME", "MViT", "MODEL.NUM_CLASSES", "4", "MASK.ENABLE", "False"])
+    classifier = build_model(classifier_cfg)
+    report = checkpoint.load_pretrained(path, classifier)
+    name = "blocks.2.attn.qkv.weight"
+    assert torch.equal(classifier.state_dict()[name], pretrained.encoder.state_dict()[name])
+    assert torch.equal(classifier.norm.weight, pretrained.encoder.norm.weight)
+    assert sorted(report.new) == ["head.projection.bias", "head.projection.weight"]
