@@ -15,6 +15,7 @@ from slowmask import checkpoint
 from slowmask.config import get_cfg, load_config
 from slowmask.engine.train import train
 from slowmask.models.ema import MomentumSchedule
+from slowmask.utils.logging import setup_logging
 from slowmask.methods import build_model
 from slowmask.methods.vjepa import VJEPA, jepa_networks
 
@@ -175,10 +176,13 @@ def _demo_cfg(data_dir, out_dir):
 
 
 def test_a_run_resumed_mid_epoch_ends_bit_identical_with_its_target_encoder(demo_data_dir, tmp_path):
-    train(_demo_cfg(demo_data_dir, tmp_path / "whole"))
-    os.makedirs(tmp_path / "resumed" / "checkpoints")
-    shutil.copy(checkpoint.checkpoint_path(str(tmp_path / "whole"), 1, 3), tmp_path / "resumed" / "checkpoints")
-    train(_demo_cfg(demo_data_dir, tmp_path / "resumed"))
+    try:
+        train(_demo_cfg(demo_data_dir, tmp_path / "whole"))
+        os.makedirs(tmp_path / "resumed" / "checkpoints")
+        shutil.copy(checkpoint.checkpoint_path(str(tmp_path / "whole"), 1, 3), tmp_path / "resumed" / "checkpoints")
+        train(_demo_cfg(demo_data_dir, tmp_path / "resumed"))
+    finally:
+        setup_logging(None)  # later tests log to their console, not to this run's stdout.log
     final = [checkpoint.read_checkpoint(checkpoint.checkpoint_path(str(tmp_path / run), 1))["model_state"]
              for run in ("whole", "resumed")]
     targets = [name for name in final[0] if name.startswith("target.encoder.")]
