@@ -304,6 +304,14 @@ _C.MVIT.HEAD_INIT_SCALE = 1.0
 _C.MVIT.USE_MEAN_POOLING = False
 # Fixed sine-cosine absolute position embeddings.
 _C.MVIT.USE_FIXED_SINCOS_POS = False
+# Layout of that fixed table (models/layers/position.py): "pyslowfast" (a quarter time, then w, h), "vjepa"
+# (V-JEPA's: half time, a quarter h, a quarter w), "vjepa_uniform" (V-JEPA's video recipes: a third each).
+_C.MVIT.SINCOS_LAYOUT = "pyslowfast"
+# 3-D rotary position embeddings on q and k in every block (V-JEPA 2; a ViT: no pooling, no relative positions).
+_C.MVIT.USE_ROPE = False
+# Rotary pairs turned at one frequency (a true rotation: q.k depends on relative positions only); False keeps
+# V-JEPA 2's layout, in which a pair's channels take neighbouring frequencies (its published weights need it).
+_C.MVIT.ROPE_EXACT = False
 # Reversible MViT (not supported; must stay off).
 _C.MVIT.REV = CfgNode()
 # Enable reversible blocks (not supported).
@@ -369,6 +377,25 @@ _C.MASK.MULTIBLOCK_SPATIAL_SCALE = [0.15, 0.7]
 _C.MASK.MULTIBLOCK_ASPECT_RATIO = [0.75, 1.5]
 # One entry per set: a block's temporal span as a fraction of the grid's t (1.0: every t).
 _C.MASK.MULTIBLOCK_TEMPORAL_SCALE = [1.0, 1.0]
+
+# ---------------------------------------------------------------------------- #
+# V-JEPA / V-JEPA 2 (MODEL.MODEL_NAME "VJEPA", methods/vjepa.py): predictor and target encoder
+# ---------------------------------------------------------------------------- #
+_C.JEPA = CfgNode()
+# Blocks of the predictor (V-JEPA 2 ViT-L: 12).
+_C.JEPA.PRED_DEPTH = 12
+# Width of the predictor's tokens (V-JEPA 2: 384).
+_C.JEPA.PRED_EMBED_DIM = 384
+# Attention heads of the predictor (V-JEPA 2: 12).
+_C.JEPA.PRED_NUM_HEADS = 12
+# Learned mask tokens of the predictor; mask set i uses token i mod this (V-JEPA 2: one per mask set).
+_C.JEPA.PRED_NUM_MASK_TOKENS = 2
+# Momentum of the target encoder's moving average [start, end] (V-JEPA 2: 0.99925 throughout; V-JEPA: 0.998 -> 1.0).
+_C.JEPA.EMA = [0.99925, 0.99925]
+# Optimizer updates over which the momentum goes linearly from start to end (then stays at end); unused when equal.
+_C.JEPA.EMA_STEPS = 1
+# Exponent p of the loss mean |prediction - target|^p / p (V-JEPA 2: 1.0, an L1 loss).
+_C.JEPA.LOSS_EXP = 1.0
 
 # ---------------------------------------------------------------------------- #
 # Teacher of the "teacher" target (MVD / UMT / MaskDistill feature distillation)

@@ -143,8 +143,9 @@ class MAEEncoder(MViTTrunk):
         keep = visible_indices(token_mask)
         self._warn_uneven_counts(token_mask, keep.shape[1])
         visible = self._visible_with_cls_and_pos(tokens, grid, keep)
-        # No pooling and no relative positions: the blocks see a plain sequence.
-        latent, _, _ = self.forward_blocks(visible, (1, 1, keep.shape[1]))
+        # No pooling and no relative positions: the grid only places the kept tokens for
+        # rotary positions (MVIT.USE_ROPE).
+        latent, _, _ = self.forward_blocks(visible, grid, positions=keep)
         return self.norm(latent), keep
 
     def forward_features(self, x: Tensor) -> Tensor:
