@@ -11,4 +11,5 @@ it (tools and tests do). `tools/benchmark.py` is its command line.
 - hog: the HOG target against `hog_reference`, PySlowFast's way;
 - step: a MaskMViT training step with SDPA against plain attention, and the cores alone;
 - mae: MAE's sparse encoder against the same weights run densely with mask tokens.
+- memory: the memory plan of engine/memory_plan.py against the measured peak of training steps.
 """
