@@ -4,7 +4,7 @@
 from the config; the parts take plain arguments and work alone: decoders/ (the `Video`
 interface and its backends), datasets/ (the registered datasets), and at this level the
 loader's parts (clip windows, transforms, augmentations, mixup, collate, index samplers,
-loader workers) and the demo videos (synthetic.py, video_writer.py).
+loader workers) and the demo data (synthetic.py, digits.py, video_writer.py).
 """
 
 from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
