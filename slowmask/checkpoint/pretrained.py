@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from .files import CheckpointError, check_finite, read_checkpoint, unwrapped
 from .geometry import adapt
+from .convert import state_for_model
 from .keys import grouped_keys
 
 logger = logging.getLogger(__name__)
@@ -226,8 +227,10 @@ def load_pretrained(
 ) -> LoadReport:
     """Initialize `model` from the weights of the checkpoint at `path` (no optimizer
     state, no epoch) and log, once, what was loaded, fitted, skipped and new. Weights
-    that are not finite are refused (CheckpointError), naming the tensors."""
-    state = read_checkpoint(path)["model_state"]
+    that are not finite are refused (CheckpointError), naming the tensors. A published
+    checkpoint (checkpoint/convert/: VideoMAE, Hugging Face, timm ...) is converted on the
+    fly, with its conversion report."""
+    state = state_for_model(path, model)
     check_finite(path, state)
     state = renamed(state, clear_name_patterns)
     try:

@@ -20,7 +20,9 @@ from .formats import (
     convert_source,
     detect_format,
     read_source,
+    model_hints,
     register_format,
+    state_for_model,
 )
 from .hf_videomae import hf_videomae_state, write_hf_directory
 from .vit import videomae_sine_table
@@ -37,8 +39,10 @@ __all__ = [
     "detect_format",
     "hf_videomae",
     "hf_videomae_state",
+    "model_hints",
     "read_source",
     "register_format",
+    "state_for_model",
     "timm_vit",
     "videomae",
     "videomae_sine_table",

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from slowmask.utils.registry import Registry
 
-from ..files import CheckpointError, read_torch_file
+from ..files import CheckpointError, read_torch_file, unwrapped
 from ..keys import grouped_keys
 
 logger = logging.getLogger(__name__)
@@ -124,8 +124,8 @@ def _read_directory(path: str, hints: Dict[str, Any]) -> Source:
     config_path = os.path.join(path, HF_CONFIG)
     if not os.path.isfile(config_path):
         raise CheckpointError(
-            f"{path} is a folder without {HF_CONFIG}: not a Hugging Face model directory; name a checkpoint file, "
-            f"or a folder holding {HF_CONFIG} and model.safetensors"
+            f"{path} is a folder, not a checkpoint: name a checkpoint file in it (*.pyth), or a Hugging Face model "
+            f"folder ({HF_CONFIG} and model.safetensors)"
         )
     try:
         with open(config_path) as f:
@@ -200,6 +200,32 @@ def convert_source(source: Source, fmt: Optional[CheckpointFormat] = None) -> Co
 def convert_checkpoint(path: str, hints: Optional[Mapping[str, Any]] = None) -> Converted:
     """Read, detect and map the checkpoint at `path` (see `read_source` for `hints`)."""
     return convert_source(read_source(path, hints))
+
+
+def state_for_model(path: str, model: nn.Module) -> Dict[str, Tensor]:
+    """The weights at `path` in slowmask's names, for initializing `model`: a PySlowFast /
+    slowmask checkpoint's model_state as it is, or a published checkpoint converted on the
+    fly, its report logged against `model` (the clip geometry and heads a file does not
+    store are taken from the model)."""
+    source = read_source(path, model_hints(model))
+    if source.container == "model_state":
+        return source.state
+    converted = convert_source(source)
+    converted.report.compare(list(unwrapped(model).state_dict())).log()
+    return converted.state
+
+
+def model_hints(model: nn.Module) -> Dict[str, Any]:
+    """num_frames, image_size, tubelet and num_heads of a slowmask ViT (its `patch_grid`,
+    patch embedding and first block); {} for a model without them."""
+    trunk = unwrapped(model)
+    grid, proj = getattr(trunk, "patch_grid", None), getattr(getattr(trunk, "patch_embed", None), "proj", None)
+    blocks = getattr(trunk, "blocks", None)
+    if grid is None or not isinstance(proj, nn.Conv3d) or not blocks:
+        return {}
+    stride = proj.stride
+    return {"num_frames": grid[0] * stride[0], "image_size": grid[1] * stride[1], "tubelet": stride[0],
+            "num_heads": blocks[0].attn.num_heads}
 
 
 @dataclass
