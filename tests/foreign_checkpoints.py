@@ -67,6 +67,18 @@ def videomae_state(pretraining: bool = False, layer_scale: bool = False) -> Dict
     return state
 
 
+def tiny_hf_config(**changes):
+    """The tiny model as a transformers VideoMAEConfig (its LayerNorms with VideoMAE's eps)."""
+    from transformers import VideoMAEConfig  # a test extra, imported by the tests that need it
+
+    return VideoMAEConfig(
+        image_size=CROP, patch_size=PATCH, num_frames=FRAMES, tubelet_size=TUBELET, hidden_size=DIM,
+        num_hidden_layers=DEPTH, num_attention_heads=HEADS, intermediate_size=HIDDEN, layer_norm_eps=1e-6,
+        num_labels=CLASSES, decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+        decoder_intermediate_size=64, **changes,
+    )
+
+
 def sinusoid_table(n_position: int, d_hid: int) -> Tensor:
     """VideoMAE's get_sinusoid_encoding_table, as its code writes it (numpy, float64)."""
     table = np.array([[pos / np.power(10000, 2 * (j // 2) / d_hid) for j in range(d_hid)] for pos in range(n_position)])

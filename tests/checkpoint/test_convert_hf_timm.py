@@ -9,22 +9,13 @@ import pytest
 import timm
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification, VideoMAEModel
+from transformers import VideoMAEForPreTraining, VideoMAEForVideoClassification, VideoMAEModel
 
 from foreign_checkpoints import (
     CLASSES, CROP, DEPTH, DIM, FRAMES, HEADS, HIDDEN, PATCH, TUBELET, assert_close, encoder_tokens, nonzero_,
-    slowmask_model, still_clip,
+    slowmask_model, still_clip, tiny_hf_config,
 )
 from slowmask.checkpoint.convert import ConversionError, convert_checkpoint
-
-
-def hf_config(**changes) -> VideoMAEConfig:
-    return VideoMAEConfig(
-        image_size=CROP, patch_size=PATCH, num_frames=FRAMES, tubelet_size=TUBELET, hidden_size=DIM,
-        num_hidden_layers=DEPTH, num_attention_heads=HEADS, intermediate_size=HIDDEN, layer_norm_eps=1e-6,
-        num_labels=CLASSES, decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-        decoder_intermediate_size=64, **changes,
-    )
 
 
 def saved(model, path) -> str:
@@ -51,7 +42,7 @@ def clip_pair(seed: int):
 
 @pytest.mark.parametrize("layout", ["q_bias / v_bias", "query.bias / value.bias"])
 def test_a_hf_classifier_directory_gives_its_logits_in_either_bias_layout(tmp_path, layout, caplog):
-    hf = VideoMAEForVideoClassification(hf_config())
+    hf = VideoMAEForVideoClassification(tiny_hf_config())
     path = saved(hf, tmp_path / "hf")
     if layout == "query.bias / value.bias":
         rename_to_module_names(path)
@@ -73,7 +64,7 @@ def test_a_hf_classifier_directory_gives_its_logits_in_either_bias_layout(tmp_pa
 
 @pytest.mark.parametrize("cls", [VideoMAEModel, VideoMAEForPreTraining])
 def test_hf_encoder_directories_give_their_tokens(tmp_path, cls):
-    hf = cls(hf_config(use_mean_pooling=False))
+    hf = cls(tiny_hf_config(use_mean_pooling=False))
     path = saved(hf, tmp_path / "hf")
     converted = convert_checkpoint(path)
     decoder = [key for key in converted.report.unused if not key.startswith(("decoder.", "encoder_to_decoder", "mask_token"))]
@@ -88,7 +79,7 @@ def test_hf_encoder_directories_give_their_tokens(tmp_path, cls):
 
 
 def test_a_hf_directory_without_its_attention_biases_is_refused(tmp_path):
-    path = saved(VideoMAEForVideoClassification(hf_config()), tmp_path / "hf")
+    path = saved(VideoMAEForVideoClassification(tiny_hf_config()), tmp_path / "hf")
     file = f"{path}/model.safetensors"
     save_file({k: v for k, v in load_file(file).items() if not k.endswith(("q_bias", "v_bias"))}, file)
     with pytest.raises(ConversionError) as raised:

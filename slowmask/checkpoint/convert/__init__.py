@@ -24,7 +24,7 @@ from .formats import (
     register_format,
     state_for_model,
 )
-from .hf_videomae import hf_videomae_state, write_hf_directory
+from .hf_videomae import export_hf_directory, hf_videomae_state, write_hf_directory
 from .vit import videomae_sine_table
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "convert_checkpoint",
     "convert_source",
     "detect_format",
+    "export_hf_directory",
     "hf_videomae",
     "hf_videomae_state",
     "model_hints",

@@ -19,9 +19,10 @@ import shutil
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .formats import CheckpointFormat, ConversionError, Source, register_format
+from ..files import unwrapped
+from .formats import CheckpointFormat, ConversionError, Source, model_hints, register_format
 from .vit import LAYER_NORM_EPS, StateTaker, grid_of, qkv_bias_of, videomae_sine_table, vit_config
 
 BASE_PREFIX = "videomae."
@@ -197,8 +198,10 @@ def _layer_out(state: Dict[str, Tensor], index: int, target: str) -> Dict[str, T
     for name, index_part in zip(("query", "key", "value"), state[source + "attn.qkv.weight"].chunk(3)):
         out[f"{target}{ATTENTION}{name}.weight"] = index_part
     if source + "attn.qkv.bias" in state:
-        query, _, value = state[source + "attn.qkv.bias"].chunk(3)  # the key bias: cancelled by the softmax
-        out[f"{target}{ATTENTION}query.bias"], out[f"{target}{ATTENTION}value.bias"] = query, value
+        # The published names, which transformers 4 and 5 both load; the key bias is left out:
+        # it adds the same amount to every logit of a query, which the softmax cancels.
+        query, _, value = state[source + "attn.qkv.bias"].chunk(3)
+        out[f"{target}{ATTENTION}q_bias"], out[f"{target}{ATTENTION}v_bias"] = query, value
     for theirs, ours in LAYER_NAMES.items():
         out[f"{target}{theirs}.weight"] = state[f"{source}{ours}.weight"]
         out[f"{target}{theirs}.bias"] = state[f"{source}{ours}.bias"]
@@ -206,20 +209,28 @@ def _layer_out(state: Dict[str, Tensor], index: int, target: str) -> Dict[str, T
 
 
 def _check_exportable(state: Dict[str, Tensor], geometry: Dict[str, Any]) -> None:
+    if any(".attn.pool_" in key or ".attn.rel_pos" in key for key in state):
+        raise ConversionError("it is an MViT (pooling attention or relative positions), which transformers has no "
+                              "class for")
     reasons = []
+    patch = (int(geometry["tubelet_size"]), int(geometry["patch_size"]), int(geometry["patch_size"]))
+    if tuple(state["patch_embed.proj.weight"].shape[2:]) != patch:
+        reasons.append(f"its patch kernel {list(state['patch_embed.proj.weight'].shape[2:])} is not its stride "
+                       f"{list(patch)} (overlapping patches)")
     if "cls_token" in state:
         reasons.append("it has a class token (MVIT.CLS_EMBED_ON True)")
     if "pos_embed" not in state:
         reasons.append("it has no single position table (MVIT.SEP_POS_EMBED or no absolute positions)")
     else:
-        grid = grid_of(int(geometry["num_frames"]), int(geometry["image_size"]),
-                       (int(geometry["tubelet_size"]), int(geometry["patch_size"]), int(geometry["patch_size"])))
+        grid = grid_of(int(geometry["num_frames"]), int(geometry["image_size"]), patch)
         table = videomae_sine_table(grid[0] * grid[1] * grid[2], state["pos_embed"].shape[-1])
         if state["pos_embed"].shape != table.shape or not torch.allclose(state["pos_embed"].float(), table, atol=1e-6):
             reasons.append("its position table is not VideoMAE's fixed 1-D sine table, the one transformers computes "
                            "(slowmask's own USE_FIXED_SINCOS_POS table is 3-D)")
     if any(key.endswith("gamma_1") for key in state):
         reasons.append("it has layer scale (MVIT.LAYER_SCALE_INIT_VALUE > 0)")
+    if any(key.startswith("head.bn.") for key in state):
+        reasons.append("its head normalizes the features with a BatchNorm (MODEL.LINEAR_PROBE)")
     if "head.projection.weight" in state and not geometry.get("mean_pooling"):
         reasons.append("its classifier does not mean-pool the tokens (MVIT.USE_MEAN_POOLING False)")
     if reasons:
@@ -241,3 +252,35 @@ def write_hf_directory(path: str, state: Dict[str, Tensor], config: Dict[str, An
     finally:
         if os.path.isdir(temporary):
             shutil.rmtree(temporary)
+
+
+# The tensors of a pretraining model that make its encoder (MAE / VideoMAE keep them flat).
+ENCODER_PREFIXES = ("patch_embed.", "blocks.", "norm.", "pos_embed", "cls_token")
+
+
+def export_hf_directory(model: nn.Module, path: str, class_names: Optional[List[str]] = None) -> List[str]:
+    """Write `model`, a slowmask ViT classifier (as VideoMAEForVideoClassification) or a
+    pretraining model whose encoder is a ViT (the encoder, as VideoMAEModel), to the new
+    folder `path`; returns the names of the tensors left out (a decoder, a prediction head).
+
+    Raises:
+        ConversionError: the model is no ViT transformers' VideoMAE can hold (one line why).
+    """
+    trunk = unwrapped(model)
+    hints = model_hints(getattr(trunk, "encoder", trunk))
+    if not hints:
+        raise ConversionError("the model has no ViT trunk with a 3-D patch embedding")
+    state = {key: value.detach() for key, value in trunk.state_dict().items()}
+    if "head.projection.weight" not in state:
+        state = {key: value for key, value in state.items() if key.startswith(ENCODER_PREFIXES)}
+    stride = getattr(getattr(trunk, "encoder", trunk), "patch_embed").proj.stride
+    if stride[1] != stride[2]:
+        raise ConversionError(f"its patches {list(stride)} are not square, as transformers' VideoMAE's are")
+    geometry = {
+        "num_frames": hints["num_frames"], "image_size": hints["image_size"], "tubelet_size": stride[0],
+        "patch_size": stride[1], "num_heads": hints["num_heads"], "num_channels": state["patch_embed.proj.weight"].shape[1],
+        "mean_pooling": bool(getattr(trunk, "use_mean_pooling", False)), "class_names": class_names,
+    }
+    hf_state, config = hf_videomae_state(state, geometry)
+    write_hf_directory(path, hf_state, config)
+    return sorted(set(trunk.state_dict()) - set(state))
