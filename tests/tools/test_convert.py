@@ -11,8 +11,10 @@ import yaml
 from foreign_checkpoints import CLASSES, HINTS, assert_close, slowmask_model, videomae_forward, videomae_state
 from tool_scripts import REPO, load_tool
 
-from slowmask.checkpoint import load_pretrained, read_checkpoint
+from slowmask.checkpoint import load_pretrained, read_checkpoint, save_checkpoint
 from slowmask.checkpoint.convert import convert_checkpoint
+from slowmask.config import load_config
+from slowmask.methods import build_model
 
 convert = load_tool("convert")
 run_net = load_tool("run_net")
@@ -73,3 +75,22 @@ def test_refusals_are_one_line_and_leave_nothing(case, status, message, tmp_path
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message.format(src=source, tmp=tmp_path) in err
     assert os.listdir(tmp_path) == ["source.pth"]
+
+
+def test_a_pyslowfast_checkpoint_goes_through_the_same_report_and_keeps_its_config(tmp_path, caplog):
+    cfg = load_config(DEMO_FT, ["NUM_GPUS", "0"])
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    source = tmp_path / "run.pyth"
+    save_checkpoint(str(source), model, None, 4, cfg.dump())
+    out, cfg_out = tmp_path / "out.pyth", tmp_path / "out.yaml"
+    with caplog.at_level(logging.INFO):
+        assert convert.main([str(source), "--output", str(out), "--cfg-out", str(cfg_out)]) == 0
+    total = len(model.state_dict())
+    assert f"(format pyslowfast): {total} of {total} source tensors used, {total} slowmask tensors filled" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    written = load_config(str(cfg_out), ["NUM_GPUS", "0"])
+    assert written.MVIT.DEPTH == cfg.MVIT.DEPTH and written.TRAIN.CHECKPOINT_FILE_PATH == str(out)
+    again = build_model(written)
+    again.load_state_dict(read_checkpoint(str(out))["model_state"], strict=True)
+    assert all(torch.equal(value, model.state_dict()[key]) for key, value in again.state_dict().items())
