@@ -109,8 +109,14 @@ def test_a_timm_image_vit_inflated_gives_the_image_models_outputs_on_a_still_cli
         num_classes=CLASSES, global_pool=global_pool,
     ).eval()
     nonzero_(dict(vit.named_parameters()))
-    path = tmp_path / "vit.pth"
-    torch.save({"model": vit.state_dict()}, path)
+    if global_pool == "token":  # as a file
+        path = tmp_path / "vit.pth"
+        torch.save({"model": vit.state_dict()}, path)
+    else:  # as a hub folder: timm's config.json names an architecture
+        path = tmp_path / "vit"
+        path.mkdir()
+        (path / "config.json").write_text(json.dumps({"architecture": "vit_tiny", "global_pool": "avg"}))
+        save_file(vit.state_dict(), str(path / "model.safetensors"))
     converted = convert_checkpoint(str(path), {"num_frames": TUBELET, "num_heads": HEADS})
     assert converted.report.format == "timm_vit" and converted.report.unused == []
     assert converted.config["MVIT.PATCH_KERNEL"] == [TUBELET, PATCH, PATCH]

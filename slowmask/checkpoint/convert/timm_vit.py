@@ -25,13 +25,16 @@ from .vit import StateTaker, heads_for, vit_config
 # Frames per video patch and frames per clip of the inflated model, unless told.
 DEFAULT_TUBELET, DEFAULT_FRAMES = 2, 16
 BLOCK_NAMES = ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")
+TIMM_CONFIG_KEY = "architecture"
 UNSUPPORTED = {"reg_token": "register tokens", "blocks.0.attn.q_norm.weight": "query-key normalization"}
 
 
 def _looks_like_timm_vit(source: Source) -> bool:
+    """A file of timm's names, or a Hugging Face hub folder of timm (its config.json names
+    an `architecture`, timm's key, where transformers has `model_type`)."""
     weight = source.state.get("patch_embed.proj.weight")
     return (
-        not source.is_directory
+        (not source.is_directory or TIMM_CONFIG_KEY in source.config)
         and source.container != "model_state"
         and weight is not None
         and weight.ndim == 4
@@ -105,7 +108,7 @@ def _blocks(take: StateTaker) -> Tuple[int, bool]:
 
 register_format(CheckpointFormat(
     name="timm_vit",
-    reads="a timm image ViT (e.g. vit_base_patch16_224.mae), inflated to video",
+    reads="a timm image ViT, a file or a hub folder (e.g. vit_base_patch16_224.mae), inflated to video",
     detect=_looks_like_timm_vit,
     mapping=timm_vit_mapping,
 ))
