@@ -71,12 +71,13 @@ def tiny_hf_config(**changes):
     """The tiny model as a transformers VideoMAEConfig (its LayerNorms with VideoMAE's eps)."""
     from transformers import VideoMAEConfig  # a test extra, imported by the tests that need it
 
-    return VideoMAEConfig(
+    settings = dict(
         image_size=CROP, patch_size=PATCH, num_frames=FRAMES, tubelet_size=TUBELET, hidden_size=DIM,
         num_hidden_layers=DEPTH, num_attention_heads=HEADS, intermediate_size=HIDDEN, layer_norm_eps=1e-6,
         num_labels=CLASSES, decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-        decoder_intermediate_size=64, **changes,
+        decoder_intermediate_size=64,
     )
+    return VideoMAEConfig(**{**settings, **changes})
 
 
 def sinusoid_table(n_position: int, d_hid: int) -> Tensor:

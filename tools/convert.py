@@ -30,15 +30,13 @@ import yaml
 from torch import Tensor, nn
 
 from slowmask.checkpoint import CheckpointError, save_checkpoint, state_diff
-from slowmask.checkpoint.convert import Converted, convert_checkpoint
+from slowmask.checkpoint.convert import Converted, convert_checkpoint, leave_out_other_classifier
 from slowmask.config import load_config
 from slowmask.methods import build_model
 from slowmask.utils.errors import UsageError, run_tool
 from slowmask.utils.tool_args import check_output_file, parse_with_overrides, positive_int, tool_parser
 
 logger = logging.getLogger("convert")
-
-HEAD_PREFIX = "head."
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -85,20 +83,13 @@ def fitted_state(converted: Converted, model: nn.Module) -> Dict[str, Tensor]:
     """The converted tensors checked against `model`: a classifier of another number of
     classes is left out (a warning); any other mismatch is refused."""
     own = model.state_dict()
-    state = dict(converted.state)
-    head = [key for key in state if key.startswith(HEAD_PREFIX) and key in own and state[key].shape != own[key].shape]
-    if head:
-        logger.warning("%s: its classifier (%s, %d classes) is left out: the config classifies %d; the head "
-                       "is trained from its initialization", converted.report.source, ", ".join(head),
-                       state[head[0]].shape[0], own[head[0]].shape[0])
-        state = {key: value for key, value in state.items() if key not in head}
-        converted.report.filled = sorted(state)
-    diff = state_diff(state, own)
+    leave_out_other_classifier(converted, own)
+    diff = state_diff(converted.state, own)
     diff.missing = []  # the tensors the conversion leaves at their initialization: in the report
     if diff:
         raise CheckpointError(f"{converted.report.source}: the converted tensors do not fit the model of the "
                               f"config:\n{diff.summary()}")
-    return state
+    return converted.state
 
 
 class ConvertedWeights(nn.Module):
@@ -144,9 +135,8 @@ def run(argv: List[str]) -> int:
     converted = convert_checkpoint(args.source, hints_of(args))
     keys = model_config(converted, args.base)
     model = build_model(load_model_config(converted, args.base, keys, args.opts))
-    converted.report.compare(list(model.state_dict()))
     state = fitted_state(converted, model)
-    converted.report.log()
+    converted.report.compare(list(model.state_dict())).log()
     cfg_yaml = yaml.safe_dump(keys, sort_keys=False)
     save_checkpoint(args.output, ConvertedWeights(state), None, 0, converted.cfg_yaml or cfg_yaml)
     if args.cfg_out:

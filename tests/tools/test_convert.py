@@ -8,8 +8,11 @@ import os
 import pytest
 import torch
 import yaml
-from foreign_checkpoints import CLASSES, HINTS, assert_close, slowmask_model, videomae_forward, videomae_state
+from foreign_checkpoints import (
+    CLASSES, HINTS, assert_close, nonzero_, slowmask_model, tiny_hf_config, videomae_forward, videomae_state,
+)
 from tool_scripts import REPO, load_tool
+from transformers import VideoMAEForVideoClassification
 
 from slowmask.checkpoint import load_pretrained, read_checkpoint, save_checkpoint
 from slowmask.checkpoint.convert import convert_checkpoint
@@ -34,7 +37,7 @@ def test_a_converted_videomae_file_fine_tunes_with_the_written_config(videomae_f
         assert convert.main([videomae_file, "--output", str(out), "--cfg-out", str(cfg_out), "--base", DEMO_FT,
                              "--frames", "8", "--crop", "64", "--num-heads", "2"]) == 0
     assert f"its classifier (head.projection.weight, head.projection.bias, {CLASSES} classes) is left out: the " \
-           "config classifies 4" in caplog.text
+           "model classifies 4" in caplog.text
     written = yaml.safe_load(cfg_out.read_text())
     assert written["_BASE_"] == DEMO_FT and written["MVIT"]["DEPTH"] == 2 and written["DATA"]["NUM_FRAMES"] == 8
     assert written["TRAIN"] == {"CHECKPOINT_FILE_PATH": str(out), "CHECKPOINT_EPOCH_RESET": True}
@@ -49,6 +52,24 @@ def test_a_converted_videomae_file_fine_tunes_with_the_written_config(videomae_f
     log = (run / "stdout.log").read_text()
     assert "does not fit this model's stem" not in log
     assert "2 new (initialized): head.projection.weight, head.projection.bias" in log
+
+
+def test_a_run_fine_tunes_a_hugging_face_folder_named_by_train_checkpoint_file_path(demo_data_dir, tmp_path):
+    folder = tmp_path / "hf"
+    hf = VideoMAEForVideoClassification(tiny_hf_config(num_hidden_layers=3, num_frames=8, image_size=64, intermediate_size=256))
+    nonzero_(dict(hf.named_parameters()))
+    hf.save_pretrained(folder)
+    run = tmp_path / "ft"
+    assert run_net.main([
+        "--cfg", DEMO_FT, "TRAIN.CHECKPOINT_FILE_PATH", str(folder), "DATA.PATH_TO_DATA_DIR", demo_data_dir,
+        "OUTPUT_DIR", str(run), "DATA_LOADER.NUM_WORKERS", "0", "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_EPOCHS", "0.5",
+        "TRAIN.EVAL_PERIOD", "1", "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1",
+    ]) == 0
+    log = (run / "stdout.log").read_text()
+    assert f"converted {folder} (format hf_videomae): 51 of 51 source tensors used, 41 slowmask tensors filled" in log
+    assert f"its classifier (head.projection.weight, head.projection.bias, {CLASSES} classes) is left out" in log
+    assert "2 new (initialized): head.projection.weight, head.projection.bias" in log
+    assert "does not fit this model's stem" not in log
 
 
 def test_train_checkpoint_file_path_converts_a_published_file_on_the_fly(videomae_file, caplog):

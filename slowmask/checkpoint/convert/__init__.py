@@ -19,8 +19,9 @@ from .formats import (
     convert_checkpoint,
     convert_source,
     detect_format,
-    read_source,
+    leave_out_other_classifier,
     model_hints,
+    read_source,
     register_format,
     state_for_model,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "export_hf_directory",
     "hf_videomae",
     "hf_videomae_state",
+    "leave_out_other_classifier",
     "model_hints",
     "read_source",
     "register_format",

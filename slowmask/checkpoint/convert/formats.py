@@ -211,8 +211,30 @@ def state_for_model(path: str, model: nn.Module) -> Dict[str, Tensor]:
     if source.container == "model_state":
         return source.state
     converted = convert_source(source)
-    converted.report.compare(list(unwrapped(model).state_dict())).log()
+    own = unwrapped(model).state_dict()
+    leave_out_other_classifier(converted, own)
+    converted.report.compare(list(own)).log()
     return converted.state
+
+
+# A classifier's names (models/mvit.py's TransformerBasicHead).
+CLASSIFIER_PREFIX = "head."
+
+
+def leave_out_other_classifier(converted: Converted, model_state: Mapping[str, Tensor]) -> List[str]:
+    """Leave out of `converted` a classifier of another number of classes than the model's
+    (a published fine-tuned model, fine-tuned on other classes), with a warning: the model's
+    head keeps its initialization. Returns the names left out."""
+    head = [key for key, value in converted.state.items() if key.startswith(CLASSIFIER_PREFIX)
+            and key in model_state and value.shape != model_state[key].shape]
+    if head:
+        logger.warning("%s: its classifier (%s, %d classes) is left out: the model classifies %d; its head is "
+                       "trained from its initialization", converted.report.source, ", ".join(head),
+                       converted.state[head[0]].shape[0], model_state[head[0]].shape[0])
+        for key in head:
+            del converted.state[key]
+        converted.report.filled = sorted(converted.state)
+    return head
 
 
 def model_hints(model: nn.Module) -> Dict[str, Any]:
