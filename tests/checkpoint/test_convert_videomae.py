@@ -6,12 +6,13 @@ import logging
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from foreign_checkpoints import (
     CLASSES, DEPTH, DIM, HINTS, TOKENS, assert_close, encoder_tokens, slowmask_model, videomae_forward, videomae_state,
 )
 from slowmask.checkpoint import CheckpointError
-from slowmask.checkpoint.convert import ConversionError, convert_checkpoint, videomae_sine_table
+from slowmask.checkpoint.convert import ConversionError, convert_checkpoint, read_source, videomae_sine_table
 
 
 @pytest.mark.parametrize("wrapper, layer_scale", [("model", False), ("module", True)])
@@ -89,3 +90,14 @@ def test_a_file_in_no_known_format_is_refused_listing_the_formats(tmp_path):
                               "converts; it converts: a Hugging Face VideoMAE directory")
     assert "an official VideoMAE / VideoMAE V2 .pth" in message and "\n" not in message
     assert DEPTH == 2  # the tiny model's depth, which the reports above count
+
+
+def test_a_safetensors_file_is_read_as_published_weights_or_as_slowmask_weights_by_its_metadata(tmp_path):
+    state = videomae_state()
+    published, own = str(tmp_path / "videomae.safetensors"), str(tmp_path / "own.safetensors")
+    save_file(state, published, metadata={"format": "pt"})
+    save_file(state, own, metadata={"format": "slowmask-checkpoint", "cfg": "MVIT:\n  DEPTH: 2\n"})
+    assert convert_checkpoint(published, HINTS).report.format == "videomae"
+    source = read_source(own)
+    assert source.container == "model_state" and source.config == {"cfg": "MVIT:\n  DEPTH: 2\n"}
+    assert sorted(source.state) == sorted(state)

@@ -33,6 +33,8 @@ STATE_WRAPPERS = ("model", "module", "state_dict")
 # A DistributedDataParallel model's key prefix.
 DDP_PREFIX = "module."
 HF_CONFIG = "config.json"
+# The metadata "format" of slowmask's own safetensors checkpoints (tools/export.py --format pyth-safe).
+SLOWMASK_SAFETENSORS = "slowmask-checkpoint"
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 
@@ -89,6 +91,10 @@ def read_source(path: str, hints: Optional[Mapping[str, Any]] = None) -> Source:
     if os.path.isdir(path):
         return _read_directory(path, hints)
     if path.endswith(".safetensors"):
+        metadata = _safetensors_metadata(path)
+        if metadata.get("format") == SLOWMASK_SAFETENSORS:  # tools/export.py --format pyth-safe
+            cfg = metadata.get("cfg")
+            return Source(path, _read_safetensors(path), {"cfg": cfg} if cfg else {}, hints, "model_state")
         return Source(path, _read_safetensors(path), hints=hints)
     raw = read_torch_file(path)
     if not isinstance(raw, dict):
@@ -116,6 +122,16 @@ def _read_safetensors(path: str) -> Dict[str, Tensor]:
 
     try:
         return load_file(path)
+    except Exception as error:  # safetensors' errors have no common base class
+        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
+
+
+def _safetensors_metadata(path: str) -> Dict[str, str]:
+    from safetensors import safe_open  # an optional package: only safetensors files need it
+
+    try:
+        with safe_open(path, "pt") as f:
+            return dict(f.metadata() or {})
     except Exception as error:  # safetensors' errors have no common base class
         raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
 
