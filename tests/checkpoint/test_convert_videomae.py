@@ -101,3 +101,10 @@ def test_a_safetensors_file_is_read_as_published_weights_or_as_slowmask_weights_
     source = read_source(own)
     assert source.container == "model_state" and source.config == {"cfg": "MVIT:\n  DEPTH: 2\n"}
     assert sorted(source.state) == sorted(state)
+
+
+def test_a_checkpoint_of_several_networks_is_read_as_one_state_without_its_optimizer(tmp_path):
+    path = tmp_path / "several.pt"
+    torch.save({"encoder": {"norm.weight": torch.ones(2)}, "predictor": {"proj.weight": torch.ones(1)},
+                "opt": {"state": {0: {"exp_avg": torch.ones(2)}}, "param_groups": []}, "epoch": 3}, path)
+    assert sorted(read_source(str(path)).state) == ["encoder.norm.weight", "predictor.proj.weight"]

@@ -5,10 +5,11 @@ A format is a `CheckpointFormat`: its name, what it reads (for messages), `detec
 (does this file or directory look like mine?) and `mapping(state, config)` -> (state_dict,
 config, used): `state_dict` in slowmask's names, `config` the slowmask config keys -> values
 of the model it fits, `used` the source keys it consumed. A mapping that meets something it
-cannot convert exactly raises ConversionError naming the cause; nothing is guessed in
-silence: what it computes or assumes (a fixed table, a head count the file does not
-store) it says in `config["_notes"]`, lines the report prints, and where the converted
-model differs from the source in `config["_warnings"]`, lines printed as warnings.
+cannot convert exactly raises ConversionError (or ValueError) naming the cause; nothing is
+guessed in silence: what it computes or assumes (a fixed table, a head count the file
+does not store) it says in `config["_notes"]`, lines the report prints, and where the
+converted model differs from the source in `config["_warnings"]`, lines printed as
+warnings.
 """
 
 import json
@@ -105,7 +106,20 @@ def read_source(path: str, hints: Optional[Mapping[str, Any]] = None) -> Source:
     for wrapper in STATE_WRAPPERS:
         if isinstance(raw.get(wrapper), dict):
             return Source(path, _tensors(raw[wrapper]), hints=hints, container=wrapper)
-    return Source(path, _tensors(raw), hints=hints)
+    return Source(path, _tensors(_networks_flattened(raw)), hints=hints)
+
+
+def _networks_flattened(raw: Mapping[str, Any]) -> Dict[str, Any]:
+    """A checkpoint of several networks ({"encoder": state, "predictor": state, "opt": ...},
+    V-JEPA's) as one state: each entry that is a state dict (tensors only) under its name
+    ("encoder.blocks.0..."); the other entries (optimizer, scaler, epoch) are left out."""
+    flat: Dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, Mapping) and value and all(isinstance(item, Tensor) for item in value.values()):
+            flat.update({f"{key}.{name}": item for name, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 def _tensors(state: Mapping[str, Any]) -> Dict[str, Tensor]:
@@ -204,7 +218,7 @@ def convert_source(source: Source, fmt: Optional[CheckpointFormat] = None) -> Co
     fmt = fmt or detect_format(source)
     try:
         state, config, used = fmt.mapping(source.state, {**source.hints, **source.config})
-    except ConversionError as error:
+    except (ConversionError, ValueError) as error:  # a mapping's ValueError: an input it cannot map
         raise ConversionError(f"{source.path} looks like {fmt.reads}, but {error}") from error
     config = dict(config)
     notes, warnings = list(config.pop("_notes", ())), list(config.pop("_warnings", ()))
