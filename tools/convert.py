@@ -142,7 +142,8 @@ def run(argv: List[str]) -> int:
     if args.cfg_out:
         keys.update({"TRAIN.CHECKPOINT_FILE_PATH": os.path.abspath(args.output), "TRAIN.CHECKPOINT_EPOCH_RESET": True})
         write_yaml(args.cfg_out, keys, args.base, converted.cfg_yaml)
-        logger.info("wrote %s: fine-tune with python tools/run_net.py --cfg %s", args.cfg_out, args.cfg_out)
+        logger.info("wrote %s, the config of the converted model: python tools/run_net.py --cfg %s", args.cfg_out,
+                    args.cfg_out)
     return 0
 
 
