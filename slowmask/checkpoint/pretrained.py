@@ -230,7 +230,7 @@ def load_pretrained(
     that are not finite are refused (CheckpointError), naming the tensors. A published
     checkpoint (checkpoint/convert/: VideoMAE, Hugging Face, timm ...) is converted on the
     fly, with its conversion report."""
-    state = state_for_model(path, model)
+    state, _ = state_for_model(path, model)
     check_finite(path, state)
     state = renamed(state, clear_name_patterns)
     try:

@@ -232,19 +232,19 @@ def convert_checkpoint(path: str, hints: Optional[Mapping[str, Any]] = None) -> 
     return convert_source(read_source(path, hints))
 
 
-def state_for_model(path: str, model: nn.Module) -> Dict[str, Tensor]:
-    """The weights at `path` in slowmask's names, for initializing `model`: a PySlowFast /
-    slowmask checkpoint's model_state as it is, or a published checkpoint converted on the
-    fly, its report logged against `model` (the clip geometry and heads a file does not
-    store are taken from the model)."""
+def state_for_model(path: str, model: nn.Module) -> Tuple[Dict[str, Tensor], str]:
+    """(weights, config yaml) at `path` for initializing `model`: a PySlowFast / slowmask
+    checkpoint's model_state as it is and the cfg it kept, or a published checkpoint
+    converted on the fly, its report logged against `model` (the clip geometry and heads a
+    file does not store are taken from the model), and "" for its config."""
     source = read_source(path, model_hints(model))
     if source.container == "model_state":
-        return source.state
+        return source.state, source.config.get("cfg") or ""
     converted = convert_source(source)
     own = unwrapped(model).state_dict()
     leave_out_other_classifier(converted, own)
     converted.report.compare(list(own)).log()
-    return converted.state
+    return converted.state, ""
 
 
 # A classifier's names (models/mvit.py's TransformerBasicHead).
