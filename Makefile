@@ -9,7 +9,7 @@ DEMO_OUT := output/demo
 # Seed of the demo's videos and of its runs (make demo SEED=1 DEMO_DATA=demo_data_1 DEMO_OUT=output/demo_1).
 SEED ?= 0
 
-.PHONY: install demo test clean bench gpu-check
+.PHONY: install demo demo-vjepa test clean bench gpu-check
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,21 @@ demo: $(DEMO_DATA)/train.csv
 	$(PY) tools/plot.py $(DEMO_OUT)/pretrain
 	$(PY) tools/plot.py $(DEMO_OUT)/finetune $(DEMO_OUT)/finetune_random_init
 	$(PY) tools/demo_summary.py $(DEMO_OUT)
+
+# V-JEPA 2 at toy size on the same data (configs/demo/ViT_tiny_VJEPA_PT.yaml on all 512
+# videos, 12 epochs), then k-NN, linear and attentive probes of its frozen encoder against
+# its random initialization on the 128 test videos; the two probe tables end the output.
+VJEPA_CFG := configs/demo/ViT_tiny_VJEPA_PT.yaml
+VJEPA_OUT := $(DEMO_OUT)_vjepa
+VJEPA_CHECKPOINT := $(VJEPA_OUT)/pretrain/checkpoints/checkpoint_epoch_00012.pyth
+
+demo-vjepa: $(DEMO_DATA)/train.csv
+	rm -rf $(VJEPA_OUT)
+	$(PY) tools/run_net.py --cfg $(VJEPA_CFG) TRAIN.DATASET video_folder DATA.PATH_TO_DATA_DIR $(DEMO_DATA)/videos \
+		OUTPUT_DIR $(VJEPA_OUT)/pretrain $(SEEDED)
+	$(PY) tools/probe.py --cfg $(VJEPA_CFG) --json $(VJEPA_OUT)/probe_random_init.json $(PROBED)
+	$(PY) tools/probe.py --cfg $(VJEPA_CFG) --checkpoint $(VJEPA_CHECKPOINT) --json $(VJEPA_OUT)/probe_pretrained.json \
+		$(PROBED)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests

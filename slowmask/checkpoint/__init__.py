@@ -1,6 +1,7 @@
-"""Checkpoints: the files a run writes and reads (files.py), a checkpoint's weights in a
-model (pretrained.py: state diffs, `load_weights`, `load_pretrained`), and the fitting of
-tensors written for another input geometry (geometry.py).
+"""Checkpoints: the files a run writes and reads (files.py; safetensors_file.py, weights
+without pickle), a checkpoint's weights in a model (pretrained.py: state diffs,
+`load_weights`, `load_pretrained`), and the fitting of tensors written for another input
+geometry (geometry.py).
 
 Below the models and the methods, above geometry/utils: a model built from another run's
 weights (the distillation teacher, fine-tuning) needs no engine. Where a training run
@@ -9,10 +10,12 @@ resumes, and putting optimizer and hook states back, is the engine's (engine/res
 
 from .files import (
     BEST_NAME,
+    EMA_NAME,
     CHECKPOINT_DIR,
     ZIP_MAGIC,
     CheckpointError,
     best_checkpoint_path,
+    ema_checkpoint_path,
     capture_rng_state,
     check_finite,
     checkpoint_dir,
@@ -32,6 +35,7 @@ from .files import (
     unwrapped,
 )
 from .geometry import adapt
+from .safetensors_file import is_safetensors, write_safetensors_checkpoint
 from .pretrained import (
     PRETRAINING_ONLY,
     STEM_PREFIXES,
@@ -47,6 +51,7 @@ from .pretrained import (
 
 __all__ = [
     "BEST_NAME",
+    "EMA_NAME",
     "CHECKPOINT_DIR",
     "PRETRAINING_ONLY",
     "STEM_PREFIXES",
@@ -57,12 +62,14 @@ __all__ = [
     "WeightsMismatchError",
     "adapt",
     "best_checkpoint_path",
+    "ema_checkpoint_path",
     "capture_rng_state",
     "check_finite",
     "checkpoint_dir",
     "checkpoint_path",
     "damaged_member",
     "epoch_checkpoints",
+    "is_safetensors",
     "last_checkpoint",
     "load_model_state",
     "load_pretrained",
@@ -79,4 +86,5 @@ __all__ = [
     "state_diff",
     "unreadable_reason",
     "unwrapped",
+    "write_safetensors_checkpoint",
 ]

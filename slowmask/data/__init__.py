@@ -18,8 +18,8 @@ from .collate import collate_clips
 from .datasets import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipDataset, FrameFolder, FrameListVideo, FrameRepeat, ImageAsVideo,
     ImageFolder, Kinetics, MixedBatchSampler, MixedDataset, NoReadableVideoError, PyTorchVideoDataset, Ssv2,
-    VideoDataset, VideoFolder, VideoListDataset, item_generator, list_image_folder, list_video_files, open_image,
-    read_frame_list, read_ssv2_labels, read_video_list,
+    VideoDataset, VideoFolder, VideoListDataset, WeightedMixSampler, item_generator, list_image_folder,
+    list_video_files, open_image, read_frame_list, read_ssv2_labels, read_video_list,
 )
 from .decoders import DecodeError, DecodeTimeout, Video, call_with_timeout, open_video
 from .index_samplers import EpochShuffleSampler
@@ -63,6 +63,7 @@ __all__ = [
     "VideoDataset",
     "VideoFolder",
     "VideoListDataset",
+    "WeightedMixSampler",
     "build_batch_mixer",
     "build_clip_sampler",
     "build_clip_transform",

@@ -5,10 +5,12 @@ formats.py holds the registry of formats (FORMAT_REGISTRY), reading a file or a 
 Face directory, detection, `convert_checkpoint` and the `ConversionReport`, and the
 native PySlowFast format; one module per family of foreign formats registers its own:
 videomae.py (official VideoMAE / VideoMAE V2 .pth), hf_videomae.py (Hugging Face VideoMAE
-directories, and writing one), timm_vit.py (timm image ViTs inflated to video).
+directories, and writing one), timm_vit.py (timm image ViTs inflated to video),
+vjepa_formats.py (V-JEPA's official .pt and transformers' VJEPA2Model folders, mapped by
+vjepa.py's functions).
 """
 
-from . import hf_videomae, timm_vit, videomae
+from . import hf_videomae, timm_vit, videomae, vjepa_formats
 from .formats import (
     FORMAT_REGISTRY,
     CheckpointFormat,
@@ -48,6 +50,7 @@ __all__ = [
     "state_for_model",
     "timm_vit",
     "videomae",
+    "vjepa_formats",
     "videomae_sine_table",
     "write_hf_directory",
 ]
