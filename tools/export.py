@@ -3,7 +3,7 @@
 torch.export program (default) or TorchScript; or the weights as safetensors.
 
     python tools/export.py --cfg configs/k400_MViT_S_FT.yaml --weights checkpoint.pyth \\
-        --output mvit_s.pt2 [--format export|torchscript|pyth-safe] [--encoder] [KEY VALUE ...]
+        --output mvit_s.pt2 [--format export|torchscript|pyth-safe|hf] [--encoder] [KEY VALUE ...]
 
 A program is exported at a batch of two clips of DATA.NUM_FRAMES x DATA.TEST_CROP_SIZE^2
 in eval mode (any batch size runs afterwards; the clip size is fixed) and checked against
@@ -27,6 +27,13 @@ Beside every export, OUTPUT.json holds what a user needs to feed it and read it
 (features/export_metadata.py): mean, std, frames, sampling rate, crop, channel order,
 the output's shape and meaning, the class names when DATA.PATH_TO_DATA_DIR holds a
 classids.json, the config and weights it came from. Files appear only once complete.
+
+--format hf writes the new folder --output (config.json, model.safetensors) that
+transformers' AutoModelForVideoClassification (a classifier) or AutoModel (the encoder of
+a pretraining config) loads as VideoMAE: ViTs with VideoMAE's stem (no class token, its
+fixed 1-D sine table, mean pooling: models converted from VideoMAE); an MViT, or another
+stem, is refused in one line (checkpoint/convert/hf_videomae.py). Its config.json holds
+the class names (id2label) and the clip size; no OUTPUT.json is written beside it.
 """
 
 import argparse
@@ -43,6 +50,7 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from slowmask.checkpoint import load_weights, read_checkpoint, write_safetensors_checkpoint
+from slowmask.checkpoint.convert import ConversionError, export_hf_directory
 from slowmask.config import load_config
 from slowmask.features.encode import TokenEncoder, tokens_meaning, without_unused
 from slowmask.features.export_metadata import class_names, input_description, metadata_path, write_metadata
@@ -56,7 +64,9 @@ logger = logging.getLogger("export")
 # --format: programs (a classifier, or the encoder) and weights files.
 PROGRAMS = ("export", "torchscript")
 WEIGHTS = ("pyth-safe",)
-FORMATS = PROGRAMS + WEIGHTS
+# A Hugging Face VideoMAE folder (checkpoint/convert/hf_videomae.py).
+FOLDERS = ("hf",)
+FORMATS = PROGRAMS + WEIGHTS + FOLDERS
 # A traced program's example batch: two clips, so that the batch size is not taken for a constant 1.
 EXAMPLE_BATCH = 2
 
@@ -67,7 +77,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--weights", default="", help="checkpoint whose model_state to export (default: initialized)")
     parser.add_argument("--format", choices=FORMATS, default="export",
                         help="export: torch.export, a .pt2 file (default); torchscript: torch.jit.trace; "
-                             "pyth-safe: the weights of any model as safetensors (no pickle)")
+                             "pyth-safe: the weights of any model as safetensors (no pickle); hf: a Hugging Face VideoMAE "
+                             "folder")
     parser.add_argument("--encoder", action="store_true",
                         help="export the encoder alone: clips -> (B, N, D) final tokens, no class token")
     parser.add_argument("--output", required=True, help="file to write (.pt2 for --format export)")
@@ -77,6 +88,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def check_output(output: str, fmt: str, encoder: bool = False) -> None:
     """Refuse, before anything is built, an --output that cannot be written as `fmt`."""
+    if fmt == "hf":
+        if os.path.exists(output) and not (os.path.isdir(output) and not os.listdir(output)):
+            raise UsageError(f"--format hf writes a new folder; --output {output} exists: name a new folder")
+        return
     check_output_file(output, "--output")
     if encoder and fmt not in PROGRAMS:
         raise UsageError(f"--encoder writes a program: pass --format {' or '.join(PROGRAMS)}, not {fmt}")
@@ -222,6 +237,8 @@ def run(argv: List[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     check_output(args.output, args.format, args.encoder)
     cfg = load_config(args.cfg_file, args.opts)
+    if args.format == "hf":
+        return export_hf(cfg, args.weights, args.output)
     size = cfg.DATA.TEST_CROP_SIZE
     example = torch.randn(EXAMPLE_BATCH, cfg.DATA.INPUT_CHANNEL_NUM[0], cfg.DATA.NUM_FRAMES, size, size)
     try:
@@ -244,6 +261,28 @@ def run(argv: List[str]) -> int:
     logger.info("wrote %s (%s, clips of %s; any batch size) and %s; largest difference to the eager model: %.2e",
                 args.output, args.format, " x ".join(map(str, example.shape[1:])), metadata_path(args.output),
                 found["largest_difference_to_eager"])
+    return 0
+
+
+def export_hf(cfg: CfgNode, weights: str, output: str) -> int:
+    """Write the ViT of `cfg` (with `weights`) as a Hugging Face VideoMAE folder."""
+    pools = cfg.MVIT.POOL_Q_STRIDE or cfg.MVIT.POOL_KV_STRIDE or cfg.MVIT.POOL_KV_STRIDE_ADAPTIVE
+    if pools or cfg.MVIT.REL_POS_SPATIAL or cfg.MVIT.REL_POS_TEMPORAL:
+        raise UsageError("--format hf writes ViTs as transformers' VideoMAE, and transformers has no MViT: this "
+                         "config pools its attention (MVIT.POOL_*) or has relative positions (MVIT.REL_POS_*); "
+                         "export it with --format export or torchscript")
+    model = build_model(cfg)
+    if weights:
+        load_weights(weights, model)
+    names = None if cfg.MASK.ENABLE else class_names(cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES)
+    try:
+        left_out = export_hf_directory(model.eval(), output, names)
+    except ConversionError as error:
+        raise UsageError(f"--format hf: {error}") from error
+    if left_out:
+        logger.warning("the encoder is written alone; left out: %s", ", ".join(left_out))
+    logger.info("wrote %s: load it with transformers' %s.from_pretrained", output,
+                "AutoModel" if cfg.MASK.ENABLE else "AutoModelForVideoClassification")
     return 0
 
 

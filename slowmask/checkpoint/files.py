@@ -230,6 +230,15 @@ def _move_into_place(temporary: str, path: str) -> None:
 
 def read_checkpoint(path: str) -> Dict[str, Any]:
     """Read a checkpoint dict, with one clear error for a missing or unreadable file."""
+    state = read_torch_file(path)
+    if not isinstance(state, dict) or "model_state" not in state:
+        raise CheckpointError(f"{path} is not a checkpoint: it has no 'model_state'")
+    return state
+
+
+def read_torch_file(path: str) -> Any:
+    """What `torch.save` wrote at `path`, read as `read_checkpoint` reads it (CRCs checked,
+    weights only), whatever its layout: also another project's checkpoint."""
     if not g_pathmgr.exists(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if g_pathmgr.isdir(path):
@@ -256,8 +265,6 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     except Exception as error:  # any other failure to unpickle means the same thing to the user
         hint = CAFFE2_HINT if path.endswith(".pkl") else ""
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint{hint}: {error}") from error
-    if not isinstance(state, dict) or "model_state" not in state:
-        raise CheckpointError(f"{path} is not a checkpoint: it has no 'model_state'")
     return state
 
 

@@ -23,8 +23,6 @@ stem (`stem_keys`) and the fine-tuning recipe of configs/ that has it (STEM_RECI
 """
 
 import logging
-import re
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
@@ -34,6 +32,8 @@ from torch import Tensor, nn
 
 from .files import CheckpointError, check_finite, read_checkpoint, unwrapped
 from .geometry import adapt
+from .convert import state_for_model
+from .keys import grouped_keys
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 # The difference between a checkpoint's state and a model's.
 
 Shape = Tuple[int, ...]
-_INDEX = re.compile(r"\.(\d+)(?=\.|$)")
 
 
 @dataclass
@@ -62,7 +61,7 @@ class StateDiff:
         groups = (("missing in the checkpoint", self.missing), ("unexpected in the checkpoint", self.unexpected))
         for title, keys in groups:
             if keys:
-                parts.append(f"{title} ({len(keys)}):\n" + _grouped(keys, max_lines))
+                parts.append(f"{title} ({len(keys)}):\n" + grouped_keys(keys, max_lines))
         if self.shape:
             parts.append(f"shape mismatch ({len(self.shape)}):\n" + self._shape_lines(max_lines))
         return "\n".join(parts) if parts else "no difference"
@@ -75,7 +74,7 @@ class StateDiff:
         if len(lines) <= max_lines:
             return "\n".join(lines)
         examples = max(1, max_lines // 4)
-        return _grouped(list(self.shape), max_lines) + "\n  e.g.\n" + "\n".join(lines[:examples])
+        return grouped_keys(list(self.shape), max_lines) + "\n  e.g.\n" + "\n".join(lines[:examples])
 
 
 def state_diff(checkpoint_state: Mapping[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]) -> StateDiff:
@@ -89,41 +88,6 @@ def state_diff(checkpoint_state: Mapping[str, torch.Tensor], model_state: Mappin
         if ckpt != model:
             diff.shape[key] = (ckpt, model)
     return diff
-
-
-def _ranges(indices: Sequence[int]) -> str:
-    """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8"."""
-    values = sorted(set(indices))
-    spans: List[List[int]] = []
-    for value in values:
-        if spans and value == spans[-1][1] + 1:
-            spans[-1][1] = value
-        else:
-            spans.append([value, value])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
-
-
-def _grouped(keys: Sequence[str], max_lines: int) -> str:
-    """One line per module pattern: numeric indices collapsed into ranges, and the
-    parameter names of one module joined, e.g. "blocks.0-15.attn.{rel_pos_h,rel_pos_w}"."""
-    by_pattern: Dict[str, List[Tuple[int, ...]]] = defaultdict(list)
-    for key in keys:
-        by_pattern[_INDEX.sub(".#", key)].append(tuple(int(i) for i in _INDEX.findall(key)))
-    by_module: Dict[str, List[str]] = defaultdict(list)
-    for pattern, index_sets in by_pattern.items():
-        columns = list(zip(*index_sets))
-        filled = pattern
-        for column in columns:
-            filled = filled.replace("#", "{" + _ranges(column) + "}" if len(set(column)) > 1 else str(column[0]), 1)
-        module, _, leaf = filled.rpartition(".")
-        by_module[(module, len(index_sets))].append(leaf)
-    lines = []
-    for (module, count), leaves in sorted(by_module.items()):
-        names = leaves[0] if len(leaves) == 1 else "{" + ",".join(sorted(leaves)) + "}"
-        lines.append(f"  {module + '.' if module else ''}{names} ({count * len(leaves)})")
-    if len(lines) > max_lines:
-        lines = lines[:max_lines] + [f"  ... and {len(lines) - max_lines} more modules"]
-    return "\n".join(lines)
 
 
 # Loading a run's trained weights as they are.
@@ -316,9 +280,10 @@ def load_pretrained(
 ) -> LoadReport:
     """Initialize `model` from the weights of the checkpoint at `path` (no optimizer
     state, no epoch) and log, once, what was loaded, fitted, skipped and new. Weights
-    that are not finite are refused (CheckpointError), naming the tensors."""
-    checkpoint = read_checkpoint(path)
-    state = checkpoint["model_state"]
+    that are not finite are refused (CheckpointError), naming the tensors. A published
+    checkpoint (checkpoint/convert/: VideoMAE, Hugging Face, timm, V-JEPA ...) is converted
+    on the fly, with its conversion report."""
+    state, cfg_yaml = state_for_model(path, model)
     check_finite(path, state)
     state = renamed(state, clear_name_patterns)
     try:
@@ -334,6 +299,6 @@ def load_pretrained(
             "%s does not fit this model's stem: dropped from the checkpoint: %s; created by the model (not "
             "pretrained): %s. To start from all of its stem, %s; see the README's recipe table",
             path, ", ".join(dropped) or "none", ", ".join(created) or "none",
-            stem_advice(stem_keys(state, checkpoint.get("cfg") or "")),
+            stem_advice(stem_keys(state, cfg_yaml)),
         )
     return report

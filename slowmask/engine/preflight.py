@@ -26,6 +26,7 @@ from fvcore.common.config import CfgNode
 from torch.utils.data import Dataset, IterableDataset
 
 from slowmask import checkpoint, geometry
+from slowmask.checkpoint.convert.formats import HF_CONFIG
 from slowmask.config.checks import choice_problem
 from slowmask.data import build_dataset
 from slowmask.data.build import augmentation_problems, decoding_problems
@@ -183,7 +184,13 @@ def _checkpoint_problems(cfg: CfgNode) -> List[str]:
     if _reads_teacher(cfg) and cfg.TEACHER.CHECKPOINT_FILE_PATH:
         wanted["TEACHER.CHECKPOINT_FILE_PATH"] = cfg.TEACHER.CHECKPOINT_FILE_PATH
     return problems + [f"{key} {path} does not exist; give the path of a checkpoint file (.pyth)"
-                       for key, path in wanted.items() if "://" not in path and not os.path.isfile(path)]
+                       for key, path in wanted.items() if "://" not in path and not os.path.isfile(path)
+                       and not (key in CONVERTS_FOLDERS and os.path.isfile(os.path.join(path, HF_CONFIG)))]
+
+
+# The keys whose checkpoint initializes a model (load_pretrained), which also takes a
+# Hugging Face model folder (checkpoint/convert/), converted on the fly.
+CONVERTS_FOLDERS = ("TRAIN.CHECKPOINT_FILE_PATH", "TEACHER.CHECKPOINT_FILE_PATH")
 
 
 def _reads_teacher(cfg: CfgNode) -> bool:
