@@ -22,10 +22,11 @@ from typing import List, Optional
 from slowmask.data.digits import DIGIT_CLASS_SETS, digit_renderers, load_digit_scans
 from slowmask.data.synthetic import CLASS_SETS, write_demo_dataset
 from slowmask.utils.errors import run_tool
+from slowmask.utils.tool_args import tool_parser
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("out_dir", help="directory for the videos and the csv files")
     parser.add_argument("--videos-per-class", type=int, default=8, help="training videos per class (default 8)")
     parser.add_argument("--unlabelled-per-class", type=int, default=0,

@@ -28,6 +28,7 @@ from PIL import Image
 from slowmask.data.digits import load_digit_scans, write_digit_images
 from slowmask.data.synthetic import render_moving_shape
 from slowmask.utils.errors import run_tool
+from slowmask.utils.tool_args import tool_parser
 
 CLASSES = ("circle", "square")
 SOURCES = ("shapes", "digits")
@@ -47,7 +48,7 @@ def write_demo_images(out_dir: str, images_per_class: int = 32, size: int = 64, 
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("out_dir", help="directory for train/ and val/ (and test/ of the digits)")
     parser.add_argument("--source", choices=SOURCES, default="shapes", help="what the images show (default shapes)")
     parser.add_argument("--images-per-class", type=int, default=32,
