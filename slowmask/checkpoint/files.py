@@ -34,6 +34,11 @@ checkpoint again.
 
 The generator states (`capture_rng_state`) are kept in plain types and tensors, so that
 `torch.load(weights_only=True)` reads them.
+
+A sharded run (TRAIN.SHARDING) writes the same checkpoint as a folder named without
+".pyth" (checkpoint/sharded.py): every rank's shards as torch.distributed.checkpoint
+files, and SHARDED_RUN_STATE, the dict above with an empty `model_state`. The names,
+the newest-first order, setting aside and pruning treat folders and files alike.
 """
 
 import io
@@ -43,6 +48,7 @@ import os
 import pickle
 import random
 import re
+import shutil
 import zipfile
 from typing import Any, BinaryIO, Dict, List, Optional, Set, Tuple
 
@@ -58,7 +64,10 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "checkpoint_best.pyth"
-_NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?\.pyth$")
+_NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?(?:\.pyth)?$")  # no .pyth: a sharded folder
+# In a sharded checkpoint folder: the run's state without tensors, and torch.distributed.checkpoint's index.
+SHARDED_RUN_STATE = "run_state.pyth"
+SHARDED_INDEX = ".metadata"
 # The name an unreadable checkpoint is renamed to (with -N appended when it is taken).
 UNREADABLE_SUFFIX = ".unreadable"
 
@@ -90,11 +99,11 @@ def checkpoint_dir(output_dir: str) -> str:
     return os.path.join(output_dir, CHECKPOINT_DIR)
 
 
-def checkpoint_path(output_dir: str, epoch: int, iteration: Optional[int] = None) -> str:
+def checkpoint_path(output_dir: str, epoch: int, iteration: Optional[int] = None, sharded: bool = False) -> str:
     """Path of the checkpoint written at the end of epoch `epoch` (1-based, as PySlowFast
-    names it), or, given `iteration`, after that many batches of it."""
+    names it), or, given `iteration`, after that many batches of it; `sharded`: the folder's."""
     within = "" if iteration is None else f".iter_{iteration:06d}"
-    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}{within}.pyth")
+    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}{within}{'' if sharded else '.pyth'}")
 
 
 def best_checkpoint_path(output_dir: str) -> str:
@@ -222,6 +231,8 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     if not g_pathmgr.exists(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if g_pathmgr.isdir(path):
+        if g_pathmgr.exists(os.path.join(path, SHARDED_RUN_STATE)):  # a sharded checkpoint: its state without tensors
+            return read_checkpoint(os.path.join(path, SHARDED_RUN_STATE))
         raise CheckpointError(f"{path} is a folder, not a checkpoint: name a checkpoint file in it (*.pyth)")
     with g_pathmgr.open(path, "rb") as f:
         data = f.read()
@@ -345,7 +356,12 @@ def read_newest(
 
 def unreadable_reason(path: str) -> Optional[str]:
     """Why the checkpoint at `path` cannot be read, found without unpickling it (empty,
-    an incomplete zip archive, a member failing its CRC); None when none is found."""
+    an incomplete zip archive, a member failing its CRC; a sharded folder without its index
+    or run state); None when none is found."""
+    if g_pathmgr.isdir(path):
+        if not g_pathmgr.exists(os.path.join(path, SHARDED_INDEX)):
+            return f"a sharded checkpoint folder without its index {SHARDED_INDEX}"
+        path = os.path.join(path, SHARDED_RUN_STATE)
     try:
         with g_pathmgr.open(path, "rb") as f:
             head = f.read(len(ZIP_MAGIC))
@@ -415,7 +431,7 @@ def prune_checkpoints(
         else:
             set_aside(path, reason)
     for path in deleted:
-        g_pathmgr.rm(path)
+        shutil.rmtree(path) if os.path.isdir(path) else g_pathmgr.rm(path)
         intact.discard(path)
     if deleted:
         logger.info("deleted %d old checkpoint(s), keeping the newest %d: %s", len(deleted), keep_last, ", ".join(deleted))

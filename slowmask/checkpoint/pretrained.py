@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from .files import CheckpointError, check_finite, read_checkpoint, unwrapped
 from .geometry import adapt
+from .sharded import placed_like
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def load_model_state(path: str, model_state: Dict[str, Tensor], model: nn.Module
     WeightsMismatchError with the grouped diff (`state_diff`) and `fix`, the advice that fits
     the caller (the raw error has a line per key)."""
     try:
-        unwrapped(model).load_state_dict(model_state, strict=True)
+        unwrapped(model).load_state_dict(placed_like(model_state, model), strict=True)
     except RuntimeError:
         diff = state_diff(model_state, unwrapped(model).state_dict())
         raise WeightsMismatchError(f"{path} does not fit this model:\n{diff.summary()}\n{fix}") from None
@@ -272,7 +273,7 @@ def load_pretrained(
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from error
     with torch.no_grad():
-        unwrapped(model).load_state_dict(to_load, strict=False)
+        unwrapped(model).load_state_dict(placed_like(to_load, model), strict=False)
     logger.info("initialized from %s: %s", path, report.summary())
     dropped, created = report.unmatched_stem()
     if dropped or created:

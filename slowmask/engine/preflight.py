@@ -34,6 +34,7 @@ from slowmask.utils.errors import SlowmaskError, problems_text
 from slowmask.utils.output_files import unwritable_problem
 
 from .devices import device_problem
+from .sharding import sharding_problems
 from .step import NONFINITE_CHOICES, NORM_TYPES, PRECISION_CHOICES
 
 logger = logging.getLogger(__name__)
@@ -100,13 +101,14 @@ def preflight(cfg: CfgNode) -> List[SplitReport]:
 
 def training_choice_problems(cfg: CfgNode) -> List[str]:
     """The TRAIN.MIXED_PRECISION_DTYPE, TRAIN.NONFINITE_LOSS and BN.NORM_TYPE values the
-    step cannot train with (checked again where the step is built)."""
+    step cannot train with (checked again where the step is built), and what
+    TRAIN.SHARDING cannot do with the config (sharding.sharding_problems)."""
     problems = [
         choice_problem(cfg, "TRAIN.MIXED_PRECISION_DTYPE", PRECISION_CHOICES),
         choice_problem(cfg, "TRAIN.NONFINITE_LOSS", NONFINITE_CHOICES),
         choice_problem(cfg, "BN.NORM_TYPE", tuple(NORM_TYPES)),
     ]
-    return [problem for problem in problems if problem]
+    return [problem for problem in problems if problem] + sharding_problems(cfg)
 
 
 # Optional packages a config asks for: (key, the value that asks, the module it needs,

@@ -62,6 +62,7 @@ from .optim import build_lr_schedule, build_optimizer
 from .preflight import training_choice_problems
 from .probe import build_probe_evaluation
 from .resume import ResumePoint, load, load_states
+from .sharding import build_sharded_model
 from .step import (
     ClassificationObjective,
     Objective,
@@ -200,10 +201,13 @@ def log_config(cfg: CfgNode) -> None:
 
 
 def _wrapped_for_training(cfg: CfgNode, model: nn.Module, device: torch.device) -> nn.Module:
-    """The module the step calls: DDP across processes, compiled when MODEL.COMPILE.
-    Both share `model`'s parameters, so checkpoints keep using the plain model."""
+    """The module the step calls: DDP across processes, or `model` itself sharded in place
+    (TRAIN.SHARDING, engine/sharding.py), compiled when MODEL.COMPILE. All share `model`'s
+    parameters, so checkpoints keep using the plain model; the optimizer is built after."""
     model = with_norm_type(model, cfg.BN.NORM_TYPE, device)
-    if is_distributed():
+    if cfg.TRAIN.SHARDING != "none":
+        model = build_sharded_model(cfg, model, device)
+    elif is_distributed():
         device_ids = [device.index] if device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     return torch.compile(model) if cfg.MODEL.COMPILE else model
@@ -252,8 +256,8 @@ def _train(cfg: CfgNode) -> None:
     device = select_device(cfg)
     model = build_model(cfg).to(device)
     logger.info("model %s: %s parameters", cfg.MODEL.MODEL_NAME, f"{sum(p.numel() for p in model.parameters()):,}")
-    optimizer = build_optimizer(cfg, model)
     step_model = _wrapped_for_training(cfg, model, device)
+    optimizer = build_optimizer(cfg, model)
     autocast_dtype, scaler = build_precision(cfg, device)
     point = start_point(cfg, model, optimizer, scaler)
     if point.epoch >= cfg.SOLVER.MAX_EPOCH:
@@ -369,11 +373,12 @@ def build_hooks(
     states of the hooks listed here (Hook.state_dict), as they are when it is written.
     """
     main = is_main_process()
+    sharded = cfg.TRAIN.SHARDING != "none"  # every rank writes its shards of each checkpoint
     batch_total = cfg.TRAIN.BATCH_SIZE
     checkpointer = PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler,
                                       cfg.TRAIN.CHECKPOINT_PERIOD_ITERS, cfg.TRAIN.CHECKPOINT_KEEP_LAST,
                                       lambda epoch, batches: point.items_after(epoch, batches, batch_total),
-                                      lambda: hook_states(hooks))
+                                      lambda: hook_states(hooks), sharded, prunes=main)
     hooks: List[Hook] = [
         DataEpoch(lambda epoch: start_epoch(loader, epoch, point, batch_total)),
         LRSchedule(optimizer, build_lr_schedule(cfg)),
@@ -394,13 +399,16 @@ def build_hooks(
         hooks += [MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD, get_world_size()), checkpointer, ProgressBar()]
         if cfg.TENSORBOARD.ENABLE:
             hooks.append(TensorBoardScalars(summary_writer(tensorboard_dir(cfg))))
+    elif sharded:
+        hooks.append(checkpointer)
     if not cfg.MASK.ENABLE:  # a classifier's validation; pretraining has no labels to score
+        saver = _best_checkpoint_saver(cfg, model, optimizer, scaler) if main or sharded else None
         hooks.append(PeriodicValidation(_validation(cfg, model, device), cfg.TRAIN.EVAL_PERIOD, cfg.OUTPUT_DIR,
-                                        _best_checkpoint_saver(cfg, model, optimizer, scaler), main))
+                                        saver, main))
     hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))
     if cfg.TRAIN.NONFINITE_LOSS == "skip":  # every rank: they agree on each skip, so all stop at one step
         hooks.append(NonFiniteSkipStop(cfg.TRAIN.NONFINITE_SKIP_MAX_SHARE))
-    hooks.append(StopOnSignal(checkpointer.save if main else None))
+    hooks.append(StopOnSignal(checkpointer.save if main or sharded else None))
     return hooks
 
 
@@ -418,9 +426,13 @@ def _validation(cfg: CfgNode, model: nn.Module, device: torch.device) -> Callabl
 def _best_checkpoint_saver(
     cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Optional[torch.amp.GradScaler]
 ) -> Callable[[int], None]:
-    """(0-based epoch) -> None: writes OUTPUT_DIR/checkpoints/checkpoint_best.pyth."""
+    """(0-based epoch) -> None: writes OUTPUT_DIR/checkpoints/checkpoint_best.pyth (a sharded
+    run: the folder checkpoint_best, written by every rank)."""
     def save_best(epoch: int) -> None:
         path = checkpoint.best_checkpoint_path(cfg.OUTPUT_DIR)
-        checkpoint.save_checkpoint(path, model, optimizer, epoch, cfg.dump(), scaler)
+        if cfg.TRAIN.SHARDING != "none":
+            checkpoint.save_sharded_checkpoint(path[: -len(".pyth")], model, optimizer, epoch, cfg.dump(), scaler)
+        else:
+            checkpoint.save_checkpoint(path, model, optimizer, epoch, cfg.dump(), scaler)
 
     return save_best

@@ -105,9 +105,10 @@ class PeriodicValidation(Hook):
         period: validate after every `period`-th epoch (and the last).
         output_dir: where json_stats.log is.
         save_best: (finished epoch, 0-based) -> None, writes the best checkpoint; called
-            when top-1 beats every earlier validation of this run.
-        writes: whether this process logs, writes the JSON line and saves the best
-            checkpoint (the main process of the job); the others only take part.
+            when top-1 beats every earlier validation of this run, on each process given
+            one (the main process; every process of a sharded run, whose ranks all write).
+        writes: whether this process logs and writes the JSON line (the main process of
+            the job); the others only take part.
     """
 
     def __init__(
@@ -137,6 +138,8 @@ class PeriodicValidation(Hook):
             self.best_top1 = metrics["top1"]
         if self.writes:
             self._report(loop, metrics, improved)
+        if improved and self.save_best is not None:
+            self.save_best(loop.epoch)
 
     def _report(self, loop: TrainLoop, metrics: Dict[str, Any], improved: bool) -> None:
         finished = loop.epoch + 1
@@ -149,5 +152,3 @@ class PeriodicValidation(Hook):
             finished, shown_accuracies(metrics), metrics["num_videos"], self.best_top1,
         )
         write_json_stats(self.output_dir, stats)
-        if improved and self.save_best is not None:
-            self.save_best(loop.epoch)

@@ -1,0 +1,124 @@
+"""TRAIN.SHARDING on 2 CPU processes (gloo): fsdp and hsdp train to the weights DDP
+trains to, and a sharded run stopped by SIGTERM resumes on 1 process exactly. The runs that need the same two
+processes share one torchrun (run_jobs.py), so that the processes start once."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from slowmask import checkpoint
+from slowmask.config import load_config
+from slowmask.engine.hooks import EXIT_PREEMPTED
+from slowmask.engine.sharding import sharding_problems
+from slowmask.utils.errors import EXIT_STATUS
+from numerics import assert_same_tensors
+from tool_scripts import load_tool
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN_JOBS = os.path.join(REPO, "tests", "engine", "run_jobs.py")
+MAE_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MAE_PT.yaml")
+MASKFEAT_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MaskFeat_PT.yaml")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
+EPOCHS = 3
+# 16 videos, 8 a batch: 2 iterations an epoch, 4 videos a process.
+OPTS = ["NUM_GPUS", "0", "TRAIN.BATCH_SIZE", "8", "SOLVER.MAX_EPOCH", str(EPOCHS), "SOLVER.WARMUP_EPOCHS", "0.5",
+        "DATA_LOADER.NUM_WORKERS", "0", "LOG_PERIOD", "1", "TRAIN.CHECKPOINT_PERIOD", "1"]
+# (config, TRAIN.SHARDING) of the runs on two processes; their output folder is named "<config>-<sharding>".
+run_net = load_tool("run_net")
+RUNS = [(MAE_CFG, "none"), (MAE_CFG, "fsdp"), (MAE_CFG, "hsdp"), (MASKFEAT_CFG, "none"), (MASKFEAT_CFG, "fsdp")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_name(cfg: str, sharding: str) -> str:
+    return f"{os.path.basename(cfg)[:-len('.yaml')]}-{sharding}"
+
+
+def run_args(cfg, out_dir, data_dir, *opts):
+    return ["--cfg", cfg, "DATA.PATH_TO_DATA_DIR", data_dir, "OUTPUT_DIR", str(out_dir), *OPTS, *opts]
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(demo_data_dir, tmp_path_factory):
+    """The output folders of RUNS, and "stopped": MAE under fsdp stopped by SIGTERM after
+    its first checkpoint, all run by one torchrun of 2 CPU processes."""
+    root = tmp_path_factory.mktemp("sharding")
+    jobs = [{"argv": run_args(cfg, root / run_name(cfg, sharding), demo_data_dir, "TRAIN.SHARDING", sharding)}
+            for cfg, sharding in RUNS]
+    jobs.append({"argv": run_args(MAE_CFG, root / "stopped", demo_data_dir, "TRAIN.SHARDING", "fsdp",
+                                  "TRAIN.CHECKPOINT_PERIOD_ITERS", "1"),
+                 "sigterm_after": checkpoint.checkpoint_path(str(root / "stopped"), 1, 1, sharded=True),
+                 "status": EXIT_PREEMPTED})
+    (root / "jobs.json").write_text(json.dumps(jobs))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                "--master_port", str(free_port())]
+    job = subprocess.run([*torchrun, RUN_JOBS, str(root / "jobs.json")], capture_output=True, text=True, timeout=600,
+                         env=ENV)
+    assert job.returncode == 0, job.stderr[-3000:]
+    return root
+
+
+def final_weights(out_dir):
+    """The model of the run's last checkpoint, a file or a sharded folder read whole."""
+    return checkpoint.read_any_checkpoint(checkpoint.last_checkpoint(str(out_dir)))["model_state"]
+
+
+@pytest.mark.parametrize("cfg, blocks", [(MAE_CFG, 4), (MASKFEAT_CFG, 3)])  # MAE: 3 encoder blocks, 1 decoder's
+def test_fsdp_trains_to_the_weights_ddp_trains_to(two_process_runs, cfg, blocks):
+    sharded, ddp = two_process_runs / run_name(cfg, "fsdp"), two_process_runs / run_name(cfg, "none")
+    names = [f"checkpoint_epoch_{epoch:05d}" for epoch in range(1, EPOCHS + 1)]
+    assert sorted(os.listdir(sharded / "checkpoints")) == names  # folders, no temporary left
+    assert sorted(os.listdir(sharded / "checkpoints" / names[-1])) == [".metadata", "__0_0.distcp", "__1_0.distcp",
+                                                                         "run_state.pyth"]
+    assert f"sharded {blocks} blocks and the root over a mesh of 2 processes" in (sharded / "stdout.log").read_text()
+    assert_same_tensors(final_weights(sharded), final_weights(ddp), rel=1e-3)
+
+
+def test_hsdp_on_two_machines_of_one_process_trains_as_ddp(two_process_runs):
+    hybrid = two_process_runs / run_name(MAE_CFG, "hsdp")
+    assert "sharded 4 blocks and the root over a mesh of 2x1 processes" in (hybrid / "stdout.log").read_text()
+    assert_same_tensors(final_weights(hybrid), final_weights(two_process_runs / run_name(MAE_CFG, "none")), rel=1e-3)
+
+
+def test_sharded_run_stopped_by_sigterm_resumes_on_one_process_with_the_uninterrupted_weights(two_process_runs,
+                                                                                            demo_data_dir):
+    out = two_process_runs / "stopped"
+    log = (out / "stdout.log").read_text()
+    assert "stopped on SIGTERM at epoch" in log
+    stopped = checkpoint.last_checkpoint(str(out))
+    assert os.path.isdir(stopped) and stopped < checkpoint.checkpoint_path(str(out), EPOCHS, sharded=True)
+    # The same command on 1 process: no sharding, the whole batch in one process.
+    one = run_args(MAE_CFG, out, demo_data_dir, "TRAIN.SHARDING", "none", "NUM_SHARDS", "1")
+    assert run_net.main(one) == 0
+    assert f"resumed from {stopped}" in (out / "stdout.log").read_text()
+    uninterrupted = final_weights(two_process_runs / run_name(MAE_CFG, "fsdp"))
+    assert_same_tensors(final_weights(out), uninterrupted)
+
+
+def test_sharding_on_one_process_is_refused_before_anything_is_built(demo_data_dir, tmp_path, capsys):
+    assert run_net.main(run_args(MAE_CFG, tmp_path, demo_data_dir, "TRAIN.SHARDING", "fsdp")) == EXIT_STATUS["config"]
+    assert ("TRAIN.SHARDING fsdp splits the model over the job's processes, and this job has one (max(1, NUM_GPUS) x "
+            "NUM_SHARDS): set TRAIN.SHARDING none, or start more processes") in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("opts, problem", [
+    (["TRAIN.SHARDING", "zero3"], "TRAIN.SHARDING is 'zero3'; supported: 'none', 'fsdp', 'hsdp'"),
+    (["TRAIN.SHARDING", "hsdp", "NUM_GPUS", "8"], "TRAIN.SHARDING hsdp replicates the model across machines and "
+                                                  "NUM_SHARDS is 1: use TRAIN.SHARDING fsdp on one machine"),
+    (["TRAIN.SHARDING", "fsdp", "NUM_GPUS", "2", "TRAIN.MIXED_PRECISION", "True", "TRAIN.MIXED_PRECISION_DTYPE",
+      "float16"], "TRAIN.SHARDING trains in bfloat16 or float32: float16 needs a gradient scaler over sharded "
+                  "gradients, which slowmask has not got; set TRAIN.MIXED_PRECISION_DTYPE bfloat16 (a GPU of compute "
+                  "capability 8.0 or more) or TRAIN.MIXED_PRECISION False"),
+])
+def test_what_sharding_cannot_do_is_one_line_each(opts, problem):
+    assert sharding_problems(load_config(MAE_CFG, opts)) == [problem]
+    assert sharding_problems(load_config(MAE_CFG, ["TRAIN.SHARDING", "fsdp", "NUM_GPUS", "2"])) == []
