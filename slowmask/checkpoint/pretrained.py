@@ -30,9 +30,9 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .files import CheckpointError, check_finite, read_checkpoint, unwrapped
+from .files import CheckpointError, check_finite, unwrapped
 from .geometry import adapt
-from .sharded import placed_like
+from .sharded import placed_like, read_any_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +143,10 @@ def load_model_state(path: str, model_state: Dict[str, Tensor], model: nn.Module
 
 
 def load_weights(path: str, model: nn.Module, fix: str = "use the config the checkpoint was trained with") -> None:
-    """Put the model_state of the checkpoint at `path` into `model` for a tool that uses
-    the trained weights (no optimizer, nothing resumed): strict names, finite values;
-    `fix` is the advice a mismatch ends with."""
-    state = read_checkpoint(path)
+    """Put the model_state of the checkpoint at `path` (a file, or a sharded folder read
+    whole) into `model` for a tool that uses the trained weights (no optimizer, nothing
+    resumed): strict names, finite values; `fix` is the advice a mismatch ends with."""
+    state = read_any_checkpoint(path)
     check_finite(path, state["model_state"])
     load_model_state(path, state["model_state"], model, fix)
     taken = f"epoch {int(state['epoch']) + 1}" if "epoch" in state else ""
@@ -262,10 +262,11 @@ def match_state(
 def load_pretrained(
     path: str, model: nn.Module, clear_name_patterns: Sequence[str] = (), drop: Sequence[str] = PRETRAINING_ONLY
 ) -> LoadReport:
-    """Initialize `model` from the weights of the checkpoint at `path` (no optimizer
-    state, no epoch) and log, once, what was loaded, fitted, skipped and new. Weights
-    that are not finite are refused (CheckpointError), naming the tensors."""
-    state = read_checkpoint(path)["model_state"]
+    """Initialize `model` from the weights of the checkpoint at `path` (a file or a
+    sharded folder; no optimizer state, no epoch) and log, once, what was loaded, fitted,
+    skipped and new. Weights that are not finite are refused (CheckpointError), naming
+    the tensors."""
+    state = read_any_checkpoint(path)["model_state"]
     check_finite(path, state)
     state = renamed(state, clear_name_patterns)
     try:

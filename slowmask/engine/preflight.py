@@ -178,7 +178,12 @@ def _checkpoint_problems(cfg: CfgNode) -> List[str]:
     if _reads_teacher(cfg) and cfg.TEACHER.CHECKPOINT_FILE_PATH:
         wanted["TEACHER.CHECKPOINT_FILE_PATH"] = cfg.TEACHER.CHECKPOINT_FILE_PATH
     return problems + [f"{key} {path} does not exist; give the path of a checkpoint file (.pyth)"
-                       for key, path in wanted.items() if "://" not in path and not os.path.isfile(path)]
+                       for key, path in wanted.items() if "://" not in path and not _is_checkpoint(path)]
+
+
+def _is_checkpoint(path: str) -> bool:
+    """A checkpoint file, or a sharded run's checkpoint folder."""
+    return os.path.isfile(path) or checkpoint.is_sharded_checkpoint(path)
 
 
 def _reads_teacher(cfg: CfgNode) -> bool:

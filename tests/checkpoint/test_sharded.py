@@ -76,6 +76,27 @@ def test_a_folder_loads_into_a_fresh_model_and_optimizer_as_it_was(tmp_path):
             assert torch.equal(fresh_optimizer.state_dict()["state"][index][key], value), (index, key)
 
 
+def test_consolidated_file_is_the_checkpoint_and_tools_read_the_folder_alike(tmp_path):
+    model, optimizer = trained()
+    write(tmp_path / "folder", model, optimizer)
+    out = tmp_path / "out" / "whole.pyth"
+    checkpoint.consolidate_checkpoint(str(tmp_path / "folder"), str(out))
+    assert sorted(os.listdir(out.parent)) == ["whole.pyth"]
+    whole = checkpoint.read_checkpoint(str(out))
+    assert whole.keys() == checkpoint.read_sharded_checkpoint(str(tmp_path / "folder")).keys()
+    for source in (out, tmp_path / "folder"):  # a tool's load_weights takes either
+        target = Tiny()
+        checkpoint.load_weights(str(source), target)
+        for name, value in model.state_dict().items():
+            assert torch.equal(target.state_dict()[name], value), (source, name)
+
+
+def test_consolidating_what_is_not_a_sharded_folder_names_it(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match=f"{tmp_path} is not a sharded checkpoint folder"):
+        checkpoint.consolidate_checkpoint(str(tmp_path), str(tmp_path / "x.pyth"))
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_failed_write_leaves_neither_the_folder_nor_its_temporary(tmp_path, monkeypatch):
     model, optimizer = trained()
 

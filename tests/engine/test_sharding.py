@@ -1,5 +1,6 @@
 """TRAIN.SHARDING on 2 CPU processes (gloo): fsdp and hsdp train to the weights DDP
-trains to, and a sharded run stopped by SIGTERM resumes on 1 process exactly. The runs that need the same two
+trains to, a sharded run stopped by SIGTERM resumes on 1 process exactly, and a sharded
+checkpoint consolidates into a .pyth that fine-tunes. The runs that need the same two
 processes share one torchrun (run_jobs.py), so that the processes start once."""
 
 import json
@@ -9,11 +10,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from slowmask import checkpoint
 from slowmask.config import load_config
 from slowmask.engine.hooks import EXIT_PREEMPTED
 from slowmask.engine.sharding import sharding_problems
+from slowmask.methods import build_model
 from slowmask.utils.errors import EXIT_STATUS
 from numerics import assert_same_tensors
 from tool_scripts import load_tool
@@ -22,6 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUN_JOBS = os.path.join(REPO, "tests", "engine", "run_jobs.py")
 MAE_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MAE_PT.yaml")
 MASKFEAT_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MaskFeat_PT.yaml")
+FT_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_FT.yaml")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
 EPOCHS = 3
 # 16 videos, 8 a batch: 2 iterations an epoch, 4 videos a process.
@@ -101,6 +105,37 @@ def test_sharded_run_stopped_by_sigterm_resumes_on_one_process_with_the_uninterr
     assert f"resumed from {stopped}" in (out / "stdout.log").read_text()
     uninterrupted = final_weights(two_process_runs / run_name(MAE_CFG, "fsdp"))
     assert_same_tensors(final_weights(out), uninterrupted)
+
+
+def test_consolidated_sharded_checkpoint_fine_tunes_through_checkpoint_file_path(
+    two_process_runs, demo_data_dir, tmp_path
+):
+    folder = checkpoint.checkpoint_path(str(two_process_runs / run_name(MAE_CFG, "fsdp")), EPOCHS, sharded=True)
+    whole = tmp_path / "mae.pyth"
+    assert checkpoint.consolidate_checkpoint(folder, str(whole)) == str(whole)
+    assert sorted(os.listdir(tmp_path)) == ["mae.pyth"]  # no temporary left
+    state = checkpoint.read_checkpoint(str(whole))
+    assert state["epoch"] == EPOCHS - 1
+    assert_same_tensors(state["model_state"], final_weights(two_process_runs / run_name(MAE_CFG, "none")), rel=1e-3)
+    out = tmp_path / "ft"
+    assert run_net.main(["--cfg", FT_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(out), *OPTS,
+                         "SOLVER.MAX_EPOCH", "1", "TEST.ENABLE", "False", "TRAIN.CHECKPOINT_FILE_PATH", str(whole)]) == 0
+    log = (out / "stdout.log").read_text()
+    encoder = [name for name in state["model_state"] if not name.startswith(checkpoint.PRETRAINING_ONLY)]
+    assert f"initialized from {whole}: {len(encoder)} tensors loaded as they are" in log
+    assert "does not fit this model's stem" not in log
+    # The folder itself initializes a classifier as its consolidated file does.
+    from_folder, from_file = (classifier(seed=0) for _ in range(2))
+    checkpoint.load_pretrained(folder, from_folder)
+    checkpoint.load_pretrained(str(whole), from_file)
+    for name, value in from_file.state_dict().items():
+        assert torch.equal(from_folder.state_dict()[name], value), name
+
+
+def classifier(seed: int) -> torch.nn.Module:
+    """The fine-tuning model of FT_CFG, its new head drawn from `seed`."""
+    torch.manual_seed(seed)
+    return build_model(load_config(FT_CFG, ["NUM_GPUS", "0"]))
 
 
 def test_sharding_on_one_process_is_refused_before_anything_is_built(demo_data_dir, tmp_path, capsys):
