@@ -26,6 +26,7 @@ RUN_JOBS = os.path.join(REPO, "tests", "engine", "run_jobs.py")
 MAE_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MAE_PT.yaml")
 MASKFEAT_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MaskFeat_PT.yaml")
 FT_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_FT.yaml")
+MVD_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MVD_PT.yaml")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
 EPOCHS = 3
 # 16 videos, 8 a batch: 2 iterations an epoch, 4 videos a process.
@@ -52,11 +53,17 @@ def run_args(cfg, out_dir, data_dir, *opts):
 
 @pytest.fixture(scope="module")
 def two_process_runs(demo_data_dir, tmp_path_factory):
-    """The output folders of RUNS, and "stopped": MAE under fsdp stopped by SIGTERM after
-    its first checkpoint, all run by one torchrun of 2 CPU processes."""
+    """The output folders of RUNS; "mvd": MVD under fsdp in bfloat16 with activation
+    checkpointing, its teacher the sharded MaskFeat run's last folder, for an epoch; and
+    "stopped": MAE under fsdp stopped by SIGTERM after its first checkpoint. All run by
+    one torchrun of 2 CPU processes."""
     root = tmp_path_factory.mktemp("sharding")
     jobs = [{"argv": run_args(cfg, root / run_name(cfg, sharding), demo_data_dir, "TRAIN.SHARDING", sharding)}
             for cfg, sharding in RUNS]
+    teacher = checkpoint.checkpoint_path(str(root / run_name(MASKFEAT_CFG, "fsdp")), EPOCHS, sharded=True)
+    jobs.append({"argv": run_args(MVD_CFG, root / "mvd", demo_data_dir, "TRAIN.SHARDING", "fsdp", "SOLVER.MAX_EPOCH",
+                                  "1", "TRAIN.MIXED_PRECISION", "True", "MODEL.ACT_CHECKPOINT", "True",
+                                  "TEACHER.CFG_FILE", MASKFEAT_CFG, "TEACHER.CHECKPOINT_FILE_PATH", teacher)})
     jobs.append({"argv": run_args(MAE_CFG, root / "stopped", demo_data_dir, "TRAIN.SHARDING", "fsdp",
                                   "TRAIN.CHECKPOINT_PERIOD_ITERS", "1"),
                  "sigterm_after": checkpoint.checkpoint_path(str(root / "stopped"), 1, 1, sharded=True),
@@ -90,6 +97,21 @@ def test_hsdp_on_two_machines_of_one_process_trains_as_ddp(two_process_runs):
     hybrid = two_process_runs / run_name(MAE_CFG, "hsdp")
     assert "sharded 4 blocks and the root over a mesh of 2x1 processes" in (hybrid / "stdout.log").read_text()
     assert_same_tensors(final_weights(hybrid), final_weights(two_process_runs / run_name(MAE_CFG, "none")), rel=1e-3)
+
+
+def test_distillation_under_fsdp_in_bfloat16_shards_the_student_only(two_process_runs):
+    """The frozen teacher (3 blocks, outside the module tree) is neither sharded nor saved;
+    the student's 3 encoder blocks and 1 decoder block are; weights stay float32."""
+    out = two_process_runs / "mvd"
+    log = (out / "stdout.log").read_text()
+    teacher = checkpoint.checkpoint_path(str(two_process_runs / run_name(MASKFEAT_CFG, "fsdp")), EPOCHS, sharded=True)
+    assert f"initialized from {teacher}" in log
+    assert "mixed precision: torch.bfloat16 autocast on cpu" in log
+    assert "sharded 4 blocks and the root over a mesh of 2 processes" in log
+    weights = final_weights(out)
+    assert not [name for name in weights if "teacher" in name]
+    assert {value.dtype for value in weights.values()} == {torch.float32}
+    assert not checkpoint.nonfinite_tensors(weights)
 
 
 def test_sharded_run_stopped_by_sigterm_resumes_on_one_process_with_the_uninterrupted_weights(two_process_runs,
