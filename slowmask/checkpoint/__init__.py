@@ -37,6 +37,7 @@ from .geometry import adapt
 from .sharded import (
     consolidate_checkpoint,
     is_sharded_checkpoint,
+    load_numbered_optimizer_state,
     load_sharded_checkpoint,
     read_any_checkpoint,
     read_sharded_checkpoint,
@@ -78,6 +79,7 @@ __all__ = [
     "is_sharded_checkpoint",
     "last_checkpoint",
     "load_model_state",
+    "load_numbered_optimizer_state",
     "load_pretrained",
     "load_sharded_checkpoint",
     "load_weights",

@@ -42,7 +42,11 @@ import torch.distributed.checkpoint as dcp
 from iopath.common.file_io import g_pathmgr
 from torch import Tensor, nn
 from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from .files import (
@@ -245,6 +249,20 @@ def _numbered(by_name: Dict[str, Dict[str, Tensor]], groups: List[Dict[str, Any]
         numbered_groups.append({**group, "params": indices})
     state = {numbers[name]: value for name, value in by_name.items() if name in numbers}
     return {"state": state, "param_groups": numbered_groups}
+
+
+def load_numbered_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: Dict[str, Any]) -> None:
+    """A `.pyth`'s optimizer state (whole tensors, numbered as torch's optimizer.state_dict())
+    into the `optimizer` of a sharded `model`, each rank keeping its shards: what a run
+    started without sharding needs to go on under it. Every rank calls it."""
+    model = unwrapped(model)
+    names = [name for group in get_optimizer_state_dict(model, optimizer)["param_groups"] for name in group["params"]]
+    named = {
+        "state": {names[index]: value for index, value in state["state"].items()},
+        "param_groups": [{**group, "params": [names[index] for index in group["params"]]}
+                         for group in state["param_groups"]],
+    }
+    set_optimizer_state_dict(model, optimizer, named, options=StateDictOptions(full_state_dict=True))
 
 
 def read_any_checkpoint(path: str) -> Dict[str, Any]:

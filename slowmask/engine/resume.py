@@ -24,11 +24,11 @@ from torch import nn
 from torch.distributed.tensor import DTensor
 
 from slowmask.checkpoint import (
-    CheckpointError,
     WeightsMismatchError,
     check_finite,
     is_sharded_checkpoint,
     load_model_state,
+    load_numbered_optimizer_state,
     load_sharded_checkpoint,
     read_checkpoint,
     read_newest,
@@ -103,7 +103,7 @@ def load_states(
         check_finite(path, state["model_state"])
         load_model_state(path, state["model_state"], model, RESUME_FIX)
         if optimizer is not None and state.get("optimizer_state") is not None:
-            _load_optimizer_file_state(path, state["optimizer_state"], model, optimizer)
+            _load_optimizer_file_state(state["optimizer_state"], model, optimizer)
     if scaler is not None and state.get("scaler_state") is not None:
         scaler.load_state_dict(state["scaler_state"])
     within = f"after iteration {state['iteration']}" if "iteration" in state else "at its end"
@@ -123,17 +123,14 @@ def _load_sharded(path: str, model: nn.Module, optimizer: Optional[torch.optim.O
     check_finite(path, {name: value.to_local() if isinstance(value, DTensor) else value for name, value in weights.items()})
 
 
-def _load_optimizer_file_state(path: str, optimizer_state: Dict[str, Any], model: nn.Module,
+def _load_optimizer_file_state(optimizer_state: Dict[str, Any], model: nn.Module,
                                optimizer: torch.optim.Optimizer) -> None:
-    """A `.pyth`'s optimizer state into `optimizer`; refused for a sharded model, whose
-    optimizer state is sharded too (resume a sharded run from its folders)."""
+    """A `.pyth`'s optimizer state into `optimizer`; cut into the shards of a sharded
+    model's (a run written without sharding goes on with it)."""
     if is_sharded(model):
-        raise CheckpointError(
-            f"{path} is a checkpoint file with a whole optimizer state, and this run is sharded (TRAIN.SHARDING): it "
-            "resumes from sharded checkpoint folders; to start from the file's weights only, set "
-            "TRAIN.CHECKPOINT_EPOCH_RESET True, or resume it with TRAIN.SHARDING none"
-        )
-    optimizer.load_state_dict(optimizer_state)
+        load_numbered_optimizer_state(model, optimizer, optimizer_state)
+    else:
+        optimizer.load_state_dict(optimizer_state)
 
 
 # Where a run resumes.

@@ -54,9 +54,10 @@ def run_args(cfg, out_dir, data_dir, *opts):
 @pytest.fixture(scope="module")
 def two_process_runs(demo_data_dir, tmp_path_factory):
     """The output folders of RUNS; "mvd": MVD under fsdp in bfloat16 with activation
-    checkpointing, its teacher the sharded MaskFeat run's last folder, for an epoch; and
-    "stopped": MAE under fsdp stopped by SIGTERM after its first checkpoint. All run by
-    one torchrun of 2 CPU processes."""
+    checkpointing, its teacher the sharded MaskFeat run's last folder, for an epoch;
+    "continued": MAE under fsdp from the unsharded run's epoch-2 file; and "stopped": MAE
+    under fsdp stopped by SIGTERM after its first checkpoint. All run by one torchrun of
+    2 CPU processes."""
     root = tmp_path_factory.mktemp("sharding")
     jobs = [{"argv": run_args(cfg, root / run_name(cfg, sharding), demo_data_dir, "TRAIN.SHARDING", sharding)}
             for cfg, sharding in RUNS]
@@ -64,6 +65,9 @@ def two_process_runs(demo_data_dir, tmp_path_factory):
     jobs.append({"argv": run_args(MVD_CFG, root / "mvd", demo_data_dir, "TRAIN.SHARDING", "fsdp", "SOLVER.MAX_EPOCH",
                                   "1", "TRAIN.MIXED_PRECISION", "True", "MODEL.ACT_CHECKPOINT", "True",
                                   "TEACHER.CFG_FILE", MASKFEAT_CFG, "TEACHER.CHECKPOINT_FILE_PATH", teacher)})
+    ddp_epoch_2 = checkpoint.checkpoint_path(str(root / run_name(MAE_CFG, "none")), EPOCHS - 1)
+    jobs.append({"argv": run_args(MAE_CFG, root / "continued", demo_data_dir, "TRAIN.SHARDING", "fsdp",
+                                  "TRAIN.CHECKPOINT_FILE_PATH", ddp_epoch_2)})
     jobs.append({"argv": run_args(MAE_CFG, root / "stopped", demo_data_dir, "TRAIN.SHARDING", "fsdp",
                                   "TRAIN.CHECKPOINT_PERIOD_ITERS", "1"),
                  "sigterm_after": checkpoint.checkpoint_path(str(root / "stopped"), 1, 1, sharded=True),
@@ -91,6 +95,16 @@ def test_fsdp_trains_to_the_weights_ddp_trains_to(two_process_runs, cfg, blocks)
                                                                          "run_state.pyth"]
     assert f"sharded {blocks} blocks and the root over a mesh of 2 processes" in (sharded / "stdout.log").read_text()
     assert_same_tensors(final_weights(sharded), final_weights(ddp), rel=1e-3)
+
+
+def test_a_run_written_without_sharding_goes_on_under_fsdp_from_its_file(two_process_runs):
+    """Its epoch-2 file (whole weights and AdamW moments) resumed by a sharded run: the
+    shards of both are cut from it, and epoch 3 ends where the unsharded run's does."""
+    continued, ddp = two_process_runs / "continued", two_process_runs / run_name(MAE_CFG, "none")
+    log = (continued / "stdout.log").read_text()
+    assert f"resumed from {checkpoint.checkpoint_path(str(ddp), EPOCHS - 1)} (epoch {EPOCHS - 1}, at its end)" in log
+    assert sorted(os.listdir(continued / "checkpoints")) == [f"checkpoint_epoch_{EPOCHS:05d}"]
+    assert_same_tensors(final_weights(continued), final_weights(ddp), rel=1e-3)
 
 
 def test_hsdp_on_two_machines_of_one_process_trains_as_ddp(two_process_runs):
