@@ -34,7 +34,7 @@ import os
 import shutil
 import warnings
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -49,7 +49,10 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.distributed.tensor import DTensor, distribute_tensor
 
+from slowmask.utils.output_files import DiskFullError, check_free_space, disk_full_cause, free_bytes
+
 from .files import (
+    DISK_FULL_ADVICE,
     SHARDED_RUN_STATE,
     CheckpointError,
     capture_rng_state,
@@ -73,9 +76,40 @@ def _is_main() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-def _barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
+def _any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is True on any (one all-reduce in a job)."""
+    if not dist.is_initialized():
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
+def _local_bytes(value: Any) -> int:
+    """Bytes of this rank's part of the tensors in a nested dict (a DTensor's local shard)."""
+    if isinstance(value, DTensor):
+        value = value.to_local()
+    if isinstance(value, Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_local_bytes(item) for item in value.values())
+    return 0
+
+
+def _check_room(path: str, tensors: Dict[str, Any]) -> None:
+    """Each rank checks the free space for its shards before any writes; when one lacks it,
+    every rank stops with a DiskFullError (none waits in the write for the others)."""
+    needed = _local_bytes(tensors)
+    g_pathmgr.mkdirs(os.path.dirname(path))
+    short: Optional[DiskFullError] = None
+    try:
+        check_free_space(path, needed, DISK_FULL_ADVICE)
+    except DiskFullError as error:
+        short = error
+    if _any_rank(short is not None):
+        raise short or DiskFullError(path, needed, free_bytes(os.path.dirname(path)),
+                                     "another rank lacks room for its shards: " + DISK_FULL_ADVICE)
 
 
 def _main_pid() -> int:
@@ -110,18 +144,44 @@ def save_sharded_checkpoint(
         optimizer_state = get_optimizer_state_dict(model, optimizer)
         tensors[OPTIMIZER_KEY] = {"state": optimizer_state["state"]}
         groups = optimizer_state["param_groups"]
+    _check_room(path, tensors)
+    failed: Optional[Exception] = None
+    try:
+        _write_folder(temporary, path, tensors, lambda folder: _write_run_state(
+            folder, epoch, cfg_yaml, groups, scaler, iteration, items, hooks_state))
+    except Exception as error:  # agreed below, so that no rank waits for one that failed
+        failed = error
+    # One all-reduce: every rank learns the outcome, and none goes on before the folder is in place.
+    if _any_rank(failed is not None):
+        if failed is None:
+            raise CheckpointError(f"rank 0 could not complete the checkpoint {path}: see its log")
+        full = disk_full_cause(failed) or next(filter(None, map(disk_full_cause, _failures(failed))), None)
+        if full is not None:
+            raise DiskFullError(path, _local_bytes(tensors), free_bytes(os.path.dirname(path)), DISK_FULL_ADVICE) \
+                from failed
+        raise failed
+    logger.info("wrote sharded checkpoint %s", path)
+
+
+def _write_folder(temporary: str, path: str, tensors: Dict[str, Any], write_run_state: Callable[[str], None]) -> None:
+    """Every rank's shards into `temporary` (a collective), then, on rank 0, the run state
+    and the rename to `path`; a failed or killed write leaves no partial folder."""
     try:
         with _single_process_intended():
             dcp.save(tensors, checkpoint_id=temporary, no_dist=not dist.is_initialized())
         if _is_main():
-            _write_run_state(temporary, epoch, cfg_yaml, groups, scaler, iteration, items, hooks_state)
+            write_run_state(temporary)
             _replace_folder(temporary, path)
-    except BaseException:  # a failed or killed write leaves no partial folder
+    except BaseException:
         if _is_main():
             shutil.rmtree(temporary, ignore_errors=True)
         raise
-    _barrier()  # no rank goes on (or leaves) before the folder is in place
-    logger.info("wrote sharded checkpoint %s", path)
+
+
+def _failures(error: BaseException) -> List[BaseException]:
+    """The ranks' own errors inside torch.distributed.checkpoint's CheckpointException."""
+    failures = getattr(error, "failures", None)
+    return [failure for failure in failures.values() if isinstance(failure, BaseException)] if failures else []
 
 
 def _write_run_state(

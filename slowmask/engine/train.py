@@ -296,15 +296,24 @@ def _train(cfg: CfgNode) -> None:
     try:
         run_from(loop, point, stop)
     except LoaderWorkerKilled as error:
-        raise after_worker_death(error, loop, point, stop.save) from error
+        # A sharded checkpoint is written by every rank together, and the others are not at it.
+        sharded = cfg.TRAIN.SHARDING != "none"
+        raise after_worker_death(error, loop, point, None if sharded else stop.save,
+                                 SHARDED_UNSAVED if sharded else UNSAVED) from error
+
+
+UNSAVED = "no checkpoint written by this rank (rank 0 writes them; the others stop at their next collective)"
+SHARDED_UNSAVED = ("no checkpoint written (under TRAIN.SHARDING every rank writes its shards together, and the others "
+                   "are not at the write); the newest one stays")
 
 
 def after_worker_death(
-    error: LoaderWorkerKilled, loop: TrainLoop, point: ResumePoint, save: Optional[Callable[[int, Optional[int]], str]]
+    error: LoaderWorkerKilled, loop: TrainLoop, point: ResumePoint, save: Optional[Callable[[int, Optional[int]], str]],
+    unsaved: str = UNSAVED,
 ) -> LoaderWorkerKilled:
     """`error` (a loader worker died; the loop stopped between two steps) with the
     checkpoint of the last completed step written through `save` (StopOnSignal's, None
-    on ranks that write none), as a stop signal would have: the run resumes there; at
+    on ranks that write none: `unsaved` says why), as a stop signal would have: the run resumes there; at
     an epoch's first batch, the previous epoch's end-of-epoch checkpoint. None is written
     when nothing was trained since `point`, nor inside a gradient-accumulation cycle (its
     update never happened: the newest checkpoint stays the resume point)."""
@@ -315,7 +324,7 @@ def after_worker_death(
     elif getattr(loop.step, "pending_gradients", False):
         saved = "no checkpoint written inside a gradient-accumulation cycle; the newest one stays"
     elif save is None:
-        saved = "no checkpoint written by this rank (rank 0 writes them; the others stop at their next collective)"
+        saved = unsaved
     else:
         saved = f"checkpoint: {save(epoch, done) if done else save(epoch - 1, None)}"
     stopped = LoaderWorkerKilled(error.pid, error.death, (

@@ -2,6 +2,7 @@
 read whole as a .pyth's dict, consolidated into a .pyth, found, set aside and pruned like
 files, their temporaries removed after a killed run."""
 
+import errno
 import os
 
 import pytest
@@ -10,7 +11,8 @@ from torch import nn
 
 from slowmask import checkpoint
 from slowmask.checkpoint import sharded
-from slowmask.utils.output_files import remove_stale_temporaries
+from slowmask.utils import output_files
+from slowmask.utils.output_files import DiskFullError, remove_stale_temporaries
 
 
 class Tiny(nn.Module):
@@ -97,14 +99,22 @@ def test_consolidating_what_is_not_a_sharded_folder_names_it(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_a_failed_write_leaves_neither_the_folder_nor_its_temporary(tmp_path, monkeypatch):
+def test_a_disk_that_fills_during_the_write_leaves_neither_the_folder_nor_its_temporary(tmp_path, monkeypatch):
     model, optimizer = trained()
 
     def full_disk(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(sharded, "_write_run_state", full_disk)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskFullError, match=f"no space left to write {tmp_path}/checkpoint_epoch_00001: it needs about "):
+        write(tmp_path / "checkpoint_epoch_00001", model, optimizer)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_disk_without_room_for_the_shards_fails_before_writing(tmp_path, monkeypatch):
+    model, optimizer = trained()
+    monkeypatch.setattr(output_files, "free_bytes", lambda folder: 100)
+    with pytest.raises(DiskFullError, match="bytes and 100 are free in"):
         write(tmp_path / "checkpoint_epoch_00001", model, optimizer)
     assert os.listdir(tmp_path) == []
 
