@@ -55,6 +55,8 @@ def run_args(cfg, out_dir, data_dir, *opts):
 def two_process_runs(demo_data_dir, tmp_path_factory):
     """The output folders of RUNS; "mvd": MVD under fsdp in bfloat16 with activation
     checkpointing, its teacher the sharded MaskFeat run's last folder, for an epoch;
+    "finetuned": the classifier of FT_CFG under fsdp from the sharded MAE run's last
+    folder, validated after its one epoch;
     "continued": MAE under fsdp from the unsharded run's epoch-2 file; and "stopped": MAE
     under fsdp stopped by SIGTERM after its first checkpoint. All run by one torchrun of
     2 CPU processes."""
@@ -65,6 +67,10 @@ def two_process_runs(demo_data_dir, tmp_path_factory):
     jobs.append({"argv": run_args(MVD_CFG, root / "mvd", demo_data_dir, "TRAIN.SHARDING", "fsdp", "SOLVER.MAX_EPOCH",
                                   "1", "TRAIN.MIXED_PRECISION", "True", "MODEL.ACT_CHECKPOINT", "True",
                                   "TEACHER.CFG_FILE", MASKFEAT_CFG, "TEACHER.CHECKPOINT_FILE_PATH", teacher)})
+    pretrained = checkpoint.checkpoint_path(str(root / run_name(MAE_CFG, "fsdp")), EPOCHS, sharded=True)
+    jobs.append({"argv": run_args(FT_CFG, root / "finetuned", demo_data_dir, "TRAIN.SHARDING", "fsdp", "SOLVER.MAX_EPOCH",
+                                  "1", "TRAIN.EVAL_PERIOD", "1", "TEST.ENABLE", "False",
+                                  "TRAIN.CHECKPOINT_FILE_PATH", pretrained)})
     ddp_epoch_2 = checkpoint.checkpoint_path(str(root / run_name(MAE_CFG, "none")), EPOCHS - 1)
     jobs.append({"argv": run_args(MAE_CFG, root / "continued", demo_data_dir, "TRAIN.SHARDING", "fsdp",
                                   "TRAIN.CHECKPOINT_FILE_PATH", ddp_epoch_2)})
@@ -95,6 +101,21 @@ def test_fsdp_trains_to_the_weights_ddp_trains_to(two_process_runs, cfg, blocks)
                                                                          "run_state.pyth"]
     assert f"sharded {blocks} blocks and the root over a mesh of 2 processes" in (sharded / "stdout.log").read_text()
     assert_same_tensors(final_weights(sharded), final_weights(ddp), rel=1e-3)
+
+
+def test_fine_tuning_under_fsdp_starts_from_a_folder_and_keeps_its_best_as_one(two_process_runs):
+    out = two_process_runs / "finetuned"
+    pretrained = checkpoint.checkpoint_path(str(two_process_runs / run_name(MAE_CFG, "fsdp")), EPOCHS, sharded=True)
+    encoder = [name for name in final_weights(two_process_runs / run_name(MAE_CFG, "fsdp"))
+               if not name.startswith(checkpoint.PRETRAINING_ONLY)]
+    log = (out / "stdout.log").read_text()
+    assert f"initialized from {pretrained}: {len(encoder)} tensors loaded as they are" in log
+    assert sorted(os.listdir(out / "checkpoints")) == ["checkpoint_best", "checkpoint_epoch_00001"]
+    best = checkpoint.read_any_checkpoint(str(out / "checkpoints" / "checkpoint_best"))["model_state"]
+    assert_same_tensors(best, final_weights(out), rel=0)
+    model = classifier(seed=1)
+    checkpoint.load_weights(str(out / "checkpoints" / "checkpoint_best"), model)
+    assert_same_tensors(model.state_dict(), best, rel=0)
 
 
 def test_a_run_written_without_sharding_goes_on_under_fsdp_from_its_file(two_process_runs):
