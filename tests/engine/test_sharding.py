@@ -3,6 +3,7 @@ trains to, a sharded run stopped by SIGTERM resumes on 1 process exactly, and a 
 checkpoint consolidates into a .pyth that fine-tunes. The runs that need the same two
 processes share one torchrun (run_jobs.py), so that the processes start once."""
 
+import copy
 import json
 import os
 import socket
@@ -11,12 +12,17 @@ import sys
 
 import pytest
 import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import MixedPrecisionPolicy
+from torch.distributed.tensor import DTensor
 
 from slowmask import checkpoint
 from slowmask.config import load_config
 from slowmask.engine.hooks import EXIT_PREEMPTED
-from slowmask.engine.sharding import sharding_problems
+from slowmask.engine.sharding import shard_model, sharding_problems
 from slowmask.methods import build_model
+from slowmask.models.ema import ema_update_
 from slowmask.utils.errors import EXIT_STATUS
 from numerics import assert_same_tensors
 from tool_scripts import load_tool
@@ -214,3 +220,28 @@ def test_sharding_on_one_process_is_refused_before_anything_is_built(demo_data_d
 def test_what_sharding_cannot_do_is_one_line_each(opts, problem):
     assert sharding_problems(load_config(MAE_CFG, opts)) == [problem]
     assert sharding_problems(load_config(MAE_CFG, ["TRAIN.SHARDING", "fsdp", "NUM_GPUS", "2"])) == []
+
+
+def test_the_moving_average_of_a_sharded_encoder_moves_its_shards(tmp_path):
+    """models/ema.py's update (V-JEPA's target encoder, MODEL.EMA) on fully_shard's DTensors,
+    in a job of one process: the same numbers as on whole tensors."""
+    torch.manual_seed(0)
+    source = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2))
+    average = copy.deepcopy(source)
+    with torch.no_grad():
+        for param in source.parameters():
+            param.add_(torch.randn_like(param))
+    expected = copy.deepcopy(average)
+    ema_update_(expected, source, 0.9)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,))
+        for module in (source, average):
+            shard_model(module, mesh, MixedPrecisionPolicy(), blocks=(torch.nn.Linear,))
+        ema_update_(average, source, 0.9)
+        moved = {name: value.full_tensor() for name, value in average.state_dict().items()}
+        assert {type(value) for value in average.state_dict().values()} == {DTensor}
+    finally:
+        dist.destroy_process_group()
+    for name, value in expected.state_dict().items():
+        assert torch.equal(moved[name], value), name
