@@ -257,11 +257,12 @@ def _single_process_intended() -> Iterator[None]:
         yield
 
 
-def _quietly_load(targets: Dict[str, Any], path: str) -> None:
-    """dcp.load into `targets`, in place (whole tensors or the shards of DTensors)."""
+def _quietly_load(targets: Dict[str, Any], path: str, collective: bool = True) -> None:
+    """dcp.load into `targets`, in place (whole tensors or the shards of DTensors): with
+    every rank of the job when `collective` and there is a job, else by this process alone."""
     with _single_process_intended():
         try:
-            dcp.load(targets, checkpoint_id=path, no_dist=not dist.is_initialized())
+            dcp.load(targets, checkpoint_id=path, no_dist=not (collective and dist.is_initialized()))
         except (RuntimeError, ValueError, dcp.CheckpointException) as error:
             raise CheckpointError(f"{path} could not be read into this model: {error}") from error
 
@@ -270,7 +271,7 @@ def _quietly_load(targets: Dict[str, Any], path: str) -> None:
 
 def read_sharded_checkpoint(path: str) -> Dict[str, Any]:
     """The checkpoint dict of a `.pyth` (files.py's format) from the folder `path`: the whole
-    tensors in this process, without a process group. The optimizer's state is numbered
+    tensors, read by this process alone (in a job or not). The optimizer's state is numbered
     as torch's optimizer.state_dict() numbers it (parameters in the order of its groups),
     so that it loads into the same optimizer built for a whole model."""
     state = read_checkpoint(path)
@@ -287,7 +288,7 @@ def _read_whole(path: str) -> Dict[str, Any]:
     index = _index(path)
     flat = {key: torch.empty(meta.size, dtype=meta.properties.dtype)
             for key, meta in index.items() if isinstance(meta, TensorStorageMetadata)}
-    _quietly_load(flat, path)
+    _quietly_load(flat, path, collective=False)  # each process reads all: no rank waits for another
     paths = dcp.FileSystemReader(path).read_metadata().planner_data or {}
     nested: Dict[str, Any] = {}
     for key, tensor in flat.items():
