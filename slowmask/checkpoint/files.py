@@ -35,10 +35,8 @@ checkpoint again.
 The generator states (`capture_rng_state`) are kept in plain types and tensors, so that
 `torch.load(weights_only=True)` reads them.
 
-A sharded run (TRAIN.SHARDING) writes the same checkpoint as a folder named without
-".pyth" (checkpoint/sharded.py): every rank's shards as torch.distributed.checkpoint
-files, and SHARDED_RUN_STATE, the dict above with an empty `model_state`. The names,
-the newest-first order, setting aside and pruning treat folders and files alike.
+A sharded run (TRAIN.SHARDING) writes each checkpoint as a folder named without ".pyth"
+(checkpoint/sharded.py); names, order, setting aside and pruning treat it as a file.
 """
 
 import io
@@ -65,9 +63,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "checkpoint_best.pyth"
 _NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?(?:\.pyth)?$")  # no .pyth: a sharded folder
-# In a sharded checkpoint folder: the run's state without tensors, and torch.distributed.checkpoint's index.
-SHARDED_RUN_STATE = "run_state.pyth"
-SHARDED_INDEX = ".metadata"
+SHARDED_RUN_STATE = "run_state.pyth"  # in a sharded folder: this dict without the tensors (empty model_state)
+SHARDED_INDEX = ".metadata"  # in a sharded folder: torch.distributed.checkpoint's index of the shards
 # The name an unreadable checkpoint is renamed to (with -N appended when it is taken).
 UNREADABLE_SUFFIX = ".unreadable"
 
@@ -355,9 +352,8 @@ def read_newest(
 # Unreadable files: found, set aside, pruned around.
 
 def unreadable_reason(path: str) -> Optional[str]:
-    """Why the checkpoint at `path` cannot be read, found without unpickling it (empty,
-    an incomplete zip archive, a member failing its CRC; a sharded folder without its index
-    or run state); None when none is found."""
+    """Why the checkpoint at `path` cannot be read, found without unpickling it (empty, an incomplete
+    zip archive, a member failing its CRC, a sharded folder's index missing); None when none is found."""
     if g_pathmgr.isdir(path):
         if not g_pathmgr.exists(os.path.join(path, SHARDED_INDEX)):
             return f"a sharded checkpoint folder without its index {SHARDED_INDEX}"
