@@ -119,8 +119,9 @@ def _load_sharded(path: str, model: nn.Module, optimizer: Optional[torch.optim.O
     if diff:
         raise WeightsMismatchError(f"{path} does not fit this model:\n{diff.summary()}\n{RESUME_FIX}")
     load_sharded_checkpoint(path, model, optimizer)
-    weights = model.state_dict()
-    check_finite(path, {name: value.to_local() if isinstance(value, DTensor) else value for name, value in weights.items()})
+    local = {name: value.to_local() if isinstance(value, DTensor) else value
+             for name, value in model.state_dict().items()}
+    check_finite(path, local)
 
 
 def _load_optimizer_file_state(optimizer_state: Dict[str, Any], model: nn.Module,

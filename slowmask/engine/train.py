@@ -313,8 +313,8 @@ def after_worker_death(
 ) -> LoaderWorkerKilled:
     """`error` (a loader worker died; the loop stopped between two steps) with the
     checkpoint of the last completed step written through `save` (StopOnSignal's, None
-    on ranks that write none: `unsaved` says why), as a stop signal would have: the run resumes there; at
-    an epoch's first batch, the previous epoch's end-of-epoch checkpoint. None is written
+    on ranks that write none: `unsaved` says why), as a stop signal would have: the run
+    resumes there; at an epoch's first batch, the previous epoch's end-of-epoch checkpoint. None is written
     when nothing was trained since `point`, nor inside a gradient-accumulation cycle (its
     update never happened: the newest checkpoint stays the resume point)."""
     epoch, done = loop.epoch, loop.batches_done
@@ -375,7 +375,8 @@ def build_hooks(
     where the run starts (the loader skips the batches of a resumed epoch already run).
 
     The order matters: rank means replace the step's metrics before anything logs them;
-    the main process alone writes logs and checkpoints; every rank validates and probes
+    the main process alone writes logs and checkpoints (under TRAIN.SHARDING every rank
+    writes its shards of each); every rank validates and probes
     its share of the videos; BadDataGuard comes after the logs, so the epoch is logged
     before it stops the run; StopOnSignal comes last (the step's last word: it may end the
     run there) and is the list's last item, for `run_from`. Each checkpoint stores the

@@ -106,8 +106,9 @@ def test_a_disk_that_fills_during_the_write_leaves_neither_the_folder_nor_its_te
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(sharded, "_write_run_state", full_disk)
-    with pytest.raises(DiskFullError, match=f"no space left to write {tmp_path}/checkpoint_epoch_00001: it needs about "):
-        write(tmp_path / "checkpoint_epoch_00001", model, optimizer)
+    folder = tmp_path / "checkpoint_epoch_00001"
+    with pytest.raises(DiskFullError, match=f"no space left to write {folder}: it needs about "):
+        write(folder, model, optimizer)
     assert os.listdir(tmp_path) == []
 
 

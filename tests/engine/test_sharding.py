@@ -74,8 +74,8 @@ def two_process_runs(demo_data_dir, tmp_path_factory):
                                   "1", "TRAIN.MIXED_PRECISION", "True", "MODEL.ACT_CHECKPOINT", "True",
                                   "TEACHER.CFG_FILE", MASKFEAT_CFG, "TEACHER.CHECKPOINT_FILE_PATH", teacher)})
     pretrained = checkpoint.checkpoint_path(str(root / run_name(MAE_CFG, "fsdp")), EPOCHS, sharded=True)
-    jobs.append({"argv": run_args(FT_CFG, root / "finetuned", demo_data_dir, "TRAIN.SHARDING", "fsdp", "SOLVER.MAX_EPOCH",
-                                  "1", "TRAIN.EVAL_PERIOD", "1", "TEST.ENABLE", "False",
+    jobs.append({"argv": run_args(FT_CFG, root / "finetuned", demo_data_dir, "TRAIN.SHARDING", "fsdp",
+                                  "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "1", "TEST.ENABLE", "False",
                                   "TRAIN.CHECKPOINT_FILE_PATH", pretrained)})
     ddp_epoch_2 = checkpoint.checkpoint_path(str(root / run_name(MAE_CFG, "none")), EPOCHS - 1)
     jobs.append({"argv": run_args(MAE_CFG, root / "continued", demo_data_dir, "TRAIN.SHARDING", "fsdp",
@@ -182,7 +182,8 @@ def test_consolidated_sharded_checkpoint_fine_tunes_through_checkpoint_file_path
     assert_same_tensors(state["model_state"], final_weights(two_process_runs / run_name(MAE_CFG, "none")), rel=1e-3)
     out = tmp_path / "ft"
     assert run_net.main(["--cfg", FT_CFG, "DATA.PATH_TO_DATA_DIR", demo_data_dir, "OUTPUT_DIR", str(out), *OPTS,
-                         "SOLVER.MAX_EPOCH", "1", "TEST.ENABLE", "False", "TRAIN.CHECKPOINT_FILE_PATH", str(whole)]) == 0
+                         "SOLVER.MAX_EPOCH", "1", "TEST.ENABLE", "False",
+                         "TRAIN.CHECKPOINT_FILE_PATH", str(whole)]) == 0
     log = (out / "stdout.log").read_text()
     encoder = [name for name in state["model_state"] if not name.startswith(checkpoint.PRETRAINING_ONLY)]
     assert f"initialized from {whole}: {len(encoder)} tensors loaded as they are" in log
