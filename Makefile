@@ -9,7 +9,7 @@ DEMO_OUT := output/demo
 # Seed of the demo's videos and of its runs (make demo SEED=1 DEMO_DATA=demo_data_1 DEMO_OUT=output/demo_1).
 SEED ?= 0
 
-.PHONY: install demo test clean bench gpu-check
+.PHONY: install demo demo-vjepa demo-real test clean bench gpu-check
 
 install: $(VENV)/.installed
 
@@ -52,11 +52,69 @@ demo: $(DEMO_DATA)/train.csv
 	$(PY) tools/plot.py $(DEMO_OUT)/finetune $(DEMO_OUT)/finetune_random_init
 	$(PY) tools/demo_summary.py $(DEMO_OUT)
 
+# V-JEPA 2 at toy size on the same data (configs/demo/ViT_tiny_VJEPA_PT.yaml on all 512
+# videos, 12 epochs), then k-NN, linear and attentive probes of its frozen encoder against
+# its random initialization on the 128 test videos; the two probe tables end the output.
+VJEPA_CFG := configs/demo/ViT_tiny_VJEPA_PT.yaml
+VJEPA_OUT := $(DEMO_OUT)_vjepa
+VJEPA_CHECKPOINT := $(VJEPA_OUT)/pretrain/checkpoints/checkpoint_epoch_00012.pyth
+
+demo-vjepa: $(DEMO_DATA)/train.csv
+	rm -rf $(VJEPA_OUT)
+	$(PY) tools/run_net.py --cfg $(VJEPA_CFG) TRAIN.DATASET video_folder DATA.PATH_TO_DATA_DIR $(DEMO_DATA)/videos \
+		OUTPUT_DIR $(VJEPA_OUT)/pretrain $(SEEDED)
+	$(PY) tools/probe.py --cfg $(VJEPA_CFG) --json $(VJEPA_OUT)/probe_random_init.json $(PROBED)
+	$(PY) tools/probe.py --cfg $(VJEPA_CFG) --checkpoint $(VJEPA_CHECKPOINT) --json $(VJEPA_OUT)/probe_pretrained.json \
+		$(PROBED)
+
+# The demo on real pixels: scikit-learn's 1797 scans of handwritten digits (nothing downloaded).
+# Images: the scans at 64x64 (1199 train / 299 val / 299 test, a fixed split); pretraining on the
+# training images, then random initialization against it: k-NN, linear and attentive probes of the
+# frozen encoder fitted on the 1199 training images, fine-tuning on 10 labelled per digit, all scored
+# on the 299 test images. Videos: moving digits (the class is the digit, so only appearance tells
+# the classes apart; 500 training videos, 100 labelled, 100 test videos), the same rows with the video
+# demo's MaskFeat MViT. Tables end the output and go to $(REAL_OUT)/{images,videos}/summary.json.
+REAL_DATA := demo_data_real
+REAL_OUT := output/demo_real
+IMAGE_PT_CFG := configs/demo/ViT_tiny_image_MAE_PT.yaml
+IMAGE_FT_CFG := configs/demo/ViT_tiny_image_few_labels_FT.yaml
+IMAGE_CHECKPOINT := $(REAL_OUT)/images/pretrain/checkpoints/checkpoint_epoch_00020.pyth
+VIDEO_CHECKPOINT := $(REAL_OUT)/videos/pretrain/checkpoints/checkpoint_epoch_00012.pyth
+REAL_PROBED := PROBE.TRAIN_MAX_ITEMS 0 $(SEEDED)
+
+$(REAL_DATA)/images/few_labels/train.csv: $(VENV)/.installed
+	$(PY) tools/make_demo_images.py $(REAL_DATA)/images --source digits --size 64 --labelled-per-class 10
+
+$(REAL_DATA)/moving_digits/train.csv: $(VENV)/.installed
+	$(PY) tools/make_demo_data.py $(REAL_DATA)/moving_digits --classes moving_digits --videos-per-class 10 \
+		--unlabelled-per-class 40 --val-per-class 2 --test-per-class 10 --seed $(SEED)
+
+# $(call pretrain_and_compare,OUT,PT_CFG,PT_DATA,PROBE_DATA,CHECKPOINT,FT_CFG,FT_DATA,FT_KEYS)
+define pretrain_and_compare
+	rm -rf $(1)
+	$(PY) tools/run_net.py --cfg $(2) DATA.PATH_TO_DATA_DIR $(3) PROBE.PATH_TO_DATA_DIR $(4) OUTPUT_DIR $(1)/pretrain \
+		$(SEEDED)
+	$(PY) tools/probe.py --cfg $(2) --eval-split test --json $(1)/probe_random_init.json PROBE.PATH_TO_DATA_DIR $(4) $(REAL_PROBED)
+	$(PY) tools/probe.py --cfg $(2) --eval-split test --checkpoint $(5) --json $(1)/probe_pretrained.json PROBE.PATH_TO_DATA_DIR $(4) \
+		$(REAL_PROBED)
+	$(PY) tools/run_net.py --cfg $(6) DATA.PATH_TO_DATA_DIR $(7) OUTPUT_DIR $(1)/finetune TRAIN.CHECKPOINT_FILE_PATH $(5) \
+		$(8) $(SEEDED)
+	$(PY) tools/run_net.py --cfg $(6) DATA.PATH_TO_DATA_DIR $(7) OUTPUT_DIR $(1)/finetune_random_init \
+		TRAIN.CHECKPOINT_FILE_PATH "" $(8) $(SEEDED)
+	$(PY) tools/demo_summary.py $(1)
+endef
+
+demo-real: $(REAL_DATA)/images/few_labels/train.csv $(REAL_DATA)/moving_digits/train.csv
+	$(call pretrain_and_compare,$(REAL_OUT)/images,$(IMAGE_PT_CFG),$(REAL_DATA)/images,$(REAL_DATA)/images,\
+		$(IMAGE_CHECKPOINT),$(IMAGE_FT_CFG),$(REAL_DATA)/images/few_labels,)
+	$(call pretrain_and_compare,$(REAL_OUT)/videos,$(PT_CFG),$(REAL_DATA)/moving_digits/videos,\
+		$(REAL_DATA)/moving_digits,$(VIDEO_CHECKPOINT),$(FT_CFG),$(REAL_DATA)/moving_digits,MODEL.NUM_CLASSES 10)
+
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf $(DEMO_DATA) $(DEMO_OUT)
+	rm -rf $(DEMO_DATA) $(DEMO_OUT) $(REAL_DATA) $(REAL_OUT)
 
 # Loader, HOG target and MaskMViT-S training step, each beside its baseline (CPU; a few
 # minutes on 2 cores; the benchmark's videos are written once into output/bench_videos).

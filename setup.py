@@ -14,6 +14,8 @@ setup(
         "decord>=0.6",
         "fvcore>=0.1.5",
         "iopath>=0.1.9",
+        # checkpoints without pickle (tools/export.py --format pyth-safe), read wherever a checkpoint is read
+        "safetensors>=0.4",
         "simplejson",
         "tqdm",
         "numpy",
@@ -31,6 +33,7 @@ setup(
             "wandb>=0.17",
         ],
         "tensorboard": ["tensorboard"],
+        "wandb": ["wandb>=0.17"],
         "slurm": ["submitit>=1.5"],
         # DATA.DECODING_BACKEND torchcodec (0.17 is the release built for torch 2.14); it loads the
         # system's FFmpeg 4-8 libraries (INSTALL.md).

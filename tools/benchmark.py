@@ -2,7 +2,7 @@
 """Throughput of the three costs of masked video pretraining, each beside a simple
 baseline measured in the same run: the loader, the HOG target, a training step.
 
-    python tools/benchmark.py --cfg CONFIG [--what loader|hog|step|mae|all]
+    python tools/benchmark.py --cfg CONFIG [--what loader|hog|step|mae|vjepa|all]
         [--json OUT] [--video-dir DIR] [KEY VALUE ...]
 
 - loader: clips/s of the training loader (CONFIG's DATA.*; see slowmask/benchmarks/loader.py).
@@ -12,6 +12,8 @@ baseline measured in the same run: the loader, the HOG target, a training step.
   against the same model with the explicit matmul-softmax-matmul attention; then the
   attention cores alone, and their share of the step (slowmask/benchmarks/step.py).
 - mae: MAE's sparse encoder against the dense one (slowmask/benchmarks/mae.py; not in "all").
+- vjepa: V-JEPA 2's ViT-B step against MaskFeat's ViT-B step at the same clips
+  (slowmask/benchmarks/vjepa.py; not in "all").
 
 Every figure: warm-up calls, then repeats (median, min, max), baselines timed in
 alternation with their candidate; peak memory is the resident memory a call adds (CPU;
@@ -32,10 +34,11 @@ from slowmask.benchmarks.loader import loader_rows
 from slowmask.benchmarks.mae import mae_rows
 from slowmask.benchmarks.step import step_cfg, step_rows
 from slowmask.benchmarks.table import format_table, machine
+from slowmask.benchmarks.vjepa import vjepa_rows
 from slowmask.config import load_config
 from slowmask.utils.tool_args import parse_with_overrides
 
-PARTS = ("loader", "hog", "step", "mae")
+PARTS = ("loader", "hog", "step", "mae", "vjepa")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -78,6 +81,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         rows += step_rows(step_cfg(args.cfg, args.opts, frames, size), batch, args.warmup, args.repeats)
     if "mae" in parts:
         rows += mae_rows(args.cfg, frames, size, batch, args.repeats)
+    if "vjepa" in parts:
+        rows += vjepa_rows(frames, size, batch, args.warmup, args.repeats)
     info = machine()
     print(f"slowmask benchmark: torch {info['torch']}, {info['cpus']} CPUs, {info['cpu_threads']} threads, "
           f"{info['processor']}, CUDA {'yes' if info['cuda'] else 'no'}")

@@ -2,7 +2,7 @@
 r"""Encoder features of videos and images, as .npy files:
 
     python tools/extract_features.py --cfg CONFIG --checkpoint CK --videos LIST_OR_FOLDER --out DIR \
-        [--per-token] [--batch-size 8] [--overwrite] [KEY VALUE ...]
+        [--per-token] [--pooling mean] [--batch-size 8] [--overwrite] [KEY VALUE ...]
 
 --videos is a list file, one path per line (a "path label" list such as train.csv works
 too), or a folder: its videos and images at all depths. A relative path in a list is read
@@ -14,6 +14,10 @@ DATA.SAMPLING_RATE apart) and central DATA.TRAIN_CROP_SIZE crop; an image repeat
 the frames. Written into DIR: features.npy (one pooled row per input, list order),
 index.csv (row, path), failed.txt, store.json (the checkpoint and settings that made the
 features) and per input pooled/<key>.npy (tokens/<key>.npy with --per-token).
+--pooling (default PROBE.POOLING, "mean") chooses the pooled row: "mean" of the last block's
+grid tokens, "cls" its class token, "mean_last_k" / "concat_last_k" the last PROBE.POOL_LAST_K
+blocks' tokens, each layer-normalized, averaged or concatenated (then their mean); store.json
+names it ("pooling": e.g. "mean_last_4") and tokens/ holds the tokens it reads.
 
 A second run with the same checkpoint and config encodes only the inputs not done yet; one
 with another checkpoint or config is refused (status 6) unless --overwrite deletes the
@@ -36,8 +40,12 @@ from slowmask.data import EvalTransform, build_clip_sampler, build_video_opener
 from slowmask import checkpoint
 from slowmask.checkpoint import CheckpointError
 from slowmask.engine.devices import select_device
-from slowmask.features import MediaClips, Producer, WeightsFile, hold_store, media_inputs, open_store
+from slowmask.engine.probe import clip_shape
+from slowmask.features import (
+    POOLINGS, MediaClips, Producer, WeightsFile, hold_store, media_inputs, open_store, pooling_label,
+)
 from slowmask.features.extract import ExtractReport, extract_features
+from slowmask.features.pooling import check_pooling_fits
 from slowmask.methods import build_model
 from slowmask.utils.errors import DataError, UsageError, run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
@@ -66,6 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "or a folder of them")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--per-token", action="store_true", help="also write every grid token's features")
+    parser.add_argument("--pooling", choices=list(POOLINGS), default=None,
+                        help="features of each input's row (default PROBE.POOLING, mean: of the last block's tokens)")
     parser.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the features an earlier run left in --out and encode every input again")
@@ -89,8 +99,9 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def feature_settings(cfg: CfgNode) -> Dict[str, Any]:
-    """{KEY: value} of the config keys that can change a feature (all but RUN_ONLY_KEYS)."""
-    settings = {}
+    """{KEY: value} of the config keys that can change a feature (all but RUN_ONLY_KEYS),
+    and "pooling": which the rows are (PROBE.POOLING with PROBE.POOL_LAST_K)."""
+    settings: Dict[str, Any] = {"pooling": pooling_label(cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K)}
     pending = [("", cfg)]
     while pending:
         prefix, node = pending.pop()
@@ -141,16 +152,19 @@ def run(argv) -> int:
     check_args(args)
     with hold_store(args.out):
         setup_logging(args.out)
-        cfg = load_config(args.cfg_file, list(args.overrides))
+        pooling = ["PROBE.POOLING", args.pooling] if args.pooling else []
+        cfg = load_config(args.cfg_file, list(args.overrides) + pooling)
         producer = Producer(WeightsFile.of(args.checkpoint), feature_settings(cfg))
         dataset = media_dataset(cfg, args.videos)
         model = build_model(cfg)
         checkpoint.load_weights(args.checkpoint, model)
+        check_pooling_fits(model, cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K, clip_shape(cfg))
         store = open_store(args.out, producer, args.per_token, args.overwrite)
         try:
             with torch.inference_mode():
                 report = extract_features(model, dataset, store, select_device(cfg), batch_size=args.batch_size,
-                                          num_workers=cfg.DATA_LOADER.NUM_WORKERS)
+                                          num_workers=cfg.DATA_LOADER.NUM_WORKERS, pooling=cfg.PROBE.POOLING,
+                                          last_k=cfg.PROBE.POOL_LAST_K)
         except TypeError as error:  # a model that cannot give features (see encoder_tokens)
             raise UsageError(str(error)) from error
         logger.info("encoded %d inputs now, %d earlier; %d rows in %s/features.npy; %d failed (failed.txt)",

@@ -2,20 +2,26 @@
 """Probe a checkpoint's frozen encoder, or a randomly initialized one, on labelled lists:
 
     python tools/probe.py --cfg CONFIG [--checkpoint CK] [--eval-split test] \
-        [--probes knn linear attentive] [--json out.json] [KEY VALUE ...]
+        [--probes knn linear attentive] [--pooling mean] [--json out.json] [KEY VALUE ...]
 
 CONFIG builds the model whose encoder is probed: a pretraining recipe, or a classifier
 of the same encoder (a pretraining checkpoint's encoder is then loaded by name, as
 fine-tuning loads it, and the reverse). Without --checkpoint the weights are its random
 initialization (seeded by RNG_SEED), the baseline a pretraining gain is measured against.
 Each item of PROBE.TRAIN_SPLIT and of --eval-split under PROBE.PATH_TO_DATA_DIR (else
-DATA.PATH_TO_DATA_DIR) is encoded once, as one centre view; then k-NN (PROBE.KNN_*), a
-linear probe on the pooled features (PROBE.LINEAR_*) and an attentive probe on the tokens
-(PROBE.ATTENTIVE_*) give top-1 on --eval-split. Prints a table with chance (100 / the
-number of classes, as in test_results.json) and the majority baseline (the share of
---eval-split's most frequent class); --json writes {"chance": .., "majority_baseline": ..,
-"knn": .., "linear": ..,
-"attentive": ..} in percent.
+DATA.PATH_TO_DATA_DIR) is encoded once: a labelled item as one centre view, an item of
+--eval-split as PROBE.NUM_ENSEMBLE_VIEWS clips x PROBE.NUM_SPATIAL_CROPS crops (one centre
+view by default), each probe's class scores averaged over an item's views. --pooling
+(PROBE.POOLING: mean, cls, mean_last_k, concat_last_k) chooses the features read. Then k-NN
+(PROBE.KNN_*), a linear probe on the pooled features (PROBE.LINEAR_*) and an attentive
+probe on the tokens (PROBE.ATTENTIVE_*; V-JEPA 2's protocol: PROBE.ATTENTIVE_POOLER blocks
+and a grid of PROBE.ATTENTIVE_LRS x ATTENTIVE_WEIGHT_DECAYS heads trained in one pass, the
+best reported with its settings) give top-1 on --eval-split. Prints a table with chance
+(100 / the number of classes, as in test_results.json) and the majority baseline (the share
+of --eval-split's most frequent class); --json writes {"chance": .., "majority_baseline": ..,
+"knn": .., "linear": .., "attentive": ..} in percent, "pooling" (e.g. "mean_last_4"),
+"views" ([clips, crops]) and, for a probe of several heads, "<probe>_best" (its settings)
+and "<probe>_heads" ([{settings.., "top1": ..}]).
 """
 
 import argparse
@@ -32,7 +38,11 @@ from slowmask.config import load_config
 from slowmask import checkpoint
 from slowmask.engine.evaluate import chance_top1, majority_baseline
 from slowmask.engine.devices import select_device
-from slowmask.engine.probe import build_probe_clips, build_probes, encode_probe_set, probe_scores
+from slowmask.engine.probe import (
+    ProbeOutcome, build_probe_clips, build_probes, clip_shape, encode_probe_set, item_labels, probe_encoding,
+    probe_outcomes, probe_views,
+)
+from slowmask.features.pooling import POOLINGS, check_pooling_fits, pooling_label
 from slowmask.methods import build_model
 from slowmask.utils.errors import DataError, SlowmaskError, UsageError, run_tool
 from slowmask.utils.logging import current_log_file, setup_logging
@@ -52,6 +62,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", default="", help="weights to probe (default: random initialization)")
     parser.add_argument("--eval-split", default="test", help="split scored (default test)")
     parser.add_argument("--probes", nargs="+", default=list(PROBES), help=f"probes to run, of {' '.join(PROBES)}")
+    parser.add_argument("--pooling", choices=list(POOLINGS), default=None,
+                        help="features probed (default PROBE.POOLING, mean: the mean of the last block's tokens)")
     parser.add_argument("--json", default="", help="write the figures to this file")
     parser.add_argument("--out", default="", help="folder of the log (default: none)")
     args, args.overrides = parse_with_overrides(parser, argv)
@@ -84,39 +96,60 @@ def load_encoder_weights(path: str, model: nn.Module) -> None:
                        len(random), path, ", ".join(random))
 
 
-def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str]) -> Dict[str, float]:
-    """{"chance": .., "majority_baseline": .., probe: top-1 %} of the model `cfg` builds,
-    with `checkpoint_path`'s weights or (when "") its seeded random initialization."""
+def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str]) -> Dict[str, ProbeOutcome]:
+    """{"chance": .., "majority_baseline": .., probe: ..} as ProbeOutcomes, of the model
+    `cfg` builds with `checkpoint_path`'s weights or (when "") its seeded random
+    initialization."""
+    probes = build_probes(cfg, linear=True, attentive=True)
     torch.manual_seed(cfg.RNG_SEED)
     model = build_model(cfg)
     if checkpoint_path:
         load_encoder_weights(checkpoint_path, model)
+    check_pooling_fits(model, cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K, clip_shape(cfg))
     device = select_device(cfg)
     model.to(device)
-    probes = build_probes(cfg, linear=True, attentive=True)
-    encode = dict(device=device, batch_size=cfg.PROBE.BATCH_SIZE, keep_tokens="attentive" in names,
-                  num_workers=cfg.DATA_LOADER.NUM_WORKERS)
+    encode = probe_encoding(cfg, device, keep_tokens="attentive" in names)
     train_clips, train_labels = build_probe_clips(cfg, cfg.PROBE.TRAIN_SPLIT, cfg.PROBE.TRAIN_MAX_ITEMS)
-    eval_clips, eval_labels = build_probe_clips(cfg, eval_split)
+    eval_clips, eval_labels = build_probe_clips(cfg, eval_split, views=probe_views(cfg))
     train = encode_probe_set(model, train_clips, train_labels, **encode)
     query = encode_probe_set(model, eval_clips, eval_labels, **encode)
     num_classes = cfg.PROBE.NUM_CLASSES or int(train.labels.max()) + 1
-    logger.info("probing %s on %d %s and %d %s items, %d classes",
-                checkpoint_path or "random initialization", len(train.labels), cfg.PROBE.TRAIN_SPLIT,
-                len(query.labels), eval_split, num_classes)
-    scores = probe_scores(train, query, num_classes, {name: probes[name] for name in names})
-    return {"chance": chance_top1(num_classes), "majority_baseline": majority_baseline(query.labels), **scores}
+    logger.info("probing %s (%s features) on %d %s items and %d %s views (%d x %d per item), %d classes",
+                checkpoint_path or "random initialization", pooling_label(cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K),
+                len(train.labels), cfg.PROBE.TRAIN_SPLIT, len(query.labels), eval_split, *probe_views(cfg),
+                num_classes)
+    outcomes = probe_outcomes(train, query, num_classes, {name: probes[name] for name in names})
+    baselines = {"chance": chance_top1(num_classes), "majority_baseline": majority_baseline(item_labels(query))}
+    return {**{name: ProbeOutcome(value) for name, value in baselines.items()}, **outcomes}
 
 
 # The rows of the table below the probes, with their names there.
 BASELINES = {"chance": "chance", "majority_baseline": "majority"}
 
 
-def table(scores: Dict[str, float]) -> str:
-    """A two-column table: probe, top-1 %; chance and the majority baseline last."""
-    rows = [(name, value) for name, value in scores.items() if name not in BASELINES]
-    rows += [(shown, scores[key]) for key, shown in BASELINES.items() if key in scores]
-    return "\n".join([f"{'probe':<10} {'top-1 %':>8}"] + [f"{name:<10} {value:>8.2f}" for name, value in rows])
+def table(outcomes: Dict[str, ProbeOutcome]) -> str:
+    """A two-column table: probe, top-1 % (a probe of several heads: its best, named);
+    chance and the majority baseline last."""
+    rows = [(name, outcome) for name, outcome in outcomes.items() if name not in BASELINES]
+    rows += [(shown, outcomes[key]) for key, shown in BASELINES.items() if key in outcomes]
+    lines = [f"{'probe':<10} {'top-1 %':>8}"]
+    for name, outcome in rows:
+        note = outcome.best_head()
+        lines.append(f"{name:<10} {outcome.top1:>8.2f}" + (f"  ({note})" if note else ""))
+    return "\n".join(lines)
+
+
+def figures(outcomes: Dict[str, ProbeOutcome], cfg) -> Dict[str, object]:
+    """The --json dict: each figure in percent (4 decimals), the pooling and views, and
+    the heads of a probe of several."""
+    found: Dict[str, object] = {name: round(outcome.top1, 4) for name, outcome in outcomes.items()}
+    found["pooling"] = pooling_label(cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K)
+    found["views"] = list(probe_views(cfg))
+    for name, outcome in outcomes.items():
+        if len(outcome.heads) > 1:
+            found[f"{name}_best"] = outcome.best
+            found[f"{name}_heads"] = [{**settings, "top1": round(value, 4)} for settings, value in outcome.heads]
+    return found
 
 
 def run(argv: List[str]) -> int:
@@ -124,24 +157,25 @@ def run(argv: List[str]) -> int:
     if args.json:  # its folder is created
         check_output_file(args.json, "--json", folder_may_be_missing=True)
     check_output_folder(args.out, "--out")
-    cfg = load_config(args.cfg_file, list(args.overrides))
+    pooling = ["PROBE.POOLING", args.pooling] if args.pooling else []
+    cfg = load_config(args.cfg_file, list(args.overrides) + pooling)
     if args.out:
         setup_logging(args.out)
     else:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        scores = run_probes(cfg, args.checkpoint, args.eval_split, args.probes)
+        outcomes = run_probes(cfg, args.checkpoint, args.eval_split, args.probes)
     except (FileNotFoundError, ValueError) as error:  # a split's list or files (ProbeError and ConfigError pass)
         if isinstance(error, SlowmaskError):
             raise
         raise DataError(str(error)) from error
-    except TypeError as error:  # a model that cannot give features (see encoder_tokens)
+    except TypeError as error:  # a model that cannot give features (encoder_tokens, features/pooling.py)
         raise UsageError(str(error)) from error
-    sys.stdout.write(table(scores) + "\n")
+    sys.stdout.write(table(outcomes) + "\n")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump({name: round(value, 4) for name, value in scores.items()}, f, indent=1)
+            json.dump(figures(outcomes, cfg), f, indent=1)
     return 0
 
 

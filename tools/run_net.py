@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The one entry point: pretraining, fine-tuning (TRAIN.ENABLE) and multi-view testing
-(TEST.ENABLE; after training, of the checkpoint it wrote).
+(TEST.ENABLE; after training, of the checkpoint TEST.CHECKPOINT names). A training run ends
+with its summary, logged and written to OUTPUT_DIR/summary.json (slowmask/engine/summary.py).
 
     python tools/run_net.py --cfg configs/k400_MViT_L_MaskFeat_PT.yaml [KEY VALUE ...]
     python tools/run_net.py --cfg ... --check [KEY VALUE ...]   # only check config, data, devices
@@ -16,6 +17,7 @@ OUTPUT_DIR/stdout.log, or to the console with --debug.
 import argparse
 import os
 import sys
+import time
 from contextlib import nullcontext
 from typing import List, Optional, Sequence
 
@@ -61,6 +63,7 @@ def config_from_args(args: argparse.Namespace, launcher_opts: Sequence[str] = ()
 
 
 def run(argv: List[str]) -> int:
+    started = time.perf_counter()
     args = parse_args(argv)
     cfg = config_from_args(args)
     in_use = in_use_message(cfg.OUTPUT_DIR)
@@ -72,6 +75,7 @@ def run(argv: List[str]) -> int:
     from slowmask.engine.evaluate import run_test
     from slowmask.engine.launch import check_launch, launch, torchrun_cpu_overrides
     from slowmask.engine.preflight import check_output_dir, describe, preflight
+    from slowmask.engine.summary import write_run_summary
     from slowmask.engine.train import train
 
     cpu_processes = torchrun_cpu_overrides(cfg)
@@ -93,6 +97,8 @@ def run(argv: List[str]) -> int:
             launch(cfg, train, args.init_method)
         if cfg.TEST.ENABLE:
             launch(cfg, run_test, args.init_method)
+        if cfg.TRAIN.ENABLE and int(os.environ.get("RANK", 0)) == 0:
+            write_run_summary(cfg, time.perf_counter() - started, tested=cfg.TEST.ENABLE)
     return 0
 
 

@@ -9,6 +9,7 @@ token, the model's prediction for the masked tokens), and clip_NN_<video>.gif / 
 the clip with the mask. The model is TRAIN.CHECKPOINT_FILE_PATH, or else the newest
 checkpoint of OUTPUT_DIR. Clips are the central window and crop (at DATA.TRAIN_CROP_SIZE,
 the model's input size) of videos spread over the split's list, masks drawn as in training.
+With WANDB.ENABLE the PNG pictures are added to the run's W&B run (as `visualizations`).
 Without --split the clips come from val, or from train (with a warning) when the data has
 no val list, as after a pretraining on a folder of videos (TRAIN.DATASET video_folder).
 """
@@ -17,6 +18,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import List
 
 import numpy as np
 import torch
@@ -24,6 +26,8 @@ import torch
 from slowmask.config import ConfigError, load_config
 from slowmask.data import build_dataset
 from slowmask.data.datasets.video_list import ListNotFoundError
+from slowmask.engine.hooks import WandbSettings, log_pictures
+from slowmask.engine.preflight import missing_package_problems
 from slowmask import checkpoint
 from slowmask.methods import build_model
 from slowmask.geometry import TokenGeometry
@@ -92,7 +96,8 @@ def clip_source(cfg, split: str):
         return build_dataset(cfg, "train")
 
 
-def draw(cfg, args: argparse.Namespace) -> None:
+def draw(cfg, args: argparse.Namespace) -> List[str]:
+    """Write the pictures of `args.num_clips` clips; returns the PNG files' paths."""
     out_dir = args.out or os.path.join(cfg.OUTPUT_DIR, "vis")
     model = build_model(cfg)
     checkpoint.load_weights(model_checkpoint(cfg), model)
@@ -101,6 +106,7 @@ def draw(cfg, args: argparse.Namespace) -> None:
     dataset = clip_source(cfg, args.split)
     grid = TokenGeometry.from_config(cfg).prediction_grid
     count = min(args.num_clips, len(dataset))
+    pictures = []
     for number, index in enumerate(np.linspace(0, len(dataset) - 1, count).round().astype(int)):
         item = dataset[int(index)]
         frames = to_uint8_frames(item["clip"], cfg.DATA.MEAN, cfg.DATA.STD)
@@ -110,15 +116,22 @@ def draw(cfg, args: argparse.Namespace) -> None:
         for extension in args.formats:
             save_animation(masked_animation(frames, item["mask"], args.scale), f"{stem}.{extension}")
         logger.info("wrote %s.png (loss %.4g on this clip)", stem, prediction.loss)
+        pictures.append(stem + ".png")
+    return pictures
 
 
 def run(argv) -> int:
     args = parse_args(argv)
     check_output_folder(args.out, "--out")
     cfg = visualization_config(load_config(args.cfg_file, list(args.overrides)))
+    missing = missing_package_problems(cfg)  # wandb for WANDB.ENABLE, the decoding backend's package
+    if missing:
+        raise ConfigError.of_all(missing)
     setup_logging(cfg.OUTPUT_DIR)
     torch.manual_seed(cfg.RNG_SEED)
-    draw(cfg, args)
+    pictures = draw(cfg, args)
+    if cfg.WANDB.ENABLE:  # the pictures join the run's W&B run (OUTPUT_DIR/wandb_run_id)
+        log_pictures(cfg.OUTPUT_DIR, WandbSettings.from_config(cfg), "visualizations", pictures)
     return 0
 
 

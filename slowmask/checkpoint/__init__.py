@@ -1,8 +1,8 @@
-"""Checkpoints: the files a run writes and reads (files.py), a checkpoint's weights in a
-model (pretrained.py: state diffs, `load_weights`, `load_pretrained`), the folders of a
-sharded run (sharded.py: written by every rank, read on any number of processes,
-consolidated into a file), and the fitting of
-tensors written for another input geometry (geometry.py).
+"""Checkpoints: the files a run writes and reads (files.py; safetensors_file.py, weights
+without pickle), a checkpoint's weights in a model (pretrained.py: state diffs,
+`load_weights`, `load_pretrained`), the folders of a sharded run (sharded.py: written by
+every rank, read on any number of processes, consolidated into a file), and the fitting
+of tensors written for another input geometry (geometry.py).
 
 Below the models and the methods, above geometry/utils: a model built from another run's
 weights (the distillation teacher, fine-tuning) needs no engine. Where a training run
@@ -11,10 +11,12 @@ resumes, and putting optimizer and hook states back, is the engine's (engine/res
 
 from .files import (
     BEST_NAME,
+    EMA_NAME,
     CHECKPOINT_DIR,
     ZIP_MAGIC,
     CheckpointError,
     best_checkpoint_path,
+    ema_checkpoint_path,
     capture_rng_state,
     check_finite,
     checkpoint_dir,
@@ -34,6 +36,7 @@ from .files import (
     unwrapped,
 )
 from .geometry import adapt
+from .safetensors_file import is_safetensors, write_safetensors_checkpoint
 from .sharded import (
     consolidate_checkpoint,
     is_sharded_checkpoint,
@@ -59,6 +62,7 @@ from .pretrained import (
 
 __all__ = [
     "BEST_NAME",
+    "EMA_NAME",
     "CHECKPOINT_DIR",
     "PRETRAINING_ONLY",
     "STEM_PREFIXES",
@@ -69,6 +73,7 @@ __all__ = [
     "WeightsMismatchError",
     "adapt",
     "best_checkpoint_path",
+    "ema_checkpoint_path",
     "capture_rng_state",
     "check_finite",
     "checkpoint_dir",
@@ -76,6 +81,7 @@ __all__ = [
     "consolidate_checkpoint",
     "damaged_member",
     "epoch_checkpoints",
+    "is_safetensors",
     "is_sharded_checkpoint",
     "last_checkpoint",
     "load_model_state",
@@ -99,4 +105,5 @@ __all__ = [
     "state_diff",
     "unreadable_reason",
     "unwrapped",
+    "write_safetensors_checkpoint",
 ]

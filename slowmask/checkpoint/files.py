@@ -27,6 +27,8 @@ unread. A torch zip checkpoint carries a CRC-32 of each member: `read_checkpoint
 them first (`damaged_member`), so a file whose bytes changed after it was written (a
 disk, memory or copy error) is refused naming the damaged member, not loaded with its
 flipped values. Legacy (non-zip) torch files carry no checksum and are read unchecked.
+A safetensors file (safetensors_file.py: weights, epoch and cfg, no pickle) is read too,
+its header checked and each tensor against the CRC-32 its metadata holds.
 Weights that are not finite (NaN, inf) are refused when loaded into a model, naming the
 tensors (`check_finite`). An unreadable checkpoint met when resuming or pruning is set
 aside, renamed NAME.unreadable (`set_aside`): never deleted, never taken for the newest
@@ -58,10 +60,14 @@ from torch import nn
 from slowmask.utils.errors import SlowmaskError
 from slowmask.utils.output_files import DiskFullError, check_free_space, disk_full_cause, free_bytes, remove_quietly
 
+from .safetensors_file import is_safetensors, read_safetensors_checkpoint
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "checkpoint_best.pyth"
+# Model EMA's average of a fine-tuned classifier (MODEL.EMA), written at the end of training.
+EMA_NAME = "checkpoint_ema.pyth"
 _NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?(?:\.pyth)?$")  # no .pyth: a sharded folder
 SHARDED_RUN_STATE = "run_state.pyth"  # in a sharded folder: this dict without the tensors (empty model_state)
 SHARDED_INDEX = ".metadata"  # in a sharded folder: torch.distributed.checkpoint's index of the shards
@@ -106,6 +112,11 @@ def checkpoint_path(output_dir: str, epoch: int, iteration: Optional[int] = None
 def best_checkpoint_path(output_dir: str) -> str:
     """Path of the checkpoint with the best validation result so far (not resumed from)."""
     return os.path.join(checkpoint_dir(output_dir), BEST_NAME)
+
+
+def ema_checkpoint_path(output_dir: str) -> str:
+    """Path of the classifier whose `model_state` is the run's moving average of its weights."""
+    return os.path.join(checkpoint_dir(output_dir), EMA_NAME)
 
 
 def position_in_name(name: str) -> Optional[Tuple[int, float]]:
@@ -235,6 +246,11 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
         data = f.read()
     if not data:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: empty file (0 bytes; its write never began)")
+    if is_safetensors(data):
+        try:
+            return read_safetensors_checkpoint(path, data)
+        except ValueError as error:
+            raise CheckpointError(str(error)) from None
     member = damaged_member(io.BytesIO(data))
     if member is not None:
         raise CheckpointError(

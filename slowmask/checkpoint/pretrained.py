@@ -18,16 +18,18 @@ follows the input geometry (position tables, 2-D kernels) are fitted to the mode
 (geometry.py); what the checkpoint lacks (the classifier head) keeps its
 initialization. One log message says what was loaded, fitted, skipped and new, and a
 warning names any position table, class token or patch embedding dropped or created: the
-model's stem does not fit the checkpoint's.
+model's stem does not fit the checkpoint's. It names the MVIT.* keys of the checkpoint's
+stem (`stem_keys`) and the fine-tuning recipe of configs/ that has it (STEM_RECIPES).
 """
 
 import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch
+import yaml
 from torch import Tensor, nn
 
 from .files import CheckpointError, check_finite, unwrapped
@@ -142,10 +144,13 @@ def load_model_state(path: str, model_state: Dict[str, Tensor], model: nn.Module
         raise WeightsMismatchError(f"{path} does not fit this model:\n{diff.summary()}\n{fix}") from None
 
 
-def load_weights(path: str, model: nn.Module, fix: str = "use the config the checkpoint was trained with") -> None:
+def load_weights(
+    path: str, model: nn.Module, fix: str = "use the config the checkpoint was trained with"
+) -> Dict[str, Any]:
     """Put the model_state of the checkpoint at `path` (a file, or a sharded folder read
     whole) into `model` for a tool that uses the trained weights (no optimizer, nothing
-    resumed): strict names, finite values; `fix` is the advice a mismatch ends with."""
+    resumed): strict names, finite values; `fix` is the advice a mismatch ends with.
+    Returns the checkpoint dict (epoch, cfg ...)."""
     state = read_any_checkpoint(path)
     check_finite(path, state["model_state"])
     load_model_state(path, state["model_state"], model, fix)
@@ -153,6 +158,7 @@ def load_weights(path: str, model: nn.Module, fix: str = "use the config the che
     if taken and state.get("iteration") is not None:
         taken += f", after iteration {state['iteration']}"
     logger.info("loaded weights from %s%s", path, f" ({taken})" if taken else "")
+    return state
 
 
 # Initializing a model from another run's weights.
@@ -259,6 +265,54 @@ def match_state(
     return to_load, report
 
 
+# The stem a checkpoint was pretrained with, as the keys that build it, and the fine-tuning recipe
+# of configs/ with that stem (tests/engine/test_finetune_recipes.py checks each against its yaml).
+STEM_RECIPES = (
+    ({"MVIT.CLS_EMBED_ON": False, "MVIT.USE_ABS_POS": True, "MVIT.SEP_POS_EMBED": False},
+     "k400_ViT_B_VideoMAE_FT.yaml"),
+    ({"MVIT.CLS_EMBED_ON": True, "MVIT.USE_ABS_POS": True, "MVIT.SEP_POS_EMBED": True}, "k400_ViT_B_FT.yaml"),
+    ({"MVIT.CLS_EMBED_ON": True, "MVIT.USE_ABS_POS": True, "MVIT.SEP_POS_EMBED": False}, "in1k_ViT_B_FT.yaml"),
+    ({"MVIT.CLS_EMBED_ON": True, "MVIT.USE_ABS_POS": False}, "k400_MViT_S_FT.yaml"),
+)
+
+
+def stem_keys(state: Mapping[str, Tensor], recorded_cfg: str = "") -> Dict[str, Any]:
+    """The MVIT.* keys that build the stem whose tensors `state` holds: class token,
+    learned position tables (separate or joint; a joint one fixed to sine-cosine when
+    `recorded_cfg`, the checkpoint's YAML, says so) and, without a class token, mean pooling."""
+    keys: Dict[str, Any] = {"MVIT.CLS_EMBED_ON": "cls_token" in state, "MVIT.USE_ABS_POS": True}
+    if "pos_embed_spatial" in state:
+        keys["MVIT.SEP_POS_EMBED"] = True
+    elif "pos_embed" in state:
+        keys["MVIT.SEP_POS_EMBED"] = False
+        fixed = _recorded_mvit_key(recorded_cfg, "USE_FIXED_SINCOS_POS")
+        if fixed is not None:
+            keys["MVIT.USE_FIXED_SINCOS_POS"] = bool(fixed)
+    else:
+        keys["MVIT.USE_ABS_POS"] = False
+    if "cls_token" not in state:
+        keys["MVIT.USE_MEAN_POOLING"] = True
+    return keys
+
+
+def _recorded_mvit_key(recorded_cfg: str, key: str) -> Any:
+    """MVIT.`key` of a checkpoint's YAML config, or None when it holds no such value."""
+    try:
+        recorded = yaml.safe_load(recorded_cfg) if recorded_cfg else None
+    except yaml.YAMLError:
+        return None
+    mvit = recorded.get("MVIT") if isinstance(recorded, dict) else None
+    return mvit.get(key) if isinstance(mvit, dict) else None
+
+
+def stem_advice(keys: Mapping[str, Any]) -> str:
+    """How to fine-tune with the stem `keys` describe: the keys, and the recipe of configs/
+    that holds them."""
+    recipe = next((name for wanted, name in STEM_RECIPES if all(keys.get(k) == v for k, v in wanted.items())), None)
+    named = " ".join(f"{key} {value}" for key, value in keys.items())
+    return f"fine-tune with the checkpoint's stem, {named}" + (f" (as configs/{recipe} does)" if recipe else "")
+
+
 def load_pretrained(
     path: str, model: nn.Module, clear_name_patterns: Sequence[str] = (), drop: Sequence[str] = PRETRAINING_ONLY
 ) -> LoadReport:
@@ -266,7 +320,8 @@ def load_pretrained(
     sharded folder; no optimizer state, no epoch) and log, once, what was loaded, fitted,
     skipped and new. Weights that are not finite are refused (CheckpointError), naming
     the tensors."""
-    state = read_any_checkpoint(path)["model_state"]
+    checkpoint = read_any_checkpoint(path)
+    state = checkpoint["model_state"]
     check_finite(path, state)
     state = renamed(state, clear_name_patterns)
     try:
@@ -280,8 +335,8 @@ def load_pretrained(
     if dropped or created:
         logger.warning(
             "%s does not fit this model's stem: dropped from the checkpoint: %s; created by the model (not "
-            "pretrained): %s. Fine-tune with a config whose position embedding and class token match the "
-            "pretraining config (see the README's recipe table)",
+            "pretrained): %s. To start from all of its stem, %s; see the README's recipe table",
             path, ", ".join(dropped) or "none", ", ".join(created) or "none",
+            stem_advice(stem_keys(state, checkpoint.get("cfg") or "")),
         )
     return report

@@ -157,7 +157,8 @@ def check_masking(cfg: CfgNode) -> None:
             f"MASK.PRETRAIN_DEPTH {list(cfg.MASK.PRETRAIN_DEPTH)} must name blocks in "
             f"[0, MVIT.DEPTH - 1 = {depth - 1}]"
         )
-    if not 0.0 < cfg.AUG.MASK_RATIO < 1.0:
+    # The multi-block mask's blocks decide its fraction; its builder warns when a ratio is set.
+    if cfg.AUG.MASK_TYPE != "multiblock" and not 0.0 < cfg.AUG.MASK_RATIO < 1.0:
         raise ConfigError(f"AUG.MASK_RATIO must lie in (0, 1), got {cfg.AUG.MASK_RATIO}")
     if cfg.MVIT.PATCH_2D:  # images: the mask builder puts the mask on the token grid when t != 1
         return
@@ -318,6 +319,31 @@ def check_nonfinite_skip(cfg: CfgNode) -> None:
                           f"got {share}")
 
 
+# TEST.CHECKPOINT values: the weights the test after training reads from OUTPUT_DIR.
+TEST_CHECKPOINTS = ("last", "best", "ema")
+# WANDB.MODE values: W&B's own choice (""), or one of its modes.
+WANDB_MODES = ("", "online", "offline", "disabled")
+
+
+def check_model_ema(cfg: CfgNode) -> None:
+    """MODEL.EMA's decays and device, TEST.CHECKPOINT's choice against the run that writes it, WANDB.MODE."""
+    ema = cfg.MODEL.EMA
+    problems = [choice_problem(cfg, "TEST.CHECKPOINT", TEST_CHECKPOINTS),
+                choice_problem(cfg, "MODEL.EMA.DEVICE", ("", "cpu")), choice_problem(cfg, "WANDB.MODE", WANDB_MODES)]
+    if not 0.0 <= ema.DECAY < 1.0:
+        problems.append(f"MODEL.EMA.DECAY must be in [0, 1) (1 would never move), got {ema.DECAY}")
+    if not 0.0 <= ema.WARMUP_START_DECAY <= ema.DECAY or ema.WARMUP_EPOCHS < 0:
+        problems.append(f"MODEL.EMA.WARMUP_START_DECAY must be in [0, MODEL.EMA.DECAY] and MODEL.EMA.WARMUP_EPOCHS "
+                        f">= 0, got {ema.WARMUP_START_DECAY} and {ema.WARMUP_EPOCHS}")
+    if ema.ENABLE and cfg.MASK.ENABLE:
+        problems.append("MODEL.EMA.ENABLE averages a fine-tuned classifier's weights; this config pretrains "
+                        "(MASK.ENABLE True): set MODEL.EMA.ENABLE False (a method's own average has its own keys)")
+    if cfg.TEST.CHECKPOINT == "ema" and cfg.TRAIN.ENABLE and not ema.ENABLE:
+        problems.append("TEST.CHECKPOINT 'ema' tests the weights' moving average, which this run does not keep: "
+                        "set MODEL.EMA.ENABLE True, or TEST.CHECKPOINT 'last' or 'best'")
+    raise_problems(problems)
+
+
 CHECKS: List[Callable[[CfgNode], None]] = [
     check_minimums,
     check_choices,
@@ -336,4 +362,5 @@ CHECKS: List[Callable[[CfgNode], None]] = [
     check_data_loader,
     check_checkpointing,
     check_nonfinite_skip,
+    check_model_ema,
 ]

@@ -111,7 +111,7 @@ _C.AUG.RE_COUNT = 1
 _C.AUG.RE_SPLIT = False
 # Draw the mask in the loader worker (PySlowFast flag; slowmask always does when masking).
 _C.AUG.GEN_MASK_LOADER = False
-# Mask generator ("cube", "block", "tube", "frame", "frame_block", "random"); "" derives it from the flags below and MASK.MAE_RND_MASK.
+# Mask generator ("cube", "block", "tube", "frame", "frame_block", "random", "multiblock"); "" derives it from the flags below and MASK.MAE_RND_MASK.
 _C.AUG.MASK_TYPE = ""
 # PySlowFast flag: tube masks instead of cube masks.
 _C.AUG.MASK_TUBE = False
@@ -119,7 +119,7 @@ _C.AUG.MASK_TUBE = False
 _C.AUG.MASK_FRAMES = False
 # Size (t, h, w) of the mask grid on which masks are drawn.
 _C.AUG.MASK_WINDOW_SIZE = [8, 7, 7]
-# Fraction of mask-grid units that are masked.
+# Fraction of mask-grid units that are masked (ignored by "multiblock", whose MASK.MULTIBLOCK_* blocks decide it).
 _C.AUG.MASK_RATIO = 0.0
 # Largest block (in mask units) a block/cube mask may add at once (None: no limit).
 _C.AUG.MAX_MASK_PATCHES_PER_BLOCK = None
@@ -165,6 +165,9 @@ _C.TEST.CHECKPOINT_TYPE = "pytorch"
 _C.TEST.SAVE_RESULTS_PATH = ""
 # PySlowFast's list of temporal clip counts to test with (accepted, unused).
 _C.TEST.NUM_TEMPORAL_CLIPS = []
+# Weights the test after training uses when CHECKPOINT_FILE_PATH is "": "last" (the newest checkpoint), "best"
+# (checkpoint_best.pyth, the best validation top-1) or "ema" (checkpoint_ema.pyth, MODEL.EMA's average).
+_C.TEST.CHECKPOINT = "last"
 
 # ---------------------------------------------------------------------------- #
 # Batch norm (MViT has none; kept so PySlowFast files load)
@@ -213,6 +216,19 @@ _C.MODEL.DETACH_FINAL_FC = False
 _C.MODEL.LINEAR_PROBE = False
 # Run the model through torch.compile.
 _C.MODEL.COMPILE = False
+# An exponential moving average of the classifier's weights in fine-tuning (VideoMAE's --model_ema), validated
+# beside the raw weights; engine/hooks/model_ema.py.
+_C.MODEL.EMA = CfgNode()
+# Keep the average, updated after every optimizer update; written as OUTPUT_DIR/checkpoints/checkpoint_ema.pyth.
+_C.MODEL.EMA.ENABLE = False
+# Weight of the average at each update: average = DECAY * average + (1 - DECAY) * weights (VideoMAE: 0.9999).
+_C.MODEL.EMA.DECAY = 0.9999
+# Epochs of updates over which the decay rises linearly from WARMUP_START_DECAY to DECAY (0: DECAY from the start).
+_C.MODEL.EMA.WARMUP_EPOCHS = 0.0
+# The decay of the first update when WARMUP_EPOCHS > 0 (0.0: the first update copies the weights).
+_C.MODEL.EMA.WARMUP_START_DECAY = 0.0
+# Where the average lives: "" the model's device, or "cpu" (saves device memory; its validation then runs on the CPU).
+_C.MODEL.EMA.DEVICE = ""
 
 # ---------------------------------------------------------------------------- #
 # MViTv2 (ViT is MViT without pooling)
@@ -292,6 +308,14 @@ _C.MVIT.HEAD_INIT_SCALE = 1.0
 _C.MVIT.USE_MEAN_POOLING = False
 # Fixed sine-cosine absolute position embeddings.
 _C.MVIT.USE_FIXED_SINCOS_POS = False
+# Layout of that fixed table (models/layers/position.py): "pyslowfast" (a quarter time, then w, h), "vjepa"
+# (V-JEPA's: half time, a quarter h, a quarter w), "vjepa_uniform" (V-JEPA's video recipes: a third each).
+_C.MVIT.SINCOS_LAYOUT = "pyslowfast"
+# 3-D rotary position embeddings on q and k in every block (V-JEPA 2; a ViT: no pooling, no relative positions).
+_C.MVIT.USE_ROPE = False
+# Rotary pairs turned at one frequency (a true rotation: q.k depends on relative positions only); False keeps
+# V-JEPA 2's layout, in which a pair's channels take neighbouring frequencies (its published weights need it).
+_C.MVIT.ROPE_EXACT = False
 # Reversible MViT (not supported; must stay off).
 _C.MVIT.REV = CfgNode()
 # Enable reversible blocks (not supported).
@@ -349,6 +373,33 @@ _C.MASK.DECODER_MASK_TYPE = ""
 _C.MASK.DECODER_MASK_RATIO = 0.5
 # Tokens the pretraining loss is on: "masked", or "visible" (UMT's unmasked-token alignment).
 _C.MASK.LOSS_TOKENS = "masked"
+# Multi-block mask sets (V-JEPA 2; AUG.MASK_TYPE "multiblock" masks their union), one entry per set: blocks per mask.
+_C.MASK.MULTIBLOCK_NUM_BLOCKS = [8, 2]
+# One entry per set: a block's area as a fraction of the grid's h x w.
+_C.MASK.MULTIBLOCK_SPATIAL_SCALE = [0.15, 0.7]
+# [low, high] range of a block's height / width, drawn uniformly (all sets).
+_C.MASK.MULTIBLOCK_ASPECT_RATIO = [0.75, 1.5]
+# One entry per set: a block's temporal span as a fraction of the grid's t (1.0: every t).
+_C.MASK.MULTIBLOCK_TEMPORAL_SCALE = [1.0, 1.0]
+
+# ---------------------------------------------------------------------------- #
+# V-JEPA / V-JEPA 2 (MODEL.MODEL_NAME "VJEPA", methods/vjepa.py): predictor and target encoder
+# ---------------------------------------------------------------------------- #
+_C.JEPA = CfgNode()
+# Blocks of the predictor (V-JEPA 2 ViT-L: 12).
+_C.JEPA.PRED_DEPTH = 12
+# Width of the predictor's tokens (V-JEPA 2: 384).
+_C.JEPA.PRED_EMBED_DIM = 384
+# Attention heads of the predictor (V-JEPA 2: 12).
+_C.JEPA.PRED_NUM_HEADS = 12
+# Learned mask tokens of the predictor; mask set i uses token i mod this (V-JEPA 2: one per mask set).
+_C.JEPA.PRED_NUM_MASK_TOKENS = 2
+# Momentum of the target encoder's moving average [start, end] (V-JEPA 2: 0.99925 throughout; V-JEPA: 0.998 -> 1.0).
+_C.JEPA.EMA = [0.99925, 0.99925]
+# Optimizer updates over which the momentum goes linearly from start to end (then stays at end); unused when equal.
+_C.JEPA.EMA_STEPS = 1
+# Exponent p of the loss mean |prediction - target|^p / p (V-JEPA 2: 1.0, an L1 loss).
+_C.JEPA.LOSS_EXP = 1.0
 
 # ---------------------------------------------------------------------------- #
 # Teacher of the "teacher" target (MVD / UMT / MaskDistill feature distillation)
@@ -502,10 +553,27 @@ _C.TENSORBOARD.ENABLE = False
 _C.TENSORBOARD.LOG_DIR = ""
 
 # ---------------------------------------------------------------------------- #
+# Weights & Biases (the optional wandb package: pip install -e ".[wandb]")
+# ---------------------------------------------------------------------------- #
+_C.WANDB = CfgNode()
+# Log json_stats.log's figures, the config and the test to a W&B run; its id is kept in OUTPUT_DIR/wandb_run_id.
+_C.WANDB.ENABLE = False
+# W&B project ("" : W&B's default, or its WANDB_PROJECT environment variable).
+_C.WANDB.PROJECT = ""
+# W&B entity, a user or team ("": your default entity).
+_C.WANDB.ENTITY = ""
+# Run name ("": the OUTPUT_DIR folder's name).
+_C.WANDB.NAME = ""
+# Tags of the run, e.g. ["k400", "vit-b"].
+_C.WANDB.TAGS = []
+# "online", "offline" (files under OUTPUT_DIR/wandb, `wandb sync` later), "disabled", or "" (W&B's WANDB_MODE, else online).
+_C.WANDB.MODE = ""
+
+# ---------------------------------------------------------------------------- #
 # Representation probe (k-NN / linear / attentive top-1 of frozen encoder features)
 # ---------------------------------------------------------------------------- #
 _C.PROBE = CfgNode()
-# Probe the encoder during pretraining (k-NN, and the linear probe with PROBE.LINEAR).
+# Probe the encoder during pretraining (k-NN; the linear probe with PROBE.LINEAR, the attentive with PROBE.ATTENTIVE).
 _C.PROBE.ENABLE = False
 # Probe after every PERIOD-th epoch and after the last.
 _C.PROBE.PERIOD = 5
@@ -545,6 +613,26 @@ _C.PROBE.ATTENTIVE_WEIGHT_DECAY = 0.01
 _C.PROBE.ATTENTIVE_HEADS = 1
 # Cached token sets per step when training the attentive probe.
 _C.PROBE.HEAD_BATCH_SIZE = 64
+# Also train the attentive probe (PROBE.ATTENTIVE_*) at each probe during pretraining (keeps the tokens in memory).
+_C.PROBE.ATTENTIVE = False
+# Attentive probe: "query" (one learned query cross-attends the tokens) or "blocks" (V-JEPA 2's: blocks, then cross-attention).
+_C.PROBE.ATTENTIVE_POOLER = "query"
+# Blocks of the "blocks" attentive probe: DEPTH - 1 self-attention blocks, then the cross-attention block (V-JEPA 2: 4).
+_C.PROBE.ATTENTIVE_DEPTH = 4
+# Hidden width of the "blocks" attentive probe's MLPs, over the feature width.
+_C.PROBE.ATTENTIVE_MLP_RATIO = 4.0
+# Learning rates of attentive heads trained together, one per (lr, wd) pair; [] for ATTENTIVE_LR (V-JEPA 2: 0.005 to 0.0001).
+_C.PROBE.ATTENTIVE_LRS = []
+# Weight decays crossed with ATTENTIVE_LRS; the best head is reported with its pair; [] for ATTENTIVE_WEIGHT_DECAY.
+_C.PROBE.ATTENTIVE_WEIGHT_DECAYS = []
+# Temporal clips per scored item, spread over the video, as TEST.NUM_ENSEMBLE_VIEWS; scores averaged over clips x crops.
+_C.PROBE.NUM_ENSEMBLE_VIEWS = 1
+# Spatial crops per clip of a scored item, along the long side, as TEST.NUM_SPATIAL_CROPS (V-JEPA 2 on K400: 8 x 3).
+_C.PROBE.NUM_SPATIAL_CROPS = 1
+# Features probed: "mean" of the last block's tokens, "cls" token, "mean_last_k" / "concat_last_k" of POOL_LAST_K blocks.
+_C.PROBE.POOLING = "mean"
+# Blocks the "*_last_k" poolings read, each layer-normalized (DINO's linear evaluation: 4).
+_C.PROBE.POOL_LAST_K = 4
 
 # ---------------------------------------------------------------------------- #
 # Several datasets in one run (TRAIN.DATASET mixed; OmniMAE's images + videos)
@@ -556,6 +644,8 @@ _C.MULTI_DATASET.OVERRIDES = []
 _C.MULTI_DATASET.REPEAT_FACTORS = []
 # Frames each clip of a dataset is repeated to (set 2 in an image dataset's overrides for a 2-frame patch).
 _C.MULTI_DATASET.REPEAT_FRAMES = 1
+# One sampling weight per dataset: every batch mixes their items in these proportions (V-JEPA 2: [0.335, 0.1, 0.565]); [] = each batch from one dataset (REPEAT_FACTORS).
+_C.MULTI_DATASET.WEIGHTS = []
 
 # PySlowFast's keys of features slowmask does not build: accepted, reported, unused.
 add_unused_keys(_C)

@@ -4,7 +4,7 @@
 from the config; the parts take plain arguments and work alone: decoders/ (the `Video`
 interface and its backends), datasets/ (the registered datasets), and at this level the
 loader's parts (clip windows, transforms, augmentations, mixup, collate, index samplers,
-loader workers) and the demo videos (synthetic.py, video_writer.py).
+loader workers) and the demo data (synthetic.py, digits.py, video_writer.py).
 """
 
 from .augment import ClipErasing, ClipRandAugment, parse_rand_augment
@@ -18,8 +18,8 @@ from .collate import collate_clips
 from .datasets import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipDataset, FrameFolder, FrameListVideo, FrameRepeat, ImageAsVideo,
     ImageFolder, Kinetics, MixedBatchSampler, MixedDataset, NoReadableVideoError, PyTorchVideoDataset, Ssv2,
-    VideoDataset, VideoFolder, VideoListDataset, item_generator, list_image_folder, list_video_files, open_image,
-    read_frame_list, read_ssv2_labels, read_video_list,
+    VideoDataset, VideoFolder, VideoListDataset, WeightedMixSampler, item_generator, list_image_folder,
+    list_video_files, open_image, read_frame_list, read_ssv2_labels, read_video_list,
 )
 from .decoders import DecodeError, DecodeTimeout, Video, call_with_timeout, open_video
 from .index_samplers import EpochShuffleSampler
@@ -63,6 +63,7 @@ __all__ = [
     "VideoDataset",
     "VideoFolder",
     "VideoListDataset",
+    "WeightedMixSampler",
     "build_batch_mixer",
     "build_clip_sampler",
     "build_clip_transform",

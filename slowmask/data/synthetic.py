@@ -17,9 +17,10 @@ The panning texture has detail at every scale, so that it costs a decoder about 
 camera footage of the same size costs.
 """
 
+import functools
 import logging
 import os
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -38,8 +39,12 @@ CLASS_SETS = {
     "motion_axis": (("any", "axis000"), ("any", "axis045"), ("any", "axis090"), ("any", "axis135")),
 }
 
+# split -> [(file name stem, render(rng, num_frames, height, width) -> uint8 (T, H, W, 3))], one
+# entry per class in label order: what write_demo_dataset draws each split's videos with.
+ClassRenderers = Callable[[str], List[Tuple[str, Callable[..., np.ndarray]]]]
 
-def _bounce(start: float, velocity: float, low: float, high: float, num_frames: int) -> np.ndarray:
+
+def bounce(start: float, velocity: float, low: float, high: float, num_frames: int) -> np.ndarray:
     """(T,) positions moving at `velocity` per frame, reflected at `low` and `high`."""
     span = high - low
     travelled = (start - low + velocity * np.arange(num_frames)) % (2 * span)
@@ -48,12 +53,12 @@ def _bounce(start: float, velocity: float, low: float, high: float, num_frames: 
 
 def _horizontal(rng, centre_y, centre_x, speed, radius, height, width, num_frames):
     """From the start, bouncing between the left and right borders."""
-    return np.full(num_frames, centre_y), _bounce(centre_x, speed, radius, width - radius, num_frames)
+    return np.full(num_frames, centre_y), bounce(centre_x, speed, radius, width - radius, num_frames)
 
 
 def _vertical(rng, centre_y, centre_x, speed, radius, height, width, num_frames):
     """From the start, bouncing between the top and bottom borders."""
-    return _bounce(centre_y, speed, radius, height - radius, num_frames), np.full(num_frames, centre_x)
+    return bounce(centre_y, speed, radius, height - radius, num_frames), np.full(num_frames, centre_x)
 
 
 def _along_axis(degrees: float) -> Callable[..., Tuple[np.ndarray, np.ndarray]]:
@@ -71,7 +76,7 @@ def _along_axis(degrees: float) -> Callable[..., Tuple[np.ndarray, np.ndarray]]:
             if abs(step) > 1e-6:
                 ends = sorted(((radius - point) / step, (extent - radius - point) / step))
                 low, high = max(low, ends[0]), min(high, ends[1])
-        travelled = _bounce(rng.uniform(low, high), speed, low, high, num_frames)
+        travelled = bounce(rng.uniform(low, high), speed, low, high, num_frames)
         return through[0] + direction[0] * travelled, through[1] + direction[1] * travelled
 
     return motion
@@ -118,8 +123,8 @@ def render_panning_texture(
     canvas = F.interpolate(blobs, size=(2 * height, 2 * width), mode="bicubic", align_corners=False)
     canvas = canvas[0].permute(1, 2, 0).numpy() + rng.normal(0, 12, size=(2 * height, 2 * width, 3))
     canvas = canvas.clip(0, 255).astype(np.uint8)
-    tops = _bounce(0.0, height / fps, 0.0, float(height), num_frames).astype(int)
-    lefts = _bounce(0.0, 1.3 * height / fps, 0.0, float(width), num_frames).astype(int)
+    tops = bounce(0.0, height / fps, 0.0, float(height), num_frames).astype(int)
+    lefts = bounce(0.0, 1.3 * height / fps, 0.0, float(width), num_frames).astype(int)
     for top, left in zip(tops, lefts):
         yield canvas[top : top + height, left : left + width]
 
@@ -138,6 +143,7 @@ def write_demo_dataset(
     val_per_class: int = 0,
     test_per_class: int = 0,
     classes: str = "shape_motion",
+    renderers: Optional[ClassRenderers] = None,
 ) -> Dict[str, List[Tuple[str, int]]]:
     """Write videos of every class of CLASS_SETS[`classes`] and train.csv / val.csv /
     test.csv into `out_dir`.
@@ -147,11 +153,12 @@ def write_demo_dataset(
     whole folder (dataset video_folder), probes and fine-tuning the small labelled list.
     Validation and test get `val_per_class` and `test_per_class` videos of each class
     (0: a quarter of `videos_per_class`, at least one). CSV rows are "absolute_path label".
+    `renderers` (given: `classes` only names the set in the log) draws the videos of
+    other classes than the shapes' (the digits' of data/digits.py).
     Returns {split: [(path, label)]}, and "unlabelled" with label -1.
     """
-    if classes not in CLASS_SETS:
-        raise ValueError(f"unknown class set {classes!r}: choose one of {sorted(CLASS_SETS)}")
-    class_set = CLASS_SETS[classes]
+    if renderers is None:
+        renderers = shape_renderers(classes)
     rng = np.random.default_rng(seed)
     codec = pick_encoder()
     out_dir = os.path.abspath(out_dir)
@@ -160,32 +167,41 @@ def write_demo_dataset(
     splits: Dict[str, List[Tuple[str, int]]] = {}
     for split, count in counts.items():
         folder = os.path.join(out_dir, "videos", split)
-        splits[split] = _write_videos(folder, class_set, range(count), rng, num_frames, height, width, fps, codec)
+        splits[split] = _write_videos(folder, renderers(split), range(count), rng, num_frames, height, width, fps,
+                                      codec)
         with g_pathmgr.open(os.path.join(out_dir, f"{split}.csv"), "w") as f:
             f.writelines(f"{path} {label}\n" for path, label in splits[split])
     # Numbered after the labelled videos, in the same folder: unlisted, so unlabelled.
     numbers = range(videos_per_class, videos_per_class + unlabelled_per_class)
-    written = _write_videos(os.path.join(out_dir, "videos", "train"), class_set, numbers, rng, num_frames, height,
-                            width, fps, codec)
+    written = _write_videos(os.path.join(out_dir, "videos", "train"), renderers("train"), numbers, rng, num_frames,
+                            height, width, fps, codec)
     splits["unlabelled"] = [(path, -1) for path, _ in written]
-    logger.info("wrote %d videos (%s) to %s", sum(map(len, splits.values())), codec, out_dir)
+    logger.info("wrote %d videos of %s (%s) to %s", sum(map(len, splits.values())), classes, codec, out_dir)
     return splits
 
 
+def shape_renderers(classes: str) -> ClassRenderers:
+    """The ClassRenderers of the shape class set CLASS_SETS[`classes`] (the same in every
+    split); files are named <shape>_<motion> (<motion> when the shape is "any")."""
+    if classes not in CLASS_SETS:
+        raise ValueError(f"unknown class set {classes!r}: choose one of {sorted(CLASS_SETS)}")
+    kinds = [(motion if shape == "any" else f"{shape}_{motion}", functools.partial(render_moving_shape, shape, motion))
+             for shape, motion in CLASS_SETS[classes]]
+    return lambda split: kinds
+
+
 def _write_videos(
-    folder: str, class_set: Sequence[Tuple[str, str]], numbers: Sequence[int], rng: np.random.Generator,
-    num_frames: int, height: int, width: int, fps: int, codec: str,
+    folder: str, kinds: Sequence[Tuple[str, Callable[..., np.ndarray]]], numbers: Sequence[int],
+    rng: np.random.Generator, num_frames: int, height: int, width: int, fps: int, codec: str,
 ) -> List[Tuple[str, int]]:
-    """[(path, label)] of one video of each class of `class_set` per number in `numbers`,
-    written into `folder` as <shape>_<motion>_<number>.mp4 (<motion>_<number>.mp4 when
-    the shape is "any")."""
+    """[(path, label)] of one video of each class of `kinds` ([(stem, render)], label = its
+    position) per number in `numbers`, written into `folder` as <stem>_<number>.mp4."""
     g_pathmgr.mkdirs(folder)
     rows = []
-    for label, (shape, motion) in enumerate(class_set):
-        name = motion if shape == "any" else f"{shape}_{motion}"
+    for label, (stem, render) in enumerate(kinds):
         for number in numbers:
-            path = os.path.join(folder, f"{name}_{number:03d}.mp4")
-            write_video(path, render_moving_shape(shape, motion, rng, num_frames, height, width), fps, codec)
+            path = os.path.join(folder, f"{stem}_{number:03d}.mp4")
+            write_video(path, render(rng, num_frames, height, width), fps, codec)
             rows.append((path, label))
     return rows
 

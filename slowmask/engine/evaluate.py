@@ -6,18 +6,19 @@ TEST.NUM_ENSEMBLE_VIEWS temporal clips x TEST.NUM_SPATIAL_CROPS crops; the
 classifier's probabilities of a video's views are averaged ("sum") or maxed ("max"),
 and top-1 / top-5 / per-class accuracy are computed on the per-video scores (top-5 only
 with more than 5 classes: with fewer it is 100 % by construction). The
-classifier is TEST.CHECKPOINT_FILE_PATH (or this run's newest checkpoint); the main
-process writes OUTPUT_DIR/test_results.json and, with TEST.SAVE_RESULTS_PATH, the
-per-video scores. Validation during training is the same evaluation with one view per
-video (the PeriodicValidation hook). In a multi-process job each process scores whole
-videos and the per-video rows are gathered to all processes.
+classifier is TEST.CHECKPOINT_FILE_PATH, or this run's newest, best validated or averaged
+weights (TEST.CHECKPOINT "last", "best", "ema": `checkpoint_to_test`), all through the
+same multi-view path; the main process writes OUTPUT_DIR/test_results.json and, with
+TEST.SAVE_RESULTS_PATH, the per-video scores. Validation during training is the same
+evaluation with one view per video (the PeriodicValidation hook). In a multi-process job
+each process scores whole videos and the per-video rows are gathered to all processes.
 """
 
 import logging
 import os
 import pickle
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import simplejson
 import torch
@@ -249,14 +250,38 @@ def shown_accuracies(metrics: Dict[str, Any]) -> str:
 RESULTS_FILE = "test_results.json"
 
 
+# TEST.CHECKPOINT -> (OUTPUT_DIR -> the run's file of that choice, or None; what writes it).
+RUN_CHECKPOINTS: Dict[str, Tuple[Callable[[str], Optional[str]], str]] = {
+    "last": (checkpoint.last_checkpoint, "the newest checkpoint_epoch_*.pyth, written by training"),
+    "best": (lambda output_dir: _existing(checkpoint.best_checkpoint_path(output_dir)),
+             "checkpoint_best.pyth, written by a fine-tuning run's validation"),
+    "ema": (lambda output_dir: _existing(checkpoint.ema_checkpoint_path(output_dir)),
+            "checkpoint_ema.pyth, written at the end of a fine-tuning run with MODEL.EMA.ENABLE True"),
+}
+
+
+def _existing(path: str) -> Optional[str]:
+    return path if g_pathmgr.exists(path) else None
+
+
 def checkpoint_to_test(cfg: CfgNode) -> str:
-    """TEST.CHECKPOINT_FILE_PATH, else the newest checkpoint in OUTPUT_DIR/checkpoints."""
-    path = cfg.TEST.CHECKPOINT_FILE_PATH or checkpoint.last_checkpoint(cfg.OUTPUT_DIR)
+    """TEST.CHECKPOINT_FILE_PATH, else the file of this run that TEST.CHECKPOINT names in
+    OUTPUT_DIR/checkpoints (RUN_CHECKPOINTS): the newest, the best validated, or the
+    weights' moving average."""
+    if cfg.TEST.CHECKPOINT_FILE_PATH:
+        if cfg.TEST.CHECKPOINT != "last":
+            logger.warning("testing TEST.CHECKPOINT_FILE_PATH %s as given: TEST.CHECKPOINT %r chooses among this "
+                           "run's own files, and is not used", cfg.TEST.CHECKPOINT_FILE_PATH, cfg.TEST.CHECKPOINT)
+        return cfg.TEST.CHECKPOINT_FILE_PATH
+    find, written_by = RUN_CHECKPOINTS[cfg.TEST.CHECKPOINT]
+    path = find(cfg.OUTPUT_DIR)
     if not path:
         raise checkpoint.CheckpointError(
             f"nothing to test: TEST.CHECKPOINT_FILE_PATH is empty and {checkpoint.checkpoint_dir(cfg.OUTPUT_DIR)} "
-            "holds no checkpoint; give TEST.CHECKPOINT_FILE_PATH a fine-tuned classifier"
+            f"holds no file for TEST.CHECKPOINT {cfg.TEST.CHECKPOINT!r} ({written_by}); give "
+            "TEST.CHECKPOINT_FILE_PATH a fine-tuned classifier, or choose another TEST.CHECKPOINT"
         )
+    logger.info("TEST.CHECKPOINT %r: %s", cfg.TEST.CHECKPOINT, path)
     return path
 
 
@@ -313,7 +338,8 @@ def save_results(cfg: CfgNode, metrics: Dict[str, Any]) -> None:
 
 def run_test(cfg: CfgNode) -> Dict[str, Any]:
     """Multi-view test of the classifier, in every process of the job; returns the
-    metrics of the whole test split (see evaluate.accuracy) on every process."""
+    metrics of the whole test split (see evaluate.accuracy) and the "checkpoint" tested, on
+    every process (test_results.json holds them)."""
     setup_logging(cfg.OUTPUT_DIR, is_main_process())
     report_unused_keys(cfg)  # after the set-up, so the line reaches the console and stdout.log
     device = select_device(cfg)
@@ -324,6 +350,7 @@ def run_test(cfg: CfgNode) -> Dict[str, Any]:
     metrics = evaluate(
         model, loader, device, cfg.MODEL.NUM_CLASSES, cfg.MODEL.HEAD_ACT, cfg.DATA.ENSEMBLE_METHOD
     )
+    metrics["checkpoint"] = path
     if not is_main_process():
         return metrics
     save_results(cfg, metrics)

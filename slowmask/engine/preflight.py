@@ -10,7 +10,8 @@ TEST.CHECKPOINT_FILE_PATH, TEACHER.CHECKPOINT_FILE_PATH of a "teacher" target) m
 the devices NUM_GPUS asks for must be visible (devices.py), the choices only components
 know (decoding, augmentation, the step's precision and batch norm) must be valid, the
 optional packages the config asks for installed, and OUTPUT_DIR (with checkpoints/ in
-it) writable. Every problem is collected and reported at once, each with the key to
+it) writable; on a GPU, a WARNING when the memory plan (memory_plan.py) exceeds the
+device's memory. Every problem is collected and reported at once, each with the key to
 change (PreflightError, whose status is the first problem's kind);
 `tools/run_net.py --check` runs the preflight alone.
 """
@@ -34,6 +35,8 @@ from slowmask.utils.errors import SlowmaskError, problems_text
 from slowmask.utils.output_files import unwritable_problem
 
 from .devices import device_problem
+from .memory_plan import memory_warning
+from .probe import probe_problems
 from .sharding import sharding_problems
 from .step import NONFINITE_CHOICES, NORM_TYPES, PRECISION_CHOICES
 
@@ -96,6 +99,9 @@ def preflight(cfg: CfgNode) -> List[SplitReport]:
     for report in reports:
         logger.info("preflight: the %s split has %d items; %d decoded", report.split, report.items,
                     min(ITEMS_TRIED, report.items))
+    memory = memory_warning(cfg)
+    if memory:
+        logger.warning("preflight: %s", memory)
     return reports
 
 
@@ -115,6 +121,7 @@ def training_choice_problems(cfg: CfgNode) -> List[str]:
 # how to install it, the value that does without). setup.py's extras name them.
 OPTIONAL_PACKAGES = (
     ("TENSORBOARD.ENABLE", True, "tensorboard", "pip install -e '.[tensorboard]' (or pip install tensorboard)", False),
+    ("WANDB.ENABLE", True, "wandb", "pip install -e '.[wandb]' (or pip install wandb)", False),
     ("DATA.DECODING_BACKEND", "torchcodec", "torchcodec", "pip install -e '.[torchcodec]'", "pyav"),
     ("DATA.DECODING_BACKEND", "decord", "decord", "pip install decord (no wheel exists for some platforms)", "pyav"),
 )
@@ -142,7 +149,7 @@ def component_problems(cfg: CfgNode) -> List[str]:
     packages they need, checked before anything is built; config/ checks the sizes and
     keys that must agree."""
     return (decoding_problems(cfg) + augmentation_problems(cfg) + training_choice_problems(cfg)
-            + missing_package_problems(cfg))
+            + probe_problems(cfg) + missing_package_problems(cfg))
 
 
 def output_problems(cfg: CfgNode) -> List[str]:

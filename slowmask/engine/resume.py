@@ -24,6 +24,7 @@ from torch import nn
 from torch.distributed.tensor import DTensor
 
 from slowmask.checkpoint import (
+    CheckpointError,
     WeightsMismatchError,
     check_finite,
     is_sharded_checkpoint,
@@ -65,6 +66,14 @@ def load(
     """Load model, optimizer and scaler states from `path`; returns the checkpoint dict
     (epoch, iteration, rng_state ... : see ResumePoint)."""
     state = read_checkpoint(path)
+    if "epoch" not in state:  # weights exported without a run (tools/export.py --format pyth-safe)
+        raise CheckpointError(
+            f"{path} holds weights but no epoch: a run cannot resume from it; to initialize a model from it "
+            "(fine-tuning), set TRAIN.CHECKPOINT_EPOCH_RESET True"
+        )
+    if optimizer is not None and state.get("optimizer_state") is None:
+        logger.warning("%s holds weights but no optimizer state: the run goes on from its epoch with a fresh "
+                       "optimizer (moments and step counts from zero)", path)
     load_states(path, state, model, optimizer, scaler)
     return state
 

@@ -32,7 +32,7 @@ from slowmask.data.loader_workers import LoaderWorkerKilled
 from slowmask.methods import build_model
 from slowmask.models import build_loss
 from slowmask.utils.errors import EXIT_STATUS, SlowmaskError
-from slowmask.utils.logging import setup_logging
+from slowmask.utils.logging import setup_logging, write_json_stats
 from slowmask.utils.output_files import OutputDirInUse, hold_output_dir, remove_stale_temporaries
 
 from .evaluate import chance_top1, evaluate
@@ -43,6 +43,7 @@ from .hooks import (
     LossExplosionStop,
     LRSchedule,
     MetricsLog,
+    ModelEma,
     NonFiniteSkipLog,
     NonFiniteSkipStop,
     PeriodicCheckpoint,
@@ -52,7 +53,10 @@ from .hooks import (
     RankMeanMetrics,
     StopOnSignal,
     TensorBoardScalars,
+    WandbLog,
+    WandbSettings,
     run_from,
+    start_run,
     summary_writer,
 )
 from .distributed import any_rank, get_world_size, is_distributed, is_main_process
@@ -73,6 +77,7 @@ from .step import (
     steps_before,
     with_norm_type,
 )
+from .summary import run_start_record
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +95,7 @@ RECIPE_KEYS = (
 )
 # ... but not these: how long the run goes (raising MAX_EPOCH is how a finished run is
 # continued) and how its steps are computed, not what they compute.
-NOT_RECIPE_KEYS = ("SOLVER.MAX_EPOCH", "MODEL.COMPILE", "MODEL.ACT_CHECKPOINT")
+NOT_RECIPE_KEYS = ("SOLVER.MAX_EPOCH", "MODEL.COMPILE", "MODEL.ACT_CHECKPOINT", "MODEL.EMA.DEVICE")
 
 
 class ResumeConflict(SlowmaskError):
@@ -276,6 +281,7 @@ def _train(cfg: CfgNode) -> None:
     if cfg.TRAIN.CHECKPOINT_PERIOD_ITERS:
         check_starts_part_way(loader, "write mid-epoch checkpoints (TRAIN.CHECKPOINT_PERIOD_ITERS)")
     point = in_loader_batches(point, loader, cfg.TRAIN.BATCH_SIZE)
+    model_ema = build_model_ema(cfg, model, len(loader))
     step = TrainStep(
         step_model, optimizer, objective, device,
         clip_grad_l2norm=cfg.SOLVER.CLIP_GRAD_L2NORM,
@@ -285,10 +291,12 @@ def _train(cfg: CfgNode) -> None:
         accum_steps=cfg.TRAIN.GRAD_ACCUM_STEPS,
         skip_nonfinite=cfg.TRAIN.NONFINITE_LOSS == "skip",
         transfer=build_batch_transfer(cfg),
-        after_update=model_after_update(model),
+        after_update=model_after_update(model) + ([model_ema] if model_ema is not None else []),
         steps_done=steps_before(point.epoch, point.iteration, len(loader), cfg.TRAIN.GRAD_ACCUM_STEPS),
     )
-    hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device)
+    hooks = build_hooks(cfg, model, optimizer, scaler, step, loader, point, device, model_ema)
+    if is_main_process():  # after the hooks: W&B's hook sends the records from here on
+        write_json_stats(cfg.OUTPUT_DIR, run_start_record(cfg, model, len(loader.dataset)))
     point.restore_hooks(hooks, warn_unclaimed=is_main_process())
     stop = hooks[-1]  # StopOnSignal, the last hook (see build_hooks)
     logger.info("training epochs %d..%d, %d iterations each", point.epoch + 1, cfg.SOLVER.MAX_EPOCH, len(loader))
@@ -335,6 +343,23 @@ def after_worker_death(
     return stopped
 
 
+def build_model_ema(cfg: CfgNode, model: nn.Module, iters_per_epoch: int) -> Optional[ModelEma]:
+    """The moving average of the classifier's weights (MODEL.EMA), None when off; its
+    warm-up of MODEL.EMA.WARMUP_EPOCHS counted in optimizer updates (an epoch's batches
+    over TRAIN.GRAD_ACCUM_STEPS, its last cycle counting whole)."""
+    if not cfg.MODEL.EMA.ENABLE:
+        return None
+    updates_per_epoch = -(-iters_per_epoch // cfg.TRAIN.GRAD_ACCUM_STEPS)
+    warmup_steps = round(cfg.MODEL.EMA.WARMUP_EPOCHS * updates_per_epoch)
+    device = torch.device(cfg.MODEL.EMA.DEVICE) if cfg.MODEL.EMA.DEVICE else None
+    model_ema = ModelEma(model, cfg.MODEL.EMA.DECAY, warmup_steps, cfg.MODEL.EMA.WARMUP_START_DECAY, device,
+                         cfg.OUTPUT_DIR if is_main_process() else None, cfg.dump())
+    logger.info("model EMA: decay %g%s, kept on %s", cfg.MODEL.EMA.DECAY,
+                f" after a linear warm-up from {cfg.MODEL.EMA.WARMUP_START_DECAY:g} over {warmup_steps} updates"
+                if warmup_steps else "", model_ema.device)
+    return model_ema
+
+
 def in_loader_batches(point: ResumePoint, loader: Any, batch_total: int) -> ResumePoint:
     """`point` with its mid-epoch batch number counted in `loader`'s batches of
     `batch_total` items (all processes): TRAIN.BATCH_SIZE may differ from the checkpoint's
@@ -369,10 +394,13 @@ def build_hooks(
     loader: Any,
     point: ResumePoint,
     device: torch.device,
+    model_ema: Optional[ModelEma] = None,
 ) -> List[Hook]:
     """Every hook of a training run, in the order they run at each moment. `model` is the
     plain model (checkpoints, validation, probes), `step` the step that trains it, `point`
-    where the run starts (the loader skips the batches of a resumed epoch already run).
+    where the run starts (the loader skips the batches of a resumed epoch already run),
+    `model_ema` the weights' moving average the step updates (MODEL.EMA), validated beside
+    the model.
 
     The order matters: rank means replace the step's metrics before anything logs them;
     the main process alone writes logs and checkpoints (under TRAIN.SHARDING every rank
@@ -401,7 +429,7 @@ def build_hooks(
     if cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR > 0:
         hooks.append(LossExplosionStop(cfg.TRAIN.KILL_LOSS_EXPLOSION_FACTOR))
     if cfg.PROBE.ENABLE and cfg.MASK.ENABLE:  # the probe of a pretraining run
-        probes = build_probe_evaluation(cfg, model, device, cfg.PROBE.EVAL_SPLIT)
+        probes = build_probe_evaluation(cfg, model, device, cfg.PROBE.EVAL_SPLIT, cfg.PROBE.ATTENTIVE)
         writer = summary_writer(tensorboard_dir(cfg)) if cfg.TENSORBOARD.ENABLE and main else None
         hooks.append(ProbeHook(probes, cfg.PROBE.PERIOD, cfg.OUTPUT_DIR, writer,
                                probes.prepare if cfg.PROBE.CACHE_CLIPS else None, chance_top1(probes.num_classes)))
@@ -411,10 +439,19 @@ def build_hooks(
             hooks.append(TensorBoardScalars(summary_writer(tensorboard_dir(cfg))))
     elif sharded:
         hooks.append(checkpointer)
+    if model_ema is not None:  # its state in every checkpoint; before validation, which reads it
+        hooks.append(model_ema)
     if not cfg.MASK.ENABLE:  # a classifier's validation; pretraining has no labels to score
+        validate = _validation(cfg)
         saver = _best_checkpoint_saver(cfg, model, optimizer, scaler) if main or sharded else None
-        hooks.append(PeriodicValidation(_validation(cfg, model, device), cfg.TRAIN.EVAL_PERIOD, cfg.OUTPUT_DIR,
-                                        saver, main))
+        hooks.append(PeriodicValidation(lambda: validate(model, device), cfg.TRAIN.EVAL_PERIOD, cfg.OUTPUT_DIR,
+                                        saver, main,
+                                        None if model_ema is None else lambda: validate(model_ema.module,
+                                                                                        model_ema.device)))
+    if cfg.WANDB.ENABLE and main:  # after every hook that writes json_stats.log's records
+        config = yaml.safe_load(cfg.dump())
+        hooks.append(WandbLog(lambda: start_run(cfg.OUTPUT_DIR, WandbSettings.from_config(cfg), config),
+                              cfg.OUTPUT_DIR, keep_open=cfg.TEST.ENABLE))
     hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))
     if cfg.TRAIN.NONFINITE_LOSS == "skip":  # every rank: they agree on each skip, so all stop at one step
         hooks.append(NonFiniteSkipStop(cfg.TRAIN.NONFINITE_SKIP_MAX_SHARE))
@@ -427,10 +464,11 @@ def tensorboard_dir(cfg: CfgNode) -> str:
     return cfg.TENSORBOARD.LOG_DIR or os.path.join(cfg.OUTPUT_DIR, TENSORBOARD_DIR)
 
 
-def _validation(cfg: CfgNode, model: nn.Module, device: torch.device) -> Callable[[], Dict[str, Any]]:
-    """() -> the classifier's metrics on the "val" split (see evaluate.evaluate)."""
+def _validation(cfg: CfgNode) -> Callable[[nn.Module, torch.device], Dict[str, Any]]:
+    """(classifier, its device) -> its metrics on the "val" split (see evaluate.evaluate)."""
     loader = build_loader(cfg, "val")
-    return lambda: evaluate(model, loader, device, cfg.MODEL.NUM_CLASSES, cfg.MODEL.HEAD_ACT, cfg.DATA.ENSEMBLE_METHOD)
+    return lambda model, on: evaluate(model, loader, on, cfg.MODEL.NUM_CLASSES, cfg.MODEL.HEAD_ACT,
+                                      cfg.DATA.ENSEMBLE_METHOD)
 
 
 def _best_checkpoint_saver(

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from .encode import encoder_tokens
 from .media import MediaClips, collate_media
+from .pooling import DEFAULT_POOLING, pooled_features
 from .store import FeatureStore
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,12 @@ def extract_features(
     device: torch.device,
     batch_size: int = 8,
     num_workers: int = 0,
+    pooling: str = DEFAULT_POOLING,
+    last_k: int = 1,
 ) -> ExtractReport:
     """Write pooled (and, if the store asks, per-token) encoder features of every input of
-    `dataset` not yet in `store`, then the store's index over all of them."""
+    `dataset` not yet in `store`, read by `pooling` (pooling.py; `last_k` blocks for the
+    "*_last_k" ones), then the store's index over all of them."""
     todo = [i for i, path in enumerate(dataset.paths) if not store.is_done(path)]
     report = ExtractReport(skipped=len(dataset) - len(todo))
     logger.info("%d inputs to encode, %d done earlier", len(todo), report.skipped)
@@ -47,9 +50,9 @@ def extract_features(
             report.failed[path] = reason
         if batch["clip"] is None:
             continue
-        tokens = encoder_tokens(model, batch["clip"].to(device)).float().cpu()  # (B, N, D)
-        for path, item_tokens in zip(batch["path"], tokens):
-            store.write(path, item_tokens.mean(dim=0).numpy(), item_tokens.numpy())
+        features = pooled_features(model, batch["clip"].to(device), pooling, last_k)  # (B, D'), (B, N, D')
+        for path, pooled, tokens in zip(batch["path"], features.pooled.cpu(), features.tokens.cpu()):
+            store.write(path, pooled.numpy(), tokens.numpy())
         report.extracted += len(batch["path"])
     report.rows, _ = store.write_index(dataset.paths, report.failed)
     return report

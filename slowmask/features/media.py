@@ -1,6 +1,7 @@
 """Videos and images as evaluation clips: which inputs a list file or a folder names, and
 each as a clip (the central window and crop of a video; an image repeated over the clip's
-frames, a still video)."""
+frames, a still video), or as several views (temporal clips x spatial crops) for
+multi-view testing."""
 
 import logging
 import os
@@ -71,43 +72,63 @@ def listed_inputs(list_path: str, prefix: str = "", separator: str = " ") -> Lis
 
 
 class MediaClips(torch.utils.data.Dataset):
-    """Item i: {"index": i, "path", "clip": float (3, T, S, S)}, or {"index", "path",
-    "error"} when the file cannot be read.
+    """Item i: {"index": input index, "view": view index, "path", "clip": float (3, T, S, S)},
+    or {"index", "view", "path", "error"} when the file cannot be read.
+
+    Each input gives `num_clips` x `num_crops` items, input-major: item i is input
+    i // V, view i % V (V = num_clips * num_crops), view v being temporal clip v // num_crops
+    (the sampler's `clip_index`) at spatial crop v % num_crops (the transform's
+    `spatial_index`). With one view each, item i is input i.
 
     Args:
         paths: videos and images.
         open_video: path -> Video.
         sampler: `sampler(num_frames, fps, generator, clip_index)` -> frame indices (T,).
-        transform: uint8 (T, H, W, 3) frames -> (3, T, S, S) normalized clip.
+        transform: `transform(frames, generator, spatial_index)`: uint8 (T, H, W, 3) frames ->
+            (3, T, S, S) normalized clip.
         num_frames: T, the frames an image is repeated to.
+        num_clips, num_crops: temporal clips and spatial crops per input (TEST.NUM_ENSEMBLE_VIEWS
+            and TEST.NUM_SPATIAL_CROPS in PySlowFast's test); the sampler and the transform
+            must be built for as many.
     """
 
     def __init__(self, paths: Sequence[str], open_video: Callable[[str], Video], sampler, transform,
-                 num_frames: int) -> None:
+                 num_frames: int, num_clips: int = 1, num_crops: int = 1) -> None:
+        if num_clips < 1 or num_crops < 1:
+            raise ValueError(f"an input needs at least one clip and one crop, got {num_clips} x {num_crops}")
         self.paths = list(paths)
         self.open_video = open_video
         self.sampler = sampler
         self.transform = transform
         self.num_frames = num_frames
+        self.num_clips = num_clips
+        self.num_crops = num_crops
+
+    @property
+    def views_per_input(self) -> int:
+        return self.num_clips * self.num_crops
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) * self.views_per_input
 
-    def frames(self, path: str) -> torch.Tensor:
-        """uint8 (T, H, W, 3)."""
+    def frames(self, path: str, clip_index: int = 0) -> torch.Tensor:
+        """uint8 (T, H, W, 3) of temporal clip `clip_index`."""
         if path.lower().endswith(IMAGE_EXTENSIONS):
             with Image.open(path) as image:
                 pixels = torch.from_numpy(np.asarray(image.convert("RGB")).copy())
             return pixels[None].expand(self.num_frames, -1, -1, -1)
         with self.open_video(path) as video:
-            return video.get_frames(self.sampler(video.num_frames, video.fps, None, 0))
+            return video.get_frames(self.sampler(video.num_frames, video.fps, None, clip_index))
 
     def __getitem__(self, index: int) -> dict:
-        path = self.paths[index]
+        position, view = divmod(index, self.views_per_input)
+        path = self.paths[position]
+        item = {"index": position, "view": view, "path": path}
         try:
-            return {"index": index, "path": path, "clip": self.transform(self.frames(path), None)}
+            frames = self.frames(path, view // self.num_crops)
+            return {**item, "clip": self.transform(frames, None, view % self.num_crops)}
         except (DecodeError, OSError, ValueError) as error:
-            return {"index": index, "path": path, "error": f"{type(error).__name__}: {error}"}
+            return {**item, "error": f"{type(error).__name__}: {error}"}
 
 
 def collate_media(items: List[dict]) -> dict:

@@ -3,8 +3,10 @@ what made them, so that a run with other weights or another model never mixes it
 features with theirs; and one writer at a time.
 
 Layout of `out_dir`:
-    pooled/<key>.npy   (D,) float32, the mean of the encoder's grid tokens
-    tokens/<key>.npy   (N, D) float32, every grid token (only when per-token features are asked)
+    pooled/<key>.npy   (D,) float32, the pooling store.json names ("pooling": the mean of the
+                       encoder's grid tokens by default, see pooling.py)
+    tokens/<key>.npy   (N, D) float32, every grid token as the pooling reads them (only when
+                       per-token features are asked)
     features.npy       (num_done, D): the pooled rows of the list's inputs, in list order
     index.csv          "row,path": which input each row of features.npy is
     failed.txt         inputs that could not be read, with the reason

@@ -24,6 +24,8 @@ MASK_REGISTRY.__doc__ = """Mask generators, by the name AUG.MASK_TYPE gives.
 Every entry is a class built as `cls.from_config(cfg, grid=grid, mask_ratio=mask_ratio)`
 (context: `grid`, (t, h, w) the mask grid, and `mask_ratio`, a float in (0, 1), both
 checked by the builder); `from_config` adds the class's own keywords from the config.
+A class whose masked fraction does not come from the ratio (multiblock) sets the class
+attribute `uses_mask_ratio = False`: its `mask_ratio` is AUG.MASK_RATIO unchecked.
 Calling the instance with a `torch.Generator` returns a bool tensor of shape (t, h, w),
 True = masked, random only through that generator.
 """
@@ -48,7 +50,9 @@ def build_mask_generator(cfg: CfgNode) -> Optional[MaskGenerator]:
     if not cfg.MASK.ENABLE:
         return None
     name, source = mask_type(cfg)
-    ratio = check_mask_ratio(cfg.AUG.MASK_RATIO, "AUG.MASK_RATIO")
+    ratio = cfg.AUG.MASK_RATIO
+    if getattr(MASK_REGISTRY.get(name, source), "uses_mask_ratio", True):
+        check_mask_ratio(ratio, "AUG.MASK_RATIO")
     grid = tuple(cfg.AUG.MASK_WINDOW_SIZE)
     if source.endswith("MASK.MAE_RND_MASK True"):
         grid = _token_grid(cfg)

@@ -10,6 +10,7 @@ training step must do after an optimizer update.
 | mae.py          | "MAE"                  | sparse encoder + transformer decoder + normalized pixels + MSE (VideoMAE) |
 | videomae_v2.py  | "VideoMAEv2"           | MAE's parts + a decoder mask (dual masking) |
 | distillation.py | "MVD", "MaskDistill"   | MAE's or MaskFeat's parts + a frozen teacher's features |
+| vjepa.py        | "VJEPA"                | context encoder + narrow predictor + EMA target encoder's latents + L1, multi-block mask sets |
 
 `pretrainer.py` holds the forward pass they share (`MaskedPretrainer`); `build.py` the
 METHOD registry, the one translation of PySlowFast's "MaskMViT" / "MAE" and MASK.* flags
@@ -39,6 +40,7 @@ from .maskfeat import MaskFeat
 from .pretrainer import LOSS_TOKENS, MaskedPretrainer
 from .simmim import SimMIM
 from .videomae_v2 import DualMaskPretrainer, decoded_positions
+from .vjepa import VJEPA, TargetEncoder, jepa_networks
 
 __all__ = [
     "DualMaskPretrainer",
@@ -53,9 +55,12 @@ __all__ = [
     "SimMIM",
     "TeacherEncoder",
     "TeacherFeatureTarget",
+    "TargetEncoder",
+    "VJEPA",
     "build_model",
     "build_teacher",
     "decoded_positions",
+    "jepa_networks",
     "method_name",
     "resample_tokens",
 ]

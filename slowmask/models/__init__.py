@@ -1,7 +1,8 @@
 """Models: architectures and their layers. MViTv2 / ViT (mvit.py: the trunk, the
 classifier, MaskFeat's dense encoder and heads), MAE's sparse encoder (mae.py) and
-decoder (decoder_head.py), built from the parts in layers/; the MODEL registry of
-architectures (build.py) and the LOSS registry (losses.py).
+decoder (decoder_head.py), V-JEPA's encoder and predictor (jepa.py), built from the
+parts in layers/; the MODEL registry of architectures (build.py) and the LOSS registry
+(losses.py).
 
 The modules take plain arguments and can be built without a config. The pretraining
 methods that compose them (MaskFeat, MAE, distillation, ...) are slowmask.methods,
@@ -12,6 +13,7 @@ from .build import MODEL_REGISTRY, trunk_args
 from .decoder_head import DecoderPredictionHead
 from .layers import BlockLayout, BlockOptions, MultiScaleAttention, MultiScaleBlock, mvit_layout
 from .losses import LOSS_REGISTRY, build_loss
+from .jepa import JEPAEncoder, JEPAPredictor
 from .mae import MAEEncoder
 from .mvit import MaskFeatEncoder, MViT, MViTTrunk, SeparatePredictionHead, TransformerBasicHead
 
@@ -19,6 +21,8 @@ __all__ = [
     "BlockLayout",
     "BlockOptions",
     "DecoderPredictionHead",
+    "JEPAEncoder",
+    "JEPAPredictor",
     "LOSS_REGISTRY",
     "MAEEncoder",
     "MODEL_REGISTRY",

@@ -71,6 +71,8 @@ def trunk_args(cfg: CfgNode) -> Dict[str, Any]:
         separate_qkv=mv.SEPARATE_QKV,
         use_sdpa=use_sdpa,
         pad_to_fused=pad_to_fused,
+        use_rope=mv.USE_ROPE,
+        rope_exact=mv.ROPE_EXACT,
     )
     return dict(
         layout=layout,
@@ -85,6 +87,7 @@ def trunk_args(cfg: CfgNode) -> Dict[str, Any]:
         use_abs_pos=mv.USE_ABS_POS,
         sep_pos_embed=mv.SEP_POS_EMBED,
         fixed_sincos_pos=mv.USE_FIXED_SINCOS_POS,
+        sincos_layout=mv.SINCOS_LAYOUT,
         norm_stem=mv.NORM_STEM,
         act_checkpoint=cfg.MODEL.ACT_CHECKPOINT,
     )

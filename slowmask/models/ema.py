@@ -45,10 +45,11 @@ def _paired(average: nn.Module, source: nn.Module, kind: str) -> Tuple[List[Tens
 def ema_update_(average: nn.Module, source: nn.Module, momentum: float) -> None:
     """Moves `average`'s floating parameters to momentum * average + (1 - momentum) *
     source, in place, and copies the buffers. Both modules have the same names (the
-    average is a deep copy of the source); a sharded source updates its local shards."""
+    average is a deep copy of the source); a sharded source updates its local shards. An
+    average kept on another device (model EMA on the CPU) gets the source's values copied there."""
     averaged, sources = _paired(average, source, "parameters")
     floating = [(a, s) for a, s in zip(averaged, sources) if a.is_floating_point()]
     if floating:
-        torch._foreach_lerp_([a for a, _ in floating], [s.detach() for _, s in floating], 1.0 - momentum)
+        torch._foreach_lerp_([a for a, _ in floating], [s.detach().to(a.device) for a, s in floating], 1.0 - momentum)
     for mine, theirs in zip(*_paired(average, source, "buffers")):
         mine.copy_(theirs)

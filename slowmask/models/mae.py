@@ -10,6 +10,7 @@ trunk, `norm`, `decoder_embed`, `mask_token`, `decoder_pos_embed` or
 (`pred_head.transforms.0.*`, see decoder_head.py), so checkpoints keep PySlowFast's names.
 """
 
+import logging
 from typing import Any, List, Sequence, Tuple
 
 import torch
@@ -17,12 +18,15 @@ from torch import Tensor, nn
 
 from slowmask.geometry import Grid
 from slowmask.masking.grids import upsample_mask
+from slowmask.masking.multiblock import context_indices
 
 from .layers.attention import LayerNorm6
 from .layers.block import INIT_STD, init_weights
 from .layers.layout import NO_POOL, BlockLayout
 from .mvit import MViTTrunk
 from .layers.position import learned_tables, positions_on_grid
+
+logger = logging.getLogger(__name__)
 
 # PySlowFast's names of the decoder's position tables, by role (models/layers/position.py).
 DECODER_POS_EMBED_NAMES = {
@@ -34,18 +38,11 @@ DECODER_POS_EMBED_NAMES = {
 
 
 def visible_indices(mask: Tensor) -> Tensor:
-    """(B, N) bool, True = masked -> (B, N_visible) int64 positions of the visible
-    tokens in increasing order; every row must have the same number of visible tokens."""
-    visible = (~mask).sum(dim=1)
-    if (visible != visible[0]).any():
-        raise ValueError(
-            "the sparse encoder needs the same number of visible tokens in every sample, got "
-            f"{sorted(set(visible.tolist()))}: use a mask generator with an exact count (random, tube, frame, cube)"
-        )
-    if int(visible[0]) == 0:
-        raise ValueError("the mask hides every token; the sparse encoder needs at least one visible token")
-    order = torch.argsort(mask.to(torch.int8), dim=1, stable=True)
-    return order[:, : int(visible[0])]
+    """(B, N) bool, True = masked -> (B, K) int64 positions of the visible tokens in
+    increasing order, K the batch's smallest visible count: an item with more visible
+    tokens (a multi-block mask) keeps its first K (`masking.context_indices`); its others
+    are neither encoded nor in the loss."""
+    return context_indices(mask)
 
 
 def gather_tokens(tokens: Tensor, index: Tensor) -> Tensor:
@@ -90,6 +87,7 @@ class MAEEncoder(MViTTrunk):
         dim = layout[-1].dim_out
         self.norm = LayerNorm6(dim)
         self.decoder_embed = nn.Linear(dim, decoder_dim, bias=True)
+        self._warned_uneven_counts = False
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         nn.init.trunc_normal_(self.mask_token, std=INIT_STD)
         self._init_decoder_pos_embed(decoder_dim, decoder_sep_pos_embed)
@@ -117,6 +115,21 @@ class MAEEncoder(MViTTrunk):
         x = self.pos_drop(x)
         return x if self.norm_stem is None else self.norm_stem(x)
 
+    def _warn_uneven_counts(self, token_mask: Tensor, kept: int) -> None:
+        """A WARNING, once per encoder, the first time a batch's clips have different
+        visible counts and some visible tokens are left out."""
+        visible = (~token_mask).sum(dim=1)  # (B,)
+        if self._warned_uneven_counts or bool((visible == kept).all()):
+            return
+        self._warned_uneven_counts = True
+        logger.warning(
+            "the sparse encoder met clips with %s visible tokens in one batch: each encodes the batch's smallest "
+            "count, %d, its first in (t, h, w) order; its other visible tokens are neither encoded nor in the loss "
+            "(said once; exact-count masks such as random or tube avoid it)",
+            sorted(set(visible.tolist())),
+            kept,
+        )
+
     def encode_visible(self, tokens: Tensor, grid: Grid, token_mask: Tensor) -> Tuple[Tensor, Tensor]:
         """Encode the visible tokens only.
 
@@ -128,18 +141,21 @@ class MAEEncoder(MViTTrunk):
             (B, K) in increasing order.
         """
         keep = visible_indices(token_mask)
+        self._warn_uneven_counts(token_mask, keep.shape[1])
         visible = self._visible_with_cls_and_pos(tokens, grid, keep)
-        # No pooling and no relative positions: the blocks see a plain sequence.
-        latent, _, _ = self.forward_blocks(visible, (1, 1, keep.shape[1]))
+        # No pooling and no relative positions: the grid only places the kept tokens for
+        # rotary positions (MVIT.USE_ROPE).
+        latent, _, _ = self.forward_blocks(visible, grid, positions=keep)
         return self.norm(latent), keep
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, 3, T, H, W) clip -> (B, N, D) latents of all N = t*h*w tokens (nothing
-        masked, no class token), after `norm`: what a probe or a classifier reads."""
+        masked, no class token), after `norm`: what a probe or a classifier reads. The
+        whole sequence as `encode_visible` lays out its kept tokens, without their gather
+        (whose shape depends on the mask's values), so that torch.export can trace it."""
         tokens, grid = self.patch_embed(x)
-        nothing_masked = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        latent, _ = self.encode_visible(tokens, grid, nothing_masked)
-        return latent[:, self.num_prefix :]
+        latent, _, _ = self.forward_blocks(self.add_cls_and_pos(tokens, grid), (1, 1, tokens.shape[1]))
+        return self.norm(latent)[:, self.num_prefix :]
 
     def _decoder_pos_embed(self, grid: Grid) -> Tensor:
         """(1, [1+]N, decoder_dim) decoder positions for the token grid."""

@@ -23,7 +23,8 @@ from .layers.attention import LayerNorm6
 from .layers.block import INIT_STD, BlockOptions, MultiScaleBlock, init_weights
 from .layers.layout import BlockLayout
 from .layers.patch_embed import PatchEmbed
-from .layers.position import learned_tables, positions_on_grid, sincos_3d
+from .layers.position import learned_tables, positions_on_grid, sincos_table
+from .layers.rope import check_rope_layout, token_coordinates
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class MViTTrunk(nn.Module):
             or with `sep_pos_embed` `pos_embed_spatial` (1, h*w, D),
             `pos_embed_temporal` (1, t, D) and `pos_embed_class` (1, 1, D).
         fixed_sincos_pos: `pos_embed` holds a frozen 3-D sine-cosine table instead.
+        sincos_layout: that table's layout, a `position.SINCOS_LAYOUTS` name
+            (PySlowFast's, or V-JEPA's).
         norm_stem: LayerNorm (`norm_stem`) after the position embedding.
         act_checkpoint: recompute each block in the backward pass (saves memory).
     """
@@ -74,12 +77,15 @@ class MViTTrunk(nn.Module):
         use_abs_pos: bool = True,
         sep_pos_embed: bool = False,
         fixed_sincos_pos: bool = False,
+        sincos_layout: str = "pyslowfast",
         norm_stem: bool = False,
         act_checkpoint: bool = False,
     ) -> None:
         super().__init__()
         if not layout:
             raise ValueError("an MViT needs at least one block")
+        if options.use_rope:
+            check_rope_layout(layout, options.rel_pos_spatial or options.rel_pos_temporal)
         embed_dim = layout[0].dim
         self.num_prefix = 1 if cls_embed_on else 0
         self.act_checkpoint = act_checkpoint
@@ -93,7 +99,7 @@ class MViTTrunk(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if cls_embed_on else None
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=INIT_STD)
-        self._init_pos_embed(embed_dim, use_abs_pos, sep_pos_embed, fixed_sincos_pos)
+        self._init_pos_embed(embed_dim, use_abs_pos, sep_pos_embed, fixed_sincos_pos, sincos_layout)
         self.pos_drop = nn.Dropout(options.drop_rate) if options.drop_rate > 0.0 else nn.Identity()
         self.norm_stem = LayerNorm6(embed_dim) if norm_stem else None
         self.blocks = nn.ModuleList(
@@ -114,7 +120,7 @@ class MViTTrunk(nn.Module):
         )
         self.apply(init_weights)
 
-    def _init_pos_embed(self, dim: int, use_abs_pos: bool, separate: bool, fixed_sincos: bool) -> None:
+    def _init_pos_embed(self, dim: int, use_abs_pos: bool, separate: bool, fixed_sincos: bool, layout: str) -> None:
         self.use_abs_pos, self.sep_pos_embed = use_abs_pos, separate
         if fixed_sincos and (separate or not use_abs_pos):
             raise ValueError("fixed sine-cosine positions need use_abs_pos on and sep_pos_embed off")
@@ -127,7 +133,7 @@ class MViTTrunk(nn.Module):
             self.pos_embed.requires_grad_(False)
             with torch.no_grad():
                 self.pos_embed.zero_()
-                self.pos_embed[0, self.num_prefix :].copy_(sincos_3d(dim, self.patch_grid))
+                self.pos_embed[0, self.num_prefix :].copy_(sincos_table(layout, dim, self.patch_grid))
 
     @property
     def embed_dim(self) -> int:
@@ -151,19 +157,22 @@ class MViTTrunk(nn.Module):
         return tokens if self.norm_stem is None else self.norm_stem(tokens)
 
     def forward_blocks(
-        self, x: Tensor, grid: Grid, taps: Collection[int] = ()
+        self, x: Tensor, grid: Grid, taps: Collection[int] = (), positions: Optional[Tensor] = None
     ) -> Tuple[Tensor, Grid, List[Tuple[Tensor, Grid]]]:
         """Run the blocks on (B, [1+]N, D) tokens of `grid`.
 
+        `positions` (B, N) int64: the tokens' indices in the flattened `grid` when they are
+        not all of it in order (a sparse encoder's visible tokens), for rotary positions.
         Returns the last block's tokens and grid, and the (tokens, grid) after each
         block whose index is in `taps`, in block order.
         """
         tapped = []
+        coordinates = token_coordinates(grid, positions, x.device) if self.blocks[0].attn.use_rope else None
         for index, block in enumerate(self.blocks):
             if self.act_checkpoint and self.training and torch.is_grad_enabled():
-                x, grid = checkpoint(block, x, grid, use_reentrant=False)
+                x, grid = checkpoint(block, x, grid, coordinates, use_reentrant=False)
             else:
-                x, grid = block(x, grid)
+                x, grid = block(x, grid, coordinates)
             if index in taps:
                 tapped.append((x, grid))
         return x, grid, tapped

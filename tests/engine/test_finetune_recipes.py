@@ -12,6 +12,7 @@ import torch
 
 from slowmask.config import load_config
 from slowmask.checkpoint import STEM_PREFIXES, load_pretrained, save_checkpoint
+from slowmask.checkpoint.pretrained import STEM_RECIPES, stem_keys
 from slowmask.methods import build_model
 from slowmask.models import MViTTrunk, trunk_args
 from tool_scripts import load_tool
@@ -32,7 +33,8 @@ def built(name: str):
 @pytest.fixture(scope="module")
 def videomae_checkpoint(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("videomae") / "checkpoint_epoch_00001.pyth")
-    save_checkpoint(path, built("ViT_tiny_VideoMAE_PT.yaml"), None, 0, "")
+    cfg_yaml = load_config(demo("ViT_tiny_VideoMAE_PT.yaml")).dump()
+    save_checkpoint(path, built("ViT_tiny_VideoMAE_PT.yaml"), None, 0, cfg_yaml)
     return path
 
 
@@ -54,10 +56,34 @@ def test_a_videomae_checkpoint_in_a_model_with_a_class_token_warns_naming_the_te
     )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert (
+    assert warnings[0] == (
         f"{videomae_checkpoint} does not fit this model's stem: dropped from the checkpoint: pos_embed; created by "
-        "the model (not pretrained): cls_token, pos_embed_spatial, pos_embed_temporal, pos_embed_class." in warnings[0]
+        "the model (not pretrained): cls_token, pos_embed_spatial, pos_embed_temporal, pos_embed_class. To start from "
+        "all of its stem, fine-tune with the checkpoint's stem, MVIT.CLS_EMBED_ON False MVIT.USE_ABS_POS True "
+        "MVIT.SEP_POS_EMBED False MVIT.USE_FIXED_SINCOS_POS True MVIT.USE_MEAN_POOLING True (as "
+        "configs/k400_ViT_B_VideoMAE_FT.yaml does); see the README's recipe table"
     )
+
+
+def test_a_mae_checkpoint_in_the_videomae_fine_tuning_config_names_the_mae_recipe(tmp_path, caplog):
+    path = str(tmp_path / "mae.pyth")
+    save_checkpoint(path, built("ViT_tiny_MAE_PT.yaml"), None, 0, "")  # no recorded config: the tensors tell
+    with caplog.at_level(logging.WARNING):
+        load_pretrained(path, built("ViT_tiny_VideoMAE_FT.yaml"))
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert caplog.messages[0].endswith(
+        "created by the model (not pretrained): pos_embed. To start from all of its stem, fine-tune with the "
+        "checkpoint's stem, MVIT.CLS_EMBED_ON True MVIT.USE_ABS_POS True MVIT.SEP_POS_EMBED True (as "
+        "configs/k400_ViT_B_FT.yaml does); see the README's recipe table"
+    )
+
+
+@pytest.mark.parametrize("keys, recipe", STEM_RECIPES)
+def test_each_recipe_the_warning_names_has_the_stem_it_is_named_for(keys, recipe):
+    cfg = load_config(os.path.join(REPO, "configs", recipe))
+    assert {key: cfg.MVIT[key.split(".")[1]] for key in keys} == keys
+    with torch.device("meta"):
+        assert stem_keys(MViTTrunk(**trunk_args(cfg)).state_dict(), cfg.dump()).items() >= keys.items()
 
 
 @pytest.mark.parametrize("pretrain, finetune", [

@@ -12,9 +12,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from slowmask.config import load_config
+from slowmask.config import ConfigError, load_config
 from slowmask.engine.probe import (
-    AttentivePooler, CachedClips, ProbeError, attentive_probe_predict, check_labels,
+    AttentivePooler, CachedClips, ProbeError, attentive_probe_predict, build_probe_evaluation, check_labels,
     encode_probe_set, knn_predict, linear_probe_predict, standardized, top1,
 )
 from slowmask.engine.hooks import ProbeHook
@@ -142,17 +142,31 @@ def test_probe_is_off_by_default_and_for_classifiers(demo_data_dir, tmp_path, ho
     assert probe_hooks(hooks_of(classifier)) == []
 
 
-def test_pretraining_logs_knn_and_linear_top1_of_the_val_videos(demo_data_dir, tmp_path):
+def test_a_pooling_the_encoder_cannot_give_is_refused_when_the_probe_is_built(demo_data_dir, tmp_path):
+    cfg = demo_cfg(demo_data_dir, tmp_path, "PROBE.ENABLE", "True", "PROBE.POOLING", "mean_last_k")
+    model = build_model(cfg)
+    with pytest.raises(ConfigError, match="the last 3 share one stage; set PROBE.POOL_LAST_K to at most 3"):
+        build_probe_evaluation(cfg, model, torch.device("cpu"), "val")  # at set-up, not after the first epoch
+    cfg = demo_cfg(demo_data_dir, tmp_path, "PROBE.POOLING", "mean_last_k", "PROBE.POOL_LAST_K", "3")
+    evaluation = build_probe_evaluation(cfg, model, torch.device("cpu"), "val")
+    assert (evaluation.encode["pooling"], evaluation.encode["last_k"]) == ("mean_last_k", 3)
+
+
+def test_pretraining_logs_knn_linear_and_attentive_top1_of_the_val_videos(demo_data_dir, tmp_path):
     train(demo_cfg(demo_data_dir, tmp_path, "PROBE.ENABLE", "True", "PROBE.LINEAR", "True",
-                   "PROBE.LINEAR_MAX_ITERS", "20", "PROBE.KNN_K", "4", "PROBE.TRAIN_MAX_ITEMS", "8"))
+                   "PROBE.LINEAR_MAX_ITERS", "20", "PROBE.KNN_K", "4", "PROBE.TRAIN_MAX_ITEMS", "8",
+                   "PROBE.ATTENTIVE", "True", "PROBE.ATTENTIVE_EPOCHS", "2", "PROBE.ATTENTIVE_LRS", "[0.01, 0.001]"))
     (record,) = [r for r in read_json_stats(str(tmp_path)) if r["_type"] == "probe_epoch"]
     assert record["epoch"] == "1/1"
     # 4 val videos: every top-1 is a whole number of them.
-    for key in ("knn_top1_acc", "linear_top1_acc"):
+    for key in ("knn_top1_acc", "linear_top1_acc", "attentive_top1_acc"):
         assert record[key] in (0.0, 25.0, 50.0, 75.0, 100.0), record
     assert record["chance"] == 25.0  # 4 classes
-    assert re.search(r"probe after epoch 1: knn top-1 [\d.]+ %, linear top-1 [\d.]+ % \(chance 25.00 %\)",
-                     (tmp_path / "stdout.log").read_text())
+    log = (tmp_path / "stdout.log").read_text()
+    assert re.search(r"probe after epoch 1: knn top-1 [\d.]+ %, linear top-1 [\d.]+ %, attentive top-1 [\d.]+ % "
+                     r"\(chance 25.00 %\)", log)
+    best = re.search(r"probe attentive: top-1 ([\d.]+) \(best of 2 heads: lr (0.01|0.001), weight_decay 0.01\)", log)
+    assert best and float(best.group(1)) == record["attentive_top1_acc"]
 
 
 class ClipList(torch.utils.data.Dataset):

@@ -33,6 +33,7 @@ MAE_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MAE_PT.yaml")
 MASKFEAT_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MaskFeat_PT.yaml")
 FT_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_FT.yaml")
 MVD_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_MVD_PT.yaml")
+VJEPA_CFG = os.path.join(REPO, "configs", "demo", "ViT_tiny_VJEPA_PT.yaml")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
 EPOCHS = 3
 # 16 videos, 8 a batch: 2 iterations an epoch, 4 videos a process.
@@ -40,7 +41,8 @@ OPTS = ["NUM_GPUS", "0", "TRAIN.BATCH_SIZE", "8", "SOLVER.MAX_EPOCH", str(EPOCHS
         "DATA_LOADER.NUM_WORKERS", "0", "LOG_PERIOD", "1", "TRAIN.CHECKPOINT_PERIOD", "1"]
 # (config, TRAIN.SHARDING) of the runs on two processes; their output folder is named "<config>-<sharding>".
 run_net = load_tool("run_net")
-RUNS = [(MAE_CFG, "none"), (MAE_CFG, "fsdp"), (MAE_CFG, "hsdp"), (MASKFEAT_CFG, "none"), (MASKFEAT_CFG, "fsdp")]
+RUNS = [(MAE_CFG, "none"), (MAE_CFG, "fsdp"), (MAE_CFG, "hsdp"), (MASKFEAT_CFG, "none"), (MASKFEAT_CFG, "fsdp"),
+        (VJEPA_CFG, "none"), (VJEPA_CFG, "fsdp")]
 
 
 def free_port() -> int:
@@ -98,7 +100,8 @@ def final_weights(out_dir):
     return checkpoint.read_any_checkpoint(checkpoint.last_checkpoint(str(out_dir)))["model_state"]
 
 
-@pytest.mark.parametrize("cfg, blocks", [(MAE_CFG, 4), (MASKFEAT_CFG, 3)])  # MAE: 3 encoder blocks, 1 decoder's
+# MAE: 3 encoder blocks and 1 decoder's; V-JEPA: 3 of the encoder, 3 of its EMA target encoder, 1 of the predictor.
+@pytest.mark.parametrize("cfg, blocks", [(MAE_CFG, 4), (MASKFEAT_CFG, 3), (VJEPA_CFG, 7)])
 def test_fsdp_trains_to_the_weights_ddp_trains_to(two_process_runs, cfg, blocks):
     sharded, ddp = two_process_runs / run_name(cfg, "fsdp"), two_process_runs / run_name(cfg, "none")
     names = [f"checkpoint_epoch_{epoch:05d}" for epoch in range(1, EPOCHS + 1)]

@@ -7,6 +7,7 @@ from PIL import Image
 
 from slowmask.data import CenterClipSampler, EvalTransform, open_video
 from slowmask.features import FeatureStore, MediaClips, collate_media, encoder_tokens, feature_key
+from slowmask.features.encode import TokenEncoder, without_unused
 
 
 def dataset(paths):
@@ -58,3 +59,35 @@ def test_store_keys_keep_same_named_files_apart(tmp_path):
     assert np.load(tmp_path / "features.npy").shape == (1, 3)
     assert store.write_index(["/c/other.mp4"], {"/c/other.mp4": "gone"}) == (0, ["/c/other.mp4"])
     assert not (tmp_path / "features.npy").exists()  # no rows of another list left behind
+
+
+def test_without_unused_strips_what_the_forward_never_reads_and_checks_the_output():
+    class Classifier(torch.nn.Module):
+        num_prefix = 0
+
+        def __init__(self):
+            super().__init__()
+            self.proj, self.head = torch.nn.Linear(2, 3), torch.nn.Linear(3, 4)
+            self.register_buffer("counts", torch.zeros(4))
+
+        def forward_features(self, x):
+            return self.proj(x.flatten(2).transpose(1, 2)[..., :2])
+
+    encoder, unused = without_unused(TokenEncoder(Classifier()).eval(), torch.randn(2, 3, 1, 2, 2))
+    assert unused == ["model.counts", "model.head.bias", "model.head.weight"]
+    assert not hasattr(encoder.model.head, "weight") and hasattr(encoder.model.proj, "weight")
+    assert encoder(torch.randn(5, 3, 1, 2, 2)).shape == (5, 4, 3)
+
+    class ReadsOnlyAShape(torch.nn.Module):
+        num_prefix = 0
+
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Parameter(torch.zeros(7))
+
+        def forward_features(self, x):  # the table's shape, not its values: the program holds a constant 7
+            return x.flatten(2).transpose(1, 2) + (self.table.shape[0] if hasattr(self, "table") else 0)
+
+    with pytest.raises(RuntimeError, match=r"TokenEncoder gives other outputs without model.table \(largest "
+                                           r"difference 7.00e\+00\): they are read after all"):
+        without_unused(TokenEncoder(ReadsOnlyAShape()), torch.randn(1, 3, 1, 2, 2))

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from slowmask.config import get_cfg
 from slowmask.masking import MASK_REGISTRY, CubeMaskGenerator
 
 
@@ -66,6 +67,7 @@ def test_block_is_cube_on_one_frame():
 
 
 def test_every_registered_generator_smoke():
+    # Built as the registry builds them (multiblock takes its sets from MASK.MULTIBLOCK_*).
     for name, cls in MASK_REGISTRY:
-        mask = cls(grid=(2, 4, 4), mask_ratio=0.5)(torch.Generator().manual_seed(0))
+        mask = cls.from_config(get_cfg(), grid=(2, 4, 4), mask_ratio=0.5)(torch.Generator().manual_seed(0))
         assert mask.dtype == torch.bool and mask.shape == (2, 4, 4), name

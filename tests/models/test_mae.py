@@ -66,6 +66,19 @@ def test_sparse_encoder_equals_dense_run_on_visible_tokens(cls_embed):
     assert sparse.shape == (3, p + 8, 32)
 
 
+@pytest.mark.parametrize("cls_embed", ["True", "False"])
+def test_forward_features_is_the_sparse_encoder_with_nothing_masked(cls_embed):
+    torch.manual_seed(0)
+    encoder: MAEEncoder = build_model(_cfg("MVIT.CLS_EMBED_ON", cls_embed)).eval().encoder
+    x = torch.randn(2, 3, 4, 32, 32)
+    tokens, grid = encoder.patch_embed(x)
+    with torch.no_grad():
+        latent, keep = encoder.encode_visible(tokens, grid, torch.zeros(2, 2 * 4 * 4, dtype=torch.bool))
+        features = encoder.forward_features(x)
+    assert features.shape == (2, 32, 32) and keep.tolist() == [list(range(32))] * 2
+    assert_close_at_scale(features, latent[:, encoder.num_prefix :])
+
+
 def test_decoder_input_has_visible_latents_in_order_and_mask_tokens_elsewhere():
     model = build_model(_cfg()).eval()
     encoder = model.encoder
@@ -91,11 +104,12 @@ def test_mae_forward_backward_on_masked_tokens_only():
     assert model.encoder.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
 
 
-def test_uneven_mask_counts():
+def test_uneven_mask_counts_keep_the_smallest_count():
+    # Multi-block masks hide different counts: each clip encodes the batch's smallest
+    # visible count, its first visible tokens.
     mask = torch.zeros(2, 8, dtype=torch.bool)
     mask[0, :4], mask[1, :5] = True, True
-    with pytest.raises(ValueError, match=r"same number of visible tokens in every sample, got \[3, 4\]"):
-        visible_indices(mask)
+    assert visible_indices(mask).tolist() == [[4, 5, 6], [5, 6, 7]]
 
 
 def test_mask_hiding_every_token():

@@ -92,7 +92,7 @@ def test_unknown_model_name_is_reported(make_cfg):
         build_model(make_cfg(["MODEL.MODEL_NAME", "MViT3"]))
     assert str(raised.value) == (
         "MODEL.MODEL_NAME 'MViT3' is not a registered model; registered: 'MViT'; or a method: 'MAE', 'MVD', "
-        "'MaskDistill', 'MaskFeat', 'SimMIM', 'VideoMAEv2'; or PySlowFast's 'MaskMViT'"
+        "'MaskDistill', 'MaskFeat', 'SimMIM', 'VJEPA', 'VideoMAEv2'; or PySlowFast's 'MaskMViT'"
     )
 
 

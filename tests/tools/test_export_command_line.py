@@ -38,7 +38,7 @@ def test_torchscript_on_request_warns_of_nothing_and_says_loaded_weights(weights
         warnings.simplefilter("always")
         assert export.main(argv) == 0
     assert [str(w.message)[:80] for w in caught] == []
-    assert sorted(os.listdir(tmp_path)) == ["m.pt"]
+    assert sorted(os.listdir(tmp_path)) == ["m.pt", "m.pt.json"]
     assert f"loaded weights from {weights} (epoch 1)" in caplog.text and "resumed from" not in caplog.text
     assert f"wrote {output} (torchscript, clips of 3 x 4 x 32 x 32; any batch size)" in caplog.text
 

@@ -24,7 +24,8 @@ def test_probes_a_checkpoint_and_random_initialization(tiny_run, demo_data_dir, 
                 *demo_overrides(demo_data_dir, str(tmp_path)), *QUICK]
         assert tool.main(argv) == 0
         figures[name] = json.loads(out.read_text())
-        assert set(figures[name]) == {"chance", "majority_baseline", "knn", "linear", "attentive"}
+        assert set(figures[name]) == {"chance", "majority_baseline", "knn", "linear", "attentive", "pooling", "views"}
+        assert (figures[name]["pooling"], figures[name]["views"]) == ("mean", [1, 1])
         assert figures[name]["chance"] == figures[name]["majority_baseline"] == 25.0  # one val video per class
         assert all(figures[name][key] in QUARTERS for key in ("knn", "linear", "attentive")), figures
     table = capsys.readouterr().out

@@ -91,7 +91,7 @@ def test_a_pretraining_checkpoint_probes_through_the_classifier_config(checkpoin
             "--json", str(out), *demo_overrides(demo_data_dir, str(tmp_path)), *SMALL, "PROBE.KNN_K", "4"]
     with caplog.at_level(logging.INFO):
         assert probe.main(argv) == 0
-    assert set(json.loads(out.read_text())) == {"chance", "majority_baseline", "knn"}
+    assert set(json.loads(out.read_text())) == {"chance", "majority_baseline", "knn", "pooling", "views"}
     assert "does not fit" not in caplog.text and "resumed from" not in caplog.text
 
 

@@ -2,14 +2,14 @@
 config gives: `ClipDataset` (clip_dataset.py), the base that decodes, samples, crops and
 masks any list of videos, and its subclasses that say which videos a split has ("path
 label" lists, video, frame and image folders, Something-Something v2); `mixed` (OmniMAE's
-batches, each from one dataset) and pytorchvideo's Kinetics reader. video_list.py reads
+batches, each from one dataset, or batches mixing every dataset by weight) and pytorchvideo's Kinetics reader. video_list.py reads
 the "path label" list files."""
 
 from .clip_dataset import ClipDataset, NoReadableVideoError, VideoDataset, item_generator
 from .frame_folder import FrameFolder, FrameListVideo, read_frame_list
 from .image_folder import IMAGE_EXTENSIONS, ImageAsVideo, ImageFolder, list_image_folder, open_image
 from .kinetics import Kinetics, VideoListDataset
-from .mixed import FrameRepeat, MixedBatchSampler, MixedDataset
+from .mixed import FrameRepeat, MixedBatchSampler, MixedDataset, WeightedMixSampler
 from .pytorchvideo_dataset import PyTorchVideoDataset
 from .ssv2 import Ssv2, read_ssv2_labels
 from .video_folder import VIDEO_EXTENSIONS, VideoFolder, list_video_files
@@ -33,6 +33,7 @@ __all__ = [
     "VideoDataset",
     "VideoFolder",
     "VideoListDataset",
+    "WeightedMixSampler",
     "item_generator",
     "list_image_folder",
     "list_video_files",

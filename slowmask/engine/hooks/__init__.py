@@ -9,9 +9,12 @@ train.build_hooks lists them:
   videos or skipped steps;
 - evaluation.py: ProbeHook (representation probes of a pretraining run) and
   PeriodicValidation (a classifier's top-1 / top-5 on "val", the best checkpoint);
+- model_ema.py: ModelEma, the moving average of a fine-tuned classifier's weights (MODEL.EMA),
+  updated by the step after each update, validated beside the weights, written at the end;
 - metrics_log.py: MetricsLog, the log lines and JSON records (main process only);
 - checkpointing.py: PeriodicCheckpoint, the run's checkpoints with the hooks' states;
 - progress.py: ProgressBar, TensorBoardScalars: what shows a run as it goes;
+- wandb_log.py: WandbLog, json_stats.log's records, the config and the test in Weights & Biases;
 - preemption.py: StopOnSignal, the checkpoint and stop on a preemption signal (with
   `run_from`), always the last hook.
 
@@ -22,6 +25,7 @@ to resume implements Hook.state_dict / load_state_dict (engine/loop.py).
 from .checkpointing import PeriodicCheckpoint, SaveCheckpoint
 from .evaluation import PeriodicValidation, ProbeHook
 from .metrics_log import MetricsLog, as_floats, batch_clips
+from .model_ema import ModelEma
 from .preemption import EXIT_PREEMPTED, StopOnSignal, TrainingPreempted, run_from
 from .progress import ProgressBar, TensorBoardScalars, summary_writer
 from .safety import (
@@ -36,6 +40,7 @@ from .safety import (
     batch_skips,
 )
 from .schedule import AccumulationEpochEnd, DataEpoch, LRSchedule, RankMeanMetrics
+from .wandb_log import WandbLog, WandbSettings, log_pictures, log_run_end, start_run
 
 __all__ = [
     "EXIT_PREEMPTED",
@@ -47,6 +52,7 @@ __all__ = [
     "LossExplosionError",
     "LossExplosionStop",
     "MetricsLog",
+    "ModelEma",
     "NonFiniteSkipLog",
     "NonFiniteSkipStop",
     "PeriodicCheckpoint",
@@ -59,10 +65,15 @@ __all__ = [
     "TensorBoardScalars",
     "TooManySkippedSteps",
     "TrainingPreempted",
+    "WandbLog",
+    "WandbSettings",
     "as_floats",
     "batch_clips",
     "batch_items",
     "batch_skips",
+    "log_pictures",
+    "log_run_end",
     "run_from",
+    "start_run",
     "summary_writer",
 ]

@@ -109,6 +109,12 @@ class PeriodicValidation(Hook):
             one (the main process; every process of a sharded run, whose ranks all write).
         writes: whether this process logs and writes the JSON line (the main process of
             the job); the others only take part.
+        evaluate_ema: () -> the same metrics of the weights' moving average (MODEL.EMA),
+            validated after the raw weights on the same split: both figures are logged
+            (JSON `ema_top1_acc`, `best_ema_top1_acc`) and the better one named.
+
+    The best top-1 so far and its epoch (of the raw weights, and of the average) are the
+    hook's state: a resumed run keeps comparing with the interrupted run's best.
     """
 
     def __init__(
@@ -118,6 +124,7 @@ class PeriodicValidation(Hook):
         output_dir: str,
         save_best: Optional[Callable[[int], None]] = None,
         writes: bool = True,
+        evaluate_ema: Optional[Callable[[], Dict[str, Any]]] = None,
     ) -> None:
         if period < 1:
             raise ValueError(f"TRAIN.EVAL_PERIOD must be at least 1, got {period}")
@@ -126,7 +133,17 @@ class PeriodicValidation(Hook):
         self.output_dir = output_dir
         self.save_best = save_best
         self.writes = writes
-        self.best_top1 = float("-inf")
+        self.evaluate_ema = evaluate_ema
+        self.best_top1 = self.best_ema_top1 = float("-inf")
+        self.best_epoch = self.best_ema_epoch = 0  # 1-based epochs of the bests (0: none yet)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"best_top1": self.best_top1, "best_epoch": self.best_epoch,
+                "best_ema_top1": self.best_ema_top1, "best_ema_epoch": self.best_ema_epoch}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.best_top1, self.best_epoch = float(state["best_top1"]), int(state["best_epoch"])
+        self.best_ema_top1, self.best_ema_epoch = float(state["best_ema_top1"]), int(state["best_ema_epoch"])
 
     def after_epoch(self, loop: TrainLoop) -> None:
         finished = loop.epoch + 1
@@ -135,13 +152,19 @@ class PeriodicValidation(Hook):
         metrics = self.evaluate()
         improved = metrics["top1"] > self.best_top1
         if improved:
-            self.best_top1 = metrics["top1"]
+            self.best_top1, self.best_epoch = metrics["top1"], finished
+        ema = None
+        if self.evaluate_ema is not None:
+            with torch.random.fork_rng(devices=[]):  # the raw weights' run is the same with the average or without
+                ema = self.evaluate_ema()
+        if ema is not None and ema["top1"] > self.best_ema_top1:
+            self.best_ema_top1, self.best_ema_epoch = ema["top1"], finished
         if self.writes:
-            self._report(loop, metrics, improved)
+            self._report(loop, metrics, improved, ema)
         if improved and self.save_best is not None:
             self.save_best(loop.epoch)
 
-    def _report(self, loop: TrainLoop, metrics: Dict[str, Any], improved: bool) -> None:
+    def _report(self, loop: TrainLoop, metrics: Dict[str, Any], improved: bool, ema: Optional[Dict[str, Any]]) -> None:
         finished = loop.epoch + 1
         stats = {"_type": "val_epoch", "epoch": f"{finished}/{loop.max_epoch}", "top1_acc": metrics["top1"]}
         if "top5" in metrics:  # not with 5 classes or fewer (see evaluate.accuracy)
@@ -151,4 +174,12 @@ class PeriodicValidation(Hook):
             "validation after epoch %d: %s (%d videos); best top-1 %.2f %%",
             finished, shown_accuracies(metrics), metrics["num_videos"], self.best_top1,
         )
+        if ema is not None:
+            stats.update(ema_top1_acc=ema["top1"], best_ema_top1_acc=self.best_ema_top1)
+            if "top5" in ema:
+                stats["ema_top5_acc"] = ema["top5"]
+            better = "the average" if ema["top1"] > metrics["top1"] else (
+                "the raw weights" if ema["top1"] < metrics["top1"] else "neither")
+            logger.info("validation of the weights' moving average after epoch %d: %s; best %.2f %%; better: %s",
+                        finished, shown_accuracies(ema), self.best_ema_top1, better)
         write_json_stats(self.output_dir, stats)

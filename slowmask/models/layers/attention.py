@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from slowmask.geometry import Grid
 from .pooling import make_pool, pool_tokens
 from .relative_position import decomposed_bias, decomposed_terms, key_indicators, table_length
+from .rope import apply_rope, token_coordinates
 
 # MViT's norm: LayerNorm with PySlowFast's epsilon.
 LayerNorm6 = partial(nn.LayerNorm, eps=1e-6)
@@ -94,6 +95,8 @@ class MultiScaleAttention(nn.Module):
             matmul-softmax-matmul path with the full additive bias.
         pad_to_fused: with SDPA, pad q, k and v to one width, a multiple of
             FUSED_WIDTH_MULTIPLE (True), or not (False); None: the faster per device.
+        use_rope: 3-D rotary positions on q and k (rope.py; a ViT's attention: no pooling).
+        rope_exact: a true rotation per channel pair instead of V-JEPA 2's layout (rope.py).
     """
 
     def __init__(
@@ -120,10 +123,15 @@ class MultiScaleAttention(nn.Module):
         separate_qkv: bool = False,
         use_sdpa: bool = True,
         pad_to_fused: Optional[bool] = None,
+        use_rope: bool = False,
+        rope_exact: bool = False,
     ) -> None:
         super().__init__()
         if mode == "conv_unshared" and not pool_first:
             raise ValueError('attention pooling mode "conv_unshared" needs pool_first=True')
+        if use_rope and (kernel_q or kernel_kv or rel_pos_spatial or rel_pos_temporal):
+            raise ValueError("rotary positions (MVIT.USE_ROPE) need attention without pooling or relative positions")
+        self.use_rope, self.rope_exact = use_rope, rope_exact
         self.num_heads, self.dim_out = num_heads, dim_out
         head_dim = dim_out // num_heads
         self.scale = head_dim**-0.5
@@ -234,10 +242,20 @@ class MultiScaleAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         return out if out.shape[-1] == head_dim else out[..., :head_dim]
 
-    def forward(self, x: Tensor, grid: Grid) -> Tuple[Tensor, Grid]:
-        """(B, N, dim) tokens on `grid` -> (B, N_q, dim_out) tokens on the pooled query grid."""
+    def forward(self, x: Tensor, grid: Grid, coordinates: Optional[Tensor] = None) -> Tuple[Tensor, Grid]:
+        """(B, N, dim) tokens on `grid` -> (B, N_q, dim_out) tokens on the pooled query grid.
+
+        `coordinates` (B | 1, N - prefix, 3): the (t, h, w) coordinates of the grid tokens
+        for rotary positions (`rope.token_coordinates`), when they are not every token of
+        `grid` in order (a sparse encoder's visible tokens); unused without `use_rope`.
+        """
         batch = x.shape[0]
         q, k, v, q_grid, k_grid = self._project_and_pool(x, grid)
+        if self.use_rope:
+            if coordinates is None:
+                coordinates = token_coordinates(grid, None, x.device)
+            q = apply_rope(q, coordinates, self.num_prefix, self.rope_exact)
+            k = apply_rope(k, coordinates, self.num_prefix, self.rope_exact)
         attend = self._attend_sdpa if self.use_sdpa else self._attend_plain
         out = attend(q, k, v, q_grid, k_grid)
         if self.residual_pooling:

@@ -50,6 +50,8 @@ class BlockOptions:
     separate_qkv: bool = False
     use_sdpa: bool = True
     pad_to_fused: Optional[bool] = None
+    use_rope: bool = False
+    rope_exact: bool = False
 
 
 class DropPath(nn.Module):
@@ -146,6 +148,8 @@ class MultiScaleBlock(nn.Module):
             separate_qkv=options.separate_qkv,
             use_sdpa=options.use_sdpa,
             pad_to_fused=options.pad_to_fused,
+            use_rope=options.use_rope,
+            rope_exact=options.rope_exact,
         )
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(att_dim)
@@ -162,10 +166,11 @@ class MultiScaleBlock(nn.Module):
     def _branch(self, gamma: Optional[nn.Parameter], x: Tensor) -> Tensor:
         return self.drop_path(x if gamma is None else gamma * x)
 
-    def forward(self, x: Tensor, grid: Grid) -> Tuple[Tensor, Grid]:
-        """(B, N, dim) on `grid` -> (B, N', dim_out) on the block's output grid."""
+    def forward(self, x: Tensor, grid: Grid, coordinates: Optional[Tensor] = None) -> Tuple[Tensor, Grid]:
+        """(B, N, dim) on `grid` -> (B, N', dim_out) on the block's output grid
+        (`coordinates`: the rotary positions' token coordinates, see MultiScaleAttention)."""
         x_norm = self.norm1(x)
-        x_attn, out_grid = self.attn(x_norm, grid)
+        x_attn, out_grid = self.attn(x_norm, grid, coordinates)
         if self.dim_mul_in_att and self.proj is not None:
             x = self.proj(x_norm)
         x, _ = pool_tokens(x, self.pool_skip, grid, self.num_prefix)

@@ -2,7 +2,8 @@
 (one joint table, or spatial + temporal + class as MVIT.SEP_POS_EMBED has them) for the
 encoder and for MAE's decoder, and resizing of learned tables to another token grid."""
 
-from typing import Dict, Mapping, Optional, Sequence
+from functools import partial
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +43,38 @@ def sincos_3d(dim: int, grid: Grid) -> Tensor:
         ],
         dim=1,
     )
+
+
+def sincos_3d_vjepa(dim: int, grid: Grid, uniform_power: bool = False) -> Tensor:
+    """(t*h*w, dim) fixed embedding in (t, h, w) order, V-JEPA's layout (Bardes et al., 2024;
+    its `get_3d_sincos_pos_embed`): the time coordinate's embedding, then height's, then
+    width's. Widths: half for time and a quarter each for height and width, or with
+    `uniform_power` 2 * ceil(dim / 6) each, the table cut to `dim` (its video recipes)."""
+    if uniform_power:
+        widths = (2 * -(-dim // 6),) * 3
+    else:
+        widths = (dim // 2, dim // 4, dim // 4)
+    if any(width % 2 for width in widths) or sum(widths) < dim:
+        raise ValueError(f"V-JEPA's 3-D sine-cosine embedding needs a width divisible by 8, got {dim}")
+    t, h, w = grid
+    tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
+    parts = [sincos_1d(width, axis.flatten()) for width, axis in zip(widths, (tt, hh, ww))]
+    return torch.cat(parts, dim=1)[:, :dim]
+
+
+# MVIT.SINCOS_LAYOUT values: (dim, grid) -> (t*h*w, dim) fixed tables.
+SINCOS_LAYOUTS: Dict[str, Callable[[int, Grid], Tensor]] = {
+    "pyslowfast": sincos_3d,
+    "vjepa": sincos_3d_vjepa,
+    "vjepa_uniform": partial(sincos_3d_vjepa, uniform_power=True),
+}
+
+
+def sincos_table(layout: str, dim: int, grid: Grid) -> Tensor:
+    """The fixed (t*h*w, dim) table of a SINCOS_LAYOUTS name; ValueError naming the choices."""
+    if layout not in SINCOS_LAYOUTS:
+        raise ValueError(f"MVIT.SINCOS_LAYOUT {layout!r} is not known; use one of {', '.join(map(repr, SINCOS_LAYOUTS))}")
+    return SINCOS_LAYOUTS[layout](dim, grid)
 
 
 def learned_tables(grid: Grid, dim: int, num_prefix: int, separate: bool, std: float) -> Dict[str, Optional[nn.Parameter]]:

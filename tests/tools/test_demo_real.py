@@ -1,0 +1,47 @@
+"""`make demo-real` wires recipes that fit together: the checkpoint it fine-tunes and probes
+is the last one its pretraining writes, and the image fine-tuning config takes every encoder
+tensor of the image pretraining recipe."""
+
+import os
+import re
+import subprocess
+
+import pytest
+import torch
+
+from slowmask.checkpoint import load_pretrained, save_checkpoint
+from slowmask.config import load_config
+from slowmask.methods import build_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make_variables() -> dict:
+    """The Makefile's variables as `make -p` prints them (nothing run)."""
+    printed = subprocess.run(["make", "-pn", "-C", REPO, "demo-real", "PY=python"], capture_output=True, text=True,
+                             check=True).stdout
+    return dict(re.findall(r"^(\w+) :?= (.*)$", printed, re.MULTILINE))
+
+
+@pytest.fixture(scope="module")
+def variables():
+    return make_variables()
+
+
+@pytest.mark.parametrize("config, checkpoint", [("IMAGE_PT_CFG", "IMAGE_CHECKPOINT"), ("PT_CFG", "VIDEO_CHECKPOINT")])
+def test_the_checkpoint_used_is_the_last_one_pretraining_writes(variables, config, checkpoint):
+    cfg = load_config(os.path.join(REPO, variables[config]))
+    epoch = int(re.search(r"checkpoint_epoch_(\d+)\.pyth$", variables[checkpoint]).group(1))
+    assert epoch == cfg.SOLVER.MAX_EPOCH
+
+
+def test_image_fine_tuning_takes_the_whole_pretrained_encoder(variables, tmp_path):
+    pretrain_cfg = load_config(os.path.join(REPO, variables["IMAGE_PT_CFG"]))
+    path = str(tmp_path / "checkpoint_epoch_00001.pyth")
+    torch.manual_seed(0)
+    save_checkpoint(path, build_model(pretrain_cfg), None, 1, pretrain_cfg.dump())
+    finetune = build_model(load_config(os.path.join(REPO, variables["IMAGE_FT_CFG"])))
+    report = load_pretrained(path, finetune)
+    assert not report.fitted
+    assert sorted(report.new) == ["head.projection.bias", "head.projection.weight"]
+    assert len(report.loaded) > 10
