@@ -1,7 +1,8 @@
 """TRAIN.SHARDING on 2 CPU processes (gloo): fsdp and hsdp train MAE, MaskFeat and V-JEPA
-(its EMA target encoder sharded too) to the weights DDP trains to, a sharded run stopped by SIGTERM resumes on 1 process exactly, and a sharded
-checkpoint consolidates into a .pyth that fine-tunes. The runs that need the same two
-processes share one torchrun (run_jobs.py), so that the processes start once."""
+(its EMA target encoder sharded too) to the weights DDP trains to, a sharded run stopped
+by SIGTERM resumes on 1 process exactly, and a sharded checkpoint consolidates into a
+.pyth that fine-tunes. The runs that need the same two processes share one torchrun
+(run_jobs.py), so that the processes start once."""
 
 import copy
 import json
