@@ -6,7 +6,9 @@
 
 SRC: an official VideoMAE / VideoMAE V2 .pth, a Hugging Face VideoMAE directory
 (config.json + model.safetensors), a timm image ViT's weights (inflated to video), or a
-PySlowFast .pyth; the format is detected (slowmask/checkpoint/convert/). The report lists
+PySlowFast .pyth, or a sharded run's checkpoint folder (TRAIN.SHARDING: consolidated into one
+.pyth with its optimizer, epoch and config, as a 1-process run would have written it); the
+format is detected (slowmask/checkpoint/convert/). The report lists
 every source tensor used or left over and every model tensor filled or left at its
 initialization (warnings). OUT.pyth holds the converted tensors only; OUT.yaml the model
 keys over --base (a fine-tuning recipe: its data, solver and classes), with
@@ -29,7 +31,13 @@ from typing import Any, Dict, List, Optional
 import yaml
 from torch import Tensor, nn
 
-from slowmask.checkpoint import CheckpointError, save_checkpoint, state_diff
+from slowmask.checkpoint import (
+    CheckpointError,
+    consolidate_checkpoint,
+    is_sharded_checkpoint,
+    save_checkpoint,
+    state_diff,
+)
 from slowmask.checkpoint.convert import Converted, convert_checkpoint, leave_out_other_classifier
 from slowmask.config import load_config
 from slowmask.methods import build_model
@@ -132,6 +140,8 @@ def run(argv: List[str]) -> int:
         raise UsageError(f"--output {args.output}: slowmask checkpoints are .pyth files; name one")
     if args.cfg_out:
         check_output_file(args.cfg_out, "--cfg-out")
+    if is_sharded_checkpoint(args.source):
+        return consolidated(args)
     converted = convert_checkpoint(args.source, hints_of(args))
     keys = model_config(converted, args.base)
     model = build_model(load_model_config(converted, args.base, keys, args.opts))
@@ -144,6 +154,17 @@ def run(argv: List[str]) -> int:
         write_yaml(args.cfg_out, keys, args.base, converted.cfg_yaml)
         logger.info("wrote %s, the config of the converted model: python tools/run_net.py --cfg %s", args.cfg_out,
                     args.cfg_out)
+    return 0
+
+
+def consolidated(args: argparse.Namespace) -> int:
+    """A sharded run's checkpoint folder written as one .pyth: nothing to convert, its own
+    config inside (--cfg-out and the model options have nothing to describe)."""
+    if args.cfg_out:
+        raise UsageError(f"--cfg-out: {args.source} is a sharded slowmask checkpoint; the consolidated file keeps "
+                         "its run's config (cfg): drop --cfg-out and fine-tune with TRAIN.CHECKPOINT_FILE_PATH")
+    consolidate_checkpoint(args.source, args.output)
+    logger.info("wrote %s, the sharded checkpoint %s consolidated", args.output, args.source)
     return 0
 
 

@@ -36,6 +36,9 @@ checkpoint again.
 
 The generator states (`capture_rng_state`) are kept in plain types and tensors, so that
 `torch.load(weights_only=True)` reads them.
+
+A sharded run (TRAIN.SHARDING) writes each checkpoint as a folder named without ".pyth"
+(checkpoint/sharded.py); names, order, setting aside and pruning treat it as a file.
 """
 
 import io
@@ -45,6 +48,7 @@ import os
 import pickle
 import random
 import re
+import shutil
 import zipfile
 from typing import Any, BinaryIO, Dict, List, Optional, Set, Tuple
 
@@ -64,7 +68,9 @@ CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "checkpoint_best.pyth"
 # Model EMA's average of a fine-tuned classifier (MODEL.EMA), written at the end of training.
 EMA_NAME = "checkpoint_ema.pyth"
-_NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?\.pyth$")
+_NAME = re.compile(r"^checkpoint_epoch_(\d{5,})(?:\.iter_(\d{6,}))?(?:\.pyth)?$")  # no .pyth: a sharded folder
+SHARDED_RUN_STATE = "run_state.pyth"  # in a sharded folder: this dict without the tensors (empty model_state)
+SHARDED_INDEX = ".metadata"  # in a sharded folder: torch.distributed.checkpoint's index of the shards
 # The name an unreadable checkpoint is renamed to (with -N appended when it is taken).
 UNREADABLE_SUFFIX = ".unreadable"
 
@@ -96,11 +102,11 @@ def checkpoint_dir(output_dir: str) -> str:
     return os.path.join(output_dir, CHECKPOINT_DIR)
 
 
-def checkpoint_path(output_dir: str, epoch: int, iteration: Optional[int] = None) -> str:
+def checkpoint_path(output_dir: str, epoch: int, iteration: Optional[int] = None, sharded: bool = False) -> str:
     """Path of the checkpoint written at the end of epoch `epoch` (1-based, as PySlowFast
-    names it), or, given `iteration`, after that many batches of it."""
+    names it), or, given `iteration`, after that many batches of it; `sharded`: the folder's."""
     within = "" if iteration is None else f".iter_{iteration:06d}"
-    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}{within}.pyth")
+    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}{within}{'' if sharded else '.pyth'}")
 
 
 def best_checkpoint_path(output_dir: str) -> str:
@@ -242,6 +248,8 @@ def read_torch_file(path: str) -> Any:
     if not g_pathmgr.exists(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if g_pathmgr.isdir(path):
+        if g_pathmgr.exists(os.path.join(path, SHARDED_RUN_STATE)):  # a sharded checkpoint: its state without tensors
+            return read_checkpoint(os.path.join(path, SHARDED_RUN_STATE))
         raise CheckpointError(f"{path} is a folder, not a checkpoint: name a checkpoint file in it (*.pyth)")
     with g_pathmgr.open(path, "rb") as f:
         data = f.read()
@@ -367,8 +375,12 @@ def read_newest(
 # Unreadable files: found, set aside, pruned around.
 
 def unreadable_reason(path: str) -> Optional[str]:
-    """Why the checkpoint at `path` cannot be read, found without unpickling it (empty,
-    an incomplete zip archive, a member failing its CRC); None when none is found."""
+    """Why the checkpoint at `path` cannot be read, found without unpickling it (empty, an incomplete
+    zip archive, a member failing its CRC, a sharded folder's index missing); None when none is found."""
+    if g_pathmgr.isdir(path):
+        if not g_pathmgr.exists(os.path.join(path, SHARDED_INDEX)):
+            return f"a sharded checkpoint folder without its index {SHARDED_INDEX}"
+        path = os.path.join(path, SHARDED_RUN_STATE)
     try:
         with g_pathmgr.open(path, "rb") as f:
             head = f.read(len(ZIP_MAGIC))
@@ -438,7 +450,7 @@ def prune_checkpoints(
         else:
             set_aside(path, reason)
     for path in deleted:
-        g_pathmgr.rm(path)
+        shutil.rmtree(path) if os.path.isdir(path) else g_pathmgr.rm(path)
         intact.discard(path)
     if deleted:
         logger.info("deleted %d old checkpoint(s), keeping the newest %d: %s", len(deleted), keep_last, ", ".join(deleted))

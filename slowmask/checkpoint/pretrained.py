@@ -30,10 +30,11 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from .files import CheckpointError, check_finite, read_checkpoint, unwrapped
+from .files import CheckpointError, check_finite, unwrapped
 from .geometry import adapt
 from .convert import state_for_model
 from .keys import grouped_keys
+from .sharded import placed_like, read_any_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def load_model_state(path: str, model_state: Dict[str, Tensor], model: nn.Module
     WeightsMismatchError with the grouped diff (`state_diff`) and `fix`, the advice that fits
     the caller (the raw error has a line per key)."""
     try:
-        unwrapped(model).load_state_dict(model_state, strict=True)
+        unwrapped(model).load_state_dict(placed_like(model_state, model), strict=True)
     except RuntimeError:
         diff = state_diff(model_state, unwrapped(model).state_dict())
         raise WeightsMismatchError(f"{path} does not fit this model:\n{diff.summary()}\n{fix}") from None
@@ -110,10 +111,11 @@ def load_model_state(path: str, model_state: Dict[str, Tensor], model: nn.Module
 def load_weights(
     path: str, model: nn.Module, fix: str = "use the config the checkpoint was trained with"
 ) -> Dict[str, Any]:
-    """Put the model_state of the checkpoint at `path` into `model` for a tool that uses
-    the trained weights (no optimizer, nothing resumed): strict names, finite values;
-    `fix` is the advice a mismatch ends with. Returns the checkpoint dict (epoch, cfg ...)."""
-    state = read_checkpoint(path)
+    """Put the model_state of the checkpoint at `path` (a file, or a sharded folder read
+    whole) into `model` for a tool that uses the trained weights (no optimizer, nothing
+    resumed): strict names, finite values; `fix` is the advice a mismatch ends with.
+    Returns the checkpoint dict (epoch, cfg ...)."""
+    state = read_any_checkpoint(path)
     check_finite(path, state["model_state"])
     load_model_state(path, state["model_state"], model, fix)
     taken = f"epoch {int(state['epoch']) + 1}" if "epoch" in state else ""
@@ -278,10 +280,10 @@ def stem_advice(keys: Mapping[str, Any]) -> str:
 def load_pretrained(
     path: str, model: nn.Module, clear_name_patterns: Sequence[str] = (), drop: Sequence[str] = PRETRAINING_ONLY
 ) -> LoadReport:
-    """Initialize `model` from the weights of the checkpoint at `path` (no optimizer
-    state, no epoch) and log, once, what was loaded, fitted, skipped and new. Weights
-    that are not finite are refused (CheckpointError), naming the tensors. A published
-    checkpoint (checkpoint/convert/: VideoMAE, Hugging Face, timm, V-JEPA ...) is converted
+    """Initialize `model` from the weights of the checkpoint at `path` (a file or a
+    sharded folder; no optimizer state, no epoch) and log, once, what was loaded, fitted,
+    skipped and new. Weights that are not finite are refused (CheckpointError), naming the
+    tensors. A published checkpoint (checkpoint/convert/: VideoMAE, Hugging Face, timm, V-JEPA ...) is converted
     on the fly, with its conversion report."""
     state, cfg_yaml = state_for_model(path, model)
     check_finite(path, state)
@@ -291,7 +293,7 @@ def load_pretrained(
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from error
     with torch.no_grad():
-        unwrapped(model).load_state_dict(to_load, strict=False)
+        unwrapped(model).load_state_dict(placed_like(to_load, model), strict=False)
     logger.info("initialized from %s: %s", path, report.summary())
     dropped, created = report.unmatched_stem()
     if dropped or created:

@@ -76,6 +76,10 @@ _C.TRAIN.MIXED_PRECISION = False
 _C.TRAIN.MIXED_PRECISION_DTYPE = "auto"
 # Batches whose gradients add up before each optimizer update (effective batch = BATCH_SIZE x this).
 _C.TRAIN.GRAD_ACCUM_STEPS = 1
+# How the processes hold the model: "none" (each a whole copy, DDP), "fsdp" (FSDP2: each transformer block's and
+# the rest's parameters, gradients and optimizer state split over all processes), "hsdp" (split inside a machine,
+# copied across the NUM_SHARDS machines); sharded runs write checkpoint folders (torch.distributed.checkpoint).
+_C.TRAIN.SHARDING = "none"
 # On a non-finite loss: "stop" the run (naming epoch and iteration) or "skip" the step (no backward, no update).
 _C.TRAIN.NONFINITE_LOSS = "stop"
 # With NONFINITE_LOSS "skip": stop (exit status 7) when more than this share of an epoch's steps, or all of them, are skipped; in [0, 1].

@@ -292,7 +292,7 @@ def load_classifier(path: str, model: nn.Module) -> None:
         CheckpointError: the checkpoint is a masked-pretraining one (no trained classifier
             head: it has to be fine-tuned first), or it does not fit the model.
     """
-    state = checkpoint.read_checkpoint(path)["model_state"]
+    state = checkpoint.read_any_checkpoint(path)["model_state"]
     pretraining = [name for name in state if name.startswith(PRETRAINING_ONLY)]
     if pretraining:
         raise checkpoint.CheckpointError(

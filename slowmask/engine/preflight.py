@@ -38,6 +38,7 @@ from slowmask.utils.output_files import unwritable_problem
 from .devices import device_problem
 from .memory_plan import memory_warning
 from .probe import probe_problems
+from .sharding import sharding_problems
 from .step import NONFINITE_CHOICES, NORM_TYPES, PRECISION_CHOICES
 
 logger = logging.getLogger(__name__)
@@ -107,13 +108,14 @@ def preflight(cfg: CfgNode) -> List[SplitReport]:
 
 def training_choice_problems(cfg: CfgNode) -> List[str]:
     """The TRAIN.MIXED_PRECISION_DTYPE, TRAIN.NONFINITE_LOSS and BN.NORM_TYPE values the
-    step cannot train with (checked again where the step is built)."""
+    step cannot train with (checked again where the step is built), and what
+    TRAIN.SHARDING cannot do with the config (sharding.sharding_problems)."""
     problems = [
         choice_problem(cfg, "TRAIN.MIXED_PRECISION_DTYPE", PRECISION_CHOICES),
         choice_problem(cfg, "TRAIN.NONFINITE_LOSS", NONFINITE_CHOICES),
         choice_problem(cfg, "BN.NORM_TYPE", tuple(NORM_TYPES)),
     ]
-    return [problem for problem in problems if problem]
+    return [problem for problem in problems if problem] + sharding_problems(cfg)
 
 
 # Optional packages a config asks for: (key, the value that asks, the module it needs,
@@ -184,13 +186,18 @@ def _checkpoint_problems(cfg: CfgNode) -> List[str]:
     if _reads_teacher(cfg) and cfg.TEACHER.CHECKPOINT_FILE_PATH:
         wanted["TEACHER.CHECKPOINT_FILE_PATH"] = cfg.TEACHER.CHECKPOINT_FILE_PATH
     return problems + [f"{key} {path} does not exist; give the path of a checkpoint file (.pyth)"
-                       for key, path in wanted.items() if "://" not in path and not os.path.isfile(path)
+                       for key, path in wanted.items() if "://" not in path and not _is_checkpoint(path)
                        and not (key in CONVERTS_FOLDERS and os.path.isfile(os.path.join(path, HF_CONFIG)))]
 
 
 # The keys whose checkpoint initializes a model (load_pretrained), which also takes a
 # Hugging Face model folder (checkpoint/convert/), converted on the fly.
 CONVERTS_FOLDERS = ("TRAIN.CHECKPOINT_FILE_PATH", "TEACHER.CHECKPOINT_FILE_PATH")
+
+
+def _is_checkpoint(path: str) -> bool:
+    """A checkpoint file, or a sharded run's checkpoint folder."""
+    return os.path.isfile(path) or checkpoint.is_sharded_checkpoint(path)
 
 
 def _reads_teacher(cfg: CfgNode) -> bool:

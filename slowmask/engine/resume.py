@@ -21,18 +21,28 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 import yaml
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from slowmask.checkpoint import (
     CheckpointError,
+    WeightsMismatchError,
     check_finite,
+    is_sharded_checkpoint,
     load_model_state,
+    load_numbered_optimizer_state,
+    load_sharded_checkpoint,
     read_checkpoint,
     read_newest,
     restore_rng_state,
+    sharded_model_shapes,
+    state_diff,
     unwrapped,
 )
 
 from .loop import Hook, load_hook_states
+from .sharding import is_sharded
+
+RESUME_FIX = "To initialize a model from another run's weights (fine-tuning), set TRAIN.CHECKPOINT_EPOCH_RESET True"
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +102,45 @@ def load_states(
     scaler: Optional[Any],
 ) -> None:
     """Put a checkpoint dict read from `path` into model, optimizer and scaler
-    (strict names; weights that are not finite refused, see check_finite)."""
+    (strict names; weights that are not finite refused, see check_finite). A sharded
+    checkpoint folder (`state` its run state) is read by every rank into a model sharded
+    or whole, on any number of processes (checkpoint.load_sharded_checkpoint)."""
     model = unwrapped(model)
-    check_finite(path, state["model_state"])
-    load_model_state(path, state["model_state"], model, "To initialize a model from another run's weights "
-                     "(fine-tuning), set TRAIN.CHECKPOINT_EPOCH_RESET True")
-    if optimizer is not None and state.get("optimizer_state") is not None:
-        optimizer.load_state_dict(state["optimizer_state"])
+    if is_sharded_checkpoint(path):
+        _load_sharded(path, model, optimizer)
+    else:
+        check_finite(path, state["model_state"])
+        load_model_state(path, state["model_state"], model, RESUME_FIX)
+        if optimizer is not None and state.get("optimizer_state") is not None:
+            _load_optimizer_file_state(state["optimizer_state"], model, optimizer)
     if scaler is not None and state.get("scaler_state") is not None:
         scaler.load_state_dict(state["scaler_state"])
     within = f"after iteration {state['iteration']}" if "iteration" in state else "at its end"
     logger.info("resumed from %s (epoch %d, %s)", path, state["epoch"] + 1, within)
+
+
+def _load_sharded(path: str, model: nn.Module, optimizer: Optional[torch.optim.Optimizer]) -> None:
+    """The folder `path` into `model` and `optimizer`, after comparing names and shapes (a
+    WeightsMismatchError with the grouped diff); weights not finite refused (each rank
+    checks its shards)."""
+    stored = {name: torch.empty(shape, device="meta") for name, shape in sharded_model_shapes(path).items()}
+    diff = state_diff(stored, model.state_dict())
+    if diff:
+        raise WeightsMismatchError(f"{path} does not fit this model:\n{diff.summary()}\n{RESUME_FIX}")
+    load_sharded_checkpoint(path, model, optimizer)
+    local = {name: value.to_local() if isinstance(value, DTensor) else value
+             for name, value in model.state_dict().items()}
+    check_finite(path, local)
+
+
+def _load_optimizer_file_state(optimizer_state: Dict[str, Any], model: nn.Module,
+                               optimizer: torch.optim.Optimizer) -> None:
+    """A `.pyth`'s optimizer state into `optimizer`; cut into the shards of a sharded
+    model's (a run written without sharding goes on with it)."""
+    if is_sharded(model):
+        load_numbered_optimizer_state(model, optimizer, optimizer_state)
+    else:
+        optimizer.load_state_dict(optimizer_state)
 
 
 # Where a run resumes.

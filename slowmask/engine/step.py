@@ -53,6 +53,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from slowmask.data.collate import to_device
 from slowmask.utils.errors import SlowmaskError
@@ -374,7 +375,9 @@ class TrainStep:
         if self.clip_grad_val is not None:
             torch.nn.utils.clip_grad_value_(params, self.clip_grad_val)
         max_norm = self.clip_grad_l2norm if self.clip_grad_l2norm is not None else math.inf
-        return torch.nn.utils.clip_grad_norm_(params, max_norm).detach()
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm).detach()
+        # A sharded model's norm is a DTensor of partial sums: the whole norm, on every rank.
+        return norm.full_tensor() if isinstance(norm, DTensor) else norm
 
 
 # Mixed precision.

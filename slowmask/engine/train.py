@@ -66,6 +66,7 @@ from .optim import build_lr_schedule, build_optimizer
 from .preflight import training_choice_problems
 from .probe import build_probe_evaluation
 from .resume import ResumePoint, load, load_states
+from .sharding import build_sharded_model
 from .step import (
     ClassificationObjective,
     Objective,
@@ -205,10 +206,13 @@ def log_config(cfg: CfgNode) -> None:
 
 
 def _wrapped_for_training(cfg: CfgNode, model: nn.Module, device: torch.device) -> nn.Module:
-    """The module the step calls: DDP across processes, compiled when MODEL.COMPILE.
-    Both share `model`'s parameters, so checkpoints keep using the plain model."""
+    """The module the step calls: DDP across processes, or `model` itself sharded in place
+    (TRAIN.SHARDING, engine/sharding.py), compiled when MODEL.COMPILE. All share `model`'s
+    parameters, so checkpoints keep using the plain model; the optimizer is built after."""
     model = with_norm_type(model, cfg.BN.NORM_TYPE, device)
-    if is_distributed():
+    if cfg.TRAIN.SHARDING != "none":
+        model = build_sharded_model(cfg, model, device)
+    elif is_distributed():
         device_ids = [device.index] if device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     return torch.compile(model) if cfg.MODEL.COMPILE else model
@@ -257,8 +261,8 @@ def _train(cfg: CfgNode) -> None:
     device = select_device(cfg)
     model = build_model(cfg).to(device)
     logger.info("model %s: %s parameters", cfg.MODEL.MODEL_NAME, f"{sum(p.numel() for p in model.parameters()):,}")
-    optimizer = build_optimizer(cfg, model)
     step_model = _wrapped_for_training(cfg, model, device)
+    optimizer = build_optimizer(cfg, model)
     autocast_dtype, scaler = build_precision(cfg, device)
     point = start_point(cfg, model, optimizer, scaler)
     if point.epoch >= cfg.SOLVER.MAX_EPOCH:
@@ -300,16 +304,25 @@ def _train(cfg: CfgNode) -> None:
     try:
         run_from(loop, point, stop)
     except LoaderWorkerKilled as error:
-        raise after_worker_death(error, loop, point, stop.save) from error
+        # A sharded checkpoint is written by every rank together, and the others are not at it.
+        sharded = cfg.TRAIN.SHARDING != "none"
+        raise after_worker_death(error, loop, point, None if sharded else stop.save,
+                                 SHARDED_UNSAVED if sharded else UNSAVED) from error
+
+
+UNSAVED = "no checkpoint written by this rank (rank 0 writes them; the others stop at their next collective)"
+SHARDED_UNSAVED = ("no checkpoint written (under TRAIN.SHARDING every rank writes its shards together, and the others "
+                   "are not at the write); the newest one stays")
 
 
 def after_worker_death(
-    error: LoaderWorkerKilled, loop: TrainLoop, point: ResumePoint, save: Optional[Callable[[int, Optional[int]], str]]
+    error: LoaderWorkerKilled, loop: TrainLoop, point: ResumePoint, save: Optional[Callable[[int, Optional[int]], str]],
+    unsaved: str = UNSAVED,
 ) -> LoaderWorkerKilled:
     """`error` (a loader worker died; the loop stopped between two steps) with the
     checkpoint of the last completed step written through `save` (StopOnSignal's, None
-    on ranks that write none), as a stop signal would have: the run resumes there; at
-    an epoch's first batch, the previous epoch's end-of-epoch checkpoint. None is written
+    on ranks that write none: `unsaved` says why), as a stop signal would have: the run
+    resumes there; at an epoch's first batch, the previous epoch's end-of-epoch checkpoint. None is written
     when nothing was trained since `point`, nor inside a gradient-accumulation cycle (its
     update never happened: the newest checkpoint stays the resume point)."""
     epoch, done = loop.epoch, loop.batches_done
@@ -319,7 +332,7 @@ def after_worker_death(
     elif getattr(loop.step, "pending_gradients", False):
         saved = "no checkpoint written inside a gradient-accumulation cycle; the newest one stays"
     elif save is None:
-        saved = "no checkpoint written by this rank (rank 0 writes them; the others stop at their next collective)"
+        saved = unsaved
     else:
         saved = f"checkpoint: {save(epoch, done) if done else save(epoch - 1, None)}"
     stopped = LoaderWorkerKilled(error.pid, error.death, (
@@ -390,18 +403,20 @@ def build_hooks(
     the model.
 
     The order matters: rank means replace the step's metrics before anything logs them;
-    the main process alone writes logs and checkpoints; every rank validates and probes
+    the main process alone writes logs and checkpoints (under TRAIN.SHARDING every rank
+    writes its shards of each); every rank validates and probes
     its share of the videos; BadDataGuard comes after the logs, so the epoch is logged
     before it stops the run; StopOnSignal comes last (the step's last word: it may end the
     run there) and is the list's last item, for `run_from`. Each checkpoint stores the
     states of the hooks listed here (Hook.state_dict), as they are when it is written.
     """
     main = is_main_process()
+    sharded = cfg.TRAIN.SHARDING != "none"  # every rank writes its shards of each checkpoint
     batch_total = cfg.TRAIN.BATCH_SIZE
     checkpointer = PeriodicCheckpoint(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_PERIOD, model, optimizer, cfg.dump(), scaler,
                                       cfg.TRAIN.CHECKPOINT_PERIOD_ITERS, cfg.TRAIN.CHECKPOINT_KEEP_LAST,
                                       lambda epoch, batches: point.items_after(epoch, batches, batch_total),
-                                      lambda: hook_states(hooks))
+                                      lambda: hook_states(hooks), sharded, prunes=main)
     hooks: List[Hook] = [
         DataEpoch(lambda epoch: start_epoch(loader, epoch, point, batch_total)),
         LRSchedule(optimizer, build_lr_schedule(cfg)),
@@ -422,12 +437,15 @@ def build_hooks(
         hooks += [MetricsLog(cfg.OUTPUT_DIR, cfg.LOG_PERIOD, get_world_size()), checkpointer, ProgressBar()]
         if cfg.TENSORBOARD.ENABLE:
             hooks.append(TensorBoardScalars(summary_writer(tensorboard_dir(cfg))))
+    elif sharded:
+        hooks.append(checkpointer)
     if model_ema is not None:  # its state in every checkpoint; before validation, which reads it
         hooks.append(model_ema)
     if not cfg.MASK.ENABLE:  # a classifier's validation; pretraining has no labels to score
         validate = _validation(cfg)
+        saver = _best_checkpoint_saver(cfg, model, optimizer, scaler) if main or sharded else None
         hooks.append(PeriodicValidation(lambda: validate(model, device), cfg.TRAIN.EVAL_PERIOD, cfg.OUTPUT_DIR,
-                                        _best_checkpoint_saver(cfg, model, optimizer, scaler), main,
+                                        saver, main,
                                         None if model_ema is None else lambda: validate(model_ema.module,
                                                                                         model_ema.device)))
     if cfg.WANDB.ENABLE and main:  # after every hook that writes json_stats.log's records
@@ -437,7 +455,7 @@ def build_hooks(
     hooks.append(BadDataGuard(cfg.DATA_LOADER.MAX_BAD_FRACTION))
     if cfg.TRAIN.NONFINITE_LOSS == "skip":  # every rank: they agree on each skip, so all stop at one step
         hooks.append(NonFiniteSkipStop(cfg.TRAIN.NONFINITE_SKIP_MAX_SHARE))
-    hooks.append(StopOnSignal(checkpointer.save if main else None))
+    hooks.append(StopOnSignal(checkpointer.save if main or sharded else None))
     return hooks
 
 
@@ -456,9 +474,13 @@ def _validation(cfg: CfgNode) -> Callable[[nn.Module, torch.device], Dict[str, A
 def _best_checkpoint_saver(
     cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Optional[torch.amp.GradScaler]
 ) -> Callable[[int], None]:
-    """(0-based epoch) -> None: writes OUTPUT_DIR/checkpoints/checkpoint_best.pyth."""
+    """(0-based epoch) -> None: writes OUTPUT_DIR/checkpoints/checkpoint_best.pyth (a sharded
+    run: the folder checkpoint_best, written by every rank)."""
     def save_best(epoch: int) -> None:
         path = checkpoint.best_checkpoint_path(cfg.OUTPUT_DIR)
-        checkpoint.save_checkpoint(path, model, optimizer, epoch, cfg.dump(), scaler)
+        if cfg.TRAIN.SHARDING != "none":
+            checkpoint.save_sharded_checkpoint(path[: -len(".pyth")], model, optimizer, epoch, cfg.dump(), scaler)
+        else:
+            checkpoint.save_checkpoint(path, model, optimizer, epoch, cfg.dump(), scaler)
 
     return save_best

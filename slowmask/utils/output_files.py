@@ -129,8 +129,8 @@ def process_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folders: Iterable[str]) -> List[str]:
-    """Delete the NAME.tmp-PID files in `folders` whose process is gone (a run killed
-    while writing a checkpoint or the config); returns their paths. Files of living
+    """Delete the NAME.tmp-PID files (and folders) in `folders` whose process is gone (a run
+    killed while writing a checkpoint or the config); returns their paths. Files of living
     processes, this one included, are left alone."""
     removed = []
     for folder in folders:
@@ -142,6 +142,8 @@ def remove_stale_temporaries(folders: Iterable[str]) -> List[str]:
                 continue
             path = os.path.join(folder, name)
             size = os.path.getsize(path)
+            if os.path.isdir(path):  # a sharded checkpoint's folder (checkpoint/sharded.py)
+                shutil.rmtree(path, ignore_errors=True)
             remove_quietly(path)
             removed.append(path)
             logger.warning("removed %s (%s bytes), left by process %s that is gone", path, f"{size:,}", match.group(1))

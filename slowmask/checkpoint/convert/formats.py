@@ -25,6 +25,7 @@ from slowmask.utils.registry import Registry
 
 from ..files import CheckpointError, read_torch_file, unwrapped
 from ..keys import grouped_keys
+from ..sharded import is_sharded_checkpoint, read_sharded_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,14 @@ def register_format(fmt: CheckpointFormat) -> CheckpointFormat:
 # Reading.
 
 def read_source(path: str, hints: Optional[Mapping[str, Any]] = None) -> Source:
-    """The tensors and model description at `path`: a torch file (any layout) or a Hugging
-    Face directory (config.json and model.safetensors, its shards, or pytorch_model.bin)."""
+    """The tensors and model description at `path`: a torch file (any layout), a sharded
+    run's checkpoint folder, or a Hugging Face directory (config.json and model.safetensors,
+    its shards, or pytorch_model.bin)."""
     hints = dict(hints or {})
+    if is_sharded_checkpoint(path):  # a sharded run's checkpoint folder, read whole
+        checkpoint = read_sharded_checkpoint(path)
+        cfg = checkpoint.get("cfg")
+        return Source(path, _tensors(checkpoint["model_state"]), {"cfg": cfg} if cfg else {}, hints, "model_state")
     if os.path.isdir(path):
         return _read_directory(path, hints)
     if path.endswith(".safetensors"):

@@ -27,7 +27,10 @@ class PeriodicCheckpoint(Hook):
     write only the newest `keep_last` such files are kept (0: all; checkpoint_best.pyth
     stays): the one just written and the newest intact others (see
     checkpoint.prune_checkpoints). `hooks_state`, when given, returns the hooks' states
-    ({state_key: state}, loop.hook_states) stored with each checkpoint."""
+    ({state_key: state}, loop.hook_states) stored with each checkpoint. `sharded`: the
+    checkpoints are folders that every rank writes its shards into
+    (checkpoint.save_sharded_checkpoint): every rank has this hook; `prunes` on one of
+    them (the main process)."""
 
     def __init__(
         self,
@@ -41,6 +44,8 @@ class PeriodicCheckpoint(Hook):
         keep_last: int = 0,
         items_after: Optional[Callable[[int, int], int]] = None,
         hooks_state: Optional[Callable[[], Dict[str, Dict[str, Any]]]] = None,
+        sharded: bool = False,
+        prunes: bool = True,
     ) -> None:
         self.output_dir = output_dir
         self.period = period
@@ -52,21 +57,25 @@ class PeriodicCheckpoint(Hook):
         self.keep_last = keep_last
         self.items_after = items_after
         self.hooks_state = hooks_state
+        self.sharded = sharded
+        self.prunes = prunes
+        self.write = checkpoint.save_sharded_checkpoint if sharded else checkpoint.save_checkpoint
         self.intact: Set[str] = set()  # checkpoints this run wrote or found intact when pruning
         self._due = False
 
     def save(self, epoch: int, iteration: Optional[int] = None) -> str:
         """Write the checkpoint of 0-based `epoch` (at its end, or after `iteration`
         batches), prune old ones; returns its path."""
-        path = checkpoint.checkpoint_path(self.output_dir, epoch + 1, iteration)
+        path = checkpoint.checkpoint_path(self.output_dir, epoch + 1, iteration, self.sharded)
         items = None if iteration is None or self.items_after is None else self.items_after(epoch, iteration)
         hooks_state = self.hooks_state() if self.hooks_state is not None else None
-        checkpoint.save_checkpoint(
+        self.write(
             path, self.model, self.optimizer, epoch, self.cfg_yaml, self.scaler, iteration=iteration, items=items,
             hooks_state=hooks_state,
         )
         self.intact.add(path)
-        checkpoint.prune_checkpoints(self.output_dir, self.keep_last, path, self.intact)
+        if self.prunes:
+            checkpoint.prune_checkpoints(self.output_dir, self.keep_last, path, self.intact)
         return path
 
     def before_epoch(self, loop: TrainLoop) -> None:

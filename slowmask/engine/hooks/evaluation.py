@@ -105,9 +105,10 @@ class PeriodicValidation(Hook):
         period: validate after every `period`-th epoch (and the last).
         output_dir: where json_stats.log is.
         save_best: (finished epoch, 0-based) -> None, writes the best checkpoint; called
-            when top-1 beats every earlier validation of this run.
-        writes: whether this process logs, writes the JSON line and saves the best
-            checkpoint (the main process of the job); the others only take part.
+            when top-1 beats every earlier validation of this run, on each process given
+            one (the main process; every process of a sharded run, whose ranks all write).
+        writes: whether this process logs and writes the JSON line (the main process of
+            the job); the others only take part.
         evaluate_ema: () -> the same metrics of the weights' moving average (MODEL.EMA),
             validated after the raw weights on the same split: both figures are logged
             (JSON `ema_top1_acc`, `best_ema_top1_acc`) and the better one named.
@@ -160,6 +161,8 @@ class PeriodicValidation(Hook):
             self.best_ema_top1, self.best_ema_epoch = ema["top1"], finished
         if self.writes:
             self._report(loop, metrics, improved, ema)
+        if improved and self.save_best is not None:
+            self.save_best(loop.epoch)
 
     def _report(self, loop: TrainLoop, metrics: Dict[str, Any], improved: bool, ema: Optional[Dict[str, Any]]) -> None:
         finished = loop.epoch + 1
@@ -180,5 +183,3 @@ class PeriodicValidation(Hook):
             logger.info("validation of the weights' moving average after epoch %d: %s; best %.2f %%; better: %s",
                         finished, shown_accuracies(ema), self.best_ema_top1, better)
         write_json_stats(self.output_dir, stats)
-        if improved and self.save_best is not None:
-            self.save_best(loop.epoch)

@@ -176,7 +176,8 @@ class MetricsLog(Hook):
         )
         folder = checkpoint.checkpoint_dir(self.output_dir)
         names = sorted(g_pathmgr.ls(folder)) if g_pathmgr.exists(folder) else []
-        written = [os.path.join(folder, name) for name in names if name.endswith(".pyth")]
+        paths = [os.path.join(folder, name) for name in names]
+        written = [path for path in paths if path.endswith(".pyth") or checkpoint.is_sharded_checkpoint(path)]
         logger.info("checkpoints: %s", ", ".join(written) if written else "none")
         if self.skipped:
             logger.warning("skipped %d unreadable video(s): %s", len(self.skipped), ", ".join(self.skipped))

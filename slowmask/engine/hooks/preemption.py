@@ -52,7 +52,8 @@ class StopOnSignal(Hook):
     signal once the checkpoint is written (`hand_over`). The handler only records the
     signal; this hook acts on it between steps. In a multi-process job the ranks agree on
     it after every step (an all-reduce of one number), so that all of them stop after the
-    same iteration; rank 0 writes the checkpoint while the others wait. While gradients
+    same iteration; rank 0 writes the checkpoint while the others wait (under TRAIN.SHARDING
+    every rank writes its shards). While gradients
     are being accumulated the stop waits for the next optimizer update. tools/run_net.py
     then exits with EXIT_PREEMPTED.
 
