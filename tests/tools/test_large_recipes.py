@@ -58,8 +58,7 @@ def test_vit_g_videomae_v2_is_the_giant_with_dual_masking():
     assert cfg.MODEL.ACT_CHECKPOINT and cfg.TRAIN.MIXED_PRECISION and cfg.MASK.DECODER_MASK_TYPE == "running_cell"
 
 
-@pytest.mark.parametrize("name", ["k400_ViT_H_MAE_PT.yaml", "k400_ViT_g_VideoMAEv2_PT.yaml"])
-def test_the_sharding_line_names_the_key(name):
-    with open(os.path.join(REPO, "configs", name)) as f:
-        text = f.read()
-    assert "  # SHARDING: fsdp\n" in text and "TRAIN.SHARDING is not a key" in text
+@pytest.mark.parametrize("name", ["k400_ViT_H_MAE_PT.yaml", "k400_ViT_g_VideoMAEv2_PT.yaml",
+                                  "k400_ViT_H_VJEPA2_PT.yaml", "k400_ViT_g_VJEPA2_PT.yaml"])
+def test_the_large_recipes_shard(name):
+    assert load_config(os.path.join(REPO, "configs", name)).TRAIN.SHARDING == "fsdp"
