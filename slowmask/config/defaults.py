@@ -400,6 +400,10 @@ _C.JEPA.EMA = [0.99925, 0.99925]
 _C.JEPA.EMA_STEPS = 1
 # Exponent p of the loss mean |prediction - target|^p / p (V-JEPA 2: 1.0, an L1 loss).
 _C.JEPA.LOSS_EXP = 1.0
+# Which context and predicted positions an item keeps when a batch's counts are evened out: "first" (its
+# first ones in (t, h, w) order, as vjepa2's collator; on a small grid its last frames lose most) or
+# "random" (a uniform draw of them).
+_C.JEPA.EVEN_COUNTS = "first"
 
 # ---------------------------------------------------------------------------- #
 # Teacher of the "teacher" target (MVD / UMT / MaskDistill feature distillation)

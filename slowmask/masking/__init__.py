@@ -10,7 +10,14 @@ its grid to the model's token grids.
 from .build import MASK_REGISTRY, MaskGenerator, build_decoder_mask_generator, build_mask_generator, mask_type
 from .cube import CubeMaskGenerator, FrameBlockMaskGenerator
 from .grids import upsample_mask
-from .multiblock import MultiBlockMask, MultiBlockUnionMask, build_mask_sets, context_indices, equal_count_indices
+from .multiblock import (
+    MultiBlockMask,
+    MultiBlockUnionMask,
+    build_mask_sets,
+    context_indices,
+    equal_count_indices,
+    random_equal_count_indices,
+)
 from .running_cell import RunningCellMaskGenerator
 from .uniform import FrameMaskGenerator, RandomMaskGenerator, TubeMaskGenerator, UniformMaskGenerator
 
@@ -32,5 +39,6 @@ __all__ = [
     "context_indices",
     "equal_count_indices",
     "mask_type",
+    "random_equal_count_indices",
     "upsample_mask",
 ]

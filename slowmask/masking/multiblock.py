@@ -17,7 +17,10 @@ index) like every other mask of slowmask.
 A predictor needs the same numbers of context and predicted tokens in every item of a
 batch: `equal_count_indices` cuts each item to the batch's smallest counts as vjepa2's
 collator does, keeping the first positions in (t, h, w) order, so an item loses its last
-context (or predicted) tokens, those of its latest frames.
+context (or predicted) tokens, those of its latest frames. On a small grid the counts differ
+much between items (4x4x4 tokens, 8 blocks of 15 %: 20-44 predicted), and the cut drops
+most tokens of the last frames; `random_equal_count_indices` keeps a uniform draw of each
+item's positions instead, so every frame keeps its share.
 """
 
 import logging
@@ -219,6 +222,27 @@ def equal_count_indices(masks: Tensor) -> Tuple[Tensor, Tensor]:
     if not flat.any(dim=1).all():
         raise ValueError("a mask of the batch hides no token: every item needs at least one predicted token")
     return context_indices(flat), context_indices(~flat)
+
+
+def random_equal_count_indices(masks: Tensor, generator: torch.Generator) -> Tuple[Tensor, Tensor]:
+    """`equal_count_indices`, but each item keeps Nc of its visible and Nt of its masked
+    positions drawn uniformly with `generator` (CPU), not its first ones: (B, Nc), (B, Nt)
+    int64, increasing."""
+    flat = masks.flatten(1).bool()  # (B, N)
+    if not flat.any(dim=1).all():
+        raise ValueError("a mask of the batch hides no token: every item needs at least one predicted token")
+    return _random_positions(flat, generator), _random_positions(~flat, generator)
+
+
+def _random_positions(masks: Tensor, generator: torch.Generator) -> Tensor:
+    """(B, N) bool, True = masked -> (B, Nc) int64 positions of visible tokens, a uniform
+    draw of each item's, increasing; Nc the batch's smallest visible count."""
+    num_context = int((~masks).sum(dim=1).min())
+    if num_context == 0:
+        raise ValueError("the mask hides every token; the encoder needs at least one visible token per item")
+    # Visible positions get keys in [0, 1), masked ones in [2, 3): the Nc smallest are visible.
+    keys = torch.rand(masks.shape, generator=generator) + 2.0 * masks.cpu().float()
+    return keys.argsort(dim=1)[:, :num_context].sort(dim=1).values.to(masks.device)
 
 
 def context_indices(masks: Tensor) -> Tensor:

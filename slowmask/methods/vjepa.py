@@ -9,7 +9,8 @@ average of the encoder, with a narrow predictor; no pixels, no HOG.
   seeded with 0, so validation losses compare across epochs. A set's blocks are the
   tokens to predict, the rest its context; per set every clip of the batch keeps the
   same numbers of context and predicted tokens, the lowest indices (as the reference's
-  collator keeps them), so they batch without padding. The loader's mask is not used.
+  collator keeps them; JEPA.EVEN_COUNTS "random": a uniform draw of them, see
+  masking.multiblock), so they batch without padding. The loader's mask is not used.
 - The encoder (context encoder) sees each set's context tokens only (`models.jepa.
   JEPAEncoder`, a ViT ending in a LayerNorm).
 - The predictor sees the context tokens carried to its width plus the set's mask token
@@ -39,7 +40,8 @@ from torch import Tensor, nn
 
 from slowmask.geometry import TokenGeometry
 from slowmask.masking import MaskGenerator
-from slowmask.masking.multiblock import build_mask_sets, equal_count_indices
+from slowmask.masking.multiblock import build_mask_sets, equal_count_indices, random_equal_count_indices
+from slowmask.utils.errors import ConfigError
 from slowmask.models import JEPAEncoder, JEPAPredictor, mvit_layout, trunk_args
 from slowmask.models.ema import MomentumSchedule, ema_update_
 
@@ -50,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 # Seed of the masks drawn in eval mode (validation losses), apart from the global generator.
 EVAL_MASK_SEED = 0
+
+# JEPA.EVEN_COUNTS: which positions an item keeps when the batch's counts are evened out.
+EVEN_COUNTS = ("first", "random")
 
 
 class TargetEncoder(nn.Module):
@@ -80,6 +85,8 @@ class VJEPA(MaskedPretrainer):
             on the token grid, True = to predict.
         ema: MomentumSchedule of the target encoder's momentum per optimizer update.
         loss_exp: p of the loss |pred - target|^p / p.
+        even_counts: "first" (each item keeps its first context and predicted positions, as
+            vjepa2's collator) or "random" (a uniform draw of them, with the masks' generator).
     """
 
     def __init__(
@@ -89,13 +96,17 @@ class VJEPA(MaskedPretrainer):
         mask_sets: Sequence[MaskGenerator],
         ema: MomentumSchedule,
         loss_exp: float = 1.0,
+        even_counts: str = "first",
     ) -> None:
         if not mask_sets:
             raise ValueError("V-JEPA needs at least one mask set")
         if loss_exp <= 0:
             raise ValueError(f"JEPA.LOSS_EXP must be positive, got {loss_exp}")
+        if even_counts not in EVEN_COUNTS:
+            raise ConfigError(f"unknown JEPA.EVEN_COUNTS {even_counts!r}: choose one of {', '.join(EVEN_COUNTS)}")
         super().__init__(encoder, predictor, TargetEncoder(encoder), self.latent_loss)
         self.mask_sets, self.ema, self.loss_exp = list(mask_sets), ema, loss_exp
+        self.even_counts = even_counts
 
     def latent_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         """mean |pred - target|^p / p over (rows, channels), float32."""
@@ -109,7 +120,10 @@ class VJEPA(MaskedPretrainer):
         drawn = []
         for mask_set in self.mask_sets:
             predicted = torch.stack([mask_set(generator) for _ in range(batch)])  # (B, t, h, w)
-            context_index, target_index = equal_count_indices(predicted)
+            if self.even_counts == "random":
+                context_index, target_index = random_equal_count_indices(predicted, generator)
+            else:
+                context_index, target_index = equal_count_indices(predicted)
             drawn.append((context_index.to(device), target_index.to(device)))
         return drawn
 
@@ -145,7 +159,8 @@ class VJEPA(MaskedPretrainer):
     @classmethod
     def from_config(cls, cfg: CfgNode) -> "VJEPA":
         """The networks of `jepa_networks`, the mask sets MASK.MULTIBLOCK_* describe on the
-        token grid, the JEPA.EMA schedule over JEPA.EMA_STEPS updates, JEPA.LOSS_EXP."""
+        token grid, the JEPA.EMA schedule over JEPA.EMA_STEPS updates, JEPA.LOSS_EXP,
+        JEPA.EVEN_COUNTS."""
         encoder, predictor = jepa_networks(cfg)
         grid = TokenGeometry.from_config(cfg).token_grid
         logger.warning(
@@ -154,7 +169,7 @@ class VJEPA(MaskedPretrainer):
         )
         start, end = cfg.JEPA.EMA
         ema = MomentumSchedule(start, end, cfg.JEPA.EMA_STEPS)
-        return cls(encoder, predictor, build_mask_sets(cfg, grid), ema, cfg.JEPA.LOSS_EXP)
+        return cls(encoder, predictor, build_mask_sets(cfg, grid), ema, cfg.JEPA.LOSS_EXP, cfg.JEPA.EVEN_COUNTS)
 
 
 

@@ -16,6 +16,7 @@ from slowmask.masking import (
     build_mask_sets,
     context_indices,
     equal_count_indices,
+    random_equal_count_indices,
 )
 from slowmask.methods import build_model
 
@@ -173,6 +174,47 @@ def test_equal_counts_of_multiblock_masks_across_a_batch():
     assert context.shape == (6, int((~flat).sum(1).min())) and predicted.shape == (6, int(flat.sum(1).min()))
     assert not flat.gather(1, context).any() and flat.gather(1, predicted).all()
     assert (context.diff(dim=1) > 0).all() and (predicted.diff(dim=1) > 0).all()
+
+
+def _share_per_frame(index, frames, tokens_per_frame):
+    """Fraction of the (B, K) positions `index` in each of the grid's frames."""
+    counts = torch.bincount(index.flatten() // tokens_per_frame, minlength=frames).float()
+    return counts / counts.sum()
+
+
+def test_random_equal_counts_keep_every_frames_share_where_the_first_ones_starve_the_last():
+    # The demo's grid: 4x4x4 tokens, V-JEPA 2's short-range set (8 blocks of 15 %), batches of 8.
+    (short_range, _) = build_mask_sets(get_cfg(), (4, 4, 4))
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.stack([short_range(generator) for _ in range(8)]) for _ in range(40)]
+    first = [equal_count_indices(masks) for masks in batches]
+    drawn = [random_equal_count_indices(masks, generator) for masks in batches]
+    for (context, predicted), masks in zip(drawn, batches):
+        flat = masks.flatten(1)
+        assert context.shape == (8, int((~flat).sum(1).min())) and predicted.shape == (8, int(flat.sum(1).min()))
+        assert not flat.gather(1, context).any() and flat.gather(1, predicted).all()
+        assert (context.diff(dim=1) > 0).all() and (predicted.diff(dim=1) > 0).all()
+    # Every block spans the 4 frames, so each frame holds a quarter of the visible and masked tokens.
+    for part in (0, 1):
+        first_share = _share_per_frame(torch.cat([pair[part].flatten() for pair in first]), 4, 16)
+        drawn_share = _share_per_frame(torch.cat([pair[part].flatten() for pair in drawn]), 4, 16)
+        assert first_share[3] < 0.10  # the first ones keep few of the last frame's tokens
+        assert torch.allclose(drawn_share, torch.full((4,), 0.25), atol=0.02)
+
+
+def test_random_equal_counts_follow_the_generator():
+    masks = torch.zeros(3, 8, dtype=torch.bool)
+    masks[0, [1, 2, 5]] = True
+    masks[1, [0, 7]] = True
+    masks[2, [3, 4, 6, 7]] = True
+    one = random_equal_count_indices(masks, torch.Generator().manual_seed(3))
+    again = random_equal_count_indices(masks, torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(one, again))
+    assert one[0].shape == (3, 4) and one[1].shape == (3, 2)
+    # Item 2 has exactly 4 visible and the batch's 2 fewest masked are kept from its 4.
+    assert one[0][2].tolist() == [0, 1, 2, 5]
+    with pytest.raises(ValueError, match="hides no token"):
+        random_equal_count_indices(torch.zeros(2, 4, dtype=torch.bool), torch.Generator())
 
 
 def test_equal_counts_refuse_an_item_without_context_or_target():

@@ -14,10 +14,12 @@ import torch.nn.functional as F
 from slowmask import checkpoint
 from slowmask.config import get_cfg, load_config
 from slowmask.engine.train import train
+from slowmask.masking import equal_count_indices, random_equal_count_indices
 from slowmask.models.ema import MomentumSchedule
 from slowmask.utils.logging import setup_logging
 from slowmask.methods import build_model
 from slowmask.methods.vjepa import VJEPA, jepa_networks
+from slowmask.utils.errors import ConfigError
 
 from tool_scripts import REPO
 
@@ -228,3 +230,21 @@ def test_a_vjepa_checkpoint_initializes_a_classifier_of_its_encoder(tmp_path):
     assert torch.equal(classifier.state_dict()[name], pretrained.encoder.state_dict()[name])
     assert torch.equal(classifier.norm.weight, pretrained.encoder.norm.weight)
     assert sorted(report.new) == ["head.projection.bias", "head.projection.weight"]
+
+
+def test_even_counts_random_keeps_a_draw_of_each_items_positions_from_the_masks_generator():
+    model = build_model(load_config(DEMO, ["JEPA.EVEN_COUNTS", "random"])).train()
+    torch.manual_seed(11)
+    drawn = model.draw_masks(8, torch.device("cpu"))
+    torch.manual_seed(11)
+    for mask_set, (context, predicted) in zip(model.mask_sets, drawn):
+        masks = torch.stack([mask_set(torch.default_generator) for _ in range(8)])
+        expected = random_equal_count_indices(masks, torch.default_generator)
+        assert torch.equal(context, expected[0]) and torch.equal(predicted, expected[1])
+        assert not torch.equal(context, equal_count_indices(masks)[0])  # not the first positions
+
+
+def test_an_unknown_even_counts_is_named_with_the_choices():
+    encoder, predictor = jepa_networks(tiny_cfg())
+    with pytest.raises(ConfigError, match=r"^unknown JEPA.EVEN_COUNTS 'last': choose one of first, random$"):
+        VJEPA(encoder, predictor, [StandInBlocks(encoder.patch_grid, 1)], MomentumSchedule(0.9, 0.9, 1), 1.0, "last")
