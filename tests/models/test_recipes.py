@@ -18,6 +18,17 @@ RECIPES = sorted(
     p for p in glob.glob(os.path.join(DEMO_CONFIGS, "*_PT.yaml")) if load_config(p).MASK.TARGET != "teacher"
 )
 STEPS = 8
+# Recipes known not to learn yet, with the reason (a strict xfail: one that starts to learn fails here).
+NOT_LEARNING = {
+    "ViT_tiny_VJEPA_PT.yaml": "V-JEPA's 1-block rotary predictor gives every masked token of a clip the same "
+    "prediction at this size, so the L1 loss stays at the layer-normed target's floor (projects/vjepa2, README's demo)",
+}
+
+
+def recipe_param(path: str):
+    name = os.path.basename(path)
+    marks = [pytest.mark.xfail(strict=True, reason=NOT_LEARNING[name])] if name in NOT_LEARNING else []
+    return pytest.param(path, id=name, marks=marks)
 
 
 def test_every_method_has_a_demo_recipe():
@@ -27,7 +38,7 @@ def test_every_method_has_a_demo_recipe():
         assert recipe + ".yaml" in names
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=os.path.basename)
+@pytest.mark.parametrize("path", [recipe_param(path) for path in RECIPES])
 def test_recipe_trains_with_falling_loss(path):
     cfg = load_config(path)
     torch.manual_seed(0)
