@@ -371,7 +371,7 @@ _C.MASK.HOG_CENTER_FRAME = True
 _C.MASK.DECODER_MASK_TYPE = ""
 # Fraction of the tokens the decoder mask drops (VideoMAE V2: 0.5), used with DECODER_MASK_TYPE.
 _C.MASK.DECODER_MASK_RATIO = 0.5
-# Tokens the pretraining loss is on: "masked", or "visible" (UMT's unmasked-token alignment).
+# Tokens the pretraining loss is on: "masked", "visible" (UMT's unmasked-token alignment), or "all" of them.
 _C.MASK.LOSS_TOKENS = "masked"
 # Multi-block mask sets (V-JEPA 2; AUG.MASK_TYPE "multiblock" masks their union), one entry per set: blocks per mask.
 _C.MASK.MULTIBLOCK_NUM_BLOCKS = [8, 2]

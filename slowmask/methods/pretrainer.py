@@ -17,8 +17,13 @@ from slowmask.masking.grids import upsample_mask
 ENCODER_PREFIX = "encoder."
 
 # Which tokens of the prediction grid the loss is on, from the (B, t*h*w) mask (True = masked):
-# the masked ones (MaskFeat, MAE, MVD) or the visible ones (UMT's unmasked-token alignment).
-LOSS_TOKENS: Dict[str, Callable[[Tensor], Tensor]] = {"masked": lambda masked: masked, "visible": lambda masked: ~masked}
+# the masked ones (MaskFeat, MAE, MVD), the visible ones (UMT's unmasked-token alignment), or
+# all of them (a dense encoder's visible tokens regress their own target beside the masked ones).
+LOSS_TOKENS: Dict[str, Callable[[Tensor], Tensor]] = {
+    "masked": lambda masked: masked,
+    "visible": lambda masked: ~masked,
+    "all": torch.ones_like,
+}
 
 
 class MaskedPretrainer(nn.Module):
@@ -33,8 +38,8 @@ class MaskedPretrainer(nn.Module):
         target: `target(x, grid)` -> (B, t*h*w, C) float32. Without parameters or
             persistent buffers, unless it declares `state_in_checkpoint = True`.
         loss: `loss(pred, target)` on the masked rows -> scalar.
-        loss_tokens: a LOSS_TOKENS name: the loss is on the "masked" tokens, or on the
-            "visible" ones.
+        loss_tokens: a LOSS_TOKENS name: the loss is on the "masked" tokens, on the
+            "visible" ones, or on "all".
 
     A target declares how it runs with two class attributes (both False when absent):
     `runs_under_autocast` (a teacher encoder): it runs under the caller's autocast; other

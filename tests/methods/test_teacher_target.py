@@ -1,6 +1,7 @@
 """The teacher-feature target: grid resampling, normalization, a frozen teacher kept out
-of the student's state dict, parameters and train mode; cosine loss; visible-token loss."""
+of the student's state dict, parameters and train mode; cosine loss; visible- and all-token loss."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -118,3 +119,17 @@ def test_visible_option_puts_the_loss_on_the_unmasked_tokens():
     assert masked["target"].shape == (9, 8) and visible["target"].shape == (7, 8)
     full = target(clip, (2, 2, 2))
     torch.testing.assert_close(visible["target"], full[~mask.flatten(1)])
+
+
+def test_all_option_puts_the_loss_on_every_token_and_an_unknown_name_is_refused():
+    mask = torch.zeros(2, 2, 2, 2, dtype=torch.bool)
+    mask[:, 0] = True
+    clip = torch.randn(2, 3, 4, 32, 32)
+    target = TeacherFeatureTarget(PatchTeacher(), dim=8)
+    every = _student(target, loss_tokens="all")(clip, mask)
+    full = target(clip, (2, 2, 2))
+    assert every["target"].shape == (16, 8)
+    torch.testing.assert_close(every["target"], full.flatten(0, 1))
+    torch.testing.assert_close(every["loss"], ((every["pred"] - full.flatten(0, 1)) ** 2).mean())
+    with pytest.raises(ValueError, match="'every' are unknown; use one of \\['all', 'masked', 'visible'\\]"):
+        _student(target, loss_tokens="every")
