@@ -72,13 +72,15 @@ demo-vjepa: $(DEMO_DATA)/train.csv
 # training images, then random initialization against it: k-NN, linear and attentive probes of the
 # frozen encoder fitted on the 1199 training images, fine-tuning on 10 labelled per digit, all scored
 # on the 299 test images. Videos: moving digits (the class is the digit, so only appearance tells
-# the classes apart; 500 training videos, 100 labelled, 100 test videos), the same rows with the video
-# demo's MaskFeat MViT. Tables end the output and go to $(REAL_OUT)/{images,videos}/summary.json.
+# the classes apart; 500 training videos of 64x64 frames, 100 labelled, 100 test videos), the same rows
+# with the video demo's MaskFeat MViT, pretrained by its moving-digit recipe (the loss on the visible tokens).
+# Tables end the output and go to $(REAL_OUT)/{images,videos}/summary.json.
 REAL_DATA := demo_data_real
 REAL_OUT := output/demo_real
 IMAGE_PT_CFG := configs/demo/ViT_tiny_image_MAE_PT.yaml
 IMAGE_FT_CFG := configs/demo/ViT_tiny_image_few_labels_FT.yaml
 IMAGE_CHECKPOINT := $(REAL_OUT)/images/pretrain/checkpoints/checkpoint_epoch_00020.pyth
+VIDEO_PT_CFG := configs/demo/MViT_tiny_MaskFeat_moving_digits_PT.yaml
 VIDEO_CHECKPOINT := $(REAL_OUT)/videos/pretrain/checkpoints/checkpoint_epoch_00012.pyth
 REAL_PROBED := PROBE.TRAIN_MAX_ITEMS 0 $(SEEDED)
 
@@ -87,7 +89,7 @@ $(REAL_DATA)/images/few_labels/train.csv: $(VENV)/.installed
 
 $(REAL_DATA)/moving_digits/train.csv: $(VENV)/.installed
 	$(PY) tools/make_demo_data.py $(REAL_DATA)/moving_digits --classes moving_digits --videos-per-class 10 \
-		--unlabelled-per-class 40 --val-per-class 2 --test-per-class 10 --seed $(SEED)
+		--unlabelled-per-class 40 --val-per-class 2 --test-per-class 10 --height 64 --width 64 --seed $(SEED)
 
 # $(call pretrain_and_compare,OUT,PT_CFG,PT_DATA,PROBE_DATA,CHECKPOINT,FT_CFG,FT_DATA,FT_KEYS)
 define pretrain_and_compare
@@ -107,7 +109,7 @@ endef
 demo-real: $(REAL_DATA)/images/few_labels/train.csv $(REAL_DATA)/moving_digits/train.csv
 	$(call pretrain_and_compare,$(REAL_OUT)/images,$(IMAGE_PT_CFG),$(REAL_DATA)/images,$(REAL_DATA)/images,\
 		$(IMAGE_CHECKPOINT),$(IMAGE_FT_CFG),$(REAL_DATA)/images/few_labels,)
-	$(call pretrain_and_compare,$(REAL_OUT)/videos,$(PT_CFG),$(REAL_DATA)/moving_digits/videos,\
+	$(call pretrain_and_compare,$(REAL_OUT)/videos,$(VIDEO_PT_CFG),$(REAL_DATA)/moving_digits/videos,\
 		$(REAL_DATA)/moving_digits,$(VIDEO_CHECKPOINT),$(FT_CFG),$(REAL_DATA)/moving_digits,MODEL.NUM_CLASSES 10)
 
 test: $(VENV)/.installed

@@ -41,8 +41,9 @@ SPLIT_SEED = 0
 HELD_OUT_SHARE = 1 / 6
 # The largest value of a scan (4x4 blocks of a 32x32 bitmap, counted: 0-16).
 SCAN_MAX = 16.0
-# Side of a moving digit against the frame's short side (Moving MNIST: 28 of 64 pixels).
-DIGIT_SIDE_SHARE = 0.4
+# Side of a moving digit against the frame's short side (Moving MNIST: 28 of 64 pixels): on 64x64
+# frames seen at 32x32, 16 pixels, 2 per pixel of the scan.
+DIGIT_SIDE_SHARE = 0.5
 # The two axes of digit_motion, in label order.
 DIGIT_AXES = ("horizontal", "vertical")
 DIGIT_CLASS_SETS = ("moving_digits", "digit_motion")

@@ -1,6 +1,6 @@
 """`make demo-real` wires recipes that fit together: the checkpoint it fine-tunes and probes
-is the last one its pretraining writes, and the image fine-tuning config takes every encoder
-tensor of the image pretraining recipe."""
+is the last one its pretraining writes, and each fine-tuning config takes every encoder
+tensor of its pretraining recipe, images and moving digits."""
 
 import os
 import re
@@ -28,7 +28,7 @@ def variables():
     return make_variables()
 
 
-@pytest.mark.parametrize("config, checkpoint", [("IMAGE_PT_CFG", "IMAGE_CHECKPOINT"), ("PT_CFG", "VIDEO_CHECKPOINT")])
+@pytest.mark.parametrize("config, checkpoint", [("IMAGE_PT_CFG", "IMAGE_CHECKPOINT"), ("VIDEO_PT_CFG", "VIDEO_CHECKPOINT")])
 def test_the_checkpoint_used_is_the_last_one_pretraining_writes(variables, config, checkpoint):
     cfg = load_config(os.path.join(REPO, variables[config]))
     epoch = int(re.search(r"checkpoint_epoch_(\d+)\.pyth$", variables[checkpoint]).group(1))
@@ -44,4 +44,19 @@ def test_image_fine_tuning_takes_the_whole_pretrained_encoder(variables, tmp_pat
     report = load_pretrained(path, finetune)
     assert not report.fitted
     assert sorted(report.new) == ["head.projection.bias", "head.projection.weight"]
+    assert len(report.loaded) > 10
+
+
+def test_video_fine_tuning_takes_the_whole_pretrained_encoder_on_clips_of_its_shape(variables, tmp_path):
+    pretrain_cfg = load_config(os.path.join(REPO, variables["VIDEO_PT_CFG"]))
+    finetune_cfg = load_config(os.path.join(REPO, variables["FT_CFG"]), ["MODEL.NUM_CLASSES", "10"])
+    assert (pretrain_cfg.DATA.TRAIN_CROP_SIZE, pretrain_cfg.DATA.NUM_FRAMES) == (
+        finetune_cfg.DATA.TRAIN_CROP_SIZE, finetune_cfg.DATA.NUM_FRAMES)
+    path = str(tmp_path / "checkpoint_epoch_00001.pyth")
+    torch.manual_seed(0)
+    save_checkpoint(path, build_model(pretrain_cfg), None, 1, pretrain_cfg.dump())
+    report = load_pretrained(path, build_model(finetune_cfg))
+    assert not report.fitted
+    # MaskFeat's encoder ends without the classifier's final norm: it and the head are new.
+    assert sorted(report.new) == ["head.projection.bias", "head.projection.weight", "norm.bias", "norm.weight"]
     assert len(report.loaded) > 10
