@@ -11,9 +11,16 @@ import torch
 
 from slowmask.checkpoint import load_pretrained, save_checkpoint
 from slowmask.config import load_config
+from slowmask.data.transforms import view_box
 from slowmask.methods import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make_commands() -> str:
+    """The commands `make demo-real` would run, printed (nothing run)."""
+    return subprocess.run(["make", "-n", "-B", "-C", REPO, "demo-real", "PY=python"], capture_output=True, text=True,
+                          check=True).stdout
 
 
 def make_variables() -> dict:
@@ -60,3 +67,12 @@ def test_video_fine_tuning_takes_the_whole_pretrained_encoder_on_clips_of_its_sh
     # MaskFeat's encoder ends without the classifier's final norm: it and the head are new.
     assert sorted(report.new) == ["head.projection.bias", "head.projection.weight", "norm.bias", "norm.weight"]
     assert len(report.loaded) > 10
+
+
+def test_the_probes_view_of_a_moving_digit_frame_is_the_whole_frame(variables):
+    # The digit bounces off every border: a view narrower than the frame would cut it away.
+    writer = re.search(r"make_demo_data\.py \S+moving_digits (.*?) --seed", make_commands().replace("\\\n", " "))
+    options = writer.group(1).split()
+    height, width = (int(options[options.index(flag) + 1]) for flag in ("--height", "--width"))
+    crop = load_config(os.path.join(REPO, variables["VIDEO_PT_CFG"])).DATA.TRAIN_CROP_SIZE
+    assert view_box(height, width, crop, crop, 0.5) == (0, 0, height, width)
