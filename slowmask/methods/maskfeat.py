@@ -9,7 +9,8 @@
   token to the target's width.
 - The target: HOG of the token's pixels (targets/hog.py; MASK.TARGET "hog", or
   PySlowFast's MASK.PRED_HOG), computed from the clip without gradient.
-- The loss: MODEL.LOSS_FUNC ("mse", PySlowFast's "multi_mse") on the masked tokens,
+- The loss: MODEL.LOSS_FUNC ("mse", PySlowFast's "multi_mse") on the masked tokens (or,
+  MASK.LOSS_TOKENS, on the visible ones or all of them: configs/demo's moving-digit recipe),
   summed over the pretraining depths (`MaskedPretrainer.forward`).
 - After an optimizer update: nothing (no EMA, no schedule of the method's own).
 
