@@ -78,7 +78,7 @@ REAL_DATA := demo_data_real
 REAL_OUT := output/demo_real
 IMAGE_PT_CFG := configs/demo/ViT_tiny_image_MAE_PT.yaml
 IMAGE_FT_CFG := configs/demo/ViT_tiny_image_few_labels_FT.yaml
-IMAGE_CHECKPOINT := $(REAL_OUT)/images/pretrain/checkpoints/checkpoint_epoch_00020.pyth
+IMAGE_CHECKPOINT := $(REAL_OUT)/images/pretrain/checkpoints/checkpoint_epoch_00060.pyth
 VIDEO_CHECKPOINT := $(REAL_OUT)/videos/pretrain/checkpoints/checkpoint_epoch_00012.pyth
 REAL_PROBED := PROBE.TRAIN_MAX_ITEMS 0 $(SEEDED)
 
