@@ -17,8 +17,8 @@ def test_mask_ratio_one(recipe):
 
 
 def test_image_patch_not_dividing_the_crop():
-    with pytest.raises(ConfigError, match=r"DATA.TRAIN_CROP_SIZE\^2 = \[60, 60\] is not divided evenly by the 2-D"):
-        load_config(os.path.join(DEMO, "ViT_tiny_image_MAE_PT.yaml"), ["DATA.TRAIN_CROP_SIZE", "60"])
+    with pytest.raises(ConfigError, match=r"DATA.TRAIN_CROP_SIZE\^2 = \[30, 30\] is not divided evenly by the 2-D"):
+        load_config(os.path.join(DEMO, "ViT_tiny_image_MAE_PT.yaml"), ["DATA.TRAIN_CROP_SIZE", "30"])
 
 
 def test_video_patch_not_dividing_the_clip():
