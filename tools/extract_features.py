@@ -48,7 +48,7 @@ from slowmask.features.extract import ExtractReport, extract_features
 from slowmask.features.pooling import check_pooling_fits
 from slowmask.methods import build_model
 from slowmask.utils.errors import DataError, UsageError, run_tool
-from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.logging import fresh_log_file, setup_logging
 from slowmask.utils.tool_args import parse_with_overrides, tool_parser
 
 logger = logging.getLogger("slowmask.tools.extract_features")
@@ -174,7 +174,7 @@ def run(argv) -> int:
 
 
 def main(argv=None) -> int:
-    return run_tool(run, argv, current_log_file)
+    return run_tool(run, argv, fresh_log_file())
 
 
 if __name__ == "__main__":

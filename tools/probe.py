@@ -45,7 +45,7 @@ from slowmask.engine.probe import (
 from slowmask.features.pooling import POOLINGS, check_pooling_fits, pooling_label
 from slowmask.methods import build_model
 from slowmask.utils.errors import DataError, SlowmaskError, UsageError, run_tool
-from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.logging import fresh_log_file, setup_logging
 from slowmask.utils.tool_args import check_output_file, check_output_folder, parse_with_overrides, tool_parser
 
 logger = logging.getLogger("slowmask.tools.probe")
@@ -180,7 +180,7 @@ def run(argv: List[str]) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return run_tool(run, argv, current_log_file)
+    return run_tool(run, argv, fresh_log_file())
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import List, Optional, Sequence
 
 from slowmask.config import load_config
 from slowmask.utils.errors import run_tool
-from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.logging import fresh_log_file, setup_logging
 from slowmask.utils.output_files import OutputDirInUse, in_use_message, recording_exit_status
 from slowmask.utils.stop_signals import stopping_at_once
 from slowmask.utils.tool_args import tool_parser, unknown_option_message
@@ -103,7 +103,7 @@ def run(argv: List[str]) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return run_tool(run, argv, current_log_file)
+    return run_tool(run, argv, fresh_log_file())
 
 
 if __name__ == "__main__":

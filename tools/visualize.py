@@ -33,7 +33,7 @@ from slowmask.methods import build_model
 from slowmask.geometry import TokenGeometry
 from slowmask.targets import build_target
 from slowmask.utils.errors import run_tool
-from slowmask.utils.logging import current_log_file, setup_logging
+from slowmask.utils.logging import fresh_log_file, setup_logging
 from slowmask.utils.tool_args import check_output_folder, parse_with_overrides, positive_int, tool_parser
 from slowmask.visualization import (
     build_painter,
@@ -136,7 +136,7 @@ def run(argv) -> int:
 
 
 def main(argv=None) -> int:
-    return run_tool(run, argv, current_log_file)
+    return run_tool(run, argv, fresh_log_file())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ json_stats.log ends the run with DiskFullError.
 import logging
 import os
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import simplejson
 from iopath.common.file_io import g_pathmgr
@@ -74,6 +74,15 @@ def setup_logging(output_dir: Optional[str], is_main_process: bool = True) -> No
 def current_log_file() -> Optional[str]:
     """The OUTPUT_DIR/stdout.log this process logs to (None: the console alone)."""
     return _log_file
+
+
+def fresh_log_file() -> Callable[[], Optional[str]]:
+    """Forget the log file of an earlier run in this process and return `current_log_file`:
+    what a tool hands `run_tool`, so that an error before this run's `setup_logging` leaves its
+    traceback in no other run's log."""
+    global _log_file
+    _log_file = None
+    return current_log_file
 
 
 def _rounded(value: Any) -> Any:

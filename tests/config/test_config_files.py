@@ -128,3 +128,20 @@ def test_run_net_ends_on_a_bad_file_with_one_line_and_the_config_status(tmp_path
     ]
     assert run_net.main(["--cfg", FT_CFG, "DATA_LOADER.NUM_WORKERS", "-1"]) == EXIT_STATUS["config"]
     assert "DATA_LOADER.NUM_WORKERS must be at least 0" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_before_logging_leaves_its_traceback_in_no_earlier_runs_log(tmp_path, capsys):
+    # An earlier run in this process logged to its own stdout.log; a later run that fails on its
+    # config (before it sets up logging) must not append its traceback there.
+    from slowmask.utils.logging import setup_logging
+
+    earlier = tmp_path / "earlier"
+    setup_logging(str(earlier))
+    earlier_log = earlier / "stdout.log"
+    before = earlier_log.read_text()
+    loop = write(tmp_path, "loop.yaml", "_BASE_: loop.yaml\n")
+
+    assert load_tool("run_net").main(["--cfg", loop]) == EXIT_STATUS["config"]
+
+    assert capsys.readouterr().err.endswith("(rerun with --debug to see the traceback)\n")
+    assert earlier_log.read_text() == before
