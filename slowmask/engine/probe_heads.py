@@ -136,8 +136,9 @@ class Mlp(nn.Sequential):
         self.fc2 = nn.Linear(hidden, dim)
 
 
-class SelfAttentionBlock(nn.Module):
-    """Pre-norm transformer block on (B, L, D) tokens: x + attn(norm1(x)), then + mlp(norm2(x))."""
+class AttentionBlock(nn.Module):
+    """The layers of a pre-norm transformer block (`norm1`, `attn`, `norm2`, `mlp`); its
+    subclasses say what attends to what."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
         super().__init__()
@@ -145,6 +146,10 @@ class SelfAttentionBlock(nn.Module):
         self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+
+class SelfAttentionBlock(AttentionBlock):
+    """Pre-norm transformer block on (B, L, D) tokens: x + attn(norm1(x)), then + mlp(norm2(x))."""
 
     def forward(self, x: Tensor) -> Tensor:
         normed = self.norm1(x)
@@ -152,16 +157,9 @@ class SelfAttentionBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class CrossAttentionBlock(nn.Module):
+class CrossAttentionBlock(AttentionBlock):
     """(B, Q, D) queries, (B, L, D) tokens -> (B, Q, D): q + attn(q, norm1(tokens)), then
     + mlp(norm2(q)); the queries themselves are not normalized (as V-JEPA 2's block)."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, queries: Tensor, tokens: Tensor) -> Tensor:
         keys = self.norm1(tokens)
