@@ -1,5 +1,5 @@
-"""Loading a tools/ script as a module, the one way tests do it, and the demo config the
-tools' tests run on."""
+"""Loading a tools/ script as a module, the one way tests do it, the demo config the
+tools' tests run on, and the keys of a short fine-tune of the demo's classifier."""
 
 import importlib.util
 import os
@@ -9,6 +9,12 @@ from typing import List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_MaskFeat_PT.yaml")
+FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")
+# A short fine-tune of FT_CFG from scratch: two batches an epoch at most, 32x32 clips, a 2-block
+# model, evaluated every epoch.
+QUICK_FINETUNE = ["DATA_LOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_EPOCHS", "0.5", "LOG_PERIOD", "1", "MVIT.DEPTH", "2",
+                  "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "DATA.DECODING_SHORT_SIZE", "40",
+                  "TRAIN.CHECKPOINT_FILE_PATH", "", "TRAIN.EVAL_PERIOD", "1"]
 
 
 def demo_overrides(data_dir: str, out_dir: str) -> List[str]:

@@ -1,7 +1,6 @@
 """MODEL.EMA: the moving average of a fine-tuned classifier's weights follows the decay
 rule once per applied update, is validated beside the raw weights, and resumes bit for bit."""
 
-import os
 
 import pytest
 import torch
@@ -13,16 +12,12 @@ from slowmask.engine.hooks.model_ema import ModelEma
 from slowmask.engine.step import TrainStep
 from slowmask.utils.errors import ConfigError
 from slowmask.utils.logging import read_json_stats
-from tool_scripts import load_tool
+from tool_scripts import FT_CFG, QUICK_FINETUNE, load_tool
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 run_net = load_tool("run_net")
-FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")
-# One or two epochs of two batches, 32x32 clips, a 2-block model, no test: a short fine-tune.
-QUICK = ["DATA_LOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_EPOCHS", "0.5", "LOG_PERIOD", "1", "MVIT.DEPTH", "2",
-         "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "DATA.DECODING_SHORT_SIZE", "40",
-         "TRAIN.CHECKPOINT_FILE_PATH", "", "TEST.ENABLE", "False", "TRAIN.EVAL_PERIOD", "1",
-         "MODEL.EMA.ENABLE", "True", "MODEL.EMA.DECAY", "0.9", "MODEL.EMA.WARMUP_EPOCHS", "1.0"]
+# The short fine-tune (QUICK_FINETUNE), no test, an EMA of the weights.
+QUICK = [*QUICK_FINETUNE, "TEST.ENABLE", "False", "MODEL.EMA.ENABLE", "True", "MODEL.EMA.DECAY", "0.9",
+         "MODEL.EMA.WARMUP_EPOCHS", "1.0"]
 
 
 def test_the_average_follows_the_linear_warm_up_then_the_decay():

@@ -2,7 +2,6 @@
 run, read back from what the run wrote (a resumed run's earlier part included)."""
 
 import json
-import os
 
 import pytest
 
@@ -10,15 +9,10 @@ from slowmask.config import get_cfg, load_config
 from slowmask.engine.summary import run_summary, summary_block
 from slowmask.methods import build_model
 from slowmask.utils.logging import read_json_stats, write_json_stats
-from tool_scripts import load_tool
+from tool_scripts import FT_CFG, QUICK_FINETUNE, load_tool
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 run_net = load_tool("run_net")
-FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")
-QUICK = ["DATA_LOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_EPOCHS", "0.5", "LOG_PERIOD", "1", "MVIT.DEPTH", "2",
-         "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "DATA.DECODING_SHORT_SIZE", "40",
-         "TRAIN.CHECKPOINT_FILE_PATH", "", "TRAIN.EVAL_PERIOD", "1", "MODEL.EMA.ENABLE", "True",
-         "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1"]
+QUICK = [*QUICK_FINETUNE, "MODEL.EMA.ENABLE", "True", "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1"]
 
 
 def test_a_resumed_fine_tune_summarizes_the_whole_run_and_its_test(demo_data_dir, tmp_path, caplog):

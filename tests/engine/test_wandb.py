@@ -11,16 +11,12 @@ import wandb
 
 from slowmask.engine import preflight
 from slowmask.utils.logging import read_json_stats
-from tool_scripts import load_tool
+from tool_scripts import FT_CFG, QUICK_FINETUNE, load_tool
 from wandb_files import wandb_records
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 run_net = load_tool("run_net")
-FT_CFG = os.path.join(REPO, "configs", "demo", "MViT_tiny_FT.yaml")
-QUICK = ["DATA_LOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_EPOCHS", "0.5", "LOG_PERIOD", "1", "MVIT.DEPTH", "2",
-         "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "DATA.DECODING_SHORT_SIZE", "40",
-         "TRAIN.CHECKPOINT_FILE_PATH", "", "TRAIN.EVAL_PERIOD", "1", "TEST.NUM_ENSEMBLE_VIEWS", "1",
-         "TEST.NUM_SPATIAL_CROPS", "1", "WANDB.ENABLE", "True", "WANDB.PROJECT", "slowmask-test", "WANDB.TAGS", "['demo']"]
+QUICK = [*QUICK_FINETUNE, "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1", "WANDB.ENABLE", "True",
+         "WANDB.PROJECT", "slowmask-test", "WANDB.TAGS", "['demo']"]
 
 def logged(output_dir):
     """(run ids, {key: [values in order]} of every history row, {config key: value}) of every offline part."""
