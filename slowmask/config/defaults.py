@@ -367,6 +367,10 @@ _C.MASK.PRED_HOG = False
 _C.MASK.TARGET = ""
 # HOG from the temporally centred frame of each token (False: the token's first frame, as PySlowFast).
 _C.MASK.HOG_CENTER_FRAME = True
+# Side of a HOG histogram cell in pixels (MaskFeat: 8; a prediction token's patch sides must be multiples of it).
+_C.MASK.HOG_CELL_SIZE = 8
+# HOG orientation bins over [0, pi) (MaskFeat: 9).
+_C.MASK.HOG_NBINS = 9
 # Decoder mask of dual masking (VideoMAE V2): a registered mask ("running_cell") on the token grid; "" = none.
 _C.MASK.DECODER_MASK_TYPE = ""
 # Fraction of the tokens the decoder mask drops (VideoMAE V2: 0.5), used with DECODER_MASK_TYPE.

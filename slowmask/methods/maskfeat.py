@@ -6,7 +6,8 @@
   max(MASK.PRETRAIN_DEPTH); no final norm.
 - No decoder: a separate linear head per pretraining depth (LayerNorm + Linear,
   `models.mvit.SeparatePredictionHead`, PySlowFast's MASK.HEAD_TYPE "separate") maps each
-  token to the target's width.
+  token to the target's width; or, MASK.HEAD_TYPE "separate_xformer", MAE's decoder blocks
+  on every token (`DENSE_HEADS`).
 - The target: HOG of the token's pixels (targets/hog.py; MASK.TARGET "hog", or
   PySlowFast's MASK.PRED_HOG), computed from the clip without gradient.
 - The loss: MODEL.LOSS_FUNC ("mse", PySlowFast's "multi_mse") on the masked tokens (or,
@@ -20,14 +21,16 @@ buffers are dropped on loading (the target owns them here). SimMIM (simmim.py) a
 dense distillation (distillation.py) are this composition with another target.
 """
 
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Sequence, Tuple
 
 from fvcore.common.config import CfgNode
 from torch import nn
 
 from slowmask import targets
 from slowmask.geometry import TokenGeometry
-from slowmask.models import MaskFeatEncoder, SeparatePredictionHead, build_loss, trunk_args
+from slowmask.models import (
+    BlockOptions, DecoderPredictionHead, MaskFeatEncoder, SeparatePredictionHead, build_loss, trunk_args,
+)
 
 from .build import METHOD_REGISTRY
 from .pretrainer import MaskedPretrainer
@@ -36,17 +39,43 @@ from .pretrainer import MaskedPretrainer
 PYSLOWFAST_HOG_PREFIX = "hogs."
 
 
+def linear_heads(cfg: CfgNode, dims_in: Sequence[int], dims_out: Sequence[int]) -> nn.Module:
+    """MASK.HEAD_TYPE "separate": a norm and a linear layer per pretraining depth."""
+    return SeparatePredictionHead(dims_in, dims_out)
+
+
+def decoder_head(cfg: CfgNode, dims_in: Sequence[int], dims_out: Sequence[int]) -> nn.Module:
+    """MASK.HEAD_TYPE "separate_xformer": MAE's decoder (MASK.DECODER_DEPTH blocks of
+    MASK.DECODER_EMBED_DIM) on every token of the one pretraining depth. A dense encoder's
+    tokens already carry their positions and the mask token, so the decoder adds none."""
+    if len(dims_in) != 1:
+        raise ValueError(f'MASK.HEAD_TYPE "separate_xformer" takes one MASK.PRETRAIN_DEPTH, got {len(dims_in)}')
+    return DecoderPredictionHead(
+        dims_in[0], dims_out[0], depth=cfg.MASK.DECODER_DEPTH, dim=cfg.MASK.DECODER_EMBED_DIM, has_cls_embed=False,
+        options=BlockOptions(mlp_ratio=cfg.MVIT.MLP_RATIO, qkv_bias=cfg.MVIT.QKV_BIAS, drop_rate=cfg.MVIT.DROPOUT_RATE),
+    )
+
+
+# MASK.HEAD_TYPE of a dense model: (cfg, widths in, target widths) -> head. SimMIM's and
+# MaskFeat's papers use the linear one; the decoder is MAE's lever for what the last
+# block learns (README, "On real pixels").
+DENSE_HEADS: Dict[str, Callable[[CfgNode, Sequence[int], Sequence[int]], nn.Module]] = {
+    "separate": linear_heads,
+    "separate_xformer": decoder_head,
+}
+
+
 def dense_parts(cfg: CfgNode, build_target: Callable[[CfgNode], nn.Module]) -> Tuple[nn.Module, nn.Module, nn.Module]:
     """(encoder, head, target) of a dense masked model from MVIT.*, MASK.PRETRAIN_DEPTH
-    and MASK.HEAD_TYPE, the target made by `build_target(cfg)` (it sizes the head: a
-    target knows its width for a token's pixels, HOG 3 * 9 * (ph/8) * (pw/8))."""
-    if cfg.MASK.HEAD_TYPE != "separate":
-        raise ValueError(f'MASK.HEAD_TYPE {cfg.MASK.HEAD_TYPE!r} is not supported; use "separate"')
+    and MASK.HEAD_TYPE (DENSE_HEADS), the target made by `build_target(cfg)` (it sizes the
+    head: a target knows its width for a token's pixels, HOG 3 * 9 * (ph/8) * (pw/8))."""
+    make_head = DENSE_HEADS.get(cfg.MASK.HEAD_TYPE)
+    if make_head is None:
+        raise ValueError(f"MASK.HEAD_TYPE {cfg.MASK.HEAD_TYPE!r} is not supported; use one of {', '.join(DENSE_HEADS)}")
     encoder = MaskFeatEncoder(pretrain_depth=cfg.MASK.PRETRAIN_DEPTH, **trunk_args(cfg))
     target = build_target(cfg)
     dims_out = [target.dim(TokenGeometry.from_config(cfg).stride_at(depth)) for depth in encoder.pretrain_depth]
-    head = SeparatePredictionHead(encoder.out_dims, dims_out)
-    return encoder, head, target
+    return encoder, make_head(cfg, encoder.out_dims, dims_out), target
 
 
 @METHOD_REGISTRY.register(name="MaskFeat")

@@ -37,5 +37,5 @@ def build_target(cfg: CfgNode) -> nn.Module:
 
 def target_dim(cfg: CfgNode) -> int:
     """Length of one token's target vector, to size the prediction head (HOG:
-    3 * nbins * (ph / 8) * (pw / 8) for a ph x pw pixel prediction token)."""
+    3 * nbins * (ph / c) * (pw / c) for a ph x pw pixel prediction token and c-pixel cells)."""
     return build_target(cfg).dim(TokenGeometry.from_config(cfg).prediction_stride)

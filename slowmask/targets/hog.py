@@ -127,9 +127,10 @@ class HOGTarget(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> "HOGTarget":
-        """Frame stride from the prediction grid; with MASK.HOG_CENTER_FRAME the frame at
-        the centre of the patch embedding's temporal receptive field (MVIT.PATCH_KERNEL,
-        MVIT.PATCH_PADDING), otherwise the first frame of each step, as PySlowFast."""
+        """MASK.HOG_NBINS bins in cells of MASK.HOG_CELL_SIZE pixels; frame stride from the
+        prediction grid; with MASK.HOG_CENTER_FRAME the frame at the centre of the patch
+        embedding's temporal receptive field (MVIT.PATCH_KERNEL, MVIT.PATCH_PADDING),
+        otherwise the first frame of each step, as PySlowFast."""
         geometry = TokenGeometry.from_config(cfg)
         frame_stride = geometry.prediction_stride[0]
         frame_offset = geometry.first_token_centre[0] if cfg.MASK.HOG_CENTER_FRAME else 0
@@ -139,7 +140,8 @@ class HOGTarget(nn.Module):
                 "puts the first token's centre before the clip; reduce the temporal padding or set "
                 "MASK.HOG_CENTER_FRAME False"
             )
-        return cls(frame_stride=frame_stride, frame_offset=frame_offset)
+        return cls(frame_stride=frame_stride, frame_offset=frame_offset, nbins=cfg.MASK.HOG_NBINS,
+                   cell_size=cfg.MASK.HOG_CELL_SIZE)
 
     def dim(self, patch: Tuple[int, int, int]) -> int:
         """Length of one target vector for a token covering `patch` = (frames, height,

@@ -83,3 +83,14 @@ def test_every_registered_target_smoke():
         cfg.MASK.TARGET = name
         out = build_target(cfg)(torch.randn(2, 3, 4, 32, 32), (2, 2, 2))
         assert out.shape[:2] == (2, 8) and not out.requires_grad
+
+
+def test_from_config_takes_the_cell_size_and_bins_and_sizes_the_head_by_them():
+    cfg = _cfg([4, 4], [4, 4], [0, 0], patch_2d=True)
+    cfg.MASK.HOG_CELL_SIZE, cfg.MASK.HOG_NBINS = 4, 6
+    target = HOGTarget.from_config(cfg)
+    assert (target.cell_size, target.nbins) == (4, 6)
+    assert target.dim((1, 4, 4)) == 3 * 6
+    clip = torch.rand(2, 3, 1, 8, 12)
+    assert torch.equal(target(clip, (1, 2, 3)), HOGTarget(nbins=6, cell_size=4)(clip, (1, 2, 3)))
+    assert target(clip, (1, 2, 3)).shape == (2, 6, 3 * 6)
