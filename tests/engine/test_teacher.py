@@ -57,7 +57,7 @@ def test_image_teacher_encodes_each_frame(tmp_path):
     save_checkpoint(path, build_model(cfg), None, 1, cfg.dump())
     student = _demo_cfg(path, "TEACHER.CFG_FILE", image_cfg)
     teacher = build_teacher(student)
-    clip = torch.randn(1, 3, 8, 64, 64)
+    clip = torch.randn(1, 3, 8, 32, 32)  # the recipe's crops
     tokens, grid = teacher(clip)
     assert tuple(grid) == (8, 8, 8) and tokens.shape == (1, 512, 64)
     alone, _ = teacher(clip[:, :, 3:4])
