@@ -5,7 +5,7 @@ training step must do after an optimizer update.
 
 | module          | METHOD_REGISTRY names  | composition |
 |-----------------|------------------------|-------------|
-| maskfeat.py     | "MaskFeat"             | dense encoder with mask token + linear head + HOG + masked MSE |
+| maskfeat.py     | "MaskFeat"             | dense encoder with mask token + linear head (or MAE's decoder) + HOG + masked MSE |
 | simmim.py       | "SimMIM"               | MaskFeat's parts + raw pixels + L1 |
 | mae.py          | "MAE"                  | sparse encoder + transformer decoder + normalized pixels + MSE (VideoMAE) |
 | videomae_v2.py  | "VideoMAEv2"           | MAE's parts + a decoder mask (dual masking) |
