@@ -4,10 +4,10 @@
   by a learned `mask_token` before the class token and positions are added, so it knows
   where, but not what (`models.mvit.MaskFeatEncoder`). It stops at block
   max(MASK.PRETRAIN_DEPTH); no final norm.
-- No decoder: a separate linear head per pretraining depth (LayerNorm + Linear,
+- The head: a separate linear head per pretraining depth (LayerNorm + Linear,
   `models.mvit.SeparatePredictionHead`, PySlowFast's MASK.HEAD_TYPE "separate") maps each
-  token to the target's width; or, MASK.HEAD_TYPE "separate_xformer", MAE's decoder blocks
-  on every token (`DENSE_HEADS`).
+  token to the target's width, no decoder; or, MASK.HEAD_TYPE "separate_xformer", MAE's
+  decoder blocks on every token (`DENSE_HEADS`).
 - The target: HOG of the token's pixels (targets/hog.py; MASK.TARGET "hog", or
   PySlowFast's MASK.PRED_HOG), computed from the clip without gradient.
 - The loss: MODEL.LOSS_FUNC ("mse", PySlowFast's "multi_mse") on the masked tokens (or,
@@ -57,8 +57,8 @@ def decoder_head(cfg: CfgNode, dims_in: Sequence[int], dims_out: Sequence[int]) 
 
 
 # MASK.HEAD_TYPE of a dense model: (cfg, widths in, target widths) -> head. SimMIM's and
-# MaskFeat's papers use the linear one; the decoder is MAE's lever for what the last
-# block learns (README, "On real pixels").
+# MaskFeat's papers use the linear one; MAE's decoder, which made MAE's last block learn real
+# scans, did not help them there (README, "On real pixels").
 DENSE_HEADS: Dict[str, Callable[[CfgNode, Sequence[int], Sequence[int]], nn.Module]] = {
     "separate": linear_heads,
     "separate_xformer": decoder_head,
@@ -68,7 +68,8 @@ DENSE_HEADS: Dict[str, Callable[[CfgNode, Sequence[int], Sequence[int]], nn.Modu
 def dense_parts(cfg: CfgNode, build_target: Callable[[CfgNode], nn.Module]) -> Tuple[nn.Module, nn.Module, nn.Module]:
     """(encoder, head, target) of a dense masked model from MVIT.*, MASK.PRETRAIN_DEPTH
     and MASK.HEAD_TYPE (DENSE_HEADS), the target made by `build_target(cfg)` (it sizes the
-    head: a target knows its width for a token's pixels, HOG 3 * 9 * (ph/8) * (pw/8))."""
+    head: a target knows its width for a token's pixels, HOG 3 * nbins * (ph/c) * (pw/c) for
+    c-pixel cells)."""
     make_head = DENSE_HEADS.get(cfg.MASK.HEAD_TYPE)
     if make_head is None:
         raise ValueError(f"MASK.HEAD_TYPE {cfg.MASK.HEAD_TYPE!r} is not supported; use one of {', '.join(DENSE_HEADS)}")
