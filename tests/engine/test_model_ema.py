@@ -1,7 +1,6 @@
 """MODEL.EMA: the moving average of a fine-tuned classifier's weights follows the decay
 rule once per applied update, is validated beside the raw weights, and resumes bit for bit."""
 
-
 import pytest
 import torch
 from torch import nn
