@@ -71,7 +71,7 @@ demo-vjepa: $(DEMO_DATA)/train.csv
 # Images: the scans at 64x64 (1199 train / 299 val / 299 test, a fixed split); pretraining on the
 # training images, then random initialization against it: k-NN, linear and attentive probes of the
 # frozen encoder fitted on the 1199 training images, fine-tuning on 10 labelled per digit, all scored
-# on the 299 test images. Videos: moving digits (the class is the digit, so only appearance tells
+# on the 299 test images; the same k-NN and linear probe on the raw pixels of the views are a row too. Videos: moving digits (the class is the digit, so only appearance tells
 # the classes apart; 500 training videos of 64x64 frames, 100 labelled, 100 test videos), the same rows
 # with the video demo's MaskFeat MViT, pretrained by its moving-digit recipe (the loss on the visible tokens).
 # Tables end the output and go to $(REAL_OUT)/{images,videos}/summary.json.
@@ -99,6 +99,8 @@ define pretrain_and_compare
 	$(PY) tools/probe.py --cfg $(2) --eval-split test --json $(1)/probe_random_init.json PROBE.PATH_TO_DATA_DIR $(4) $(REAL_PROBED)
 	$(PY) tools/probe.py --cfg $(2) --eval-split test --checkpoint $(5) --json $(1)/probe_pretrained.json PROBE.PATH_TO_DATA_DIR $(4) \
 		$(REAL_PROBED)
+	$(PY) tools/probe.py --cfg $(2) --eval-split test --pixels --probes knn linear --json $(1)/probe_pixels.json \
+		PROBE.PATH_TO_DATA_DIR $(4) $(REAL_PROBED)
 	$(PY) tools/run_net.py --cfg $(6) DATA.PATH_TO_DATA_DIR $(7) OUTPUT_DIR $(1)/finetune TRAIN.CHECKPOINT_FILE_PATH $(5) \
 		$(8) $(SEEDED)
 	$(PY) tools/run_net.py --cfg $(6) DATA.PATH_TO_DATA_DIR $(7) OUTPUT_DIR $(1)/finetune_random_init \

@@ -10,6 +10,8 @@ attentive-probe and fine-tune top-1 of both, chance (100 / the number of classes
 majority baseline (the share of the test set's most frequent class), and writes them to
 DEMO_OUT/summary.json as {"chance": .., "majority_baseline": .., "random_init": {"knn": ..,
 "linear": .., "attentive": .., "finetune": ..}, "pretrained": {...}}, top-1 in percent.
+With DEMO_OUT/probe_pixels.json (tools/probe.py --pixels) the raw pixels' probes are a row
+too, "raw_pixels": {"knn": .., "linear": ..}: what frozen features are compared with.
 """
 
 import argparse
@@ -27,6 +29,7 @@ RUNS = {
     "pretrained": ("probe_pretrained.json", "finetune"),
 }
 COLUMNS = ("knn", "linear", "attentive", "finetune")
+PIXELS = ("raw_pixels", "probe_pixels.json")
 TEST_RESULTS = "test_results.json"
 
 
@@ -53,6 +56,10 @@ def summarize(demo_out: str) -> Dict[str, object]:
         if "majority_baseline" in probes:
             summary["majority_baseline"] = probes["majority_baseline"]
         summary[name] = {**{key: probes[key] for key in COLUMNS[:-1] if key in probes}, "finetune": test["top1"]}
+    name, probe_file = PIXELS
+    if os.path.exists(os.path.join(demo_out, probe_file)):
+        probes = _read(os.path.join(demo_out, probe_file))
+        summary[name] = {key: probes[key] for key in COLUMNS[:-1] if key in probes}
     return summary
 
 
@@ -65,6 +72,9 @@ def table(summary: Dict[str, object]) -> str:
         lines.append(f"{name:<12}" + "".join(f"{summary[name][c]:>10.2f}" for c in columns))
     gains = [summary["pretrained"][c] - summary["random_init"][c] for c in columns]
     lines.append(f"{'gain':<12}" + "".join(f"{g:>+10.2f}" for g in gains))
+    if PIXELS[0] in summary:
+        pixels = summary[PIXELS[0]]
+        lines.append(f"{PIXELS[0]:<12}" + "".join(f"{pixels[c]:>10.2f}" if c in pixels else f"{'':>10}" for c in columns))
     lines.append(f"{'chance':<12}{summary['chance']:>10.2f}")
     if "majority_baseline" in summary:
         lines.append(f"{'majority':<12}{summary['majority_baseline']:>10.2f}")

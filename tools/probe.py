@@ -3,6 +3,7 @@
 
     python tools/probe.py --cfg CONFIG [--checkpoint CK] [--eval-split test] \
         [--probes knn linear attentive] [--pooling mean] [--json out.json] [KEY VALUE ...]
+    python tools/probe.py --cfg CONFIG --pixels --probes knn linear [--json out.json] [KEY VALUE ...]
 
 CONFIG builds the model whose encoder is probed: a pretraining recipe, or a classifier
 of the same encoder (a pretraining checkpoint's encoder is then loaded by name, as
@@ -22,6 +23,10 @@ of --eval-split's most frequent class); --json writes {"chance": .., "majority_b
 "knn": .., "linear": .., "attentive": ..} in percent, "pooling" (e.g. "mean_last_4"),
 "views" ([clips, crops]) and, for a probe of several heads, "<probe>_best" (its settings)
 and "<probe>_heads" ([{settings.., "top1": ..}]).
+
+--pixels probes no encoder but the pixels it would read: each view as CONFIG's loader gives
+it (DATA.TRAIN_CROP_SIZE, normalized by DATA.MEAN and DATA.STD), flattened into one feature
+vector ("pooling": "pixels"). The baseline that frozen features are compared with.
 """
 
 import argparse
@@ -64,6 +69,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--probes", nargs="+", default=list(PROBES), help=f"probes to run, of {' '.join(PROBES)}")
     parser.add_argument("--pooling", choices=list(POOLINGS), default=None,
                         help="features probed (default PROBE.POOLING, mean: the mean of the last block's tokens)")
+    parser.add_argument("--pixels", action="store_true",
+                        help="probe the views' pixels instead of an encoder (the raw-pixel baseline)")
     parser.add_argument("--json", default="", help="write the figures to this file")
     parser.add_argument("--out", default="", help="folder of the log (default: none)")
     args, args.overrides = parse_with_overrides(parser, argv)
@@ -73,7 +80,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.probes, args.overrides = args.probes[:names], args.probes[names:] + args.overrides
     if not args.probes:
         parser.error(f"--probes needs at least one of {', '.join(PROBES)}")
+    if args.pixels and (args.checkpoint or args.pooling):
+        parser.error("--pixels probes the views' pixels: it takes neither --checkpoint nor --pooling")
     return args
+
+
+class Pixels(nn.Module):
+    """The raw-pixel baseline as an encoder: (B, 3, T, H, W) views -> (B, 1, 3*T*H*W), one
+    token holding every pixel (features.encode reads `forward_features`; its mean is the
+    flattened view)."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, None]
 
 
 def load_encoder_weights(path: str, model: nn.Module) -> None:
@@ -96,13 +114,14 @@ def load_encoder_weights(path: str, model: nn.Module) -> None:
                        len(random), path, ", ".join(random))
 
 
-def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str]) -> Dict[str, ProbeOutcome]:
+def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str], pixels: bool = False,
+               ) -> Dict[str, ProbeOutcome]:
     """{"chance": .., "majority_baseline": .., probe: ..} as ProbeOutcomes, of the model
     `cfg` builds with `checkpoint_path`'s weights or (when "") its seeded random
-    initialization."""
+    initialization; with `pixels`, of the views' pixels."""
     probes = build_probes(cfg, linear=True, attentive=True)
     torch.manual_seed(cfg.RNG_SEED)
-    model = build_model(cfg)
+    model = Pixels() if pixels else build_model(cfg)
     if checkpoint_path:
         load_encoder_weights(checkpoint_path, model)
     check_pooling_fits(model, cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K, clip_shape(cfg))
@@ -115,7 +134,7 @@ def run_probes(cfg, checkpoint_path: str, eval_split: str, names: List[str]) -> 
     query = encode_probe_set(model, eval_clips, eval_labels, **encode)
     num_classes = cfg.PROBE.NUM_CLASSES or int(train.labels.max()) + 1
     logger.info("probing %s (%s features) on %d %s items and %d %s views (%d x %d per item), %d classes",
-                checkpoint_path or "random initialization", pooling_label(cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K),
+                checkpoint_path or ("the pixels" if pixels else "random initialization"), read_label(cfg, pixels),
                 len(train.labels), cfg.PROBE.TRAIN_SPLIT, len(query.labels), eval_split, *probe_views(cfg),
                 num_classes)
     outcomes = probe_outcomes(train, query, num_classes, {name: probes[name] for name in names})
@@ -139,11 +158,16 @@ def table(outcomes: Dict[str, ProbeOutcome]) -> str:
     return "\n".join(lines)
 
 
-def figures(outcomes: Dict[str, ProbeOutcome], cfg) -> Dict[str, object]:
-    """The --json dict: each figure in percent (4 decimals), the pooling and views, and
-    the heads of a probe of several."""
+def read_label(cfg, pixels: bool) -> str:
+    """What the probes read: "pixels", or the pooling's name ("mean", "concat_last_3")."""
+    return "pixels" if pixels else pooling_label(cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K)
+
+
+def figures(outcomes: Dict[str, ProbeOutcome], cfg, pixels: bool = False) -> Dict[str, object]:
+    """The --json dict: each figure in percent (4 decimals), what was read (the pooling or
+    "pixels") and the views, and the heads of a probe of several."""
     found: Dict[str, object] = {name: round(outcome.top1, 4) for name, outcome in outcomes.items()}
-    found["pooling"] = pooling_label(cfg.PROBE.POOLING, cfg.PROBE.POOL_LAST_K)
+    found["pooling"] = read_label(cfg, pixels)
     found["views"] = list(probe_views(cfg))
     for name, outcome in outcomes.items():
         if len(outcome.heads) > 1:
@@ -157,14 +181,15 @@ def run(argv: List[str]) -> int:
     if args.json:  # its folder is created
         check_output_file(args.json, "--json", folder_may_be_missing=True)
     check_output_folder(args.out, "--out")
-    pooling = ["PROBE.POOLING", args.pooling] if args.pooling else []
+    # The pixels are one token: the mean "pools" it whatever the config's pooling.
+    pooling = ["PROBE.POOLING", "mean" if args.pixels else args.pooling] if args.pixels or args.pooling else []
     cfg = load_config(args.cfg_file, list(args.overrides) + pooling)
     if args.out:
         setup_logging(args.out)
     else:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        outcomes = run_probes(cfg, args.checkpoint, args.eval_split, args.probes)
+        outcomes = run_probes(cfg, args.checkpoint, args.eval_split, args.probes, args.pixels)
     except (FileNotFoundError, ValueError) as error:  # a split's list or files (ProbeError and ConfigError pass)
         if isinstance(error, SlowmaskError):
             raise
@@ -175,7 +200,7 @@ def run(argv: List[str]) -> int:
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump(figures(outcomes, cfg), f, indent=1)
+            json.dump(figures(outcomes, cfg, args.pixels), f, indent=1)
     return 0
 
 

@@ -4,10 +4,13 @@ initialization, with chance; tools/demo_summary.py: the demo's table."""
 import json
 
 import pytest
+import torch
 
 from tool_scripts import DEMO_CFG, demo_overrides, load_tool
 
 from slowmask import checkpoint
+from slowmask.config import load_config
+from slowmask.engine.probe import ProbeSet, build_probe_clips, build_probes, encode_probe_set, probe_scores
 
 # Small probes: the demo's 16 training videos are the labelled set, its 4 val videos scored.
 QUICK = ["PROBE.KNN_K", "4", "PROBE.LINEAR_MAX_ITERS", "20", "PROBE.ATTENTIVE_EPOCHS", "5"]
@@ -42,6 +45,36 @@ def test_random_initialization_repeats_with_its_seed(demo_data_dir, tmp_path):
         assert tool.main(argv) == 0
         runs.append(json.loads(out.read_text()))
     assert runs[0] == runs[1]
+
+
+def test_pixels_are_probed_as_the_flattened_views_of_the_loader(demo_data_dir, tmp_path):
+    out = tmp_path / "pixels.json"
+    overrides = [*demo_overrides(demo_data_dir, str(tmp_path)), *QUICK]
+    argv = ["--cfg", DEMO_CFG, "--pixels", "--probes", "knn", "linear", "--eval-split", "val", "--json", str(out),
+            *overrides]
+    assert load_tool("probe").main(argv) == 0
+    figures = json.loads(out.read_text())
+    cfg = load_config(DEMO_CFG, overrides)
+    sets = []
+    for split in (cfg.PROBE.TRAIN_SPLIT, "val"):
+        clips, labels = build_probe_clips(cfg, split)
+        views = torch.stack([clips[i]["clip"] for i in range(len(clips))])
+        assert views.shape[1:] == (3, cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+        encoded = encode_probe_set(load_tool("probe").Pixels(), clips, labels, torch.device("cpu"))
+        torch.testing.assert_close(encoded.pooled, views.flatten(1), rtol=0, atol=0)
+        sets.append(ProbeSet(pooled=views.flatten(1), labels=torch.as_tensor(labels)))
+    probes = build_probes(cfg, linear=True)
+    expected = probe_scores(*sets, 4, {name: probes[name] for name in ("knn", "linear")})
+    assert {key: figures[key] for key in ("knn", "linear", "pooling")} == {
+        "knn": round(expected["knn"], 4), "linear": round(expected["linear"], 4), "pooling": "pixels"}
+
+
+@pytest.mark.parametrize("option", [["--checkpoint", "ck.pyth"], ["--pooling", "cls"]])
+def test_pixels_take_no_checkpoint_and_no_pooling(option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool("probe").parse_args(["--cfg", "c.yaml", "--pixels", *option])
+    assert exit_info.value.code == 2
+    assert "--pixels probes the views' pixels: it takes neither --checkpoint nor --pooling" in capsys.readouterr().err
 
 
 def test_overrides_may_follow_the_probe_names():
@@ -82,6 +115,16 @@ def test_demo_summary_writes_the_table_of_both_initializations(tmp_path, capsys)
                        "pretrained": {"knn": 55.0, "linear": 60.0, "finetune": 50.0}}
     gain = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gain")]
     assert gain[0].split() == ["gain", "+25.00", "+25.00", "+10.00"]
+
+
+def test_demo_summary_adds_the_raw_pixels_row_when_they_were_probed(tmp_path, capsys):
+    write_demo_outputs(tmp_path, {"random_init": (30.0, 35.0, 40.0), "pretrained": (55.0, 60.0, 50.0)})
+    (tmp_path / "probe_pixels.json").write_text(json.dumps({"chance": 25.0, "knn": 70.0, "linear": 75.0,
+                                                            "pooling": "pixels"}))
+    assert load_tool("demo_summary").main([str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["raw_pixels"] == {"knn": 70.0, "linear": 75.0}
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("raw_pixels")]
+    assert row[0].split() == ["raw_pixels", "70.00", "75.00"]
 
 
 def test_demo_summary_names_what_is_missing(tmp_path, capsys):
