@@ -20,8 +20,8 @@ def test_the_decoder_predicts_each_token_from_the_encoders_tokens_and_the_loss_r
     model = build_model(cfg).eval()
     head = model.pred_head
     assert isinstance(head, DecoderPredictionHead) and len(head.transforms[0]) == 3  # 2 blocks + norm
-    assert head.projections[0].out_features == 3 * 8 * 8 and head.num_prefix == 0
-    clip = torch.randn(2, 3, 1, 64, 64)
+    assert head.projections[0].out_features == 3 * 4 * 4 and head.num_prefix == 0
+    clip = torch.randn(2, 3, 1, 32, 32)
     mask = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
     mask[0, 0, :4], mask[1, 0, :, 2:5] = True, True
     out = model(clip, mask)
@@ -32,7 +32,7 @@ def test_the_decoder_predicts_each_token_from_the_encoders_tokens_and_the_loss_r
         x, _ = block(x, (1, 8, 8))
     expected = head.projections[0](head.transforms[0][2](x))[mask.flatten(1)]
     torch.testing.assert_close(out["pred"], expected, rtol=1e-5, atol=1e-6)
-    assert out["pred"].shape == (32 + 24, 192)
+    assert out["pred"].shape == (32 + 24, 48)
     torch.testing.assert_close(out["loss"], (expected - out["target"]).square().mean(), rtol=1e-5, atol=1e-7)
 
 
