@@ -61,7 +61,7 @@ def test_an_unknown_option_like_no_other_gets_no_suggestion(capsys):
     with pytest.raises(SystemExit):
         load_tool("probe").main(["--cfg", DEMO_CFG, "--zzz"])
     error = capsys.readouterr().err
-    assert "unknown option --zzz: the options are --cfg, --checkpoint, --eval-split, --probes, --pooling, --json, --out;" in error
+    assert "unknown option --zzz: the options are --cfg, --checkpoint, --eval-split, --probes, --pooling, --pixels, --json, --out;" in error
 
 
 def test_overrides_still_reach_the_config():
