@@ -71,7 +71,8 @@ demo-vjepa: $(DEMO_DATA)/train.csv
 # Images: the scans at 64x64 (1199 train / 299 val / 299 test, a fixed split); pretraining on the
 # training images, then random initialization against it: k-NN, linear and attentive probes of the
 # frozen encoder fitted on the 1199 training images, fine-tuning on 10 labelled per digit, all scored
-# on the 299 test images; the same k-NN and linear probe on the raw pixels of the views are a row too. Videos: moving digits (the class is the digit, so only appearance tells
+# on the 299 test images; the same k-NN and linear probe on the raw pixels of the views are a row
+# too. Videos: moving digits (the class is the digit, so only appearance tells
 # the classes apart; 500 training videos of 64x64 frames, 100 labelled, 100 test videos), the same rows
 # with the video demo's MaskFeat MViT, pretrained by its moving-digit recipe (the loss on the visible tokens).
 # Tables end the output and go to $(REAL_OUT)/{images,videos}/summary.json.

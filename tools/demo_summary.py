@@ -74,7 +74,8 @@ def table(summary: Dict[str, object]) -> str:
     lines.append(f"{'gain':<12}" + "".join(f"{g:>+10.2f}" for g in gains))
     if PIXELS[0] in summary:
         pixels = summary[PIXELS[0]]
-        lines.append(f"{PIXELS[0]:<12}" + "".join(f"{pixels[c]:>10.2f}" if c in pixels else f"{'':>10}" for c in columns))
+        cells = [f"{pixels[c]:>10.2f}" if c in pixels else " " * 10 for c in columns]
+        lines.append(f"{PIXELS[0]:<12}" + "".join(cells))
     lines.append(f"{'chance':<12}{summary['chance']:>10.2f}")
     if "majority_baseline" in summary:
         lines.append(f"{'majority':<12}{summary['majority_baseline']:>10.2f}")
