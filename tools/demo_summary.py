@@ -29,7 +29,8 @@ RUNS = {
     "pretrained": ("probe_pretrained.json", "finetune"),
 }
 COLUMNS = ("knn", "linear", "attentive", "finetune")
-PIXELS = ("raw_pixels", "probe_pixels.json")
+# The raw pixels' row (tools/probe.py --pixels), shown when its file is there.
+PIXELS_ROW, PIXELS_FILE = "raw_pixels", "probe_pixels.json"
 TEST_RESULTS = "test_results.json"
 
 
@@ -56,10 +57,9 @@ def summarize(demo_out: str) -> Dict[str, object]:
         if "majority_baseline" in probes:
             summary["majority_baseline"] = probes["majority_baseline"]
         summary[name] = {**{key: probes[key] for key in COLUMNS[:-1] if key in probes}, "finetune": test["top1"]}
-    name, probe_file = PIXELS
-    if os.path.exists(os.path.join(demo_out, probe_file)):
-        probes = _read(os.path.join(demo_out, probe_file))
-        summary[name] = {key: probes[key] for key in COLUMNS[:-1] if key in probes}
+    if os.path.exists(os.path.join(demo_out, PIXELS_FILE)):
+        probes = _read(os.path.join(demo_out, PIXELS_FILE))
+        summary[PIXELS_ROW] = {key: probes[key] for key in COLUMNS[:-1] if key in probes}
     return summary
 
 
@@ -72,10 +72,10 @@ def table(summary: Dict[str, object]) -> str:
         lines.append(f"{name:<12}" + "".join(f"{summary[name][c]:>10.2f}" for c in columns))
     gains = [summary["pretrained"][c] - summary["random_init"][c] for c in columns]
     lines.append(f"{'gain':<12}" + "".join(f"{g:>+10.2f}" for g in gains))
-    if PIXELS[0] in summary:
-        pixels = summary[PIXELS[0]]
+    if PIXELS_ROW in summary:
+        pixels = summary[PIXELS_ROW]
         cells = [f"{pixels[c]:>10.2f}" if c in pixels else " " * 10 for c in columns]
-        lines.append(f"{PIXELS[0]:<12}" + "".join(cells))
+        lines.append(f"{PIXELS_ROW:<12}" + "".join(cells))
     lines.append(f"{'chance':<12}{summary['chance']:>10.2f}")
     if "majority_baseline" in summary:
         lines.append(f"{'majority':<12}{summary['majority_baseline']:>10.2f}")

@@ -47,7 +47,7 @@ from slowmask.engine.probe import (
     ProbeOutcome, build_probe_clips, build_probes, clip_shape, encode_probe_set, item_labels, probe_encoding,
     probe_outcomes, probe_views,
 )
-from slowmask.features.pooling import POOLINGS, check_pooling_fits, pooling_label
+from slowmask.features.pooling import DEFAULT_POOLING, POOLINGS, check_pooling_fits, pooling_label
 from slowmask.methods import build_model
 from slowmask.utils.errors import DataError, SlowmaskError, UsageError, run_tool
 from slowmask.utils.logging import fresh_log_file, setup_logging
@@ -182,8 +182,8 @@ def run(argv: List[str]) -> int:
         check_output_file(args.json, "--json", folder_may_be_missing=True)
     check_output_folder(args.out, "--out")
     # The pixels are one token: the mean "pools" it whatever the config's pooling.
-    pooling = ["PROBE.POOLING", "mean" if args.pixels else args.pooling] if args.pixels or args.pooling else []
-    cfg = load_config(args.cfg_file, list(args.overrides) + pooling)
+    pooling = DEFAULT_POOLING if args.pixels else args.pooling
+    cfg = load_config(args.cfg_file, list(args.overrides) + (["PROBE.POOLING", pooling] if pooling else []))
     if args.out:
         setup_logging(args.out)
     else:
