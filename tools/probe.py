@@ -14,15 +14,17 @@ DATA.PATH_TO_DATA_DIR) is encoded once: a labelled item as one centre view, an i
 --eval-split as PROBE.NUM_ENSEMBLE_VIEWS clips x PROBE.NUM_SPATIAL_CROPS crops (one centre
 view by default), each probe's class scores averaged over an item's views. --pooling
 (PROBE.POOLING: mean, cls, mean_last_k, concat_last_k) chooses the features read. Then k-NN
-(PROBE.KNN_*), a linear probe on the pooled features (PROBE.LINEAR_*) and an attentive
+(PROBE.KNN_*), a linear probe on the pooled features (PROBE.LINEAR_*; with a grid of
+PROBE.LINEAR_L2S, its penalty chosen by cross-validation on the labelled set) and an attentive
 probe on the tokens (PROBE.ATTENTIVE_*; V-JEPA 2's protocol: PROBE.ATTENTIVE_POOLER blocks
 and a grid of PROBE.ATTENTIVE_LRS x ATTENTIVE_WEIGHT_DECAYS heads trained in one pass, the
 best reported with its settings) give top-1 on --eval-split. Prints a table with chance
 (100 / the number of classes, as in test_results.json) and the majority baseline (the share
 of --eval-split's most frequent class); --json writes {"chance": .., "majority_baseline": ..,
 "knn": .., "linear": .., "attentive": ..} in percent, "pooling" (e.g. "mean_last_4"),
-"views" ([clips, crops]) and, for a probe of several heads, "<probe>_best" (its settings)
-and "<probe>_heads" ([{settings.., "top1": ..}]).
+"views" ([clips, crops]), "<probe>_best" (the settings of a probe's best head, or of its one
+head when chosen, e.g. {"l2": 0.001}) and, for a probe of several heads, "<probe>_heads"
+([{settings.., "top1": ..}]).
 
 --pixels probes no encoder but the pixels it would read: each view as CONFIG's loader gives
 it (DATA.TRAIN_CROP_SIZE, normalized by DATA.MEAN and DATA.STD), flattened into one feature
@@ -165,13 +167,14 @@ def read_label(cfg, pixels: bool) -> str:
 
 def figures(outcomes: Dict[str, ProbeOutcome], cfg, pixels: bool = False) -> Dict[str, object]:
     """The --json dict: each figure in percent (4 decimals), what was read (the pooling or
-    "pixels") and the views, and the heads of a probe of several."""
+    "pixels"), the views, the best head's settings and the heads of a probe of several."""
     found: Dict[str, object] = {name: round(outcome.top1, 4) for name, outcome in outcomes.items()}
     found["pooling"] = read_label(cfg, pixels)
     found["views"] = list(probe_views(cfg))
     for name, outcome in outcomes.items():
-        if len(outcome.heads) > 1:
+        if outcome.named:
             found[f"{name}_best"] = outcome.best
+        if len(outcome.heads) > 1:
             found[f"{name}_heads"] = [{**settings, "top1": round(value, 4)} for settings, value in outcome.heads]
     return found
 

@@ -611,6 +611,11 @@ _C.PROBE.LINEAR = False
 _C.PROBE.LINEAR_MAX_ITERS = 200
 # L2 penalty (LINEAR_L2 / 2 * |W|^2) of the linear probe's weights.
 _C.PROBE.LINEAR_L2 = 0.1
+# A grid of L2 penalties: the linear probe takes the one of best PROBE.LINEAR_FOLDS-fold cross-validated top-1 on
+# the labelled set (never the scored split), named in the output; empty: PROBE.LINEAR_L2.
+_C.PROBE.LINEAR_L2S = []
+# Folds of that cross-validation (an item's views stay in one fold).
+_C.PROBE.LINEAR_FOLDS = 5
 # Epochs of the attentive probe (tools/probe.py) over the cached tokens.
 _C.PROBE.ATTENTIVE_EPOCHS = 100
 # AdamW learning rate of the attentive probe (cosine to zero).

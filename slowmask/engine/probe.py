@@ -8,7 +8,8 @@ Three read-outs of cached features, each a plain function on tensors:
   which a raw cosine would mostly compare;
 - linear probe: a logistic regression on the pooled features, standardized with the
   labelled set's statistics (MAE's BatchNorm without affine before the head, appendix A.2),
-  fitted to convergence by L-BFGS;
+  fitted to convergence by L-BFGS; its L2 penalty fixed, or chosen from a grid by
+  cross-validation on the labelled set (CLIP's protocol chooses it on validation data);
 - attentive probe: a learned query cross-attending the frozen tokens, then a linear
   classifier (V-JEPA's evaluation, sec. 4; probe_heads.py): it can weigh the tokens that
   matter, which a mean over mostly-background tokens cannot. V-JEPA 2's protocol trains a
@@ -47,7 +48,8 @@ from slowmask.utils.errors import SlowmaskError
 
 from .distributed import get_rank, get_world_size, is_distributed
 from .probe_heads import (
-    ATTENTIVE_POOLERS, AttentivePooler, HeadScores, attentive_heads, attentive_probe_predict, seeded, standardized,
+    ATTENTIVE_POOLERS, AttentivePooler, HeadScores, attentive_heads, attentive_probe_predict, cross_validated_l2,
+    linear_probe_predict, linear_probe_scores, standardized,
 )
 
 logger = logging.getLogger(__name__)
@@ -99,39 +101,20 @@ def knn_predict(
     return knn_scores(train, train_labels, query, num_classes, k, temperature).argmax(dim=1)
 
 
-def linear_probe_scores(
-    train: Tensor, train_labels: Tensor, query: Tensor, num_classes: int, max_iters: int = 200,
-    l2: float = 0.1, seed: int = 0,
-) -> Tensor:
-    """(M, K) logits of `query` (M, D) from a multinomial logistic regression on
-    standardized `train` (N, D) features with labels (N,), fitted to convergence by
-    full-batch L-BFGS with an `l2` * |W|^2 / 2 penalty (CLIP's linear-probe protocol,
-    Radford et al. 2021, appendix A.3): with a few labelled items per class a
-    stochastic optimizer's result depends on its schedule more than on the features."""
-    if max_iters < 1:
-        raise ValueError(f"the linear probe needs at least one L-BFGS iteration, got {max_iters}")
-    train, query = standardized(train.float(), query.float())
-    head = seeded(lambda: nn.Linear(train.shape[1], num_classes), seed)
-    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=max_iters, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(head(train), train_labels) + l2 / 2 * head.weight.square().sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        optimizer.step(closure)
-    with torch.no_grad():
-        return head(query)
-
-
-def linear_probe_predict(
-    train: Tensor, train_labels: Tensor, query: Tensor, num_classes: int, max_iters: int = 200,
-    l2: float = 0.1, seed: int = 0,
-) -> Tensor:
-    """(M,) classes of `query` with the largest logit (`linear_probe_scores`)."""
-    return linear_probe_scores(train, train_labels, query, num_classes, max_iters, l2, seed).argmax(dim=1)
+def linear_heads(train: ProbeSet, query: ProbeSet, num_classes: int, l2s: Sequence[float], folds: int,
+                 max_iters: int, seed: int) -> List[HeadScores]:
+    """The linear probe as a probe of one head: with one penalty in `l2s`, that one (settings
+    {}); with several, the one `cross_validated_l2` chooses on `train`, named in the head's
+    settings {"l2": ...}."""
+    if len(l2s) == 1:
+        return [HeadScores(linear_probe_scores(train.pooled, train.labels, query.pooled, num_classes, max_iters,
+                                               l2s[0], seed))]
+    items = train.items if train.items is not None else torch.arange(len(train.labels))
+    l2, accuracy = cross_validated_l2(train.pooled, train.labels, items, num_classes, l2s, folds, max_iters, seed)
+    logger.info("linear probe: penalty %g chosen by %d-fold cross-validation on the labelled set (top-1 %s)", l2,
+                folds, ", ".join(f"{value:g}: {top:.1f}" for value, top in accuracy.items()))
+    return [HeadScores(linear_probe_scores(train.pooled, train.labels, query.pooled, num_classes, max_iters, l2, seed),
+                       {"l2": l2}, chosen=True)]
 
 
 def check_labels(labels: Tensor, num_classes: int, what: str) -> None:
@@ -246,18 +229,26 @@ def average_views(scores: Tensor, items: Optional[Tensor]) -> Tensor:
 @dataclass
 class ProbeOutcome:
     """A probe's top-1 % on the scored items: `top1` of its best head, `best` that head's
-    settings ({} with one head), `heads` [(settings, top-1 %)] of every head trained."""
+    settings, `heads` [(settings, top-1 %)] of every head trained, `chosen` when its one
+    head's settings were chosen on the labelled set."""
 
     top1: float
     best: Dict[str, float] = field(default_factory=dict)
     heads: List[Tuple[Dict[str, float], float]] = field(default_factory=list)
+    chosen: bool = False
+
+    @property
+    def named(self) -> bool:
+        """Whether the best head's settings are worth naming: several heads, or chosen ones."""
+        return len(self.heads) > 1 or self.chosen
 
     def best_head(self) -> str:
-        """"best of 20 heads: lr 0.005, weight_decay 0.01"; "" for a probe of one head."""
-        if len(self.heads) < 2:
+        """"best of 20 heads: lr 0.005, weight_decay 0.01"; "l2 0.001" for one head whose
+        settings were chosen; "" otherwise."""
+        if not self.named:
             return ""
-        named = ", ".join(f"{name} {value:g}" for name, value in self.best.items())
-        return f"best of {len(self.heads)} heads: {named}"
+        settings = ", ".join(f"{name} {value:g}" for name, value in self.best.items())
+        return f"best of {len(self.heads)} heads: {settings}" if len(self.heads) > 1 else settings
 
     def describe(self) -> str:
         """"83.33", or "83.33 (best of 20 heads: lr 0.005, weight_decay 0.01)"."""
@@ -274,10 +265,11 @@ def probe_outcomes(train: ProbeSet, query: ProbeSet, num_classes: int, probes: D
     outcomes = {}
     for name, probe in probes.items():
         labels = item_labels(query)
+        trained = probe(train, query, num_classes)
         heads = [(head.settings, top1(average_views(head.scores, query.items).argmax(dim=1), labels))
-                 for head in probe(train, query, num_classes)]
+                 for head in trained]
         best = max(range(len(heads)), key=lambda i: heads[i][1])
-        outcomes[name] = ProbeOutcome(heads[best][1], heads[best][0], heads)
+        outcomes[name] = ProbeOutcome(heads[best][1], heads[best][0], heads, chosen=trained[best].chosen)
     return outcomes
 
 
@@ -325,6 +317,9 @@ def probe_problems(cfg: CfgNode) -> List[str]:
     counts = {"PROBE.POOL_LAST_K": p.POOL_LAST_K, "PROBE.ATTENTIVE_DEPTH": p.ATTENTIVE_DEPTH,
               "PROBE.NUM_ENSEMBLE_VIEWS": p.NUM_ENSEMBLE_VIEWS, "PROBE.NUM_SPATIAL_CROPS": p.NUM_SPATIAL_CROPS}
     problems += [f"{key} is {value}; it must be at least 1" for key, value in counts.items() if value < 1]
+    if len(p.LINEAR_L2S) > 1 and p.LINEAR_FOLDS < 2:
+        problems.append(f"PROBE.LINEAR_FOLDS is {p.LINEAR_FOLDS}; choosing among PROBE.LINEAR_L2S needs at least 2 folds")
+    problems += [f"PROBE.LINEAR_L2S holds {l2}; a penalty must be at least 0" for l2 in p.LINEAR_L2S if l2 < 0]
     return [problem for problem in problems if problem]
 
 
@@ -362,8 +357,9 @@ def build_probes(cfg: CfgNode, linear: bool, attentive: bool = False) -> Dict[st
 
     probes: Dict[str, Probe] = {"knn": knn}
     if linear:
-        probes["linear"] = lambda train, query, k: [HeadScores(linear_probe_scores(
-            train.pooled, train.labels, query.pooled, k, p.LINEAR_MAX_ITERS, p.LINEAR_L2, cfg.RNG_SEED))]
+        l2s = [float(l2) for l2 in p.LINEAR_L2S] or [p.LINEAR_L2]
+        probes["linear"] = lambda train, query, k: linear_heads(
+            train, query, k, l2s, p.LINEAR_FOLDS, p.LINEAR_MAX_ITERS, cfg.RNG_SEED)
     if attentive:
         pooler = ATTENTIVE_POOLERS[p.ATTENTIVE_POOLER]
         settings = attentive_settings(cfg)
@@ -411,7 +407,7 @@ class ProbeEvaluation:
         check_labels(query.labels, self.num_classes, self.split_names[1])
         outcomes = probe_outcomes(train, query, self.num_classes, self.probes)
         for name, outcome in outcomes.items():
-            if len(outcome.heads) > 1:
+            if outcome.named:
                 logger.info("probe %s: top-1 %s", name, outcome.describe())
         return {name: outcome.top1 for name, outcome in outcomes.items()}
 
@@ -445,7 +441,7 @@ def build_probe_evaluation(
 __all__ = [
     "AttentivePooler", "CachedClips", "ProbeError", "ProbeEvaluation", "ProbeOutcome", "ProbeSet",
     "attentive_probe_predict", "average_views", "build_probe_clips", "build_probe_evaluation", "build_probes",
-    "check_labels", "clip_shape", "encode_probe_set", "item_labels", "knn_predict", "knn_scores",
-    "linear_probe_predict", "linear_probe_scores", "probe_encoding", "probe_outcomes", "probe_problems",
+    "check_labels", "clip_shape", "cross_validated_l2", "encode_probe_set", "item_labels", "knn_predict", "knn_scores",
+    "linear_heads", "linear_probe_predict", "linear_probe_scores", "probe_encoding", "probe_outcomes", "probe_problems",
     "probe_scores", "probe_views", "standardized", "top1",
 ]

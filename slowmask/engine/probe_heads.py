@@ -1,6 +1,10 @@
 """The trained read-outs of the probes (engine/probe.py): classifiers fitted on cached
 frozen features, never on the encoder.
 
+The linear probe: a multinomial logistic regression on standardized features, fitted to
+convergence by L-BFGS with an L2 penalty, fixed or chosen from a grid by cross-validation on
+the labelled set.
+
 Two attentive poolers, chosen by name (PROBE.ATTENTIVE_POOLER):
 - "query": one learned query cross-attends the normalized tokens, a LayerNorm and a
   linear classifier follow (V-JEPA's cheap probe; few parameters, quick on a CPU);
@@ -30,10 +34,12 @@ INIT_STD = 0.02
 @dataclass
 class HeadScores:
     """Class scores (M, K) of one trained head on the scored rows, and the settings that
-    tell it from the other heads of its probe ({} when the probe has one head)."""
+    tell it from the other heads of its probe ({} when the probe has one head), or that
+    were `chosen` for it on the labelled set (the linear probe's cross-validated penalty)."""
 
     scores: Tensor
     settings: Dict[str, float] = field(default_factory=dict)
+    chosen: bool = False
 
 
 def standardized(train: Tensor, *others: Tensor, eps: float = 1e-6) -> List[Tensor]:
@@ -256,3 +262,61 @@ def attentive_heads(
     with torch.no_grad():
         return [HeadScores(head(query_tokens), {"lr": lr, "weight_decay": wd})
                 for head, (lr, wd) in zip(heads, settings)]
+
+
+def linear_probe_scores(
+    train: Tensor, train_labels: Tensor, query: Tensor, num_classes: int, max_iters: int = 200,
+    l2: float = 0.1, seed: int = 0,
+) -> Tensor:
+    """(M, K) logits of `query` (M, D) from a multinomial logistic regression on
+    standardized `train` (N, D) features with labels (N,), fitted to convergence by
+    full-batch L-BFGS with an `l2` * |W|^2 / 2 penalty (CLIP's linear-probe protocol,
+    Radford et al. 2021, appendix A.3): with a few labelled items per class a
+    stochastic optimizer's result depends on its schedule more than on the features."""
+    if max_iters < 1:
+        raise ValueError(f"the linear probe needs at least one L-BFGS iteration, got {max_iters}")
+    train, query = standardized(train.float(), query.float())
+    head = seeded(lambda: nn.Linear(train.shape[1], num_classes), seed)
+    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=max_iters, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(head(train), train_labels) + l2 / 2 * head.weight.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        return head(query)
+
+
+def linear_probe_predict(
+    train: Tensor, train_labels: Tensor, query: Tensor, num_classes: int, max_iters: int = 200,
+    l2: float = 0.1, seed: int = 0,
+) -> Tensor:
+    """(M,) classes of `query` with the largest logit (`linear_probe_scores`)."""
+    return linear_probe_scores(train, train_labels, query, num_classes, max_iters, l2, seed).argmax(dim=1)
+
+
+def cross_validated_l2(
+    train: Tensor, train_labels: Tensor, items: Tensor, num_classes: int, l2s: Sequence[float], folds: int,
+    max_iters: int = 200, seed: int = 0,
+) -> Tuple[float, Dict[float, float]]:
+    """The penalty of `l2s` whose linear probe (`linear_probe_scores`) predicts the held-out
+    rows of the labelled set `train` (N, D) best, by `folds`-fold cross-validation: fold f
+    holds the rows of the items (N,) `items` equal to f modulo `folds`, so the views of an
+    item stay together. The set scored later takes no part (CLIP's protocol chooses the
+    penalty on a validation split, Radford et al. 2021, appendix A.3). Returns the penalty
+    and {penalty: cross-validated top-1 %}; of equal ones, the largest penalty."""
+    fold = items % folds
+    accuracy = {}
+    for l2 in sorted(l2s, reverse=True):
+        correct = 0
+        for held in (fold == f for f in range(folds)):
+            if held.any() and not held.all():
+                scores = linear_probe_scores(train[~held], train_labels[~held], train[held], num_classes,
+                                             max_iters, l2, seed)
+                correct += int((scores.argmax(dim=1) == train_labels[held]).sum())
+        accuracy[l2] = 100.0 * correct / len(train_labels)
+    return max(accuracy, key=accuracy.__getitem__), accuracy

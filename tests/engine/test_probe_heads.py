@@ -1,12 +1,14 @@
 """V-JEPA 2's attentive probe: its blocks, a grid of heads trained in one pass, the best
-head reported with its settings; the default one-head probe unchanged."""
+head reported with its settings; the default one-head probe unchanged. The linear probe's
+penalty chosen from a grid by cross-validation on the labelled set, and named."""
 
 import pytest
 import torch
 
 from slowmask.config import ConfigError, get_defaults
 from slowmask.engine.probe import (
-    ProbeSet, attentive_probe_predict, attentive_settings, build_probes, probe_outcomes, top1,
+    ProbeSet, attentive_probe_predict, attentive_settings, build_probes, cross_validated_l2, linear_probe_predict,
+    linear_probe_scores, probe_outcomes, top1,
 )
 from slowmask.engine.probe_heads import (
     AttentiveClassifier, AttentivePooler, CrossAttentionBlock, SelfAttentionBlock, fit_classifier, fit_heads, seeded,
@@ -120,11 +122,73 @@ def test_the_default_attentive_probe_gives_todays_predictions():
     assert torch.equal(head.scores.argmax(dim=1), today)
 
 
+def blobs(num_per_class, dim, seed, spread=0.3):
+    """Two Gaussian blobs at +-1 on dimension 0 in `dim` noisy dimensions: (N, dim), (N,)."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(2).repeat_interleave(num_per_class)
+    features = spread * torch.randn(len(labels), dim, generator=generator)
+    features[:, 0] += 2.0 * labels - 1.0
+    return features, labels
+
+
+def test_cross_validation_scores_each_penalty_on_held_out_folds_and_chooses_the_best():
+    # One informative dimension among 64 noisy ones and 24 rows: the penalty decides what is fitted.
+    features, labels = blobs(12, 64, seed=0, spread=1.0)
+    items = torch.arange(len(labels))
+    l2, accuracy = cross_validated_l2(features, labels, items, 2, [1e-2, 1e2, 1.0], folds=3)
+    assert list(accuracy) == [1e2, 1.0, 1e-2]  # largest first
+    expected = {}
+    for penalty in accuracy:  # each fold's rows scored by a probe fitted on the other folds
+        held = [items % 3 == f for f in range(3)]
+        expected[penalty] = 100.0 * sum(int((linear_probe_predict(
+            features[~rows], labels[~rows], features[rows], 2, l2=penalty) == labels[rows]).sum()) for rows in held) / 24
+    assert accuracy == expected
+    assert len(set(expected.values())) > 1 and accuracy[l2] == max(expected.values())
+
+
+def test_of_equally_good_penalties_cross_validation_keeps_the_largest():
+    features, labels = blobs(12, 4, seed=0)
+    l2, accuracy = cross_validated_l2(features, labels, torch.arange(len(labels)), 2, [1e-3, 1e-2, 1.0], folds=3)
+    assert accuracy == {1.0: 100.0, 1e-2: 100.0, 1e-3: 100.0}
+    assert l2 == 1.0
+
+
+def test_cross_validation_keeps_an_items_views_in_one_fold():
+    # Noise with random labels, each item seen twice: a held-out view whose twin was fitted would be
+    # remembered by a barely penalized probe; with items kept whole there is nothing to learn.
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(40, 64, generator=generator).repeat_interleave(2, dim=0)
+    labels = torch.randint(2, (40,), generator=generator).repeat_interleave(2)
+    items = torch.arange(40).repeat_interleave(2)
+    _, whole = cross_validated_l2(features, labels, items, 2, [1e-4, 1e-3], folds=4)
+    _, split = cross_validated_l2(features, labels, torch.arange(80), 2, [1e-4, 1e-3], folds=4)
+    assert max(whole.values()) < 75.0
+    assert min(split.values()) == 100.0
+
+
+def test_a_grid_of_penalties_names_the_chosen_one_and_one_penalty_gives_todays_probe():
+    train, train_labels = blobs(12, 4, seed=1)
+    query, query_labels = blobs(6, 4, seed=2)
+    sets = (ProbeSet(train, train_labels), ProbeSet(query, query_labels))
+    grid = probe_cfg("PROBE.LINEAR_L2S", "[1e-3, 1e-2]", "PROBE.LINEAR_FOLDS", "3")
+    (head,) = build_probes(grid, linear=True)["linear"](*sets, 2)
+    assert head.settings == {"l2": 1e-2}  # both separate the blobs: the larger
+    torch.testing.assert_close(head.scores, linear_probe_scores(train, train_labels, query, 2, l2=1e-2, seed=grid.RNG_SEED))
+    outcome = probe_outcomes(*sets, 2, {"linear": lambda *args: [head]})["linear"]
+    assert (outcome.best, outcome.describe()) == ({"l2": 1e-2}, "100.00 (l2 0.01)")
+    (today,) = build_probes(probe_cfg(), linear=True)["linear"](*sets, 2)
+    assert today.settings == {}
+    torch.testing.assert_close(today.scores, linear_probe_scores(train, train_labels, query, 2, l2=0.1, seed=grid.RNG_SEED))
+
+
 @pytest.mark.parametrize("key, value, named", [
+    ("PROBE.LINEAR_FOLDS", "1", "PROBE.LINEAR_FOLDS is 1; choosing among PROBE.LINEAR_L2S needs at least 2 folds"),
+    ("PROBE.LINEAR_L2S", "[0.1, -1.0]", "PROBE.LINEAR_L2S holds -1.0; a penalty must be at least 0"),
     ("PROBE.ATTENTIVE_POOLER", "transformer", "PROBE.ATTENTIVE_POOLER is 'transformer'; supported: 'query', 'blocks'"),
     ("PROBE.POOLING", "max", "PROBE.POOLING is 'max'"),
     ("PROBE.NUM_SPATIAL_CROPS", "0", "PROBE.NUM_SPATIAL_CROPS is 0; it must be at least 1"),
 ])
 def test_unknown_probe_choices_are_refused_naming_the_key(key, value, named):
+    grid = ["PROBE.LINEAR_L2S", "[0.1, 0.01]"] if key == "PROBE.LINEAR_FOLDS" else []
     with pytest.raises(ConfigError, match=named.replace("(", r"\(")):
-        build_probes(probe_cfg(key, value), linear=False, attentive=True)
+        build_probes(probe_cfg(*grid, key, value), linear=False, attentive=True)

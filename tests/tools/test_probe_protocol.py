@@ -47,3 +47,12 @@ def test_the_pooling_is_named_in_the_figures(demo_data_dir, tmp_path):
     assert status == 0
     assert (figures["pooling"], figures["views"]) == ("cls", [1, 1])
     assert figures["knn"] in QUARTERS
+
+
+def test_a_penalty_chosen_by_cross_validation_is_named_in_the_figures_and_the_table(demo_data_dir, tmp_path, capsys):
+    status, figures = run_probe(demo_data_dir, tmp_path, "--probes", "linear", "PROBE.LINEAR_L2S", "[0.1, 0.001]",
+                                "PROBE.LINEAR_FOLDS", "2")
+    assert status == 0
+    assert figures["linear_best"]["l2"] in (0.1, 0.001) and "linear_heads" not in figures
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("linear"))
+    assert row == f"linear     {figures['linear']:>8.2f}  (l2 {figures['linear_best']['l2']:g})"
