@@ -23,6 +23,7 @@ stem (`stem_keys`) and the fine-tuning recipe of configs/ that has it (STEM_RECI
 """
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
@@ -173,6 +174,13 @@ class LoadReport:
         dropped = [name for name, why in self.skipped.items() if why == "not in this model" and _is_stem(name)]
         return dropped, [name for name in self.new if _is_stem(name)]
 
+    def left_out_blocks(self) -> List[str]:
+        """The checkpoint's encoder blocks this model has no place for ("blocks.3"): a deeper
+        encoder fine-tuned or probed as a shallower one. (A classifier's head left out of a
+        pretraining model is expected, and not among them.)"""
+        found = (re.match(r"blocks\.\d+(?=\.)", name) for name, why in self.skipped.items() if why == "not in this model")
+        return list(dict.fromkeys(match.group(0) for match in found if match))
+
 
 def renamed(state: Dict[str, Tensor], patterns: Sequence[str]) -> Dict[str, Tensor]:
     """Remove the first occurrence of each pattern from every key (PySlowFast's
@@ -303,4 +311,8 @@ def load_pretrained(
             path, ", ".join(dropped) or "none", ", ".join(created) or "none",
             stem_advice(stem_keys(state, cfg_yaml)),
         )
+    left_out = report.left_out_blocks()
+    if left_out:
+        logger.warning("%s has encoder blocks this model has no place for, left out: %s; to use all of them, give "
+                       "the model the checkpoint's depth (MVIT.DEPTH)", path, ", ".join(left_out))
     return report

@@ -57,18 +57,23 @@ def test_pretraining_heads_are_dropped_and_the_head_is_new(pretrain_checkpoint):
     assert torch.equal(classifier.head.projection.weight, head_before)
 
 
-def test_mae_style_decoder_and_extra_blocks_are_reported(tmp_path, pretrain_checkpoint):
+def test_mae_style_decoder_and_extra_blocks_are_reported(tmp_path, pretrain_checkpoint, caplog):
     _, pretrained = pretrain_checkpoint
     state = dict(pretrained)
     state["decoder_embed.weight"] = torch.zeros(8, 32)
     state["decoder_blocks.0.mlp.fc1.weight"] = torch.zeros(8, 8)
     state["blocks.7.norm1.weight"] = torch.zeros(32)
+    state["blocks.7.norm1.bias"] = torch.zeros(32)
     path = str(tmp_path / "mae.pyth")
     torch.save({"model_state": state, "epoch": 0, "cfg": ""}, path)
     report = load_pretrained(path, build())
     assert report.skipped["decoder_embed.weight"] == "pretraining only"
     assert report.skipped["decoder_blocks.0.mlp.fc1.weight"] == "pretraining only"
     assert report.skipped["blocks.7.norm1.weight"] == "not in this model"
+    # A deeper encoder's block left out is a warning naming it once; the decoder's are expected.
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warnings == [f"{path} has encoder blocks this model has no place for, left out: blocks.7; to use all "
+                        f"of them, give the model the checkpoint's depth (MVIT.DEPTH)"]
 
 
 def test_missing_corrupt_and_foreign_checkpoints(tmp_path):
