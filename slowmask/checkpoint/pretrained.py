@@ -174,12 +174,19 @@ class LoadReport:
         dropped = [name for name, why in self.skipped.items() if why == "not in this model" and _is_stem(name)]
         return dropped, [name for name in self.new if _is_stem(name)]
 
-    def left_out_blocks(self) -> List[str]:
-        """The checkpoint's encoder blocks this model has no place for ("blocks.3"): a deeper
-        encoder fine-tuned or probed as a shallower one. (A classifier's head left out of a
-        pretraining model is expected, and not among them.)"""
-        found = (re.match(r"blocks\.\d+(?=\.)", name) for name, why in self.skipped.items() if why == "not in this model")
-        return list(dict.fromkeys(match.group(0) for match in found if match))
+    def unmatched_blocks(self) -> Tuple[List[str], List[str]]:
+        """(left out, created): the encoder blocks ("blocks.3") the checkpoint has and the
+        model lacks, and those the model has and the checkpoint lacks: the two encoders
+        differ in depth. (A classifier's head left out of a pretraining model, or new in a
+        classifier, is expected, and not among them.)"""
+        left_out = [name for name, why in self.skipped.items() if why == "not in this model"]
+        return _blocks(left_out), _blocks(self.new)
+
+
+def _blocks(names: Sequence[str]) -> List[str]:
+    """The encoder blocks ("blocks.3") that `names` belong to, each once, in order."""
+    found = (re.match(r"blocks\.\d+(?=\.)", name) for name in names)
+    return list(dict.fromkeys(match.group(0) for match in found if match))
 
 
 def renamed(state: Dict[str, Tensor], patterns: Sequence[str]) -> Dict[str, Tensor]:
@@ -311,8 +318,9 @@ def load_pretrained(
             path, ", ".join(dropped) or "none", ", ".join(created) or "none",
             stem_advice(stem_keys(state, cfg_yaml)),
         )
-    left_out = report.left_out_blocks()
-    if left_out:
-        logger.warning("%s has encoder blocks this model has no place for, left out: %s; to use all of them, give "
-                       "the model the checkpoint's depth (MVIT.DEPTH)", path, ", ".join(left_out))
+    left_out, created = report.unmatched_blocks()
+    if left_out or created:
+        logger.warning("%s and this model differ in depth: blocks left out of the checkpoint: %s; blocks created by "
+                       "the model (not pretrained): %s. Give the model the checkpoint's depth (MVIT.DEPTH)",
+                       path, ", ".join(left_out) or "none", ", ".join(created) or "none")
     return report

@@ -72,8 +72,19 @@ def test_mae_style_decoder_and_extra_blocks_are_reported(tmp_path, pretrain_chec
     assert report.skipped["blocks.7.norm1.weight"] == "not in this model"
     # A deeper encoder's block left out is a warning naming it once; the decoder's are expected.
     warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
-    assert warnings == [f"{path} has encoder blocks this model has no place for, left out: blocks.7; to use all "
-                        f"of them, give the model the checkpoint's depth (MVIT.DEPTH)"]
+    assert warnings == [f"{path} and this model differ in depth: blocks left out of the checkpoint: blocks.7; blocks "
+                        f"created by the model (not pretrained): none. Give the model the checkpoint's depth (MVIT.DEPTH)"]
+
+
+def test_a_shallower_checkpoint_leaves_the_models_last_block_new_and_says_so(pretrain_checkpoint, caplog):
+    path, _ = pretrain_checkpoint
+    report = load_pretrained(path, build("MVIT.DEPTH", "3"))
+    assert [name for name in report.new if name.startswith("blocks.")][:2] == ["blocks.2.norm1.weight",
+                                                                                "blocks.2.norm1.bias"]
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warnings == [f"{path} and this model differ in depth: blocks left out of the checkpoint: none; blocks "
+                        f"created by the model (not pretrained): blocks.2. Give the model the checkpoint's depth "
+                        f"(MVIT.DEPTH)"]
 
 
 def test_missing_corrupt_and_foreign_checkpoints(tmp_path):
