@@ -51,6 +51,7 @@ def test_image_fine_tuning_takes_the_whole_pretrained_encoder(variables, tmp_pat
     report = load_pretrained(path, finetune)
     assert not report.fitted
     assert sorted(report.new) == ["head.projection.bias", "head.projection.weight"]
+    assert not [name for name, why in report.skipped.items() if why != "pretraining only"]
     assert len(report.loaded) > 10
 
 
