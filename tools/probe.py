@@ -172,7 +172,7 @@ def figures(outcomes: Dict[str, ProbeOutcome], cfg, pixels: bool = False) -> Dic
     found["pooling"] = read_label(cfg, pixels)
     found["views"] = list(probe_views(cfg))
     for name, outcome in outcomes.items():
-        if outcome.named:
+        if outcome.best:
             found[f"{name}_best"] = outcome.best
         if len(outcome.heads) > 1:
             found[f"{name}_heads"] = [{**settings, "top1": round(value, 4)} for settings, value in outcome.heads]

@@ -106,15 +106,15 @@ def linear_heads(train: ProbeSet, query: ProbeSet, num_classes: int, l2s: Sequen
     """The linear probe as a probe of one head: with one penalty in `l2s`, that one (settings
     {}); with several, the one `cross_validated_l2` chooses on `train`, named in the head's
     settings {"l2": ...}."""
-    if len(l2s) == 1:
-        return [HeadScores(linear_probe_scores(train.pooled, train.labels, query.pooled, num_classes, max_iters,
-                                               l2s[0], seed))]
-    items = train.items if train.items is not None else torch.arange(len(train.labels))
-    l2, accuracy = cross_validated_l2(train.pooled, train.labels, items, num_classes, l2s, folds, max_iters, seed)
-    logger.info("linear probe: penalty %g chosen by %d-fold cross-validation on the labelled set (top-1 %s)", l2,
-                folds, ", ".join(f"{value:g}: {top:.1f}" for value, top in accuracy.items()))
-    return [HeadScores(linear_probe_scores(train.pooled, train.labels, query.pooled, num_classes, max_iters, l2, seed),
-                       {"l2": l2}, chosen=True)]
+    l2, settings = l2s[0], {}
+    if len(l2s) > 1:
+        items = train.items if train.items is not None else torch.arange(len(train.labels))
+        l2, accuracy = cross_validated_l2(train.pooled, train.labels, items, num_classes, l2s, folds, max_iters, seed)
+        logger.info("linear probe: penalty %g chosen by %d-fold cross-validation on the labelled set (top-1 %s)", l2,
+                    folds, ", ".join(f"{value:g}: {top:.1f}" for value, top in accuracy.items()))
+        settings = {"l2": l2}
+    scores = linear_probe_scores(train.pooled, train.labels, query.pooled, num_classes, max_iters, l2, seed)
+    return [HeadScores(scores, settings)]
 
 
 def check_labels(labels: Tensor, num_classes: int, what: str) -> None:
@@ -229,23 +229,17 @@ def average_views(scores: Tensor, items: Optional[Tensor]) -> Tensor:
 @dataclass
 class ProbeOutcome:
     """A probe's top-1 % on the scored items: `top1` of its best head, `best` that head's
-    settings, `heads` [(settings, top-1 %)] of every head trained, `chosen` when its one
-    head's settings were chosen on the labelled set."""
+    settings (HeadScores': {} when there is nothing to name), `heads` [(settings, top-1 %)]
+    of every head trained."""
 
     top1: float
     best: Dict[str, float] = field(default_factory=dict)
     heads: List[Tuple[Dict[str, float], float]] = field(default_factory=list)
-    chosen: bool = False
-
-    @property
-    def named(self) -> bool:
-        """Whether the best head's settings are worth naming: several heads, or chosen ones."""
-        return len(self.heads) > 1 or self.chosen
 
     def best_head(self) -> str:
         """"best of 20 heads: lr 0.005, weight_decay 0.01"; "l2 0.001" for one head whose
         settings were chosen; "" otherwise."""
-        if not self.named:
+        if not self.best:
             return ""
         settings = ", ".join(f"{name} {value:g}" for name, value in self.best.items())
         return f"best of {len(self.heads)} heads: {settings}" if len(self.heads) > 1 else settings
@@ -265,11 +259,10 @@ def probe_outcomes(train: ProbeSet, query: ProbeSet, num_classes: int, probes: D
     outcomes = {}
     for name, probe in probes.items():
         labels = item_labels(query)
-        trained = probe(train, query, num_classes)
         heads = [(head.settings, top1(average_views(head.scores, query.items).argmax(dim=1), labels))
-                 for head in trained]
+                 for head in probe(train, query, num_classes)]
         best = max(range(len(heads)), key=lambda i: heads[i][1])
-        outcomes[name] = ProbeOutcome(heads[best][1], heads[best][0], heads, chosen=trained[best].chosen)
+        outcomes[name] = ProbeOutcome(heads[best][1], heads[best][0], heads)
     return outcomes
 
 
@@ -407,7 +400,7 @@ class ProbeEvaluation:
         check_labels(query.labels, self.num_classes, self.split_names[1])
         outcomes = probe_outcomes(train, query, self.num_classes, self.probes)
         for name, outcome in outcomes.items():
-            if outcome.named:
+            if outcome.best:
                 logger.info("probe %s: top-1 %s", name, outcome.describe())
         return {name: outcome.top1 for name, outcome in outcomes.items()}
 

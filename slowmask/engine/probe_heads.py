@@ -33,13 +33,13 @@ INIT_STD = 0.02
 
 @dataclass
 class HeadScores:
-    """Class scores (M, K) of one trained head on the scored rows, and the settings that
-    tell it from the other heads of its probe ({} when the probe has one head), or that
-    were `chosen` for it on the labelled set (the linear probe's cross-validated penalty)."""
+    """Class scores (M, K) of one trained head on the scored rows, and the settings worth
+    naming: those that tell it from the other heads of its probe, or those chosen for it
+    on the labelled set (the linear probe's cross-validated penalty); {} for a probe of one
+    head with given settings."""
 
     scores: Tensor
     settings: Dict[str, float] = field(default_factory=dict)
-    chosen: bool = False
 
 
 def standardized(train: Tensor, *others: Tensor, eps: float = 1e-6) -> List[Tensor]:
@@ -255,12 +255,13 @@ def attentive_heads(
 ) -> List[HeadScores]:
     """One head `make(D, num_classes)` per (lr, weight decay) of `settings`, trained
     together (`fit_heads`) on standardized `train_tokens` (N, L, D) with labels (N,); each
-    head's logits (M, K) of `query_tokens` (M, L, D), all scored in one batch."""
+    head's logits (M, K) of `query_tokens` (M, L, D), all scored in one batch; each named by
+    its (lr, weight decay) when there are several."""
     train_tokens, query_tokens = standardized(train_tokens.float(), query_tokens.float())
     heads = [seeded(lambda: make(train_tokens.shape[-1], num_classes), seed) for _ in settings]
     fit_heads(heads, settings, train_tokens, train_labels, epochs, batch_size, seed)
     with torch.no_grad():
-        return [HeadScores(head(query_tokens), {"lr": lr, "weight_decay": wd})
+        return [HeadScores(head(query_tokens), {"lr": lr, "weight_decay": wd} if len(heads) > 1 else {})
                 for head, (lr, wd) in zip(heads, settings)]
 
 

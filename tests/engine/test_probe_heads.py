@@ -116,7 +116,7 @@ def test_the_default_attentive_probe_gives_todays_predictions():
     cfg = probe_cfg("PROBE.ATTENTIVE_EPOCHS", "4", "RNG_SEED", "2")
     (head,) = build_probes(cfg, linear=False, attentive=True)["attentive"](
         ProbeSet(train.mean(dim=1), train_labels, train), ProbeSet(query.mean(dim=1), train_labels[:16], query), 2)
-    assert head.settings == {"lr": 0.003, "weight_decay": 0.01}
+    assert head.settings == {}  # one head: nothing to tell it from (lr 0.003, weight decay 0.01 below)
     today = attentive_probe_predict(train, train_labels, query, 2, epochs=4, lr=0.003, weight_decay=0.01,
                                     batch_size=32, num_heads=2, seed=2)
     assert torch.equal(head.scores.argmax(dim=1), today)
